@@ -1,0 +1,1 @@
+"""LwM2M 1.1 enabler."""

@@ -1,0 +1,139 @@
+"""Resource data types and typed values (LwM2M-TS-Core §7.3 / Appendix C).
+
+Python representation of each :class:`ResourceType`:
+
+=================  ===============================================
+STRING             ``str``
+INTEGER            ``int`` (signed 64-bit)
+UNSIGNED_INTEGER   ``int`` (0 .. 2**64-1)
+FLOAT              ``float`` (an ``int`` is accepted and converted)
+BOOLEAN            ``bool``
+OPAQUE             ``bytes``
+TIME               ``int``: seconds since the Unix epoch (signed)
+OBJLNK             :class:`ObjectLink`
+CORELNK            ``str`` (RFC 6690 link-format text)
+NONE               ``None`` (executable resources carry no value)
+=================  ===============================================
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+from typing import TypeAlias
+
+from lwm2m.constants import MAX_ID
+from lwm2m.errors import ModelError
+
+__all__ = ["ObjectLink", "ResourceType", "Value", "check_value"]
+
+
+class ResourceType(Enum):
+    """The data types of the LwM2M resource model; values are the DDF ``<Type>`` spellings."""
+
+    STRING = "String"
+    INTEGER = "Integer"
+    UNSIGNED_INTEGER = "Unsigned Integer"
+    FLOAT = "Float"
+    BOOLEAN = "Boolean"
+    OPAQUE = "Opaque"
+    TIME = "Time"
+    OBJLNK = "Objlnk"
+    CORELNK = "Corelnk"
+    NONE = "none"
+
+    @classmethod
+    def from_ddf(cls, text: str) -> ResourceType:
+        """Map a DDF ``<Type>`` text (case-insensitive; empty means NONE) to a type."""
+        key = text.strip().lower()
+        if key in ("", "none"):
+            return cls.NONE
+        for member in cls:
+            if member.value.lower() == key:
+                return member
+        raise ModelError(f"unknown resource type {text!r}")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ObjectLink:
+    """An Objlnk value: a reference to object instance ``/object_id/instance_id``.
+
+    ``65535:65535`` is the null link (LwM2M-TS-Core Appendix C).
+    """
+
+    object_id: int
+    instance_id: int
+
+    def __post_init__(self) -> None:
+        for v in (self.object_id, self.instance_id):
+            if type(v) is not int or not 0 <= v <= MAX_ID:
+                raise ModelError(f"objlnk id {v!r} is not in 0..{MAX_ID}")
+
+    @classmethod
+    def parse(cls, text: str) -> ObjectLink:
+        """Parse ``"oid:iid"``."""
+        oid, sep, iid = text.partition(":")
+        if not sep or not oid.isdigit() or not iid.isdigit() or not oid.isascii():
+            raise ModelError(f"objlnk {text!r} is not 'oid:iid'")
+        if not iid.isascii():
+            raise ModelError(f"objlnk {text!r} is not 'oid:iid'")
+        return cls(int(oid), int(iid))
+
+    @property
+    def is_null(self) -> bool:
+        return self.object_id == MAX_ID and self.instance_id == MAX_ID
+
+    def __str__(self) -> str:
+        return f"{self.object_id}:{self.instance_id}"
+
+
+Value: TypeAlias = str | int | float | bool | bytes | ObjectLink | None
+
+_INT64 = (-(2**63), 2**63 - 1)
+_UINT64 = (0, 2**64 - 1)
+
+
+def check_value(type_: ResourceType, value: object) -> Value:
+    """Return ``value`` as the Python representation of ``type_``, or raise :class:`ModelError`.
+
+    Only loss-free conversions are made: ``int`` to ``float`` for FLOAT, ``bytearray`` and
+    ``memoryview`` to ``bytes`` for OPAQUE.
+    """
+    match type_:
+        case ResourceType.STRING | ResourceType.CORELNK:
+            if isinstance(value, str):
+                return value
+        case ResourceType.INTEGER | ResourceType.TIME:
+            if type(value) is int:
+                if not _INT64[0] <= value <= _INT64[1]:
+                    raise ModelError(f"{type_.value} {value} does not fit in 64 signed bits")
+                return value
+        case ResourceType.UNSIGNED_INTEGER:
+            if type(value) is int:
+                if not _UINT64[0] <= value <= _UINT64[1]:
+                    raise ModelError(f"{type_.value} {value} is not in 0..2**64-1")
+                return value
+        case ResourceType.FLOAT:
+            if type(value) is float:
+                return value
+            if type(value) is int:
+                as_float = float(value)
+                if math.isfinite(as_float) and int(as_float) == value:
+                    return as_float
+                raise ModelError(f"Float {value} cannot be represented exactly")
+        case ResourceType.BOOLEAN:
+            if type(value) is bool:
+                return value
+        case ResourceType.OPAQUE:
+            if type(value) is bytes:
+                return value
+            if isinstance(value, bytearray | memoryview):
+                return bytes(value)
+        case ResourceType.OBJLNK:
+            if isinstance(value, ObjectLink):
+                return value
+        case ResourceType.NONE:
+            if value is None:
+                return None
+    raise ModelError(f"{type(value).__name__} is not a valid {type_.value} value")
