@@ -35,7 +35,11 @@ class Operations(Flag):
             raise ModelError(msg) from None
 
     def to_ddf(self) -> str:
-        return {0: "", 1: "R", 2: "W", 3: "RW", 4: "E"}[self.value]
+        """The DDF spelling; combinations DDF cannot express (e.g. ``R|E``) raise ModelError."""
+        try:
+            return {0: "", 1: "R", 2: "W", 3: "RW", 4: "E"}[self.value]
+        except KeyError:
+            raise ModelError(f"operations {self!r} cannot be written in DDF") from None
 
     @property
     def readable(self) -> bool:
@@ -67,6 +71,7 @@ class ResourceDefinition:
     def __post_init__(self) -> None:
         if type(self.id) is not int or not 0 <= self.id < MAX_ID:
             raise ModelError(f"resource id {self.id!r} is not in 0..{MAX_ID - 1}")
+        self.operations.to_ddf()  # only R, W, RW, E or none exist in LwM2M (§7.2)
         if self.operations.executable and self.type is not ResourceType.NONE:
             # Executable resources carry no value (LwM2M-TS-Core §7.2); many registry files
             # still give them a type, which loaders accept and normalise.

@@ -49,20 +49,23 @@ class Path:
 
     @classmethod
     def parse(cls, text: str) -> Path:
-        """Parse ``/o/i/r/ri`` (leading slash optional, trailing slash allowed)."""
+        """Parse ``/o/i/r/ri`` (leading slash optional, one trailing slash allowed).
+
+        ``"/"`` and ``""`` are the root; empty segments (``"//"``, ``"/3//0"``) are rejected.
+        """
         if not isinstance(text, str):
             raise InvalidPathError(f"path must be text, got {type(text).__name__}")
-        stripped = text.strip("/")
-        if not stripped:
-            if text and set(text) != {"/"}:
-                raise InvalidPathError(f"invalid path {text!r}")
+        if text in ("", "/"):
             return ROOT
+        stripped = text.removeprefix("/").removesuffix("/")
         ids: list[int] = []
         for part in stripped.split("/"):
             if not part.isascii() or not part.isdigit():
                 raise InvalidPathError(f"invalid path {text!r}: {part!r} is not a decimal id")
             if len(part) > 1 and part[0] == "0":
                 raise InvalidPathError(f"invalid path {text!r}: {part!r} has a leading zero")
+            if len(part) > 5:  # also keeps int() away from its digit-count limit
+                raise InvalidPathError(f"invalid path {text!r}: id {part} is not in 0..65534")
             ids.append(int(part))
         try:
             return cls(*ids)

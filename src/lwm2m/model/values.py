@@ -74,10 +74,9 @@ class ObjectLink:
     def parse(cls, text: str) -> ObjectLink:
         """Parse ``"oid:iid"``."""
         oid, sep, iid = text.partition(":")
-        if not sep or not oid.isdigit() or not iid.isdigit() or not oid.isascii():
-            raise ModelError(f"objlnk {text!r} is not 'oid:iid'")
-        if not iid.isascii():
-            raise ModelError(f"objlnk {text!r} is not 'oid:iid'")
+        for part in (oid, iid):
+            if not (sep and part.isascii() and part.isdigit() and len(part) <= 5):
+                raise ModelError(f"objlnk {text!r} is not 'oid:iid' with ids 0..{MAX_ID}")
         return cls(int(oid), int(iid))
 
     @property
@@ -118,7 +117,10 @@ def check_value(type_: ResourceType, value: object) -> Value:
             if type(value) is float:
                 return value
             if type(value) is int:
-                as_float = float(value)
+                try:
+                    as_float = float(value)
+                except OverflowError:  # beyond the float range: never exact
+                    as_float = math.inf
                 if math.isfinite(as_float) and int(as_float) == value:
                     return as_float
                 raise ModelError(f"Float {value} cannot be represented exactly")
@@ -136,4 +138,6 @@ def check_value(type_: ResourceType, value: object) -> Value:
         case ResourceType.NONE:
             if value is None:
                 return None
+        case _:
+            raise ModelError(f"{type_!r} is not a ResourceType")
     raise ModelError(f"{type(value).__name__} is not a valid {type_.value} value")
