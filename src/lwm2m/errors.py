@@ -11,18 +11,30 @@ resources or key material.
 from __future__ import annotations
 
 __all__ = [
+    "BadRequest",
     "BufferReadError",
     "CoapError",
     "CodecError",
     "DdfError",
     "DtlsError",
+    "Forbidden",
+    "InternalServerError",
     "InvalidPathError",
     "LocalProtocolError",
     "Lwm2mError",
+    "MethodNotAllowed",
     "ModelError",
+    "NotAcceptable",
+    "NotFound",
+    "PreconditionFailed",
     "ProtocolError",
     "RemoteProtocolError",
+    "RequestEntityTooLarge",
+    "RequestError",
     "SecureComponentError",
+    "ServiceUnavailable",
+    "Unauthorized",
+    "UnsupportedContentFormat",
 ]
 
 
@@ -76,6 +88,64 @@ class LocalProtocolError(ProtocolError):
 
 class RemoteProtocolError(ProtocolError):
     """The peer broke a protocol rule."""
+
+
+class RequestError(Lwm2mError):
+    """An LwM2M request cannot be served: rendered as the CoAP error response ``code``.
+
+    Object handlers raise the subclasses (``NotFound()``, ``MethodNotAllowed()``, ...); the
+    client's object tree turns them into the response. ``code`` is the CoAP code as an int
+    (class << 5 | detail), so this module needs no CoAP import.
+    """
+
+    code: int = 0xA0  # 5.00
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or self.__class__.__name__)
+
+
+class BadRequest(RequestError):
+    code = 0x80  # 4.00
+
+
+class Unauthorized(RequestError):
+    code = 0x81  # 4.01
+
+
+class Forbidden(RequestError):
+    code = 0x83  # 4.03
+
+
+class NotFound(RequestError):
+    code = 0x84  # 4.04
+
+
+class MethodNotAllowed(RequestError):
+    code = 0x85  # 4.05
+
+
+class NotAcceptable(RequestError):
+    code = 0x86  # 4.06
+
+
+class PreconditionFailed(RequestError):
+    code = 0x8C  # 4.12
+
+
+class RequestEntityTooLarge(RequestError):
+    code = 0x8D  # 4.13
+
+
+class UnsupportedContentFormat(RequestError):
+    code = 0x8F  # 4.15
+
+
+class InternalServerError(RequestError):
+    code = 0xA0  # 5.00
+
+
+class ServiceUnavailable(RequestError):
+    code = 0xA3  # 5.03
 
 
 class CoapError(Lwm2mError):
