@@ -11,6 +11,8 @@ MODULES = [
     "lwm2m.buffer",
     "lwm2m.codec",
     "lwm2m.codec.content_format",
+    "lwm2m.codec.link",
+    "lwm2m.codec.tlv",
     "lwm2m.model.path",
     "lwm2m.model.registry",
 ]
