@@ -2,46 +2,51 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check
 
-# Debian packages the tests need (interop peers and services), installed only when missing.
-TEST_DEBS := libcoap3-bin
+# Debian packages the tests need — interop peers (libcoap, openssl), SoftHSM2, pcscd with the
+# vpcd virtual reader, and what pyscard needs to build — installed only when missing.
+TEST_DEBS := libcoap3-bin openssl softhsm2 pcscd vsmartcard-vpcd libpcsclite-dev swig
 
-.PHONY: demo test lint typecheck imports unit fuzz bench system-deps venv clean
+.PHONY: demo test lint typecheck imports unit fuzz bench system-deps clean
 
-venv: $(STAMP)
-
-$(STAMP): pyproject.toml
+$(VENV)/.base: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@$(PIP) --upgrade pip
+	@$(PIP) -e .
+	@touch $@
+
+# The test environment needs the Debian packages first (pyscard builds against libpcsclite).
+$(VENV)/.dev: pyproject.toml $(VENV)/.base
+	@scripts/ensure-system-deps.sh $(TEST_DEBS)
+	@$(PIP) -e '.[dev]'
 	@touch $@
 
 system-deps:
 	@scripts/ensure-system-deps.sh $(TEST_DEBS)
 
-demo: venv
+demo: $(VENV)/.base
 	$(BIN)/lwm2m demo
 
-lint: venv
+lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-typecheck: venv
+typecheck: $(VENV)/.dev
 	$(BIN)/mypy --strict src
 
-imports: venv
+imports: $(VENV)/.dev
 	$(BIN)/lint-imports
 
-unit: venv system-deps
+unit: $(VENV)/.dev system-deps
 	$(BIN)/python -m pytest --cov=lwm2m --cov-branch --cov-report=term:skip-covered
 
 test: lint typecheck imports unit
 
-fuzz: venv
-	LWM2M_FUZZ_ITERATIONS=1000000 $(BIN)/python -m pytest -m fuzz -q
+fuzz: $(VENV)/.dev
+	LWM2M_FUZZ_ITERATIONS=1000000 $(BIN)/python -m pytest -m fuzz -q -p no:cacheprovider
 
-bench: venv
+bench: $(VENV)/.dev
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:

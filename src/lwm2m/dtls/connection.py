@@ -1,0 +1,646 @@
+"""One DTLS 1.2 association, sans-IO (RFC 6347): datagrams, calls and ``now`` in; datagrams,
+events and one timer deadline out.
+
+Call order (aioquic's contract): after every ``connect``, ``receive_datagram``, ``send``,
+``handle_timer`` or ``close``, drain ``datagrams_to_send(now)`` and ``next_event()`` and re-arm
+one timer at ``get_timer()``.
+
+What this module does on top of :mod:`.handshake` (messages) and :mod:`.record` (protection):
+
+- record processing per epoch with the 64-record anti-replay window (RFC 6347 §4.1.2.6);
+  records that fail to authenticate, replays, and malformed framing are dropped silently
+  (§4.1.2.7); records of the next epoch that arrive before its keys are buffered (bounded, §4.1);
+- handshake fragmentation to ``max_datagram_size`` and reassembly into bounded buffers
+  (§4.2.3), in-order delivery by ``message_seq`` (§4.2.2);
+- flight retransmission with a doubling timer (§4.2.4, §4.2.4.1) and retransmission of the
+  last flight when the peer repeats its previous one;
+- alerts (RFC 5246 §7.2) and close_notify; renegotiation refused with ``no_renegotiation``
+  (RFC 5246 §7.4.1.1, §7.2.2); connection IDs (RFC 9146) for record framing.
+
+Errors in peer input never escape ``receive_datagram``: they become a fatal alert and a
+:class:`~.events.ConnectionClosed` event, or a silent drop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from enum import Enum, auto
+
+from lwm2m.buffer import Buffer
+from lwm2m.errors import BufferReadError
+
+from .config import DtlsConfiguration
+from .constants import (
+    DTLS_1_2,
+    AlertDescription,
+    AlertLevel,
+    ContentType,
+    HandshakeType,
+)
+from .credentials import DtlsCredentials
+from .errors import (
+    Alert,
+    AlertDecodeError,
+    AlertDecryptError,
+    AlertIllegalParameter,
+    AlertInternalError,
+    AlertRecordOverflow,
+    AlertUnexpectedMessage,
+    DtlsStateError,
+)
+from .events import (
+    AlertReceived,
+    ApplicationData,
+    ConnectionClosed,
+    DtlsEvent,
+    HandshakeCompleted,
+)
+from .handshake import Handshake, OutgoingMessage, SessionCache
+from .messages import HANDSHAKE_HEADER_LENGTH, HandshakeFragment, encode_handshake
+from .messages import pull_handshake_fragment as _pull_fragment
+from .record import (
+    RECORD_HEADER_LENGTH,
+    NullProtection,
+    RawRecord,
+    RecordProtection,
+    ReplayWindow,
+    parse_datagram,
+)
+from .trust import PeerIdentity
+
+__all__ = ["ConnectionState", "DtlsConnection"]
+
+logger = logging.getLogger(__name__)
+
+_NULL = NullProtection()
+_MAX_SEQUENCE = 2**48 - 1
+#: How far ahead of the next expected message_seq fragments are buffered (RFC 6347 §4.2.2).
+_SEQ_WINDOW = 8
+#: Sequence numbers of epoch 1 that can only be the peer's Finished (or its retransmissions).
+_FIRST_RECORDS = 16
+#: Records of the next epoch kept until its keys exist.
+_MAX_DEFERRED = 8
+
+
+class ConnectionState(Enum):
+    HANDSHAKING = auto()
+    ESTABLISHED = auto()
+    CLOSED = auto()
+
+
+class _Partial:
+    """A handshake message being reassembled (RFC 6347 §4.2.3)."""
+
+    __slots__ = ("data", "epoch", "msg_type", "ranges")
+
+    def __init__(self, msg_type: int, length: int, epoch: int) -> None:
+        self.msg_type = msg_type
+        self.epoch = epoch
+        self.data = bytearray(length)
+        self.ranges: list[tuple[int, int]] = []
+
+    def add(self, offset: int, fragment: bytes) -> None:
+        end = offset + len(fragment)
+        self.data[offset:end] = fragment
+        merged: list[tuple[int, int]] = []
+        for start, stop in sorted([*self.ranges, (offset, end)]):
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(stop, merged[-1][1]))
+            else:
+                merged.append((start, stop))
+        self.ranges = merged
+
+    @property
+    def complete(self) -> bool:
+        return self.ranges == [(0, len(self.data))] or not self.data
+
+
+class _Reassembler:
+    """Orders handshake fragments by message_seq into complete messages, within bounds."""
+
+    __slots__ = ("_buffered", "_max_buffer", "_max_message", "_pending", "next_seq")
+
+    def __init__(self, next_seq: int, max_message: int, max_buffer: int) -> None:
+        self.next_seq = next_seq
+        self._max_message = max_message
+        self._max_buffer = max_buffer
+        self._pending: dict[int, _Partial] = {}
+        self._buffered = 0
+
+    def add(self, fragment: HandshakeFragment, epoch: int) -> None:
+        if fragment.length > self._max_message:
+            # RFC 6347 §4.2.3 lets receivers bound buffering; OpenSSL uses illegal_parameter.
+            raise AlertIllegalParameter("handshake message exceeds the configured size limit")
+        seq = fragment.message_seq
+        if not self.next_seq <= seq < self.next_seq + _SEQ_WINDOW:
+            return
+        partial = self._pending.get(seq)
+        if partial is None:
+            if self._buffered + fragment.length > self._max_buffer:
+                return
+            partial = _Partial(fragment.msg_type, fragment.length, epoch)
+            self._pending[seq] = partial
+            self._buffered += fragment.length
+        elif (
+            partial.msg_type != fragment.msg_type
+            or len(partial.data) != fragment.length
+            or partial.epoch != epoch
+        ):
+            return  # inconsistent with earlier fragments: drop (could be forged)
+        partial.add(fragment.fragment_offset, fragment.fragment)
+
+    def pop(self) -> tuple[int, int, bytes, int] | None:
+        """The next complete message as ``(msg_type, message_seq, body, epoch)``."""
+        seq = self.next_seq
+        partial = self._pending.get(seq)
+        if partial is None or not partial.complete:
+            return None
+        del self._pending[seq]
+        self._buffered -= len(partial.data)
+        self.next_seq = seq + 1
+        return partial.msg_type, seq, bytes(partial.data), partial.epoch
+
+    def clear(self) -> None:
+        self._pending.clear()
+        self._buffered = 0
+
+
+class DtlsConnection:
+    """A DTLS 1.2 client or server connection (role from ``configuration.is_client``).
+
+    :param configuration: settings and bounds.
+    :param credentials: what this endpoint authenticates with (never raw long-term keys, see
+        :mod:`.credentials`).
+    :param session_cache: server: sessions shared for resumption (a server demultiplexer
+        passes its own); a private cache is made when omitted.
+    :param connection_id: overrides ``configuration.connection_id`` (the CID to receive).
+    """
+
+    __slots__ = (
+        "_configuration",
+        "_credentials",
+        "_datagrams",
+        "_deferred",
+        "_epoch0_window",
+        "_events",
+        "_flight",
+        "_flight_sent_at",
+        "_flight_trigger",
+        "_handshake",
+        "_highest_record",
+        "_linger",
+        "_read_protection",
+        "_read_window",
+        "_reassembler",
+        "_retransmissions",
+        "_state",
+        "_timeout",
+        "_timer",
+        "_write_epoch",
+        "_write_protection",
+        "_write_seq",
+        "connection_id",
+        "handshake_result",
+    )
+
+    def __init__(
+        self,
+        *,
+        configuration: DtlsConfiguration,
+        credentials: DtlsCredentials,
+        session_cache: SessionCache | None = None,
+        connection_id: bytes | None = None,
+        _first_message_seq: int = 0,
+        _first_record_seq: int = 0,
+    ) -> None:
+        self._configuration = configuration
+        self._credentials = credentials
+        cid = connection_id if connection_id is not None else configuration.connection_id
+        self.connection_id: bytes | None = cid
+        """The CID this endpoint receives records with (before negotiation: the one offered)."""
+        if session_cache is None and not configuration.is_client:
+            session_cache = SessionCache(configuration.session_cache_size)
+        self._handshake: Handshake | None = Handshake(
+            configuration=configuration,
+            credentials=credentials,
+            session_cache=session_cache,
+            connection_id=cid,
+            first_message_seq=_first_message_seq,
+        )
+        self._state = ConnectionState.HANDSHAKING
+        self._reassembler = _Reassembler(
+            _first_message_seq,
+            configuration.max_handshake_message_size,
+            configuration.max_handshake_buffer,
+        )
+        self._read_protection: RecordProtection | None = None
+        self._read_window = ReplayWindow()
+        self._epoch0_window: ReplayWindow | None = ReplayWindow()
+        self._write_protection: RecordProtection | None = None
+        self._write_epoch = 0
+        self._write_seq = [_first_record_seq, 0]
+        self._flight: list[OutgoingMessage] | None = None
+        self._flight_trigger = -1
+        self._flight_sent_at = 0.0
+        self._timer: float | None = None
+        self._linger: float | None = None
+        self._timeout = configuration.initial_retransmit_timeout
+        self._retransmissions = 0
+        self._deferred: list[RawRecord] = []
+        self._events: list[DtlsEvent] = []
+        self._datagrams: list[bytes] = []
+        self._highest_record = (0, -1)
+        self.handshake_result: HandshakeCompleted | None = None
+        """The HandshakeCompleted event once the handshake finished."""
+
+    # -- properties --------------------------------------------------------------------------
+
+    @property
+    def is_client(self) -> bool:
+        return self._configuration.is_client
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
+
+    @property
+    def peer_identity(self) -> PeerIdentity | None:
+        return self.handshake_result.peer_identity if self.handshake_result else None
+
+    @property
+    def peer_connection_id(self) -> bytes | None:
+        return self.handshake_result.peer_connection_id if self.handshake_result else None
+
+    @property
+    def highest_authenticated_record(self) -> tuple[int, int]:
+        """``(epoch, sequence_number)`` of the newest record that authenticated under
+        negotiated keys; a demultiplexer accepts a peer address change only when this grew
+        (RFC 9146 §6)."""
+        return self._highest_record
+
+    def _is_closed(self) -> bool:
+        return self._state is ConnectionState.CLOSED
+
+    def _handshake_done(self) -> bool:
+        return self._handshake is None
+
+    def _peer_random(self) -> bytes | None:
+        """Server demultiplexer: the random of the ClientHello being handled."""
+        handshake = self._handshake
+        return handshake.client_random if handshake is not None else None
+
+    # -- sans-IO API -------------------------------------------------------------------------
+
+    def connect(self, now: float) -> None:
+        """Client: start the handshake (queues the first ClientHello).
+
+        Raises :class:`DtlsStateError` for a server connection or a second call.
+        """
+        handshake = self._handshake
+        if not self.is_client or handshake is None or self._flight is not None:
+            raise DtlsStateError("connect() is for a client that has not started")
+        try:
+            handshake.start()
+        except Alert as exc:
+            raise DtlsStateError(str(exc)) from exc
+        self._after_handshake_step(now, -1)
+
+    def receive_datagram(self, data: bytes, now: float) -> None:
+        """Process one datagram from the peer.
+
+        Never raises for peer input: invalid records are dropped, protocol violations end the
+        connection with a fatal alert and a :class:`ConnectionClosed` event.
+        """
+        if self._state is ConnectionState.CLOSED:
+            return
+        cid_length = len(self.connection_id) if self.connection_id else 0
+        try:
+            for record in parse_datagram(data, cid_length):
+                self._receive_record(record, now)
+                if self._is_closed():
+                    break
+        except Alert as exc:
+            self._fail(exc)
+        except BufferReadError as exc:
+            self._fail(AlertDecodeError(str(exc)))
+        except Exception as exc:  # a credential backend or a bug: never take the caller down
+            logger.exception("internal error in DTLS connection")
+            self._fail(AlertInternalError(type(exc).__name__))
+
+    def send(self, data: bytes) -> None:
+        """Queue ``data`` as one application-data record (one datagram).
+
+        Raises :class:`DtlsStateError` before the handshake completed, after close, or when
+        ``data`` does not fit one record of ``max_datagram_size``.
+        """
+        if self._state is not ConnectionState.ESTABLISHED:
+            raise DtlsStateError("application data can be sent only on an established connection")
+        if len(data) > self.max_application_data:
+            raise DtlsStateError(
+                f"{len(data)} bytes exceed the {self.max_application_data}-byte record limit"
+            )
+        self._datagrams.append(self._protect(ContentType.APPLICATION_DATA, data, 1))
+
+    @property
+    def max_application_data(self) -> int:
+        """Largest payload ``send`` accepts (one record in one datagram)."""
+        protection = self._write_protection or _NULL
+        overhead = RECORD_HEADER_LENGTH + len(protection.cid) + protection.overhead
+        return min(self._configuration.max_datagram_size - overhead, 2**14)
+
+    def datagrams_to_send(self, now: float) -> list[bytes]:
+        """The datagrams to transmit now, in order."""
+        datagrams, self._datagrams = self._datagrams, []
+        return datagrams
+
+    def get_timer(self) -> float | None:
+        """When ``handle_timer`` must next be called, or None."""
+        timer, linger = self._timer, self._linger
+        if timer is None:
+            return linger
+        if linger is None:
+            return timer
+        return min(timer, linger)
+
+    def handle_timer(self, now: float) -> None:
+        """Retransmit the current flight or give up (RFC 6347 §4.2.4.1); expire lingering state."""
+        if self._linger is not None and now >= self._linger:
+            self._linger = None
+            self._release_handshake_state()
+        if self._timer is None or now < self._timer:
+            return
+        config = self._configuration
+        if self._retransmissions >= config.max_retransmissions:
+            self._close(None, by_peer=False, reason="handshake timeout")
+            return
+        self._retransmissions += 1
+        self._timeout = min(self._timeout * 2, config.max_retransmit_timeout)
+        self._timer = now + self._timeout
+        self._transmit_flight(now)
+
+    def next_event(self) -> DtlsEvent | None:
+        """The next event, or None."""
+        return self._events.pop(0) if self._events else None
+
+    def close(self) -> None:
+        """Send close_notify (RFC 5246 §7.2.1) and end the connection."""
+        if self._state is ConnectionState.CLOSED:
+            return
+        self._send_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
+        self._close(AlertDescription.CLOSE_NOTIFY, by_peer=False, reason="closed locally")
+
+    def __repr__(self) -> str:
+        role = "client" if self.is_client else "server"
+        return f"<DtlsConnection {role} {self._state.name}>"
+
+    # -- records -----------------------------------------------------------------------------
+
+    def _protect(self, content_type: int, payload: bytes, epoch: int) -> bytes:
+        seq = self._write_seq[epoch]
+        if seq > _MAX_SEQUENCE:
+            raise DtlsStateError("sequence numbers exhausted")
+        self._write_seq[epoch] = seq + 1
+        protection = self._write_protection if epoch else _NULL
+        assert protection is not None
+        return protection.encrypt(content_type, DTLS_1_2, epoch, seq, payload)
+
+    def _receive_record(self, record: RawRecord, now: float) -> None:
+        epoch = record.epoch
+        if epoch == 0:
+            # RFC 6347 §4.1: the record version of an initial ClientHello may be any DTLS one.
+            window = self._epoch0_window
+            if window is None or record.version >> 8 != 0xFE:
+                return
+            protection: RecordProtection = _NULL
+        elif epoch == 1 and record.version == DTLS_1_2:
+            if self._read_protection is None:
+                if len(self._deferred) < _MAX_DEFERRED and self._handshake is not None:
+                    self._deferred.append(record)
+                return
+            window = self._read_window
+            protection = self._read_protection
+        else:
+            return
+        seq = record.sequence_number
+        if not window.is_fresh(seq):
+            return
+        result = protection.decrypt(record)
+        if result is None:
+            if epoch and self._handshake is not None and seq < _FIRST_RECORDS:
+                # The first records under the new keys (the peer's Finished and its
+                # retransmissions) do not authenticate: the peer derived other keys (wrong PSK).
+                # Fail now rather than time out; RFC 4279 §2 reports a wrong key as
+                # decrypt_error. Later sequence numbers are more likely stray records of an
+                # older association on the same addresses and are just dropped.
+                raise AlertDecryptError("records of the new epoch do not authenticate")
+            return  # bad MAC: silently discarded (RFC 6347 §4.1.2.7)
+        window.mark(seq)
+        if epoch and (epoch, seq) > self._highest_record:
+            self._highest_record = (epoch, seq)
+        content_type, payload = result
+        if len(payload) > self._configuration.max_record_plaintext:
+            raise AlertRecordOverflow("record plaintext exceeds the limit")
+        match content_type:
+            case ContentType.HANDSHAKE:
+                self._receive_handshake(payload, epoch, now)
+            case ContentType.CHANGE_CIPHER_SPEC:
+                # Epochs are explicit in DTLS records, so CCS only has to be well-formed.
+                if payload != b"\x01":
+                    raise AlertDecodeError("malformed ChangeCipherSpec")
+            case ContentType.ALERT:
+                self._receive_alert(payload, epoch)
+            case ContentType.APPLICATION_DATA if epoch:
+                if self._state is ConnectionState.ESTABLISHED:
+                    if self._linger is not None:
+                        # The peer sends data: it has our last flight (RFC 6347 §4.2.4).
+                        self._linger = None
+                        self._release_handshake_state()
+                    self._events.append(ApplicationData(payload))
+            case _:
+                if epoch:
+                    raise AlertUnexpectedMessage(f"unexpected content type {content_type}")
+
+    def _receive_alert(self, payload: bytes, epoch: int) -> None:
+        if len(payload) != 2:
+            raise AlertDecodeError("malformed alert")
+        if epoch == 0 and self._state is ConnectionState.ESTABLISHED:
+            return  # unauthenticated: cannot end an established association
+        level, description = payload[0], payload[1]
+        self._events.append(AlertReceived(level, description))
+        if description == AlertDescription.CLOSE_NOTIFY:
+            self._send_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
+            self._close(description, by_peer=True, reason="close_notify received")
+        elif level != AlertLevel.WARNING:
+            self._close(description, by_peer=True, reason="fatal alert received")
+
+    def _receive_handshake(self, payload: bytes, epoch: int, now: float) -> None:
+        buf = Buffer(payload)
+        while not buf.eof():
+            fragment = _pull_fragment(buf)
+            reassembler = self._reassembler
+            if (
+                self._state is ConnectionState.ESTABLISHED
+                and epoch
+                and self._post_handshake_fragment(fragment)
+            ):
+                continue
+            if fragment.message_seq < reassembler.next_seq:
+                # The peer repeats its last flight: ours got lost (RFC 6347 §4.2.4).
+                # Copies arriving right after we sent the flight crossed it on the wire: no
+                # second copy then, or duplicates would multiply (RFC 6347 §4.2.4 leaves the
+                # policy open).
+                if (
+                    fragment.message_seq == self._flight_trigger
+                    and fragment.fragment_offset == 0
+                    and self._flight is not None
+                    and now - self._flight_sent_at
+                    >= self._configuration.initial_retransmit_timeout / 2
+                ):
+                    self._transmit_flight(now)
+                continue
+            if self._handshake is None:
+                continue
+            reassembler.add(fragment, epoch)
+            while (message := reassembler.pop()) is not None:
+                msg_type, seq, body, msg_epoch = message
+                self._handle_message(msg_type, seq, body, msg_epoch, now)
+                if self._handshake_done():
+                    break
+
+    def _post_handshake_fragment(self, fragment: HandshakeFragment) -> bool:
+        """Renegotiation is refused (RFC 5746 is implemented for the initial handshake only)."""
+        reassembler = self._reassembler
+        refuse = (fragment.msg_type == HandshakeType.HELLO_REQUEST and self.is_client) or (
+            fragment.msg_type == HandshakeType.CLIENT_HELLO
+            and not self.is_client
+            and fragment.message_seq >= reassembler.next_seq
+        )
+        if refuse:
+            if fragment.message_seq >= reassembler.next_seq:
+                reassembler.next_seq = fragment.message_seq + 1
+            if fragment.fragment_offset == 0:
+                self._send_alert(AlertLevel.WARNING, AlertDescription.NO_RENEGOTIATION)
+            return True
+        if fragment.message_seq >= reassembler.next_seq:
+            raise AlertUnexpectedMessage("handshake message after the handshake")
+        return False
+
+    def _handle_message(self, msg_type: int, seq: int, body: bytes, epoch: int, now: float) -> None:
+        handshake = self._handshake
+        assert handshake is not None
+        if msg_type == HandshakeType.HELLO_VERIFY_REQUEST and self._epoch0_window is not None:
+            self._epoch0_window = ReplayWindow()  # the stateless server may restart numbering
+        handshake.handle_message(msg_type, seq, body, epoch)
+        self._after_handshake_step(now, seq)
+
+    def _after_handshake_step(self, now: float, trigger: int) -> None:
+        handshake = self._handshake
+        assert handshake is not None
+        install = handshake.read_protection is not None and self._read_protection is None
+        if install:
+            self._read_protection = handshake.read_protection
+            self._write_protection = handshake.write_protection
+        flight = handshake.take_flight()
+        if flight:
+            # A new flight: the peer's previous one arrived completely (RFC 6347 §4.2.4).
+            self._flight = flight
+            self._flight_trigger = trigger
+            self._timeout = self._configuration.initial_retransmit_timeout
+            self._retransmissions = 0
+            self._timer = None if handshake.flight_final else now + self._timeout
+            self._transmit_flight(now)
+        completed = handshake.completed
+        if completed is not None:
+            self._state = ConnectionState.ESTABLISHED
+            self.handshake_result = completed
+            self._events.append(completed)
+            self._timer = None
+            self._handshake = None
+            self._reassembler.clear()
+            if handshake.flight_final:
+                self._linger = now + self._configuration.max_retransmit_timeout
+            else:
+                self._release_handshake_state()
+        if install and self._deferred:
+            deferred, self._deferred = self._deferred, []
+            for record in deferred:
+                if self._state is ConnectionState.CLOSED:
+                    break
+                self._receive_record(record, now)
+        if completed is not None:
+            self._deferred = []
+
+    def _release_handshake_state(self) -> None:
+        """After the handshake and its linger period, keep only what records need."""
+        self._flight = None
+        self._epoch0_window = None
+        self._reassembler.clear()
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def _transmit_flight(self, now: float) -> None:
+        """Fragment and pack the current flight into datagrams (RFC 6347 §4.1.1, §4.2.3)."""
+        assert self._flight is not None
+        self._flight_sent_at = now
+        max_size = self._configuration.max_datagram_size
+        current = b""
+        for item in self._flight:
+            epoch = item.epoch
+            protection = self._write_protection if epoch else _NULL
+            assert protection is not None
+            overhead = RECORD_HEADER_LENGTH + len(protection.cid) + protection.overhead
+            if item.content_type == ContentType.CHANGE_CIPHER_SPEC:
+                record = self._protect(ContentType.CHANGE_CIPHER_SPEC, item.body, epoch)
+                if current and len(current) + len(record) > max_size:
+                    self._datagrams.append(current)
+                    current = b""
+                current += record
+                continue
+            body = item.body
+            offset = 0
+            while True:
+                space = max_size - len(current) - overhead - HANDSHAKE_HEADER_LENGTH
+                if current and space < min(len(body) - offset, 64):
+                    self._datagrams.append(current)
+                    current = b""
+                    space = max_size - overhead - HANDSHAKE_HEADER_LENGTH
+                chunk = max(min(space, len(body) - offset), 0)
+                if chunk == 0 and offset < len(body):
+                    chunk = min(64, len(body) - offset)  # absurdly small MTU: still progress
+                fragment = encode_handshake(item.msg_type, item.message_seq, body, offset, chunk)
+                current += self._protect(ContentType.HANDSHAKE, fragment, epoch)
+                offset += chunk
+                if offset >= len(body):
+                    break
+            self._write_epoch = max(self._write_epoch, epoch)
+        if current:
+            self._datagrams.append(current)
+
+    def _send_alert(self, level: int, description: int) -> None:
+        epoch = self._write_epoch if self._write_protection is not None else 0
+        try:
+            self._datagrams.append(
+                self._protect(ContentType.ALERT, bytes([level, description]), epoch)
+            )
+        except DtlsStateError:
+            pass
+
+    def _fail(self, exc: Alert) -> None:
+        logger.debug("DTLS fatal alert %s: %s", exc.description.name, exc)
+        self._send_alert(AlertLevel.FATAL, exc.description)
+        self._close(exc.description, by_peer=False, reason=str(exc))
+
+    def _close(self, alert: int | None, *, by_peer: bool, reason: str) -> None:
+        self._state = ConnectionState.CLOSED
+        self._events.append(ConnectionClosed(alert, by_peer, reason))
+        self._handshake = None
+        self._timer = None
+        self._linger = None
+        self._deferred = []
+        self._release_handshake_state()
+
+
+def random_connection_id(length: int) -> bytes:
+    """A fresh random CID (RFC 9146 §3 leaves the choice to the receiver)."""
+    return os.urandom(length)

@@ -1,0 +1,434 @@
+"""Handshake messages of DTLS 1.2 as frozen dataclasses with ``pull_``/``push_`` functions.
+
+Structures (wire fields stay raw ``int``/``bytes``; compare with :mod:`.constants` enums):
+
+- Handshake header with fragmentation fields (RFC 6347 §4.2.2).
+- ClientHello with cookie (RFC 6347 §4.2.1, §4.3.2), ServerHello, ServerHelloDone, Finished,
+  CertificateVerify, CertificateRequest (RFC 5246 §7.4), HelloVerifyRequest (RFC 6347 §4.2.1).
+- Certificate with X.509 chains (RFC 5246 §7.4.2) or a raw SubjectPublicKeyInfo (RFC 7250 §3).
+- ServerKeyExchange / ClientKeyExchange for PSK (RFC 4279 §2) and ECDHE_ECDSA (RFC 8422 §5.4,
+  §5.7).
+- Extensions as ``(type, data)`` pairs (RFC 5246 §7.4.1.4); helpers for the ones used here.
+
+``pull_*`` raise :class:`lwm2m.errors.BufferReadError` on truncation; the connection turns that
+into a ``decode_error`` alert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lwm2m.buffer import Buffer
+
+from .constants import DTLS_1_2, NAMED_CURVE, ExtensionType, NamedGroup
+from .errors import AlertDecodeError
+
+__all__ = [
+    "HANDSHAKE_HEADER_LENGTH",
+    "Certificate",
+    "CertificateRequest",
+    "CertificateVerify",
+    "ClientHello",
+    "ClientKeyExchange",
+    "Finished",
+    "HandshakeFragment",
+    "HelloVerifyRequest",
+    "ServerHello",
+    "ServerKeyExchangeEcdhe",
+    "ServerKeyExchangePsk",
+    "encode_handshake",
+    "find_extension",
+    "pull_handshake_fragment",
+]
+
+#: msg_type(1) length(3) message_seq(2) fragment_offset(3) fragment_length(3), RFC 6347 §4.2.2.
+HANDSHAKE_HEADER_LENGTH = 12
+
+Extensions = tuple[tuple[int, bytes], ...]
+
+
+def _pull_opaque(buf: Buffer, width: int) -> bytes:
+    return buf.pull_bytes(buf.pull_uint(width))
+
+
+def _push_opaque(buf: Buffer, width: int, value: bytes) -> None:
+    buf.push_uint(len(value), width)
+    buf.push_bytes(value)
+
+
+def _pull_extensions(buf: Buffer) -> Extensions | None:
+    """Extensions are optional at the end of a hello (RFC 5246 §7.4.1.2)."""
+    if buf.eof():
+        return None
+    seen: set[int] = set()
+    result: list[tuple[int, bytes]] = []
+    with buf.pull_block(buf.pull_uint16()):
+        while not buf.eof():
+            ext_type = buf.pull_uint16()
+            if ext_type in seen:
+                raise AlertDecodeError("duplicate extension")
+            seen.add(ext_type)
+            result.append((ext_type, _pull_opaque(buf, 2)))
+    return tuple(result)
+
+
+def _push_extensions(buf: Buffer, extensions: Extensions | None) -> None:
+    if extensions is None:
+        return
+    inner = Buffer()
+    for ext_type, data in extensions:
+        inner.push_uint16(ext_type)
+        _push_opaque(inner, 2, data)
+    _push_opaque(buf, 2, inner.data)
+
+
+def find_extension(extensions: Extensions | None, ext_type: int) -> bytes | None:
+    """The data of extension ``ext_type``, or None when absent."""
+    for kind, data in extensions or ():
+        if kind == ext_type:
+            return data
+    return None
+
+
+def _uint16_list(data: bytes) -> tuple[int, ...]:
+    buf = Buffer(data)
+    values: list[int] = []
+    with buf.pull_block(buf.pull_uint16()):
+        while not buf.eof():
+            values.append(buf.pull_uint16())
+    if not buf.eof():
+        raise AlertDecodeError("trailing bytes in extension")
+    return tuple(values)
+
+
+def encode_uint16_list(values: tuple[int, ...]) -> bytes:
+    return (2 * len(values)).to_bytes(2, "big") + b"".join(v.to_bytes(2, "big") for v in values)
+
+
+def decode_uint16_list(data: bytes) -> tuple[int, ...]:
+    """supported_groups / signature_algorithms bodies (RFC 8422 §5.1.1, RFC 5246 §7.4.1.4.1)."""
+    return _uint16_list(data)
+
+
+def decode_uint8_list(data: bytes) -> bytes:
+    """ec_point_formats and certificate-type lists (RFC 8422 §5.1.2, RFC 7250 §3)."""
+    buf = Buffer(data)
+    values = _pull_opaque(buf, 1)
+    if not buf.eof():
+        raise AlertDecodeError("trailing bytes in extension")
+    return values
+
+
+def decode_opaque8(data: bytes) -> bytes:
+    """renegotiation_info (RFC 5746 §3.2) and connection_id (RFC 9146 §3) bodies."""
+    return decode_uint8_list(data)
+
+
+# -- handshake framing ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeFragment:
+    """One handshake fragment as carried in a record (RFC 6347 §4.2.2)."""
+
+    msg_type: int
+    length: int
+    message_seq: int
+    fragment_offset: int
+    fragment: bytes
+
+
+def pull_handshake_fragment(buf: Buffer) -> HandshakeFragment:
+    msg_type = buf.pull_uint8()
+    length = buf.pull_uint24()
+    message_seq = buf.pull_uint16()
+    offset = buf.pull_uint24()
+    fragment = _pull_opaque(buf, 3)
+    if offset + len(fragment) > length:
+        raise AlertDecodeError("handshake fragment beyond message length")
+    return HandshakeFragment(msg_type, length, message_seq, offset, fragment)
+
+
+def encode_handshake(
+    msg_type: int, message_seq: int, body: bytes, offset: int = 0, length: int | None = None
+) -> bytes:
+    """A handshake header plus ``body[offset:offset+length]`` (whole message by default)."""
+    if length is None:
+        length = len(body) - offset
+    return (
+        bytes([msg_type])
+        + len(body).to_bytes(3, "big")
+        + message_seq.to_bytes(2, "big")
+        + offset.to_bytes(3, "big")
+        + length.to_bytes(3, "big")
+        + body[offset : offset + length]
+    )
+
+
+# -- hello messages -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClientHello:
+    """ClientHello (RFC 6347 §4.2.1 adds ``cookie``)."""
+
+    random: bytes
+    session_id: bytes
+    cookie: bytes
+    cipher_suites: tuple[int, ...]
+    compression_methods: bytes = b"\x00"
+    extensions: Extensions | None = None
+    version: int = DTLS_1_2
+
+
+def pull_client_hello(buf: Buffer) -> ClientHello:
+    version = buf.pull_uint16()
+    random = buf.pull_bytes(32)
+    session_id = _pull_opaque(buf, 1)
+    cookie = _pull_opaque(buf, 1)
+    suites_data = _pull_opaque(buf, 2)
+    if len(suites_data) % 2 or not suites_data:
+        raise AlertDecodeError("cipher_suites length")
+    suites = tuple(
+        int.from_bytes(suites_data[i : i + 2], "big") for i in range(0, len(suites_data), 2)
+    )
+    compression = _pull_opaque(buf, 1)
+    if len(session_id) > 32 or not compression:
+        raise AlertDecodeError("ClientHello field length")
+    extensions = _pull_extensions(buf)
+    return ClientHello(random, session_id, cookie, suites, compression, extensions, version)
+
+
+def push_client_hello(buf: Buffer, hello: ClientHello) -> None:
+    buf.push_uint16(hello.version)
+    buf.push_bytes(hello.random)
+    _push_opaque(buf, 1, hello.session_id)
+    _push_opaque(buf, 1, hello.cookie)
+    _push_opaque(buf, 2, b"".join(s.to_bytes(2, "big") for s in hello.cipher_suites))
+    _push_opaque(buf, 1, hello.compression_methods)
+    _push_extensions(buf, hello.extensions)
+
+
+@dataclass(frozen=True, slots=True)
+class HelloVerifyRequest:
+    """HelloVerifyRequest (RFC 6347 §4.2.1); servers send version DTLS 1.0 there."""
+
+    version: int
+    cookie: bytes
+
+
+def pull_hello_verify_request(buf: Buffer) -> HelloVerifyRequest:
+    version = buf.pull_uint16()
+    return HelloVerifyRequest(version, _pull_opaque(buf, 1))
+
+
+def push_hello_verify_request(buf: Buffer, msg: HelloVerifyRequest) -> None:
+    buf.push_uint16(msg.version)
+    _push_opaque(buf, 1, msg.cookie)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerHello:
+    """ServerHello (RFC 5246 §7.4.1.3)."""
+
+    random: bytes
+    session_id: bytes
+    cipher_suite: int
+    compression_method: int = 0
+    extensions: Extensions | None = None
+    version: int = DTLS_1_2
+
+
+def pull_server_hello(buf: Buffer) -> ServerHello:
+    version = buf.pull_uint16()
+    random = buf.pull_bytes(32)
+    session_id = _pull_opaque(buf, 1)
+    if len(session_id) > 32:
+        raise AlertDecodeError("session_id length")
+    suite = buf.pull_uint16()
+    compression = buf.pull_uint8()
+    extensions = _pull_extensions(buf)
+    return ServerHello(random, session_id, suite, compression, extensions, version)
+
+
+def push_server_hello(buf: Buffer, msg: ServerHello) -> None:
+    buf.push_uint16(msg.version)
+    buf.push_bytes(msg.random)
+    _push_opaque(buf, 1, msg.session_id)
+    buf.push_uint16(msg.cipher_suite)
+    buf.push_uint8(msg.compression_method)
+    _push_extensions(buf, msg.extensions)
+
+
+# -- authentication and key exchange --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    """Certificate: an X.509 chain (RFC 5246 §7.4.2) or, with ``raw_public_key``, exactly one
+    DER SubjectPublicKeyInfo (RFC 7250 §3). An empty tuple is "no certificate"."""
+
+    certificates: tuple[bytes, ...]
+    raw_public_key: bool = False
+
+
+def pull_certificate(buf: Buffer, raw_public_key: bool) -> Certificate:
+    if raw_public_key:
+        spki = _pull_opaque(buf, 3)
+        return Certificate((spki,) if spki else (), True)
+    certs: list[bytes] = []
+    with buf.pull_block(buf.pull_uint24()):
+        while not buf.eof():
+            cert = _pull_opaque(buf, 3)
+            if not cert:
+                raise AlertDecodeError("empty certificate")
+            certs.append(cert)
+    return Certificate(tuple(certs), False)
+
+
+def push_certificate(buf: Buffer, msg: Certificate) -> None:
+    if msg.raw_public_key:
+        _push_opaque(buf, 3, msg.certificates[0] if msg.certificates else b"")
+        return
+    inner = Buffer()
+    for cert in msg.certificates:
+        _push_opaque(inner, 3, cert)
+    _push_opaque(buf, 3, inner.data)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerKeyExchangePsk:
+    """ServerKeyExchange of plain PSK: the identity hint (RFC 4279 §2)."""
+
+    identity_hint: bytes
+
+
+def pull_server_key_exchange_psk(buf: Buffer) -> ServerKeyExchangePsk:
+    return ServerKeyExchangePsk(_pull_opaque(buf, 2))
+
+
+def push_server_key_exchange_psk(buf: Buffer, msg: ServerKeyExchangePsk) -> None:
+    _push_opaque(buf, 2, msg.identity_hint)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerKeyExchangeEcdhe:
+    """ServerKeyExchange of ECDHE_ECDSA (RFC 8422 §5.4): named curve, point, signature."""
+
+    named_curve: int
+    public: bytes
+    signature_scheme: int
+    signature: bytes
+
+    @property
+    def params(self) -> bytes:
+        """ServerECDHParams, the signed part after the randoms."""
+        return ecdh_params(self.named_curve, self.public)
+
+
+def ecdh_params(named_curve: int, public: bytes) -> bytes:
+    return bytes([NAMED_CURVE]) + named_curve.to_bytes(2, "big") + bytes([len(public)]) + public
+
+
+def pull_server_key_exchange_ecdhe(buf: Buffer) -> ServerKeyExchangeEcdhe:
+    if buf.pull_uint8() != NAMED_CURVE:
+        raise AlertDecodeError("only named curves are supported")
+    curve = buf.pull_uint16()
+    public = _pull_opaque(buf, 1)
+    scheme = buf.pull_uint16()
+    signature = _pull_opaque(buf, 2)
+    return ServerKeyExchangeEcdhe(curve, public, scheme, signature)
+
+
+def push_server_key_exchange_ecdhe(buf: Buffer, msg: ServerKeyExchangeEcdhe) -> None:
+    buf.push_bytes(msg.params)
+    buf.push_uint16(msg.signature_scheme)
+    _push_opaque(buf, 2, msg.signature)
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRequest:
+    """CertificateRequest (RFC 5246 §7.4.4)."""
+
+    certificate_types: bytes
+    signature_algorithms: tuple[int, ...]
+    certificate_authorities: bytes = b""
+
+
+def pull_certificate_request(buf: Buffer) -> CertificateRequest:
+    types = _pull_opaque(buf, 1)
+    data = _pull_opaque(buf, 2)
+    if len(data) % 2:
+        raise AlertDecodeError("signature_algorithms length")
+    schemes = tuple(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+    authorities = _pull_opaque(buf, 2)
+    return CertificateRequest(types, schemes, authorities)
+
+
+def push_certificate_request(buf: Buffer, msg: CertificateRequest) -> None:
+    _push_opaque(buf, 1, msg.certificate_types)
+    _push_opaque(buf, 2, b"".join(s.to_bytes(2, "big") for s in msg.signature_algorithms))
+    _push_opaque(buf, 2, msg.certificate_authorities)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientKeyExchange:
+    """ClientKeyExchange: the PSK identity (RFC 4279 §2) or the ECDH point (RFC 8422 §5.7)."""
+
+    psk_identity: bytes | None = None
+    ecdh_public: bytes | None = None
+
+
+def pull_client_key_exchange(buf: Buffer, psk: bool) -> ClientKeyExchange:
+    if psk:
+        return ClientKeyExchange(psk_identity=_pull_opaque(buf, 2))
+    return ClientKeyExchange(ecdh_public=_pull_opaque(buf, 1))
+
+
+def push_client_key_exchange(buf: Buffer, msg: ClientKeyExchange) -> None:
+    if msg.psk_identity is not None:
+        _push_opaque(buf, 2, msg.psk_identity)
+    else:
+        _push_opaque(buf, 1, msg.ecdh_public or b"")
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateVerify:
+    """CertificateVerify (RFC 5246 §7.4.8): a digitally-signed transcript."""
+
+    signature_scheme: int
+    signature: bytes
+
+
+def pull_certificate_verify(buf: Buffer) -> CertificateVerify:
+    scheme = buf.pull_uint16()
+    return CertificateVerify(scheme, _pull_opaque(buf, 2))
+
+
+def push_certificate_verify(buf: Buffer, msg: CertificateVerify) -> None:
+    buf.push_uint16(msg.signature_scheme)
+    _push_opaque(buf, 2, msg.signature)
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """Finished (RFC 5246 §7.4.9); verify_data is 12 bytes for every suite here."""
+
+    verify_data: bytes
+
+
+def pull_finished(buf: Buffer) -> Finished:
+    return Finished(buf.pull_bytes(12))
+
+
+def push_finished(buf: Buffer, msg: Finished) -> None:
+    buf.push_bytes(msg.verify_data)
+
+
+def connection_id_extension(cid: bytes) -> tuple[int, bytes]:
+    """The connection_id extension (RFC 9146 §3)."""
+    return ExtensionType.CONNECTION_ID, bytes([len(cid)]) + cid
+
+
+def supported_groups_extension() -> tuple[int, bytes]:
+    return ExtensionType.SUPPORTED_GROUPS, encode_uint16_list((NamedGroup.SECP256R1,))
