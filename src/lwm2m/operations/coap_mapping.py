@@ -462,12 +462,12 @@ def encode_response(
         message.payload = encode_links(response.links)
         message.content_format = _LINK
     elif response.composite is not None:
-        fmt = cf or ContentFormat.SENML_CBOR
+        fmt = cf if cf is not None else ContentFormat.SENML_CBOR
         message.payload = composite_codec_for(fmt).encode_nodes(response.composite, model)
         message.content_format = int(fmt)
     elif response.content is not None:
         path = _content_path(request)
-        fmt = cf or ContentFormat.TLV
+        fmt = cf if cf is not None else ContentFormat.TLV
         message.payload = codec_for(fmt).encode(response.content, path, model)
         message.content_format = int(fmt)
     return message

@@ -1,0 +1,483 @@
+"""asyncio runner of the LwM2M client (layer L3 over :mod:`lwm2m.client` and
+:mod:`lwm2m.io.coap_endpoint`).
+
+One :class:`~lwm2m.io.coap_endpoint.CoapEndpoint` — one UDP socket — carries everything: the
+client registers from port X with every server and is queried on port X. The glue is the
+aioquic ``transmit`` pattern: feed an input to the sans-IO
+:class:`~lwm2m.client.engine.ClientEngine` with ``loop.time()`` as ``now``, then drain its
+outputs (requests, notifications, events) and re-arm one timer.
+
+Seams:
+
+- :class:`Connector` opens the connection of an account: resolves the URI and checks the
+  security mode. :class:`UdpConnector` serves NoSec (mode 3, ``coap://``) and raises
+  :class:`~lwm2m.client.accounts.UnsupportedSecurityMode` for PSK, RPK and certificates until
+  the DTLS issue provides a connector (and a ``SecurityLayer`` for the endpoint) that obtains
+  credentials from the Security handler or a Secure Component.
+- :class:`CoapDownloader` is the firmware pull downloader (block-wise GET through the endpoint).
+
+Usage::
+
+    async with LwM2MClient(load_config("client.toml")) as client:
+        await client.wait_registered()
+        client.objects[3].set(9, 80)          # battery level: observers are notified
+        await client.send([Path(3, 0, 9)])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from lwm2m.client.accounts import (
+    ConnectionSecurity,
+    Peer,
+    PeerCredential,
+    UnsupportedSecurityMode,
+)
+from lwm2m.client.bootstrap import BootstrapSource
+from lwm2m.client.config import ClientConfig, load_config
+from lwm2m.client.engine import ClientEngine, OutgoingNotification, OutgoingRequest
+from lwm2m.client.events import ClientEvent, Registered, SendCompleted, Stopped
+from lwm2m.client.objects.base import InstanceStore, ObjectHandler
+from lwm2m.client.objects.firmware import DownloadSink, UpdateResult
+from lwm2m.client.objects.security import Credentials
+from lwm2m.client.tree import ObjectTree
+from lwm2m.coap.config import CoapConfig
+from lwm2m.coap.errors import CoapError
+from lwm2m.coap.message import Message
+from lwm2m.coap.numbers import Code
+from lwm2m.errors import Lwm2mError
+from lwm2m.io.coap_endpoint import CoapEndpoint, CoapRequest, Site
+from lwm2m.io.coap_transport import UdpAddress
+from lwm2m.model.path import Path
+
+__all__ = ["CoapDownloader", "Connector", "EventStream", "LwM2MClient", "UdpConnector"]
+
+logger = logging.getLogger(__name__)
+
+
+class Connector(Protocol):
+    """Opens the connection of a server account and returns the remote address to use.
+
+    ``credentials`` fetches the account's keying material (from the Security handler, later a
+    Secure Component) — called only by connectors that need it, so NoSec never touches keys.
+    A DTLS connector sets up the session in the endpoint's security layer and may return the
+    authenticated server identity through :meth:`ClientEngine.bind_address`.
+    """
+
+    async def connect(
+        self, connection: ConnectionSecurity, credentials: Callable[[], Credentials]
+    ) -> UdpAddress:
+        """Resolve and prepare; raise UnsupportedSecurityMode or OSError when impossible."""
+        ...
+
+
+class UdpConnector:
+    """Plain UDP (NoSec, ``coap://``): resolves the host, refuses every other mode with
+    :class:`~lwm2m.client.accounts.UnsupportedSecurityMode` (until the DTLS issue)."""
+
+    def __init__(self, family: int = socket.AF_INET) -> None:
+        self.family = family
+
+    async def connect(
+        self, connection: ConnectionSecurity, credentials: Callable[[], Credentials]
+    ) -> UdpAddress:
+        connection.check_supported()
+        uri = connection.uri
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(
+            uri.host, uri.port, family=self.family, type=socket.SOCK_DGRAM
+        )
+        if not infos:  # pragma: no cover - getaddrinfo raises instead
+            raise OSError(f"cannot resolve {uri.host}")
+        address: UdpAddress = infos[0][4]
+        return (address[0], address[1])
+
+
+class CoapDownloader:
+    """Firmware pull delivery over CoAP (block-wise GET, LwM2M-TS-Core E.6 / RFC 7959)."""
+
+    def __init__(self, client: LwM2MClient) -> None:
+        self._client = client
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, uri: str, sink: DownloadSink) -> None:
+        self.cancel()
+        self._task = asyncio.get_running_loop().create_task(self._download(uri, sink))
+
+    def cancel(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        self._task = None
+
+    async def _download(self, uri: str, sink: DownloadSink) -> None:
+        client = self._client
+        try:
+            parts = urlsplit(uri)
+            host = parts.hostname or ""
+            port = parts.port or 5683
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM
+            )
+            remote = infos[0][4][:2]
+            request = Message(Code.GET, uri_path=parts.path or "/")
+            response = await client.endpoint.request(request, remote)
+        except (CoapError, OSError, ValueError) as exc:
+            logger.info("firmware download from %s failed: %s", uri, exc)
+            sink.download_failed(UpdateResult.CONNECTION_LOST)
+        else:
+            if response.code == Code.CONTENT:
+                size = len(response.payload)
+                sink.download_progress(size, size)
+                sink.download_finished(response.payload)
+            elif response.code == Code.NOT_FOUND:
+                sink.download_failed(UpdateResult.INVALID_URI)
+            else:
+                sink.download_failed(UpdateResult.CONNECTION_LOST)
+        client._pump()
+
+
+class EventStream:
+    """An async iterator over the events of a :class:`LwM2MClient`, subscribed on creation."""
+
+    def __init__(self, client: LwM2MClient) -> None:
+        self._client = client
+        self._queue: asyncio.Queue[ClientEvent] = asyncio.Queue()
+        client._subscribers.append(self._queue)
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> ClientEvent:
+        return await self._queue.get()
+
+    async def aclose(self) -> None:
+        """Unsubscribe."""
+        with contextlib.suppress(ValueError):
+            self._client._subscribers.remove(self._queue)
+
+    async def __aenter__(self) -> EventStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def _send_completed(request_id: int) -> Callable[[ClientEvent], bool]:
+    return lambda e: isinstance(e, SendCompleted) and e.request_id == request_id
+
+
+class LwM2MClient:
+    """An LwM2M client on one UDP socket (see the module docstring).
+
+    :param config: a :class:`~lwm2m.client.config.ClientConfig` or the path of a TOML file.
+    :param objects: application object handlers (added to /0-/3, which are created).
+    :param store: the instance store of /0, /1, /2 (default in memory).
+    :param sources: start-up bootstrap sources (default: factory bootstrap of ``config``).
+    :param connector: opens account connections (default :class:`UdpConnector`).
+    :param coap_config: CoAP engine configuration (transmission parameters, block sizes).
+    :param on_event: called with every engine event.
+    """
+
+    def __init__(
+        self,
+        config: ClientConfig | str | os.PathLike[str],
+        objects: Iterable[ObjectHandler] = (),
+        *,
+        store: InstanceStore | None = None,
+        sources: Sequence[BootstrapSource] | None = None,
+        connector: Connector | None = None,
+        coap_config: CoapConfig | None = None,
+        on_event: Callable[[ClientEvent], None] | None = None,
+        bootstrap_retry_delay: float = 60.0,
+    ) -> None:
+        self.config = config if isinstance(config, ClientConfig) else load_config(config)
+        self.engine = ClientEngine(
+            self.config,
+            objects,
+            store=store,
+            sources=sources,
+            wall_clock=time.time,
+            bootstrap_retry_delay=bootstrap_retry_delay,
+        )
+        self.connector: Connector = connector if connector is not None else UdpConnector()
+        self._coap_config = coap_config
+        self._on_event = on_event
+        self._endpoint: CoapEndpoint | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._wakeup_scheduled = False
+        self._pump_scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._waiters: list[tuple[Callable[[ClientEvent], bool], asyncio.Future[ClientEvent]]] = []
+        self._subscribers: list[asyncio.Queue[ClientEvent]] = []
+        self.history: deque[ClientEvent] = deque(maxlen=256)
+        """The most recent engine events."""
+        self._closed = False
+        self._shut = False
+
+    # -- properties ----------------------------------------------------------------------------
+
+    @property
+    def objects(self) -> ObjectTree:
+        """The object tree: ``client.objects[3]`` is the Device handler."""
+        return self.engine.tree
+
+    @property
+    def endpoint(self) -> CoapEndpoint:
+        if self._endpoint is None:
+            raise RuntimeError("the client is not started")
+        return self._endpoint
+
+    @property
+    def local_address(self) -> UdpAddress:
+        """The bound ``(host, port)`` of the client's socket."""
+        return self.endpoint.local_address
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> LwM2MClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Bind the socket and start the engine (bootstrap sources, then registration).
+        Returns at once; use :meth:`wait_registered` to wait for the servers."""
+        if self._endpoint is not None:
+            raise RuntimeError("the client is already started")
+        self._loop = asyncio.get_running_loop()
+        site = Site()
+        site.add("/", self._handle)
+        self._endpoint = await CoapEndpoint.create(
+            self.config.bind,
+            site=site,
+            config=self._coap_config,
+            on_observer_removed=self._observer_removed,
+        )
+        self.engine.on_change = self._wakeup
+        self.engine.start(self._now())
+        self._pump()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """De-register from every server (waiting up to ``grace`` seconds), then close."""
+        if self._endpoint is None or self._closed:
+            return
+        self._closed = True
+        waiter = self._waiter(lambda e: isinstance(e, Stopped))
+        self.engine.stop(self._now())
+        self._pump()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waiter, grace)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.engine.on_change = None
+        self._shut = True
+        await self._endpoint.close()
+        for _, future in self._waiters:
+            if not future.done():
+                future.cancel()
+        self._waiters.clear()
+
+    # -- application API -----------------------------------------------------------------------
+
+    async def send(
+        self, paths: Sequence[Path], *, short_server_id: int | None = None
+    ) -> list[SendCompleted]:
+        """Send the values of ``paths`` (``POST /dp``) to the servers that allow it and wait for
+        the answers (bound it with ``asyncio.timeout``). Raises LocalProtocolError when no
+        registered server accepts Send."""
+        request_ids = self.engine.send(
+            paths, self._now(), timestamp=time.time(), short_server_id=short_server_id
+        )
+        waiters = [self._waiter(_send_completed(i)) for i in request_ids]
+        self._pump()
+        results = await asyncio.gather(*waiters)
+        return [r for r in results if isinstance(r, SendCompleted)]
+
+    async def wait_for(self, match: Callable[[ClientEvent], bool] | type) -> ClientEvent:
+        """Wait for the next event matching ``match`` (a predicate or an event class); bound it
+        with ``asyncio.timeout``."""
+        if isinstance(match, type):
+            kind = match
+            return await self._waiter(lambda e: isinstance(e, kind))
+        return await self._waiter(match)
+
+    async def wait_registered(self, short_server_id: int | None = None) -> None:
+        """Wait until registered with ``short_server_id`` (None: with every DM server)."""
+
+        def done() -> bool:
+            regs = self.engine.registrations
+            if short_server_id is not None:
+                reg = regs.get(short_server_id)
+                return reg is not None and reg.registered
+            return bool(regs) and all(r.registered for r in regs.values())
+
+        while not done():
+            await self._waiter(lambda e: isinstance(e, Registered))
+
+    def events(self) -> EventStream:
+        """Every engine event from this call on, as an async iterator (``aclose()`` it, or
+        use ``async with``)."""
+        return EventStream(self)
+
+    def update(self, short_server_id: int | None = None) -> None:
+        """Send a Registration Update now."""
+        self.engine.request_update(self._now(), short_server_id)
+        self._pump()
+
+    # -- the glue ------------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    def _waiter(self, predicate: Callable[[ClientEvent], bool]) -> asyncio.Future[ClientEvent]:
+        future: asyncio.Future[ClientEvent] = asyncio.get_running_loop().create_future()
+        self._waiters.append((predicate, future))
+        return future
+
+    def _handle(self, request: CoapRequest) -> Message:
+        identity = request.peer_identity
+        peer = Peer(
+            request.remote,
+            PeerCredential(identity.kind, identity.value) if identity is not None else None,
+        )
+        response = self.engine.handle_request(request.message, peer, self._now())
+        self._schedule_pump()  # after the endpoint sent the response, outside its dispatch
+        return response
+
+    def _observer_removed(self, observation: Any, reason: str) -> None:
+        if reason == "replaced":
+            return
+        self.engine.observation_cancelled(Peer(observation.remote), observation.token, self._now())
+        self._schedule_pump()
+
+    def _schedule_pump(self) -> None:
+        if self._pump_scheduled or self._loop is None:
+            return
+        self._pump_scheduled = True
+        self._loop.call_soon(self._scheduled_pump)
+
+    def _scheduled_pump(self) -> None:
+        self._pump_scheduled = False
+        self._pump()
+
+    def _wakeup(self) -> None:
+        """An object changed outside an engine input: run the engine soon."""
+        if self._wakeup_scheduled or self._loop is None or self._closed:
+            return
+        self._wakeup_scheduled = True
+        self._loop.call_soon(self._on_wakeup)
+
+    def _on_wakeup(self) -> None:
+        self._wakeup_scheduled = False
+        if self._closed:
+            return
+        self.engine.handle_timer(self._now())
+        self._pump()
+
+    def _pump(self) -> None:
+        """Drain the engine's outputs and re-arm the timer."""
+        engine = self.engine
+        if self._endpoint is None:
+            return
+        if self._shut:  # after stop(): nothing goes out any more
+            engine.requests_to_send()
+            engine.notifications_to_send()
+            while (event := engine.next_event()) is not None:
+                self._dispatch(event)
+            return
+        for request in engine.requests_to_send():
+            task = asyncio.get_running_loop().create_task(self._send_request(request))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        for notification in engine.notifications_to_send():
+            self._notify(notification)
+        while (event := engine.next_event()) is not None:
+            self._dispatch(event)
+        self._arm_timer()
+
+    def _dispatch(self, event: ClientEvent) -> None:
+        self.history.append(event)
+        logger.debug("client event %s", event)
+        if self._on_event is not None:
+            try:
+                self._on_event(event)
+            except Exception:
+                logger.exception("on_event callback failed")
+        for queue in self._subscribers:
+            queue.put_nowait(event)
+        remaining = []
+        for predicate, future in self._waiters:
+            if future.done():
+                continue
+            if predicate(event):
+                future.set_result(event)
+            else:
+                remaining.append((predicate, future))
+        self._waiters = remaining
+
+    def _notify(self, notification: OutgoingNotification) -> None:
+        endpoint = self.endpoint
+        address = self.engine.address_of(notification.connection)
+        for observation in endpoint.observations():
+            if observation.token == notification.token and observation.remote == address:
+                endpoint.notify_observation(observation, notification.message)
+                return
+        logger.debug("no CoAP observer for token %s", notification.token.hex())
+
+    async def _send_request(self, request: OutgoingRequest) -> None:
+        engine = self.engine
+        try:
+            iid = request.connection.security_instance_id
+            remote = await self.connector.connect(
+                request.connection, functools.partial(engine.credentials, iid)
+            )
+            engine.bind_address(request.connection.security_instance_id, remote)
+            response = await self.endpoint.request(request.message, remote)
+        except asyncio.CancelledError:
+            raise
+        except (CoapError, OSError, UnsupportedSecurityMode, Lwm2mError) as exc:
+            logger.info("request to %s failed: %s", request.connection.uri, exc)
+            engine.handle_response(request.request_id, None, self._now(), reason=str(exc))
+        else:
+            engine.handle_response(request.request_id, response, self._now())
+        self._pump()
+
+    def _arm_timer(self) -> None:
+        when = self.engine.get_timer()
+        if when == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = when
+        if when is not None and self._loop is not None and not self._closed:
+            self._timer = self._loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        if self._closed:
+            return
+        self.engine.handle_timer(self._now())
+        self._pump()

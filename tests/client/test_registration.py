@@ -1,0 +1,288 @@
+"""Registration, Update, De-register, retries and priorities with a fake clock
+(LwM2M-TS-Core 1.1 §6.2; /1/x/13-20)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lwm2m.client.events import (
+    BootstrapStarted,
+    Deregistered,
+    Registered,
+    RegistrationFailed,
+    RegistrationUpdated,
+    ServerDisabled,
+    Stopped,
+)
+from lwm2m.client.registration import (
+    TRANSITIONS,
+    Registration,
+    RegistrationState,
+    update_delay,
+)
+from lwm2m.coap.numbers import Code
+from lwm2m.codec.content_format import ContentFormat as CF
+from lwm2m.codec.link import decode_links
+from lwm2m.errors import LocalProtocolError
+from lwm2m.operations.requests import BootstrapRequest, Deregister, Register, Update
+
+from .helpers import START, Harness, bs_table, code, config, server
+
+
+def test_register_request() -> None:
+    h = Harness(config(server(101, lifetime=120, binding="U"), queue_mode=True))
+    h.start()
+    (request,) = h.take()
+    message = request.message
+    assert message.code == Code.POST
+    assert message.uri_path == ("rd",)
+    assert message.uri_query == ("ep=test-ep", "lt=120", "lwm2m=1.1", "b=U", "Q")
+    assert message.content_format == CF.LINK
+    links = decode_links(message.payload)
+    root = links[0]
+    assert (root.uri, root.resource_types) == ("/", ("oma.lwm2m",))
+    assert set(root.content_formats) >= {0, 42, 110, 112, 11542}
+    uris = {link.uri: link for link in links}
+    assert uris["/3"].version == "1.1"
+    assert "/3/0" in uris
+    assert "/0" not in uris
+    assert "/0/0" not in uris
+    assert request.connection.short_server_id == 101
+    h.respond(request, Code.CREATED, location=("rd", "abc"))
+    assert h.take_events(Registered) == [Registered(101, "/rd/abc")]
+
+
+def test_update_before_lifetime_expiry() -> None:
+    assert update_delay(300) == 207.0
+    h = Harness(config(server(101, lifetime=300)))
+    h.register_all()
+    h.advance(206)
+    assert h.take() == []
+    h.advance(1)
+    (update,) = h.take(Update)
+    assert update.message.uri_path == ("rd", "r101")
+    assert update.message.uri_query == ()  # nothing changed: an empty Update
+    assert update.message.payload == b""
+    h.respond(update)
+    assert h.take_events(RegistrationUpdated) == [RegistrationUpdated(101)]
+    h.advance(207)
+    assert len(h.take(Update)) == 1
+
+
+def test_update_trigger_and_lifetime_change() -> None:
+    h = Harness()
+    h.register_all()
+    assert code(h.request(Code.POST, "/1/0/8")) == "2.04"
+    (update,) = h.take(Update)
+    h.respond(update)
+    assert code(h.request(Code.PUT, "/1/0/1", payload=b"600", cf=CF.TEXT)) == "2.04"
+    (update,) = h.take(Update)
+    assert update.message.uri_query == ("lt=600",)
+    h.respond(update)
+    # the new lifetime drives the next Update: 600 - 93
+    h.advance(update_delay(600) - 1)
+    assert h.take() == []
+    h.advance(1)
+    assert len(h.take(Update)) == 1
+
+
+def test_update_failure_registers_again() -> None:
+    h = Harness()
+    h.register_all()
+    h.engine.request_update(h.now)
+    (update,) = h.take(Update)
+    h.respond(update, Code.NOT_FOUND)
+    (failed,) = h.take_events(RegistrationFailed)
+    assert failed.retry_at == h.now
+    (register,) = h.take(Register)
+    h.respond(register, Code.CREATED, location=("rd", "again"))
+    assert h.engine.registrations[101].location == "/rd/again"
+
+
+def test_retries_with_exponential_backoff_then_sequences() -> None:
+    srv = server(
+        101,
+        retry_count=3,
+        retry_timer=10,
+        sequence_delay=500,
+        sequence_retry_count=2,
+        bootstrap_on_failure=False,
+    )
+    h = Harness(config(srv))
+    h.start()
+    times = []
+    for _ in range(6):
+        (register,) = h.take(Register)
+        times.append(h.now - START)
+        h.fail(register)
+        timer = h.engine.get_timer()
+        if timer is None:
+            break
+        h.advance(timer - h.now)
+    # attempts at 0, +10, +20 (10 * 2^1), then the sequence delay 500, then +10, +20
+    assert times == [0, 10, 30, 530, 540, 560]
+    failures = h.take_events(RegistrationFailed)
+    assert failures[-1].retry_at is None
+    assert h.engine.registrations[101].state is RegistrationState.FAILED
+    assert h.engine.get_timer() is None
+
+
+def test_initial_registration_delay() -> None:
+    h = Harness(config(server(101, initial_delay=30)))
+    h.start()
+    assert h.take() == []
+    h.advance(30)
+    assert len(h.take(Register)) == 1
+
+
+def test_bootstrap_on_registration_failure() -> None:
+    srv = server(101, retry_count=1, sequence_retry_count=1)
+    h = Harness(config(srv, bootstrap=bs_table(hold_off=5)))
+    h.start()
+    (register,) = h.take(Register)
+    h.fail(register)
+    assert h.take_events(BootstrapStarted) == [BootstrapStarted(server_initiated=False)]
+    assert h.take(BootstrapRequest) == []  # Client Hold Off Time
+    h.advance(5)
+    (request,) = h.take(BootstrapRequest)
+    assert request.message.uri_query == ("ep=test-ep", "pct=11542")
+    assert request.connection.bootstrap
+
+
+def test_priority_order_and_failure_block() -> None:
+    first = server(101, priority=1, retry_count=1, bootstrap_on_failure=False)
+    second = server(102, priority=2, bootstrap_on_failure=False)
+    free = server(103, bootstrap_on_failure=False)
+    h = Harness(config(first, second, free))
+    h.start()
+    started = sorted(r.connection.short_server_id for r in h.take(Register))
+    assert started == [101, 103]  # 102 waits for 101
+    h2 = Harness(config(first, second))
+    h2.start()
+    (reg101,) = h2.take(Register)
+    h2.respond(reg101, Code.CREATED, location=("rd", "a"))
+    (reg102,) = h2.take(Register)
+    assert reg102.connection.short_server_id == 102
+    # failure of the first server: with failure block the second never starts
+    blocked = Harness(config(dict(first, failure_block=True), second))
+    blocked.start()
+    (reg,) = blocked.take(Register)
+    blocked.fail(reg)
+    assert blocked.take(Register) == []
+    unblocked = Harness(config(first, second))
+    unblocked.start()
+    (reg,) = unblocked.take(Register)
+    unblocked.fail(reg)
+    assert [r.connection.short_server_id for r in unblocked.take(Register)] == [102]
+
+
+def test_two_servers_register_independently() -> None:
+    h = Harness(config(server(101), server(102, lifetime=1000)))
+    h.start()
+    requests = h.take(Register)
+    assert sorted(r.connection.short_server_id for r in requests) == [101, 102]
+    for request in requests:
+        h.respond(request, Code.CREATED, location=("rd", str(request.connection.short_server_id)))
+    h.advance(207)
+    (update,) = h.take(Update)
+    assert update.connection.short_server_id == 101
+
+
+def test_stop_deregisters() -> None:
+    h = Harness(config(server(101), server(102)))
+    h.register_all()
+    h.engine.stop(h.now)
+    requests = h.take(Deregister)
+    assert sorted(r.message.uri_path for r in requests) == [("rd", "r101"), ("rd", "r102")]
+    assert all(r.message.code == Code.DELETE for r in requests)
+    h.respond(requests[0], Code.DELETED)
+    assert h.take_events(Stopped) == []
+    h.fail(requests[1])
+    assert h.take_events(Stopped) == [Stopped()]
+    assert len(h.take_events(Deregistered)) == 2
+
+
+def test_stop_before_registration_completes() -> None:
+    h = Harness()
+    h.start()
+    h.engine.stop(h.now)
+    assert h.take_events(Stopped) == [Stopped()]
+
+
+def test_disable_deregisters_for_the_disable_timeout() -> None:
+    h = Harness(config(server(101, disable_timeout=100)))
+    h.register_all()
+    assert code(h.request(Code.POST, "/1/0/4")) == "2.04"
+    (dereg,) = h.take(Deregister)
+    assert h.take_events(ServerDisabled) == [ServerDisabled(101, h.now + 100)]
+    h.respond(dereg, Code.DELETED)
+    h.advance(99)
+    assert h.take(Register) == []
+    h.advance(1)
+    assert len(h.take(Register)) == 1
+
+
+def test_objects_change_sends_update_with_links() -> None:
+    from lwm2m.client import SimpleObject
+    from lwm2m.model.registry import default_registry
+
+    h = Harness()
+    h.register_all()
+    location = SimpleObject(default_registry().get(6), {})  # type: ignore[arg-type]
+    h.tree.add(location)  # a local change: the driver runs the engine (on_change)
+    h.advance(0)
+    (update,) = h.take(Update)
+    assert "</6>" in update.message.payload.decode()
+    h.respond(update)
+    location.add_instance(0, {0: 1.0, 1: 2.0, 5: 0})
+    h.advance(0)
+    (update,) = h.take(Update)
+    assert "</6/0>" in update.message.payload.decode()
+
+
+def test_transition_table_is_enforced() -> None:
+    registration = Registration(
+        Harness().engine.accounts.get(0) or _account(), queue_mode=False, awake_time=93
+    )
+    assert RegistrationState.REGISTERED not in TRANSITIONS[RegistrationState.IDLE]
+    with pytest.raises(LocalProtocolError):
+        registration._move(RegistrationState.REGISTERED)
+    # outcomes that do not fit the state are ignored
+    assert registration.register_done(0, success=True, location="/rd/x") == []
+    assert registration.update_done(0, success=True) == []
+    assert registration.deregister_done(0) == []
+
+
+def _account():  # type: ignore[no-untyped-def]
+    from lwm2m.client.accounts import ServerAccount, ServerUri
+    from lwm2m.client.objects.security import SecurityMode
+
+    return ServerAccount(1, ServerUri.parse("coap://h"), False, SecurityMode.NO_SEC, 5)
+
+
+def test_account_removed_and_added_at_runtime() -> None:
+    h = Harness(config(server(101), server(102)))
+    h.register_all()
+    # 102's /1 instance is deleted (101 has no right on it: the application does it locally)
+    h.tree.delete(1, 1)
+    h.advance(0)
+    assert sorted(h.engine.registrations) == [101]
+    from lwm2m.model import ObjectInstance, ResourceType, SingleResource
+
+    h.tree.create(
+        1,
+        ObjectInstance(
+            1,
+            [
+                SingleResource(0, ResourceType.INTEGER, 102),
+                SingleResource(1, ResourceType.INTEGER, 300),
+                SingleResource(6, ResourceType.BOOLEAN, True),
+                SingleResource(7, ResourceType.STRING, "U"),
+            ],
+        ).resources.values(),
+        1,
+        bootstrap=True,  # the Short Server ID is read-only for a DM Create
+    )
+    h.advance(0)
+    (register,) = h.take(Register)
+    assert register.connection.short_server_id == 102
