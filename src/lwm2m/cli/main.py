@@ -210,5 +210,13 @@ def demo() -> None:
     run_demo(Console(width=120))
 
 
+def _attach_subcommands() -> None:
+    from lwm2m.cli.sc import sc
+
+    main.add_command(sc)
+
+
+_attach_subcommands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

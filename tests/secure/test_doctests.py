@@ -1,0 +1,32 @@
+"""The examples in the Secure Component modules' docstrings."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+from conftest import require
+from lwm2m.secure import missing_modules
+
+MODULES = [
+    "lwm2m.secure.interfaces",
+    "lwm2m.secure.redact",
+    "lwm2m.secure.uri",
+    "lwm2m.secure.soft",
+    "lwm2m.secure.store",
+    "lwm2m.secure.object",
+    "lwm2m.secure.csr",
+    "lwm2m.secure.pkcs11",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    if name.endswith("pkcs11"):
+        require(not missing_modules()["pkcs11"], "python-pkcs11")
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0, f"{name} has no examples"
+    assert result.failed == 0
