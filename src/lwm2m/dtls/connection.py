@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from enum import Enum, auto
+from typing import TYPE_CHECKING
 
-from lwm2m.buffer import Buffer
 from lwm2m.errors import BufferReadError
 
 from .config import DtlsConfiguration
@@ -37,6 +38,7 @@ from .constants import (
     AlertLevel,
     ContentType,
     HandshakeType,
+    member_view,
 )
 from .credentials import DtlsCredentials
 from .errors import (
@@ -58,7 +60,6 @@ from .events import (
 )
 from .handshake import Handshake, OutgoingMessage, SessionCache
 from .messages import HANDSHAKE_HEADER_LENGTH, HandshakeFragment, encode_handshake
-from .messages import pull_handshake_fragment as _pull_fragment
 from .record import (
     RECORD_HEADER_LENGTH,
     NullProtection,
@@ -71,6 +72,17 @@ from .trust import PeerIdentity
 
 __all__ = ["ConnectionState", "DtlsConnection"]
 
+if TYPE_CHECKING:
+    _CT = ContentType
+    _HT = HandshakeType
+    _AD = AlertDescription
+    _AL = AlertLevel
+else:
+    _CT = member_view(ContentType)
+    _HT = member_view(HandshakeType)
+    _AD = member_view(AlertDescription)
+    _AL = member_view(AlertLevel)
+
 logger = logging.getLogger(__name__)
 
 _NULL = NullProtection()
@@ -81,12 +93,21 @@ _SEQ_WINDOW = 8
 _FIRST_RECORDS = 16
 #: Records of the next epoch kept until its keys exist.
 _MAX_DEFERRED = 8
+_TYPE_LENGTH_SEQ = struct.Struct("!IH")
+_HANDSHAKE = int(ContentType.HANDSHAKE)
+_CHANGE_CIPHER_SPEC = int(ContentType.CHANGE_CIPHER_SPEC)
 
 
 class ConnectionState(Enum):
     HANDSHAKING = auto()
     ESTABLISHED = auto()
     CLOSED = auto()
+
+
+if TYPE_CHECKING:
+    _CS = ConnectionState
+else:
+    _CS = member_view(ConnectionState)
 
 
 class _Partial:
@@ -149,6 +170,16 @@ class _Reassembler:
         ):
             return  # inconsistent with earlier fragments: drop (could be forged)
         partial.add(fragment.fragment_offset, fragment.fragment)
+
+    def is_empty(self) -> bool:
+        return not self._pending
+
+    def take_whole(self, length: int) -> None:
+        """Account for the next message arriving whole (it bypasses the buffers); raises like
+        :meth:`add` when it exceeds the size limit."""
+        if length > self._max_message:
+            raise AlertIllegalParameter("handshake message exceeds the configured size limit")
+        self.next_seq += 1
 
     def pop(self) -> tuple[int, int, bytes, int] | None:
         """The next complete message as ``(msg_type, message_seq, body, epoch)``."""
@@ -228,7 +259,7 @@ class DtlsConnection:
             connection_id=cid,
             first_message_seq=_first_message_seq,
         )
-        self._state = ConnectionState.HANDSHAKING
+        self._state = _CS.HANDSHAKING
         self._reassembler = _Reassembler(
             _first_message_seq,
             configuration.max_handshake_message_size,
@@ -280,7 +311,7 @@ class DtlsConnection:
         return self._highest_record
 
     def _is_closed(self) -> bool:
-        return self._state is ConnectionState.CLOSED
+        return self._state is _CS.CLOSED
 
     def _handshake_done(self) -> bool:
         return self._handshake is None
@@ -312,7 +343,7 @@ class DtlsConnection:
         Never raises for peer input: invalid records are dropped, protocol violations end the
         connection with a fatal alert and a :class:`ConnectionClosed` event.
         """
-        if self._state is ConnectionState.CLOSED:
+        if self._state is _CS.CLOSED:
             return
         cid_length = len(self.connection_id) if self.connection_id else 0
         try:
@@ -334,13 +365,13 @@ class DtlsConnection:
         Raises :class:`DtlsStateError` before the handshake completed, after close, or when
         ``data`` does not fit one record of ``max_datagram_size``.
         """
-        if self._state is not ConnectionState.ESTABLISHED:
+        if self._state is not _CS.ESTABLISHED:
             raise DtlsStateError("application data can be sent only on an established connection")
         if len(data) > self.max_application_data:
             raise DtlsStateError(
                 f"{len(data)} bytes exceed the {self.max_application_data}-byte record limit"
             )
-        self._datagrams.append(self._protect(ContentType.APPLICATION_DATA, data, 1))
+        self._datagrams.append(self._protect(_CT.APPLICATION_DATA, data, 1))
 
     @property
     def max_application_data(self) -> int:
@@ -385,10 +416,10 @@ class DtlsConnection:
 
     def close(self) -> None:
         """Send close_notify (RFC 5246 §7.2.1) and end the connection."""
-        if self._state is ConnectionState.CLOSED:
+        if self._state is _CS.CLOSED:
             return
-        self._send_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
-        self._close(AlertDescription.CLOSE_NOTIFY, by_peer=False, reason="closed locally")
+        self._send_alert(_AL.WARNING, _AD.CLOSE_NOTIFY)
+        self._close(_AD.CLOSE_NOTIFY, by_peer=False, reason="closed locally")
 
     def __repr__(self) -> str:
         role = "client" if self.is_client else "server"
@@ -442,16 +473,16 @@ class DtlsConnection:
         if len(payload) > self._configuration.max_record_plaintext:
             raise AlertRecordOverflow("record plaintext exceeds the limit")
         match content_type:
-            case ContentType.HANDSHAKE:
+            case _CT.HANDSHAKE:
                 self._receive_handshake(payload, epoch, now)
-            case ContentType.CHANGE_CIPHER_SPEC:
+            case _CT.CHANGE_CIPHER_SPEC:
                 # Epochs are explicit in DTLS records, so CCS only has to be well-formed.
                 if payload != b"\x01":
                     raise AlertDecodeError("malformed ChangeCipherSpec")
-            case ContentType.ALERT:
+            case _CT.ALERT:
                 self._receive_alert(payload, epoch)
-            case ContentType.APPLICATION_DATA if epoch:
-                if self._state is ConnectionState.ESTABLISHED:
+            case _CT.APPLICATION_DATA if epoch:
+                if self._state is _CS.ESTABLISHED:
                     if self._linger is not None:
                         # The peer sends data: it has our last flight (RFC 6347 §4.2.4).
                         self._linger = None
@@ -464,35 +495,53 @@ class DtlsConnection:
     def _receive_alert(self, payload: bytes, epoch: int) -> None:
         if len(payload) != 2:
             raise AlertDecodeError("malformed alert")
-        if epoch == 0 and self._state is ConnectionState.ESTABLISHED:
+        if epoch == 0 and self._state is _CS.ESTABLISHED:
             return  # unauthenticated: cannot end an established association
         level, description = payload[0], payload[1]
         self._events.append(AlertReceived(level, description))
-        if description == AlertDescription.CLOSE_NOTIFY:
-            self._send_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
+        if description == _AD.CLOSE_NOTIFY:
+            self._send_alert(_AL.WARNING, _AD.CLOSE_NOTIFY)
             self._close(description, by_peer=True, reason="close_notify received")
-        elif level != AlertLevel.WARNING:
+        elif level != _AL.WARNING:
             self._close(description, by_peer=True, reason="fatal alert received")
 
     def _receive_handshake(self, payload: bytes, epoch: int, now: float) -> None:
-        buf = Buffer(payload)
-        while not buf.eof():
-            fragment = _pull_fragment(buf)
-            reassembler = self._reassembler
+        pos = 0
+        end = len(payload)
+        reassembler = self._reassembler
+        while pos < end:
+            # RFC 6347 §4.2.2: msg_type(1) length(3) message_seq(2) fragment_offset(3)
+            # fragment_length(3) fragment
+            start = pos + HANDSHAKE_HEADER_LENGTH
+            if start > end:
+                raise BufferReadError("handshake header truncated")
+            type_and_length, message_seq = _TYPE_LENGTH_SEQ.unpack_from(payload, pos)
+            offset_and_length = int.from_bytes(payload[pos + 6 : start], "big")
+            msg_type = type_and_length >> 24
+            length = type_and_length & 0xFFFFFF
+            offset = offset_and_length >> 24
+            pos = start + (offset_and_length & 0xFFFFFF)
+            if pos > end:
+                raise BufferReadError("handshake fragment truncated")
+            body = payload[start:pos]
+            if offset + len(body) > length:
+                raise AlertDecodeError("handshake fragment beyond message length")
             if (
-                self._state is ConnectionState.ESTABLISHED
+                self._state is _CS.ESTABLISHED
                 and epoch
-                and self._post_handshake_fragment(fragment)
+                and self._post_handshake_fragment(
+                    HandshakeFragment(msg_type, length, message_seq, offset, body)
+                )
             ):
                 continue
-            if fragment.message_seq < reassembler.next_seq:
+            if message_seq < reassembler.next_seq:
                 # The peer repeats its last flight: ours got lost (RFC 6347 §4.2.4).
                 # Copies arriving right after we sent the flight crossed it on the wire: no
                 # second copy then, or duplicates would multiply (RFC 6347 §4.2.4 leaves the
                 # policy open).
                 if (
-                    fragment.message_seq == self._flight_trigger
-                    and fragment.fragment_offset == 0
+                    message_seq == self._flight_trigger
+                    and offset == 0
                     and self._flight is not None
                     and now - self._flight_sent_at
                     >= self._configuration.initial_retransmit_timeout / 2
@@ -501,7 +550,17 @@ class DtlsConnection:
                 continue
             if self._handshake is None:
                 continue
-            reassembler.add(fragment, epoch)
+            if (
+                message_seq == reassembler.next_seq
+                and offset == 0
+                and len(body) == length
+                and reassembler.is_empty()
+            ):
+                # The common case, a whole message that is the next one: no reassembly buffer.
+                reassembler.take_whole(length)
+                self._handle_message(msg_type, message_seq, body, epoch, now)
+                continue
+            reassembler.add(HandshakeFragment(msg_type, length, message_seq, offset, body), epoch)
             while (message := reassembler.pop()) is not None:
                 msg_type, seq, body, msg_epoch = message
                 self._handle_message(msg_type, seq, body, msg_epoch, now)
@@ -511,8 +570,8 @@ class DtlsConnection:
     def _post_handshake_fragment(self, fragment: HandshakeFragment) -> bool:
         """Renegotiation is refused (RFC 5746 is implemented for the initial handshake only)."""
         reassembler = self._reassembler
-        refuse = (fragment.msg_type == HandshakeType.HELLO_REQUEST and self.is_client) or (
-            fragment.msg_type == HandshakeType.CLIENT_HELLO
+        refuse = (fragment.msg_type == _HT.HELLO_REQUEST and self.is_client) or (
+            fragment.msg_type == _HT.CLIENT_HELLO
             and not self.is_client
             and fragment.message_seq >= reassembler.next_seq
         )
@@ -520,7 +579,7 @@ class DtlsConnection:
             if fragment.message_seq >= reassembler.next_seq:
                 reassembler.next_seq = fragment.message_seq + 1
             if fragment.fragment_offset == 0:
-                self._send_alert(AlertLevel.WARNING, AlertDescription.NO_RENEGOTIATION)
+                self._send_alert(_AL.WARNING, _AD.NO_RENEGOTIATION)
             return True
         if fragment.message_seq >= reassembler.next_seq:
             raise AlertUnexpectedMessage("handshake message after the handshake")
@@ -529,7 +588,7 @@ class DtlsConnection:
     def _handle_message(self, msg_type: int, seq: int, body: bytes, epoch: int, now: float) -> None:
         handshake = self._handshake
         assert handshake is not None
-        if msg_type == HandshakeType.HELLO_VERIFY_REQUEST and self._epoch0_window is not None:
+        if msg_type == _HT.HELLO_VERIFY_REQUEST and self._epoch0_window is not None:
             self._epoch0_window = ReplayWindow()  # the stateless server may restart numbering
         handshake.handle_message(msg_type, seq, body, epoch)
         self._after_handshake_step(now, seq)
@@ -552,7 +611,7 @@ class DtlsConnection:
             self._transmit_flight(now)
         completed = handshake.completed
         if completed is not None:
-            self._state = ConnectionState.ESTABLISHED
+            self._state = _CS.ESTABLISHED
             self.handshake_result = completed
             self._events.append(completed)
             self._timer = None
@@ -565,7 +624,7 @@ class DtlsConnection:
         if install and self._deferred:
             deferred, self._deferred = self._deferred, []
             for record in deferred:
-                if self._state is ConnectionState.CLOSED:
+                if self._state is _CS.CLOSED:
                     break
                 self._receive_record(record, now)
         if completed is not None:
@@ -590,14 +649,21 @@ class DtlsConnection:
             protection = self._write_protection if epoch else _NULL
             assert protection is not None
             overhead = RECORD_HEADER_LENGTH + len(protection.cid) + protection.overhead
-            if item.content_type == ContentType.CHANGE_CIPHER_SPEC:
-                record = self._protect(ContentType.CHANGE_CIPHER_SPEC, item.body, epoch)
+            if item.content_type == _CHANGE_CIPHER_SPEC:
+                record = self._protect(_CHANGE_CIPHER_SPEC, item.body, epoch)
                 if current and len(current) + len(record) > max_size:
                     self._datagrams.append(current)
                     current = b""
                 current += record
                 continue
             body = item.body
+            if epoch > self._write_epoch:
+                self._write_epoch = epoch
+            if len(body) <= max_size - len(current) - overhead - HANDSHAKE_HEADER_LENGTH:
+                # The whole message fits the datagram being filled: one unfragmented record.
+                fragment = encode_handshake(item.msg_type, item.message_seq, body)
+                current += self._protect(_HANDSHAKE, fragment, epoch)
+                continue
             offset = 0
             while True:
                 space = max_size - len(current) - overhead - HANDSHAKE_HEADER_LENGTH
@@ -609,30 +675,27 @@ class DtlsConnection:
                 if chunk == 0 and offset < len(body):
                     chunk = min(64, len(body) - offset)  # absurdly small MTU: still progress
                 fragment = encode_handshake(item.msg_type, item.message_seq, body, offset, chunk)
-                current += self._protect(ContentType.HANDSHAKE, fragment, epoch)
+                current += self._protect(_HANDSHAKE, fragment, epoch)
                 offset += chunk
                 if offset >= len(body):
                     break
-            self._write_epoch = max(self._write_epoch, epoch)
         if current:
             self._datagrams.append(current)
 
     def _send_alert(self, level: int, description: int) -> None:
         epoch = self._write_epoch if self._write_protection is not None else 0
         try:
-            self._datagrams.append(
-                self._protect(ContentType.ALERT, bytes([level, description]), epoch)
-            )
+            self._datagrams.append(self._protect(_CT.ALERT, bytes([level, description]), epoch))
         except DtlsStateError:
             pass
 
     def _fail(self, exc: Alert) -> None:
         logger.debug("DTLS fatal alert %s: %s", exc.description.name, exc)
-        self._send_alert(AlertLevel.FATAL, exc.description)
+        self._send_alert(_AL.FATAL, exc.description)
         self._close(exc.description, by_peer=False, reason=str(exc))
 
     def _close(self, alert: int | None, *, by_peer: bool, reason: str) -> None:
-        self._state = ConnectionState.CLOSED
+        self._state = _CS.CLOSED
         self._events.append(ConnectionClosed(alert, by_peer, reason))
         self._handshake = None
         self._timer = None

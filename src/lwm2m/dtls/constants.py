@@ -8,7 +8,8 @@ Certificate Types" of https://www.iana.org/assignments/tls-parameters.
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import Enum, IntEnum
+from typing import Any
 
 __all__ = [
     "DTLS_1_0",
@@ -22,7 +23,24 @@ __all__ = [
     "HandshakeType",
     "NamedGroup",
     "SignatureScheme",
+    "member_view",
 ]
+
+
+def member_view(enum: type[Enum]) -> Any:
+    """A plain class whose attributes are the members of ``enum`` (the same objects).
+
+    CPython 3.11 resolves ``Enum.MEMBER`` through a descriptor (about 0.2 µs, as long as a small
+    function call); hot paths (the record layer, the handshake ``match`` ladder) look members up
+    in this view instead, a plain class-dict lookup. Modules bind it under ``TYPE_CHECKING`` to
+    the enum itself, so type checking sees the real members.
+
+    >>> view = member_view(ContentType)
+    >>> view.HANDSHAKE is ContentType.HANDSHAKE
+    True
+    """
+    return type(f"{enum.__name__}Members", (), dict(enum.__members__))
+
 
 #: ProtocolVersion of DTLS 1.2 on the wire ({254, 253}, RFC 6347 §4.1).
 DTLS_1_2 = 0xFEFD

@@ -2,9 +2,14 @@
 
 ``cookie = HMAC-SHA256(secret, client address || ClientHello parameters)``, the construction the
 RFC suggests. The parameters are those a client must repeat unchanged (version, random,
-session_id, cipher_suites, compression_methods), so a cookie is bound to one hello from one
-address. The secret rotates every ``lifetime`` seconds; cookies made with the previous secret
-stay valid for one more period. Nothing per client is stored.
+session_id, cipher_suites, compression_methods), taken as their wire bytes with length prefixes
+(the hello without its cookie field, :func:`~.messages.client_hello_parameters`), so a cookie is
+bound to one hello from one address. The secret rotates every ``lifetime`` seconds; cookies made
+with the previous secret stay valid for one more period. Nothing per client is stored.
+
+The server demultiplexer calls :meth:`CookieGenerator.generate_for` /
+:meth:`~CookieGenerator.verify_for` with the parameter bytes cut from the received hello, so a
+hello is parsed once; ``generate``/``verify`` take a parsed :class:`~.messages.ClientHello`.
 """
 
 from __future__ import annotations
@@ -12,20 +17,10 @@ from __future__ import annotations
 import hmac
 import os
 
-from .messages import ClientHello
+from .messages import ClientHello, client_hello_parameters
+from .prf import HmacSha256
 
 __all__ = ["CookieGenerator"]
-
-
-def _hello_parameters(hello: ClientHello) -> bytes:
-    return (
-        hello.version.to_bytes(2, "big")
-        + hello.random
-        + bytes([len(hello.session_id)])
-        + hello.session_id
-        + b"".join(s.to_bytes(2, "big") for s in hello.cipher_suites)
-        + hello.compression_methods
-    )
 
 
 class CookieGenerator:
@@ -49,8 +44,9 @@ class CookieGenerator:
         if lifetime <= 0:
             raise ValueError("cookie lifetime must be positive")
         self._lifetime = lifetime
-        self._current = os.urandom(32)
-        self._previous: bytes | None = None
+        # The secrets are kept only as keyed HMAC states (one key schedule per secret).
+        self._current = HmacSha256(os.urandom(32))
+        self._previous: HmacSha256 | None = None
         self._rotate_at: float | None = None
 
     def _rotate(self, now: float) -> None:
@@ -61,30 +57,37 @@ class CookieGenerator:
                 self._previous = None  # idle for two periods: both secrets expired
             else:
                 self._previous = self._current
-            self._current = os.urandom(32)
+            self._current = HmacSha256(os.urandom(32))
             self._rotate_at = now + self._lifetime
 
     @staticmethod
-    def _mac(secret: bytes, client: bytes, hello: ClientHello) -> bytes:
-        return hmac.digest(
-            secret, len(client).to_bytes(2, "big") + client + _hello_parameters(hello), "sha256"
-        )
+    def _mac(secret: HmacSha256, client: bytes, parameters: bytes) -> bytes:
+        return secret.digest(len(client).to_bytes(2, "big") + client + parameters)
 
     def generate(self, client: bytes, hello: ClientHello, now: float) -> bytes:
         """The cookie for ``hello`` from the client address ``client``."""
-        self._rotate(now)
-        return self._mac(self._current, client, hello)
+        return self.generate_for(client, client_hello_parameters(hello), now)
 
     def verify(self, cookie: bytes, client: bytes, hello: ClientHello, now: float) -> bool:
         """Whether ``cookie`` was made for this hello and address by a live secret."""
+        return self.verify_for(cookie, client, client_hello_parameters(hello), now)
+
+    def generate_for(self, client: bytes, parameters: bytes, now: float) -> bytes:
+        """The cookie for the hello whose cookie-less wire bytes are ``parameters``."""
+        self._rotate(now)
+        return self._mac(self._current, client, parameters)
+
+    def verify_for(self, cookie: bytes, client: bytes, parameters: bytes, now: float) -> bool:
+        """:meth:`verify` with the hello's cookie-less wire bytes; comparisons are
+        constant-time."""
         self._rotate(now)
         if len(cookie) != self.COOKIE_LENGTH:
             return False
-        if hmac.compare_digest(cookie, self._mac(self._current, client, hello)):
+        if hmac.compare_digest(cookie, self._mac(self._current, client, parameters)):
             return True
         previous = self._previous
         return previous is not None and hmac.compare_digest(
-            cookie, self._mac(previous, client, hello)
+            cookie, self._mac(previous, client, parameters)
         )
 
     def __repr__(self) -> str:

@@ -33,7 +33,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .prf import MASTER_SECRET_LENGTH, prf, psk_premaster
+from .prf import MASTER_SECRET_LENGTH, HmacSha256, prf, psk_premaster
 from .trust import PeerVerifier
 
 __all__ = [
@@ -96,13 +96,14 @@ class SigningKey(Protocol):
 class SoftwarePsk:
     """A PSK held in process memory (development, tests, the ``soft:`` backend).
 
-    It keeps only the RFC 4279 premaster form and never shows it:
+    It keeps only the RFC 4279 premaster form (plus the HMAC-SHA256 state keyed with it, so the
+    PRF's key schedule is done once, not per handshake) and never shows it:
 
     >>> SoftwarePsk(b"dev1", bytes(16))
     SoftwarePsk(identity=b'dev1')
     """
 
-    __slots__ = ("_identity", "_premaster")
+    __slots__ = ("_identity", "_premaster", "_prf_key")
 
     key_log_permitted = True
 
@@ -111,13 +112,14 @@ class SoftwarePsk:
             raise ValueError("a PSK must not be empty")
         self._identity = bytes(identity)
         self._premaster = psk_premaster(bytes(psk))
+        self._prf_key = HmacSha256(self._premaster)
 
     @property
     def identity(self) -> bytes:
         return self._identity
 
     def derive_master_secret(self, label: bytes, seed: bytes) -> bytes:
-        return prf(self._premaster, label, seed, MASTER_SECRET_LENGTH)
+        return prf(self._prf_key, label, seed, MASTER_SECRET_LENGTH)
 
     def __repr__(self) -> str:
         return f"SoftwarePsk(identity={self._identity!r})"

@@ -38,11 +38,11 @@ import hashlib
 import hmac
 import logging
 import os
+import struct
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import Enum, auto
-from typing import TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -64,6 +64,7 @@ from .constants import (
     HandshakeType,
     NamedGroup,
     SignatureScheme,
+    member_view,
 )
 from .credentials import DtlsCredentials, PskCredential, SigningKey
 from .errors import (
@@ -85,6 +86,7 @@ from .prf import (
     MASTER_SECRET_LENGTH,
     SERVER_FINISHED_LABEL,
     VERIFY_DATA_LENGTH,
+    HmacSha256,
     master_secret_seed,
     prf,
 )
@@ -93,11 +95,35 @@ from .trust import PeerIdentity, PskIdentity, spki_der
 
 __all__ = ["Handshake", "HandshakeState", "OutgoingMessage", "SessionCache"]
 
+if TYPE_CHECKING:
+    _CT = ContentType
+    _HT = HandshakeType
+    _ET = ExtensionType
+    _SUITE = CipherSuite
+    _CERT = CertificateType
+    _NG = NamedGroup
+    _SS = SignatureScheme
+else:
+    _CT = member_view(ContentType)
+    _HT = member_view(HandshakeType)
+    _ET = member_view(ExtensionType)
+    _SUITE = member_view(CipherSuite)
+    _CERT = member_view(CertificateType)
+    _NG = member_view(NamedGroup)
+    _SS = member_view(SignatureScheme)
+
 logger = logging.getLogger(__name__)
 
 _M = TypeVar("_M")
 
+#: A whole (unfragmented) handshake header: msg_type+length, message_seq, then
+#: fragment_offset (0) + fragment_length (= length) as 2 + 4 bytes.
+_HANDSHAKE_HEADER = struct.Struct("!IHHI")
+
 _EMPTY_RENEGOTIATION_INFO = b"\x00"
+_PSK_SUITES = frozenset(s for s in CipherSuite if s.is_psk)
+#: Suites with a key exchange (every known one but the renegotiation SCSV).
+_USABLE_SUITES = frozenset(CipherSuite) - {CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV}
 _UNCOMPRESSED = bytes([1, POINT_FORMAT_UNCOMPRESSED])
 
 
@@ -116,9 +142,15 @@ class HandshakeState(Enum):
     POST_HANDSHAKE = auto()
 
 
-@dataclass(frozen=True, slots=True)
-class OutgoingMessage:
-    """One item of a flight: a handshake message or a ChangeCipherSpec, with its epoch."""
+if TYPE_CHECKING:
+    _HS = HandshakeState
+else:
+    _HS = member_view(HandshakeState)
+
+
+class OutgoingMessage(NamedTuple):
+    """One item of a flight: a handshake message or a ChangeCipherSpec, with its epoch (a named
+    tuple: cheap to make, immutable)."""
 
     content_type: int
     epoch: int
@@ -189,6 +221,7 @@ class Handshake:
         "_ems",
         "_flight",
         "_key_log_ok",
+        "_master_mac",
         "_master_secret",
         "_peer_connection_id",
         "_peer_ecdh",
@@ -203,6 +236,7 @@ class Handshake:
         "_signed_certificate",
         "_state",
         "_transcript",
+        "_transcript_hash",
         "cipher_suite",
         "client_random",
         "completed",
@@ -228,13 +262,11 @@ class Handshake:
         self._connection_id = connection_id
         self._peer_connection_id: bytes | None = None
         self.is_client = configuration.is_client
-        self._state = (
-            HandshakeState.CLIENT_START
-            if self.is_client
-            else HandshakeState.SERVER_EXPECT_CLIENT_HELLO
-        )
+        self._state = _HS.CLIENT_START if self.is_client else _HS.SERVER_EXPECT_CLIENT_HELLO
         self._send_seq = first_message_seq
         self._transcript = bytearray()
+        # The running hash of the transcript; copies give the session hash and Finished inputs.
+        self._transcript_hash = hashlib.sha256()
         self._flight: list[OutgoingMessage] = []
         self.flight_final = False
         self.read_protection: RecordProtection | None = None
@@ -246,6 +278,7 @@ class Handshake:
         self._client_hello: m.ClientHello | None = None
         self._session_id = b""
         self._master_secret = b""
+        self._master_mac: HmacSha256 | None = None
         self._ems = False
         self._resumed = False
         self._ecdh_key: ec.EllipticCurvePrivateKey | None = None
@@ -253,12 +286,15 @@ class Handshake:
         self._peer_ecdh: ec.EllipticCurvePublicKey | None = None
         self._peer_identity: PeerIdentity | None = None
         self._psk_hint: bytes | None = None
-        self._server_cert_type: int = CertificateType.X509
-        self._client_cert_type: int = CertificateType.X509
+        self._server_cert_type: int = _CERT.X509
+        self._client_cert_type: int = _CERT.X509
         self._certificate_requested = False
         self._client_auth = False
         self._signed_certificate = False
-        self._key_log_ok = all(c.key_log_permitted for c in credentials.local_credentials())
+        # Asked of the credentials only when a key log is configured at all.
+        self._key_log_ok = configuration.key_log is not None and all(
+            c.key_log_permitted for c in credentials.local_credentials()
+        )
 
     # -- public ------------------------------------------------------------------------------
 
@@ -273,7 +309,7 @@ class Handshake:
 
     def start(self) -> None:
         """Client: queue the first ClientHello (flight 1)."""
-        if self._state != HandshakeState.CLIENT_START:
+        if self._state != _HS.CLIENT_START:
             raise AlertUnexpectedMessage("handshake already started")
         self.client_random = os.urandom(32)
         session = self._configuration.session
@@ -284,119 +320,110 @@ class Handshake:
         if any(not CipherSuite(s).is_psk for s in suites):
             extensions += [
                 m.supported_groups_extension(),
-                (ExtensionType.EC_POINT_FORMATS, _UNCOMPRESSED),
+                (_ET.EC_POINT_FORMATS, _UNCOMPRESSED),
                 (
-                    ExtensionType.SIGNATURE_ALGORITHMS,
-                    m.encode_uint16_list((SignatureScheme.ECDSA_SECP256R1_SHA256,)),
+                    _ET.SIGNATURE_ALGORITHMS,
+                    m.encode_uint16_list((_SS.ECDSA_SECP256R1_SHA256,)),
                 ),
             ]
             creds = self._credentials
             if creds.signing_key is not None and not creds.certificate_chain:
                 extensions.append(
                     (
-                        ExtensionType.CLIENT_CERTIFICATE_TYPE,
-                        bytes([1, CertificateType.RAW_PUBLIC_KEY]),
+                        _ET.CLIENT_CERTIFICATE_TYPE,
+                        bytes([1, _CERT.RAW_PUBLIC_KEY]),
                     )
                 )
             verifier = creds.peer_verifier
-            if verifier is not None and tuple(verifier.certificate_types) != (
-                CertificateType.X509,
-            ):
+            if verifier is not None and tuple(verifier.certificate_types) != (_CERT.X509,):
                 types = bytes(verifier.certificate_types)
-                extensions.append(
-                    (ExtensionType.SERVER_CERTIFICATE_TYPE, bytes([len(types)]) + types)
-                )
-        extensions.append((ExtensionType.EXTENDED_MASTER_SECRET, b""))
+                extensions.append((_ET.SERVER_CERTIFICATE_TYPE, bytes([len(types)]) + types))
+        extensions.append((_ET.EXTENDED_MASTER_SECRET, b""))
         if self._connection_id is not None:
             extensions.append(m.connection_id_extension(self._connection_id))
         self._client_hello = m.ClientHello(
             random=self.client_random,
             session_id=self._session_id,
             cookie=b"",
-            cipher_suites=(*suites, CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV),
+            cipher_suites=(*suites, _SUITE.TLS_EMPTY_RENEGOTIATION_INFO_SCSV),
             extensions=tuple(extensions),
         )
-        self._send(HandshakeType.CLIENT_HELLO, self._client_hello, m.push_client_hello)
-        self._set_state(HandshakeState.CLIENT_EXPECT_SERVER_HELLO)
+        self._send(_HT.CLIENT_HELLO, self._client_hello, m.push_client_hello)
+        self._set_state(_HS.CLIENT_EXPECT_SERVER_HELLO)
 
     def handle_message(self, msg_type: int, message_seq: int, body: bytes, epoch: int) -> None:
         """Process one complete handshake message (in order, RFC 6347 §4.2.2).
 
         Raises an ``Alert`` subclass when the message is unexpected or invalid.
         """
-        if msg_type == HandshakeType.HELLO_REQUEST:
+        if msg_type == _HT.HELLO_REQUEST:
             return  # RFC 5246 §7.4.1.1: ignored during a handshake; not in the transcript
         # Finished is the only message protected by the new epoch (RFC 5246 §7.4.9).
-        if (epoch != 0) != (msg_type == HandshakeType.FINISHED):
+        if (epoch != 0) != (msg_type == _HT.FINISHED):
             raise AlertUnexpectedMessage("handshake message in the wrong epoch")
         buf = Buffer(body)
         state = self._state
         match state, msg_type:
-            case HandshakeState.CLIENT_EXPECT_SERVER_HELLO, HandshakeType.HELLO_VERIFY_REQUEST:
+            case _HS.CLIENT_EXPECT_SERVER_HELLO, _HT.HELLO_VERIFY_REQUEST:
                 self._client_handle_hello_verify_request(m.pull_hello_verify_request(buf))
-            case HandshakeState.CLIENT_EXPECT_SERVER_HELLO, HandshakeType.SERVER_HELLO:
+            case _HS.CLIENT_EXPECT_SERVER_HELLO, _HT.SERVER_HELLO:
                 self._add_transcript(msg_type, message_seq, body)
                 self._client_handle_server_hello(m.pull_server_hello(buf))
-            case HandshakeState.CLIENT_EXPECT_CERTIFICATE, HandshakeType.CERTIFICATE:
+            case _HS.CLIENT_EXPECT_CERTIFICATE, _HT.CERTIFICATE:
                 self._add_transcript(msg_type, message_seq, body)
-                raw = self._server_cert_type == CertificateType.RAW_PUBLIC_KEY
+                raw = self._server_cert_type == _CERT.RAW_PUBLIC_KEY
                 self._client_handle_certificate(m.pull_certificate(buf, raw))
             case (
-                HandshakeState.CLIENT_EXPECT_SERVER_KEY_EXCHANGE,
-                HandshakeType.SERVER_KEY_EXCHANGE,
+                _HS.CLIENT_EXPECT_SERVER_KEY_EXCHANGE,
+                _HT.SERVER_KEY_EXCHANGE,
             ):
                 self._add_transcript(msg_type, message_seq, body)
-                if CipherSuite(self.cipher_suite).is_psk:
+                if self.cipher_suite in _PSK_SUITES:
                     self._psk_hint = m.pull_server_key_exchange_psk(buf).identity_hint
                 else:
                     self._client_handle_ecdhe_key_exchange(m.pull_server_key_exchange_ecdhe(buf))
-                self._set_state(HandshakeState.CLIENT_EXPECT_SERVER_HELLO_DONE)
+                self._set_state(_HS.CLIENT_EXPECT_SERVER_HELLO_DONE)
             case (
-                HandshakeState.CLIENT_EXPECT_SERVER_HELLO_DONE,
-                HandshakeType.CERTIFICATE_REQUEST,
-            ) if not CipherSuite(self.cipher_suite).is_psk and not self._certificate_requested:
+                _HS.CLIENT_EXPECT_SERVER_HELLO_DONE,
+                _HT.CERTIFICATE_REQUEST,
+            ) if self.cipher_suite not in _PSK_SUITES and not self._certificate_requested:
                 self._add_transcript(msg_type, message_seq, body)
                 request = m.pull_certificate_request(buf)
                 self._certificate_requested = True
                 self._client_auth = ECDSA_SIGN in request.certificate_types
             case (
-                (
-                    HandshakeState.CLIENT_EXPECT_SERVER_HELLO_DONE
-                    | HandshakeState.CLIENT_EXPECT_SERVER_KEY_EXCHANGE
-                ),
-                HandshakeType.SERVER_HELLO_DONE,
-            ) if CipherSuite(self.cipher_suite).is_psk or state == (
-                HandshakeState.CLIENT_EXPECT_SERVER_HELLO_DONE
-            ):
+                (_HS.CLIENT_EXPECT_SERVER_HELLO_DONE | _HS.CLIENT_EXPECT_SERVER_KEY_EXCHANGE),
+                _HT.SERVER_HELLO_DONE,
+            ) if self.cipher_suite in _PSK_SUITES or state == (_HS.CLIENT_EXPECT_SERVER_HELLO_DONE):
                 self._add_transcript(msg_type, message_seq, body)
                 if buf.remaining():
                     raise AlertDecodeError("ServerHelloDone is empty")
                 self._client_send_key_exchange()
-            case HandshakeState.CLIENT_EXPECT_FINISHED, HandshakeType.FINISHED:
+            case _HS.CLIENT_EXPECT_FINISHED, _HT.FINISHED:
                 self._client_handle_finished(m.pull_finished(buf), message_seq)
-            case HandshakeState.SERVER_EXPECT_CLIENT_HELLO, HandshakeType.CLIENT_HELLO:
+            case _HS.SERVER_EXPECT_CLIENT_HELLO, _HT.CLIENT_HELLO:
                 self._add_transcript(msg_type, message_seq, body)
                 self._server_handle_client_hello(m.pull_client_hello(buf))
-            case HandshakeState.SERVER_EXPECT_CERTIFICATE, HandshakeType.CERTIFICATE:
+            case _HS.SERVER_EXPECT_CERTIFICATE, _HT.CERTIFICATE:
                 self._add_transcript(msg_type, message_seq, body)
-                raw = self._client_cert_type == CertificateType.RAW_PUBLIC_KEY
+                raw = self._client_cert_type == _CERT.RAW_PUBLIC_KEY
                 self._server_handle_certificate(m.pull_certificate(buf, raw))
             case (
-                HandshakeState.SERVER_EXPECT_CLIENT_KEY_EXCHANGE,
-                HandshakeType.CLIENT_KEY_EXCHANGE,
+                _HS.SERVER_EXPECT_CLIENT_KEY_EXCHANGE,
+                _HT.CLIENT_KEY_EXCHANGE,
             ):
-                is_psk = CipherSuite(self.cipher_suite).is_psk
+                is_psk = self.cipher_suite in _PSK_SUITES
                 exchange = m.pull_client_key_exchange(buf, is_psk)
                 if buf.remaining():
                     raise AlertDecodeError("trailing bytes in ClientKeyExchange")
                 self._add_transcript(msg_type, message_seq, body)
                 self._server_handle_client_key_exchange(exchange)
-            case HandshakeState.SERVER_EXPECT_CERTIFICATE_VERIFY, HandshakeType.CERTIFICATE_VERIFY:
+            case _HS.SERVER_EXPECT_CERTIFICATE_VERIFY, _HT.CERTIFICATE_VERIFY:
                 verify = m.pull_certificate_verify(buf)
                 self._check_signature(verify.signature_scheme, verify.signature, self._transcript)
                 self._add_transcript(msg_type, message_seq, body)
-                self._set_state(HandshakeState.SERVER_EXPECT_FINISHED)
-            case HandshakeState.SERVER_EXPECT_FINISHED, HandshakeType.FINISHED:
+                self._set_state(_HS.SERVER_EXPECT_FINISHED)
+            case _HS.SERVER_EXPECT_FINISHED, _HT.FINISHED:
                 self._server_handle_finished(m.pull_finished(buf), message_seq)
             case _:
                 raise AlertUnexpectedMessage(
@@ -408,12 +435,25 @@ class Handshake:
     # -- helpers -----------------------------------------------------------------------------
 
     def _set_state(self, state: HandshakeState) -> None:
-        logger.debug("%s -> %s", self._state.name, state.name)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s -> %s", self._state.name, state.name)
         self._state = state
 
     def _add_transcript(self, msg_type: int, message_seq: int, body: bytes) -> None:
         # Hashed as if unfragmented, with the DTLS header (RFC 6347 §4.2.6).
-        self._transcript += m.encode_handshake(msg_type, message_seq, body)
+        length = len(body)
+        header = _HANDSHAKE_HEADER.pack((msg_type << 24) | length, message_seq, 0, length)
+        self._transcript += header
+        self._transcript += body
+        self._transcript_hash.update(header)
+        self._transcript_hash.update(body)
+
+    def _reset_transcript(self) -> None:
+        self._transcript.clear()
+        self._transcript_hash = hashlib.sha256()
+
+    def _transcript_digest(self) -> bytes:
+        return self._transcript_hash.copy().digest()
 
     def _send(self, msg_type: int, message: _M, push: Callable[[Buffer, _M], None]) -> None:
         buf = Buffer()
@@ -424,15 +464,15 @@ class Handshake:
         seq = self._send_seq
         self._send_seq += 1
         self._add_transcript(msg_type, seq, body)
-        self._flight.append(OutgoingMessage(ContentType.HANDSHAKE, epoch, msg_type, seq, body))
+        self._flight.append(OutgoingMessage(_CT.HANDSHAKE, epoch, msg_type, seq, body))
 
     def _send_change_cipher_spec_and_finished(self, label: bytes) -> None:
-        self._flight.append(OutgoingMessage(ContentType.CHANGE_CIPHER_SPEC, 0, 0, 0, b"\x01"))
-        verify_data = prf(self._master_secret, label, _sha256(self._transcript), VERIFY_DATA_LENGTH)
-        self._send_body(HandshakeType.FINISHED, verify_data, epoch=1)
+        self._flight.append(OutgoingMessage(_CT.CHANGE_CIPHER_SPEC, 0, 0, 0, b"\x01"))
+        verify_data = prf(self._master_key(), label, self._transcript_digest(), VERIFY_DATA_LENGTH)
+        self._send_body(_HT.FINISHED, verify_data, epoch=1)
 
     def _check_finished(self, finished: m.Finished, label: bytes) -> None:
-        expected = prf(self._master_secret, label, _sha256(self._transcript), VERIFY_DATA_LENGTH)
+        expected = prf(self._master_key(), label, self._transcript_digest(), VERIFY_DATA_LENGTH)
         if not _constant_time_equal(finished.verify_data, expected):
             raise AlertDecryptError("Finished verify_data mismatch")
 
@@ -444,7 +484,7 @@ class Handshake:
                 known = CipherSuite(suite)
             except ValueError:
                 continue
-            if known == CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV:
+            if known == _SUITE.TLS_EMPTY_RENEGOTIATION_INFO_SCSV:
                 continue
             if known.is_psk and creds.psk is None:
                 continue
@@ -471,9 +511,10 @@ class Handshake:
 
     def _install_keys(self) -> None:
         read_cid = self._connection_id if self._peer_connection_id is not None else None
+        self._master_mac = None
         self.read_protection, self.write_protection = create_protections(
             self.cipher_suite,
-            self._master_secret,
+            self._master_key(),
             self.client_random,
             self.server_random,
             is_client=self.is_client,
@@ -486,7 +527,14 @@ class Handshake:
             key_log.write(f"CLIENT_RANDOM {self.client_random.hex()} {self._master_secret.hex()}\n")
 
     def _session_hash(self) -> bytes | None:
-        return _sha256(self._transcript) if self._ems else None
+        return self._transcript_digest() if self._ems else None
+
+    def _master_key(self) -> HmacSha256:
+        """The master secret as a keyed PRF state, one key schedule for the key block and both
+        Finished messages."""
+        if self._master_mac is None:
+            self._master_mac = HmacSha256(self._master_secret)
+        return self._master_mac
 
     def _finish(self) -> None:
         session = None
@@ -511,10 +559,10 @@ class Handshake:
             session=session if self.is_client else None,
             psk_identity_hint=self._psk_hint,
         )
-        self._set_state(HandshakeState.POST_HANDSHAKE)
+        self._set_state(_HS.POST_HANDSHAKE)
 
     def _check_signature(self, scheme: int, signature: bytes, data: bytes | bytearray) -> None:
-        if scheme != SignatureScheme.ECDSA_SECP256R1_SHA256:
+        if scheme != _SS.ECDSA_SECP256R1_SHA256:
             raise AlertIllegalParameter("unsupported signature scheme")
         assert self._peer_key is not None  # set with the peer's Certificate
         try:
@@ -529,7 +577,7 @@ class Handshake:
         der = certificates[0]
         key: object
         try:
-            if certificate_type == CertificateType.X509:
+            if certificate_type == _CERT.X509:
                 key = x509.load_der_x509_certificate(der).public_key()
             else:
                 key = serialization.load_der_public_key(der)
@@ -546,8 +594,8 @@ class Handshake:
         creds = self._credentials
         key = creds.signing_key
         if key is None:
-            return m.Certificate((), certificate_type == CertificateType.RAW_PUBLIC_KEY)
-        if certificate_type == CertificateType.RAW_PUBLIC_KEY:
+            return m.Certificate((), certificate_type == _CERT.RAW_PUBLIC_KEY)
+        if certificate_type == _CERT.RAW_PUBLIC_KEY:
             return m.Certificate((spki_der(key.public_key()),), True)
         return m.Certificate(
             tuple(c.public_bytes(serialization.Encoding.DER) for c in creds.certificate_chain)
@@ -572,8 +620,8 @@ class Handshake:
             compression_methods=hello.compression_methods,
             extensions=hello.extensions,
         )
-        self._transcript.clear()
-        self._send(HandshakeType.CLIENT_HELLO, self._client_hello, m.push_client_hello)
+        self._reset_transcript()
+        self._send(_HT.CLIENT_HELLO, self._client_hello, m.push_client_hello)
 
     def _client_handle_server_hello(self, hello: m.ServerHello) -> None:
         if hello.version != DTLS_1_2:
@@ -582,31 +630,29 @@ class Handshake:
         assert sent is not None
         if (
             hello.cipher_suite not in sent.cipher_suites
-            or hello.cipher_suite == CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV
+            or hello.cipher_suite == _SUITE.TLS_EMPTY_RENEGOTIATION_INFO_SCSV
         ):
             raise AlertIllegalParameter("server chose a cipher suite that was not offered")
         if hello.compression_method != 0:
             raise AlertIllegalParameter("server chose compression")
-        offered = {kind for kind, _ in sent.extensions or ()} | {ExtensionType.RENEGOTIATION_INFO}
+        offered = {kind for kind, _ in sent.extensions or ()} | {_ET.RENEGOTIATION_INFO}
         for kind, data in hello.extensions or ():
             if kind not in offered:
                 raise AlertUnsupportedExtension(f"unsolicited extension {kind}")
             match kind:
-                case ExtensionType.RENEGOTIATION_INFO if data != _EMPTY_RENEGOTIATION_INFO:
+                case _ET.RENEGOTIATION_INFO if data != _EMPTY_RENEGOTIATION_INFO:
                     raise AlertHandshakeFailure("non-empty renegotiation_info")
-                case ExtensionType.EXTENDED_MASTER_SECRET if data:
+                case _ET.EXTENDED_MASTER_SECRET if data:
                     raise AlertDecodeError("extended_master_secret is empty")
-                case ExtensionType.CONNECTION_ID:
+                case _ET.CONNECTION_ID:
                     self._peer_connection_id = m.decode_opaque8(data)
-                case ExtensionType.SERVER_CERTIFICATE_TYPE:
+                case _ET.SERVER_CERTIFICATE_TYPE:
                     self._server_cert_type = self._single_type(data, sent, kind)
-                case ExtensionType.CLIENT_CERTIFICATE_TYPE:
+                case _ET.CLIENT_CERTIFICATE_TYPE:
                     self._client_cert_type = self._single_type(data, sent, kind)
         self.server_random = hello.random
         self.cipher_suite = hello.cipher_suite
-        self._ems = (
-            m.find_extension(hello.extensions, ExtensionType.EXTENDED_MASTER_SECRET) is not None
-        )
+        self._ems = m.find_extension(hello.extensions, _ET.EXTENDED_MASTER_SECRET) is not None
         session = self._configuration.session
         if session is not None and hello.session_id and hello.session_id == self._session_id:
             # Abbreviated handshake (RFC 5246 §7.3); RFC 7627 §5.3 forbids mixing EMS states.
@@ -618,15 +664,15 @@ class Handshake:
             self._master_secret = session.master_secret
             self._peer_identity = session.peer_identity
             self._install_keys()
-            self._set_state(HandshakeState.CLIENT_EXPECT_FINISHED)
+            self._set_state(_HS.CLIENT_EXPECT_FINISHED)
             return
         if self._configuration.require_extended_master_secret and not self._ems:
             raise AlertHandshakeFailure("peer does not support the extended master secret")
         self._session_id = hello.session_id
-        if CipherSuite(hello.cipher_suite).is_psk:
-            self._set_state(HandshakeState.CLIENT_EXPECT_SERVER_KEY_EXCHANGE)
+        if hello.cipher_suite in _PSK_SUITES:
+            self._set_state(_HS.CLIENT_EXPECT_SERVER_KEY_EXCHANGE)
         else:
-            self._set_state(HandshakeState.CLIENT_EXPECT_CERTIFICATE)
+            self._set_state(_HS.CLIENT_EXPECT_CERTIFICATE)
 
     @staticmethod
     def _single_type(data: bytes, sent: m.ClientHello, kind: int) -> int:
@@ -642,10 +688,10 @@ class Handshake:
         if not certificate.certificates:
             raise AlertBadCertificate("server sent no certificate")
         self._verify_peer(self._server_cert_type, certificate.certificates)
-        self._set_state(HandshakeState.CLIENT_EXPECT_SERVER_KEY_EXCHANGE)
+        self._set_state(_HS.CLIENT_EXPECT_SERVER_KEY_EXCHANGE)
 
     def _client_handle_ecdhe_key_exchange(self, exchange: m.ServerKeyExchangeEcdhe) -> None:
-        if exchange.named_curve != NamedGroup.SECP256R1:
+        if exchange.named_curve != _NG.SECP256R1:
             raise AlertIllegalParameter("server chose an unsupported curve")
         signed = self.client_random + self.server_random + exchange.params
         self._check_signature(exchange.signature_scheme, exchange.signature, signed)
@@ -656,21 +702,20 @@ class Handshake:
         signer: SigningKey | None = None
         if self._certificate_requested:
             usable = creds.signing_key is not None and (
-                self._client_cert_type == CertificateType.RAW_PUBLIC_KEY
-                or bool(creds.certificate_chain)
+                self._client_cert_type == _CERT.RAW_PUBLIC_KEY or bool(creds.certificate_chain)
             )
             signer = creds.signing_key if usable and self._client_auth else None
             certificate = (
                 self._certificate_message(self._client_cert_type)
                 if signer is not None
-                else m.Certificate((), self._client_cert_type == CertificateType.RAW_PUBLIC_KEY)
+                else m.Certificate((), self._client_cert_type == _CERT.RAW_PUBLIC_KEY)
             )
-            self._send(HandshakeType.CERTIFICATE, certificate, m.push_certificate)
-        if CipherSuite(self.cipher_suite).is_psk:
+            self._send(_HT.CERTIFICATE, certificate, m.push_certificate)
+        if self.cipher_suite in _PSK_SUITES:
             psk = creds.psk
             assert psk is not None  # PSK suites are offered only with a PSK
             self._send(
-                HandshakeType.CLIENT_KEY_EXCHANGE,
+                _HT.CLIENT_KEY_EXCHANGE,
                 m.ClientKeyExchange(psk_identity=psk.identity),
                 m.push_client_key_exchange,
             )
@@ -679,7 +724,7 @@ class Handshake:
         else:
             key = ec.generate_private_key(ec.SECP256R1())
             self._send(
-                HandshakeType.CLIENT_KEY_EXCHANGE,
+                _HT.CLIENT_KEY_EXCHANGE,
                 m.ClientKeyExchange(ecdh_public=_uncompressed(key.public_key())),
                 m.push_client_key_exchange,
             )
@@ -689,17 +734,17 @@ class Handshake:
             if signer is not None:
                 signature = signer.sign(bytes(self._transcript))
                 self._send(
-                    HandshakeType.CERTIFICATE_VERIFY,
-                    m.CertificateVerify(SignatureScheme.ECDSA_SECP256R1_SHA256, signature),
+                    _HT.CERTIFICATE_VERIFY,
+                    m.CertificateVerify(_SS.ECDSA_SECP256R1_SHA256, signature),
                     m.push_certificate_verify,
                 )
         self._send_change_cipher_spec_and_finished(CLIENT_FINISHED_LABEL)
         self.flight_final = False
-        self._set_state(HandshakeState.CLIENT_EXPECT_FINISHED)
+        self._set_state(_HS.CLIENT_EXPECT_FINISHED)
 
     def _client_handle_finished(self, finished: m.Finished, message_seq: int) -> None:
         self._check_finished(finished, SERVER_FINISHED_LABEL)
-        self._add_transcript(HandshakeType.FINISHED, message_seq, finished.verify_data)
+        self._add_transcript(_HT.FINISHED, message_seq, finished.verify_data)
         if self._resumed:
             self._send_change_cipher_spec_and_finished(CLIENT_FINISHED_LABEL)
             self.flight_final = True
@@ -716,27 +761,27 @@ class Handshake:
             raise AlertIllegalParameter("client does not offer null compression")
         self._client_hello = hello
         self.client_random = hello.random
-        self.server_random = os.urandom(32)
+        randoms = os.urandom(64)  # server random and, for a new session, its session_id
+        self.server_random = randoms[:32]
         extensions = hello.extensions
-        reneg = m.find_extension(extensions, ExtensionType.RENEGOTIATION_INFO)
+        reneg = m.find_extension(extensions, _ET.RENEGOTIATION_INFO)
         if reneg is not None and reneg != _EMPTY_RENEGOTIATION_INFO:
             raise AlertHandshakeFailure("renegotiation is not supported")
         secure_reneg = (
-            reneg is not None
-            or CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV in hello.cipher_suites
+            reneg is not None or _SUITE.TLS_EMPTY_RENEGOTIATION_INFO_SCSV in hello.cipher_suites
         )
-        ems_data = m.find_extension(extensions, ExtensionType.EXTENDED_MASTER_SECRET)
+        ems_data = m.find_extension(extensions, _ET.EXTENDED_MASTER_SECRET)
         if ems_data:
             raise AlertDecodeError("extended_master_secret is empty")
         self._ems = ems_data is not None
-        cid_data = m.find_extension(extensions, ExtensionType.CONNECTION_ID)
+        cid_data = m.find_extension(extensions, _ET.CONNECTION_ID)
         if cid_data is not None and self._connection_id is not None:
             self._peer_connection_id = m.decode_opaque8(cid_data)
         reply: list[tuple[int, bytes]] = []
         if secure_reneg:
-            reply.append((ExtensionType.RENEGOTIATION_INFO, _EMPTY_RENEGOTIATION_INFO))
+            reply.append((_ET.RENEGOTIATION_INFO, _EMPTY_RENEGOTIATION_INFO))
         if self._ems:
-            reply.append((ExtensionType.EXTENDED_MASTER_SECRET, b""))
+            reply.append((_ET.EXTENDED_MASTER_SECRET, b""))
         if self._peer_connection_id is not None:
             assert self._connection_id is not None
             reply.append(m.connection_id_extension(self._connection_id))
@@ -756,7 +801,7 @@ class Handshake:
             self._master_secret = session.master_secret
             self._peer_identity = session.peer_identity
             self._send(
-                HandshakeType.SERVER_HELLO,
+                _HT.SERVER_HELLO,
                 m.ServerHello(
                     self.server_random, self._session_id, self.cipher_suite, 0, tuple(reply)
                 ),
@@ -764,7 +809,7 @@ class Handshake:
             )
             self._install_keys()
             self._send_change_cipher_spec_and_finished(SERVER_FINISHED_LABEL)
-            self._set_state(HandshakeState.SERVER_EXPECT_FINISHED)
+            self._set_state(_HS.SERVER_EXPECT_FINISHED)
             return
         if self._configuration.require_extended_master_secret and not self._ems:
             raise AlertHandshakeFailure("client does not support the extended master secret")
@@ -772,33 +817,34 @@ class Handshake:
         suite, cert_types = self._server_choose_suite(hello)
         self.cipher_suite = suite
         self._session_id = (
-            os.urandom(32) if cache is not None and self._configuration.session_cache_size else b""
+            randoms[32:] if cache is not None and self._configuration.session_cache_size else b""
         )
-        is_psk = CipherSuite(suite).is_psk
+        is_psk = suite in _PSK_SUITES
         if not is_psk:
             server_type, client_type = cert_types
-            if m.find_extension(extensions, ExtensionType.EC_POINT_FORMATS) is not None:
-                reply.append((ExtensionType.EC_POINT_FORMATS, _UNCOMPRESSED))
-            if m.find_extension(extensions, ExtensionType.SERVER_CERTIFICATE_TYPE) is not None:
-                reply.append((ExtensionType.SERVER_CERTIFICATE_TYPE, bytes([server_type])))
+            if m.find_extension(extensions, _ET.EC_POINT_FORMATS) is not None:
+                reply.append((_ET.EC_POINT_FORMATS, _UNCOMPRESSED))
+            if m.find_extension(extensions, _ET.SERVER_CERTIFICATE_TYPE) is not None:
+                reply.append((_ET.SERVER_CERTIFICATE_TYPE, bytes([server_type])))
             if (
                 client_type is not None
-                and m.find_extension(extensions, ExtensionType.CLIENT_CERTIFICATE_TYPE) is not None
+                and m.find_extension(extensions, _ET.CLIENT_CERTIFICATE_TYPE) is not None
             ):
-                reply.append((ExtensionType.CLIENT_CERTIFICATE_TYPE, bytes([client_type])))
+                reply.append((_ET.CLIENT_CERTIFICATE_TYPE, bytes([client_type])))
             self._server_cert_type = server_type
             self._client_cert_type = client_type if client_type is not None else 0
             self._certificate_requested = client_type is not None
-        self._send(
-            HandshakeType.SERVER_HELLO,
-            m.ServerHello(self.server_random, self._session_id, suite, 0, tuple(reply)),
-            m.push_server_hello,
+        self._send_body(
+            _HT.SERVER_HELLO,
+            m.encode_server_hello(
+                m.ServerHello(self.server_random, self._session_id, suite, 0, tuple(reply))
+            ),
         )
         creds = self._credentials
         if is_psk:
             if creds.psk_identity_hint:
                 self._send(
-                    HandshakeType.SERVER_KEY_EXCHANGE,
+                    _HT.SERVER_KEY_EXCHANGE,
                     m.ServerKeyExchangePsk(creds.psk_identity_hint),
                     m.push_server_key_exchange_psk,
                 )
@@ -806,54 +852,52 @@ class Handshake:
             key = creds.signing_key
             assert key is not None
             self._send(
-                HandshakeType.CERTIFICATE,
+                _HT.CERTIFICATE,
                 self._certificate_message(self._server_cert_type),
                 m.push_certificate,
             )
             self._ecdh_key = ec.generate_private_key(ec.SECP256R1())
-            params = m.ecdh_params(NamedGroup.SECP256R1, _uncompressed(self._ecdh_key.public_key()))
+            params = m.ecdh_params(_NG.SECP256R1, _uncompressed(self._ecdh_key.public_key()))
             signature = key.sign(self.client_random + self.server_random + params)
             self._send(
-                HandshakeType.SERVER_KEY_EXCHANGE,
+                _HT.SERVER_KEY_EXCHANGE,
                 m.ServerKeyExchangeEcdhe(
-                    NamedGroup.SECP256R1,
+                    _NG.SECP256R1,
                     _uncompressed(self._ecdh_key.public_key()),
-                    SignatureScheme.ECDSA_SECP256R1_SHA256,
+                    _SS.ECDSA_SECP256R1_SHA256,
                     signature,
                 ),
                 m.push_server_key_exchange_ecdhe,
             )
             if self._certificate_requested:
                 self._send(
-                    HandshakeType.CERTIFICATE_REQUEST,
-                    m.CertificateRequest(
-                        bytes([ECDSA_SIGN]), (SignatureScheme.ECDSA_SECP256R1_SHA256,)
-                    ),
+                    _HT.CERTIFICATE_REQUEST,
+                    m.CertificateRequest(bytes([ECDSA_SIGN]), (_SS.ECDSA_SECP256R1_SHA256,)),
                     m.push_certificate_request,
                 )
-        self._send_body(HandshakeType.SERVER_HELLO_DONE, b"")
+        self._send_body(_HT.SERVER_HELLO_DONE, b"")
         self._set_state(
-            HandshakeState.SERVER_EXPECT_CERTIFICATE
+            _HS.SERVER_EXPECT_CERTIFICATE
             if self._certificate_requested
-            else HandshakeState.SERVER_EXPECT_CLIENT_KEY_EXCHANGE
+            else _HS.SERVER_EXPECT_CLIENT_KEY_EXCHANGE
         )
 
     def _server_choose_suite(self, hello: m.ClientHello) -> tuple[int, tuple[int, int | None]]:
         creds = self._credentials
-        ecdhe_types = self._ecdhe_certificate_types(hello)
+        offered = hello.cipher_suites
+        ecdhe_types: tuple[int, int | None] | None = None
+        ecdhe_checked = False
         for suite in self._configuration.cipher_suites:
-            if suite not in hello.cipher_suites:
+            if suite not in offered or suite not in _USABLE_SUITES:
                 continue
-            try:
-                known = CipherSuite(suite)
-            except ValueError:
-                continue
-            if known == CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV:
-                continue
-            if known.is_psk:
+            if suite in _PSK_SUITES:
                 if creds.psk_store is not None:
                     return int(suite), (0, None)
-            elif ecdhe_types is not None:
+                continue
+            if not ecdhe_checked:  # the ECDHE negotiation only when an ECDHE suite is in play
+                ecdhe_types = self._ecdhe_certificate_types(hello)
+                ecdhe_checked = True
+            if ecdhe_types is not None:
                 return int(suite), ecdhe_types
         raise AlertHandshakeFailure("no cipher suite in common")
 
@@ -862,21 +906,21 @@ class Handshake:
         if creds.signing_key is None:
             return None
         extensions = hello.extensions
-        groups = m.find_extension(extensions, ExtensionType.SUPPORTED_GROUPS)
-        if groups is not None and NamedGroup.SECP256R1 not in m.decode_uint16_list(groups):
+        groups = m.find_extension(extensions, _ET.SUPPORTED_GROUPS)
+        if groups is not None and _NG.SECP256R1 not in m.decode_uint16_list(groups):
             return None
-        formats = m.find_extension(extensions, ExtensionType.EC_POINT_FORMATS)
+        formats = m.find_extension(extensions, _ET.EC_POINT_FORMATS)
         if formats is not None and POINT_FORMAT_UNCOMPRESSED not in m.decode_uint8_list(formats):
             return None
-        schemes = m.find_extension(extensions, ExtensionType.SIGNATURE_ALGORITHMS)
+        schemes = m.find_extension(extensions, _ET.SIGNATURE_ALGORITHMS)
         if schemes is not None and (
-            SignatureScheme.ECDSA_SECP256R1_SHA256 not in m.decode_uint16_list(schemes)
+            _SS.ECDSA_SECP256R1_SHA256 not in m.decode_uint16_list(schemes)
         ):
             return None
-        own_types = [CertificateType.RAW_PUBLIC_KEY]
+        own_types = [_CERT.RAW_PUBLIC_KEY]
         if creds.certificate_chain:
-            own_types.insert(0, CertificateType.X509)
-        wanted = m.find_extension(extensions, ExtensionType.SERVER_CERTIFICATE_TYPE)
+            own_types.insert(0, _CERT.X509)
+        wanted = m.find_extension(extensions, _ET.SERVER_CERTIFICATE_TYPE)
         acceptable = m.decode_uint8_list(wanted) if wanted is not None else bytes([0])
         server_type = next((t for t in acceptable if t in own_types), None)
         if server_type is None:
@@ -884,7 +928,7 @@ class Handshake:
         verifier = creds.peer_verifier
         if verifier is None:
             return server_type, None
-        offered = m.find_extension(extensions, ExtensionType.CLIENT_CERTIFICATE_TYPE)
+        offered = m.find_extension(extensions, _ET.CLIENT_CERTIFICATE_TYPE)
         can_send = m.decode_uint8_list(offered) if offered is not None else bytes([0])
         client_type = next((t for t in can_send if t in verifier.certificate_types), None)
         if client_type is None:
@@ -897,7 +941,7 @@ class Handshake:
             raise AlertHandshakeFailure("client sent no certificate")
         self._verify_peer(self._client_cert_type, certificate.certificates)
         self._signed_certificate = True
-        self._set_state(HandshakeState.SERVER_EXPECT_CLIENT_KEY_EXCHANGE)
+        self._set_state(_HS.SERVER_EXPECT_CLIENT_KEY_EXCHANGE)
 
     def _server_handle_client_key_exchange(self, exchange: m.ClientKeyExchange) -> None:
         if exchange.psk_identity is not None:
@@ -923,16 +967,16 @@ class Handshake:
             self._ecdh_key = None
             self._derive_keys(self._session_hash(), premaster=premaster)
         self._set_state(
-            HandshakeState.SERVER_EXPECT_CERTIFICATE_VERIFY
+            _HS.SERVER_EXPECT_CERTIFICATE_VERIFY
             if self._signed_certificate
-            else HandshakeState.SERVER_EXPECT_FINISHED
+            else _HS.SERVER_EXPECT_FINISHED
         )
 
     def _server_handle_finished(self, finished: m.Finished, message_seq: int) -> None:
         if self._certificate_requested and not self._signed_certificate and not self._resumed:
             raise AlertInsufficientSecurity("client was not authenticated")
         self._check_finished(finished, CLIENT_FINISHED_LABEL)
-        self._add_transcript(HandshakeType.FINISHED, message_seq, finished.verify_data)
+        self._add_transcript(_HT.FINISHED, message_seq, finished.verify_data)
         if not self._resumed:
             self._send_change_cipher_spec_and_finished(SERVER_FINISHED_LABEL)
             self.flight_final = True

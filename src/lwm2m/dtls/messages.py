@@ -11,16 +11,22 @@ Structures (wire fields stay raw ``int``/``bytes``; compare with :mod:`.constant
 - Extensions as ``(type, data)`` pairs (RFC 5246 §7.4.1.4); helpers for the ones used here.
 
 ``pull_*`` raise :class:`lwm2m.errors.BufferReadError` on truncation; the connection turns that
-into a ``decode_error`` alert.
+into a ``decode_error`` alert. The messages on every server handshake's path (ClientHello in,
+ServerHello and handshake headers out) are parsed and built with index arithmetic and
+``struct`` rather than per-field :class:`Buffer` calls; ``tests/dtls/test_fast_paths.py`` holds
+them to the straightforward versions.
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lwm2m.buffer import Buffer
+from lwm2m.errors import BufferReadError
 
-from .constants import DTLS_1_2, NAMED_CURVE, ExtensionType, NamedGroup
+from .constants import DTLS_1_2, NAMED_CURVE, ExtensionType, NamedGroup, member_view
 from .errors import AlertDecodeError
 
 __all__ = [
@@ -36,13 +42,28 @@ __all__ = [
     "ServerHello",
     "ServerKeyExchangeEcdhe",
     "ServerKeyExchangePsk",
+    "client_hello_cookie_fields",
+    "client_hello_parameters",
     "encode_handshake",
     "find_extension",
+    "parse_client_hello",
     "pull_handshake_fragment",
 ]
 
+if TYPE_CHECKING:
+    _ET = ExtensionType
+    _NG = NamedGroup
+else:
+    _ET = member_view(ExtensionType)
+    _NG = member_view(NamedGroup)
+
 #: msg_type(1) length(3) message_seq(2) fragment_offset(3) fragment_length(3), RFC 6347 §4.2.2.
 HANDSHAKE_HEADER_LENGTH = 12
+#: That header as msg_type+length (4), message_seq (2), then fragment_offset's high 16 bits (2)
+#: and its low byte + fragment_length (4).
+_HANDSHAKE_HEADER = struct.Struct("!IHHI")
+_EXTENSION_HEADER = struct.Struct("!HH")
+_SUITE_COMPRESSION = struct.Struct("!HB")
 
 Extensions = tuple[tuple[int, bytes], ...]
 
@@ -69,6 +90,36 @@ def _pull_extensions(buf: Buffer) -> Extensions | None:
                 raise AlertDecodeError("duplicate extension")
             seen.add(ext_type)
             result.append((ext_type, _pull_opaque(buf, 2)))
+    return tuple(result)
+
+
+def _parse_extensions(data: bytes, pos: int) -> Extensions | None:
+    """Like :func:`_pull_extensions` over ``data[pos:]``, which must hold exactly the block."""
+    end = len(data)
+    if pos >= end:
+        return None
+    if end - pos < 2:
+        raise BufferReadError("extensions length truncated")
+    block_end = pos + 2 + ((data[pos] << 8) | data[pos + 1])
+    if block_end > end:
+        raise BufferReadError("extensions block truncated")
+    if block_end < end:
+        raise AlertDecodeError("trailing bytes in handshake message")
+    pos += 2
+    result: list[tuple[int, bytes]] = []
+    seen: set[int] = set()
+    while pos < block_end:
+        if block_end - pos < 4:
+            raise BufferReadError("extension header truncated")
+        ext_type = (data[pos] << 8) | data[pos + 1]
+        start = pos + 4
+        pos = start + ((data[pos + 2] << 8) | data[pos + 3])
+        if pos > block_end:
+            raise BufferReadError("extension data truncated")
+        if ext_type in seen:
+            raise AlertDecodeError("duplicate extension")
+        seen.add(ext_type)
+        result.append((ext_type, data[start:pos]))
     return tuple(result)
 
 
@@ -153,16 +204,15 @@ def encode_handshake(
     msg_type: int, message_seq: int, body: bytes, offset: int = 0, length: int | None = None
 ) -> bytes:
     """A handshake header plus ``body[offset:offset+length]`` (whole message by default)."""
+    total = len(body)
     if length is None:
-        length = len(body) - offset
-    return (
-        bytes([msg_type])
-        + len(body).to_bytes(3, "big")
-        + message_seq.to_bytes(2, "big")
-        + offset.to_bytes(3, "big")
-        + length.to_bytes(3, "big")
-        + body[offset : offset + length]
+        length = total - offset
+    header = _HANDSHAKE_HEADER.pack(
+        (msg_type << 24) | total, message_seq, offset >> 8, ((offset & 0xFF) << 24) | length
     )
+    if offset == 0 and length == total:
+        return header + body
+    return header + body[offset : offset + length]
 
 
 # -- hello messages -------------------------------------------------------------------------------
@@ -181,22 +231,90 @@ class ClientHello:
     version: int = DTLS_1_2
 
 
-def pull_client_hello(buf: Buffer) -> ClientHello:
-    version = buf.pull_uint16()
-    random = buf.pull_bytes(32)
-    session_id = _pull_opaque(buf, 1)
-    cookie = _pull_opaque(buf, 1)
-    suites_data = _pull_opaque(buf, 2)
-    if len(suites_data) % 2 or not suites_data:
+def _client_hello_layout(data: bytes) -> tuple[int, int, int]:
+    """Check a ClientHello body up to its compression methods and return the offsets
+    ``(session_id_end, cookie_end, compression_end)``; the extensions are not looked at.
+
+    Index arithmetic on the body rather than :class:`Buffer` calls: the server looks at every
+    ClientHello it receives, spoofed or not, so this is on the path of every handshake.
+    """
+    end = len(data)
+    if end < 35:
+        raise BufferReadError("ClientHello truncated")
+    pos = 35 + data[34]
+    if pos + 1 > end:
+        raise BufferReadError("ClientHello session_id truncated")
+    session_id_end = pos
+    pos += 1 + data[pos]
+    if pos + 2 > end:
+        raise BufferReadError("ClientHello cookie truncated")
+    cookie_end = pos
+    suites_length = (data[pos] << 8) | data[pos + 1]
+    pos += 2 + suites_length
+    if pos + 1 > end:
+        raise BufferReadError("ClientHello cipher_suites truncated")
+    if suites_length % 2 or not suites_length:
         raise AlertDecodeError("cipher_suites length")
-    suites = tuple(
-        int.from_bytes(suites_data[i : i + 2], "big") for i in range(0, len(suites_data), 2)
-    )
-    compression = _pull_opaque(buf, 1)
-    if len(session_id) > 32 or not compression:
+    compression_length = data[pos]
+    pos += 1 + compression_length
+    if pos > end:
+        raise BufferReadError("ClientHello compression_methods truncated")
+    if session_id_end > 67 or not compression_length:
         raise AlertDecodeError("ClientHello field length")
-    extensions = _pull_extensions(buf)
-    return ClientHello(random, session_id, cookie, suites, compression, extensions, version)
+    return session_id_end, cookie_end, pos
+
+
+def client_hello_cookie_fields(data: bytes) -> tuple[bytes, bytes, bytes]:
+    """``(random, cookie, parameters)`` of a ClientHello body, where ``parameters`` is the body
+    up to the compression methods without the cookie field (what a cookie binds, see
+    :mod:`.cookie`). Enough to answer or check a cookie: the rest is parsed once it verified.
+    Raises like :func:`pull_client_hello` for a malformed body up to the compression methods.
+    """
+    session_id_end, cookie_end, compression_end = _client_hello_layout(data)
+    return (
+        data[2:34],
+        data[session_id_end + 1 : cookie_end],
+        data[:session_id_end] + data[cookie_end:compression_end],
+    )
+
+
+def _parse_client_hello(data: bytes) -> ClientHello:
+    """The ClientHello in ``data`` (the whole body)."""
+    session_id_end, cookie_end, compression_end = _client_hello_layout(data)
+    suites_end = cookie_end + 2 + ((data[cookie_end] << 8) | data[cookie_end + 1])
+    return ClientHello(
+        data[2:34],
+        data[35:session_id_end],
+        data[session_id_end + 1 : cookie_end],
+        struct.unpack_from(f"!{(suites_end - cookie_end - 2) >> 1}H", data, cookie_end + 2),
+        data[suites_end + 1 : compression_end],
+        _parse_extensions(data, compression_end),
+        (data[0] << 8) | data[1],
+    )
+
+
+def parse_client_hello(data: bytes) -> ClientHello:
+    """A whole ClientHello body; trailing bytes after the extensions are a decode error."""
+    return _parse_client_hello(bytes(data))
+
+
+def pull_client_hello(buf: Buffer) -> ClientHello:
+    """The ClientHello that is the rest of ``buf`` (a hello ends its message)."""
+    return _parse_client_hello(buf.pull_rest())
+
+
+def client_hello_parameters(hello: ClientHello) -> bytes:
+    """The wire bytes of ``hello`` without its cookie field: version, random, session_id,
+    cipher_suites and compression_methods with their length prefixes (what a cookie binds)."""
+    return (
+        hello.version.to_bytes(2, "big")
+        + hello.random
+        + bytes([len(hello.session_id)])
+        + hello.session_id
+        + encode_uint16_list(hello.cipher_suites)
+        + bytes([len(hello.compression_methods)])
+        + hello.compression_methods
+    )
 
 
 def push_client_hello(buf: Buffer, hello: ClientHello) -> None:
@@ -251,13 +369,26 @@ def pull_server_hello(buf: Buffer) -> ServerHello:
     return ServerHello(random, session_id, suite, compression, extensions, version)
 
 
+def encode_server_hello(msg: ServerHello) -> bytes:
+    """The ServerHello body (what :func:`push_server_hello` writes), built in one expression."""
+    extensions = b""
+    if msg.extensions is not None:
+        inner = b""
+        for ext_type, data in msg.extensions:
+            inner += _EXTENSION_HEADER.pack(ext_type, len(data)) + data
+        extensions = len(inner).to_bytes(2, "big") + inner
+    return (
+        msg.version.to_bytes(2, "big")
+        + msg.random
+        + bytes([len(msg.session_id)])
+        + msg.session_id
+        + _SUITE_COMPRESSION.pack(msg.cipher_suite, msg.compression_method)
+        + extensions
+    )
+
+
 def push_server_hello(buf: Buffer, msg: ServerHello) -> None:
-    buf.push_uint16(msg.version)
-    buf.push_bytes(msg.random)
-    _push_opaque(buf, 1, msg.session_id)
-    buf.push_uint16(msg.cipher_suite)
-    buf.push_uint8(msg.compression_method)
-    _push_extensions(buf, msg.extensions)
+    buf.push_bytes(encode_server_hello(msg))
 
 
 # -- authentication and key exchange --------------------------------------------------------------
@@ -427,8 +558,8 @@ def push_finished(buf: Buffer, msg: Finished) -> None:
 
 def connection_id_extension(cid: bytes) -> tuple[int, bytes]:
     """The connection_id extension (RFC 9146 §3)."""
-    return ExtensionType.CONNECTION_ID, bytes([len(cid)]) + cid
+    return _ET.CONNECTION_ID, bytes([len(cid)]) + cid
 
 
 def supported_groups_extension() -> tuple[int, bytes]:
-    return ExtensionType.SUPPORTED_GROUPS, encode_uint16_list((NamedGroup.SECP256R1,))
+    return _ET.SUPPORTED_GROUPS, encode_uint16_list((_NG.SECP256R1,))

@@ -5,6 +5,8 @@
 - The PSK premaster secret ``uint16(N) || N zero bytes || uint16(N) || psk`` (RFC 4279 §2).
 - The master secret (RFC 5246 §8.1) and the extended master secret (RFC 7627 §4).
 - The key block (RFC 5246 §6.3) and Finished ``verify_data`` (RFC 5246 §7.4.9).
+- :class:`HmacSha256`, HMAC-SHA256 keyed once: the PRF of one secret (a master secret, a PSK
+  premaster inside its credential, a cookie secret) runs on it without re-keying per block.
 
 Only the software credentials call :func:`psk_premaster`; the engine itself calls the PRF with
 ECDHE premaster secrets (ephemeral) and master secrets, never with a long-term PSK.
@@ -12,11 +14,12 @@ ECDHE premaster secrets (ephemeral) and master secrets, never with a long-term P
 
 from __future__ import annotations
 
-import hmac
+import hashlib
 
 __all__ = [
     "EXTENDED_MASTER_SECRET_LABEL",
     "MASTER_SECRET_LABEL",
+    "HmacSha256",
     "master_secret_seed",
     "p_sha256",
     "prf",
@@ -35,23 +38,77 @@ MASTER_SECRET_LENGTH = 48
 VERIFY_DATA_LENGTH = 12
 
 
+_IPAD = bytes.maketrans(bytes(range(256)), bytes(x ^ 0x36 for x in range(256)))
+_OPAD = bytes.maketrans(bytes(range(256)), bytes(x ^ 0x5C for x in range(256)))
+
+
+class HmacSha256:
+    """HMAC-SHA256 (RFC 2104) with the key schedule done once: the hashes of the inner and outer
+    padded keys are kept and copied per message, which is several times faster than a one-shot
+    ``hmac.digest`` that re-keys on every call. The key itself is not kept.
+
+    >>> import hmac
+    >>> HmacSha256(b"key").digest(b"msg") == hmac.digest(b"key", b"msg", "sha256")
+    True
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > 64:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(64, b"\x00")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def digest(self, message: bytes | bytearray) -> bytes:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+    def __repr__(self) -> str:
+        return "<HmacSha256>"
+
+
 def p_sha256(secret: bytes, seed: bytes, length: int) -> bytes:
     """``P_SHA256(secret, seed)`` truncated to ``length`` bytes (RFC 5246 §5).
 
     >>> len(p_sha256(b"k", b"s", 48))
     48
     """
-    out = bytearray()
+    return _p_sha256(HmacSha256(secret), seed, length)
+
+
+def _p_sha256(mac: HmacSha256, seed: bytes, length: int) -> bytes:
+    # A(0) = seed, A(i) = HMAC(secret, A(i-1)); output HMAC(secret, A(i) + seed) ... (RFC 5246
+    # §5). The HMACs are written out on the prepared inner/outer states: this runs 12 times per
+    # handshake (master secret, key block, two Finished).
+    inner, outer = mac._inner, mac._outer
     a = seed
+    out = b""
     while len(out) < length:
-        a = hmac.digest(secret, a, "sha256")
-        out += hmac.digest(secret, a + seed, "sha256")
-    return bytes(out[:length])
+        h = inner.copy()
+        h.update(a)
+        o = outer.copy()
+        o.update(h.digest())
+        a = o.digest()
+        h = inner.copy()
+        h.update(a + seed)
+        o = outer.copy()
+        o.update(h.digest())
+        out += o.digest()
+    return out[:length]
 
 
-def prf(secret: bytes, label: bytes, seed: bytes, length: int) -> bytes:
-    """The TLS 1.2 PRF with SHA-256: ``P_SHA256(secret, label + seed)`` (RFC 5246 §5)."""
-    return p_sha256(secret, label + seed, length)
+def prf(secret: bytes | HmacSha256, label: bytes, seed: bytes, length: int) -> bytes:
+    """The TLS 1.2 PRF with SHA-256: ``P_SHA256(secret, label + seed)`` (RFC 5246 §5).
+
+    ``secret`` may be a prepared :class:`HmacSha256` of the secret (one key schedule for all
+    derivations from one master secret)."""
+    mac = secret if isinstance(secret, HmacSha256) else HmacSha256(secret)
+    return _p_sha256(mac, label + seed, length)
 
 
 def psk_premaster(psk: bytes) -> bytes:

@@ -20,14 +20,14 @@ from __future__ import annotations
 import hmac
 import os
 import struct
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 
-from .constants import CipherSuite, ContentType
-from .prf import KEY_EXPANSION_LABEL, prf
+from .constants import CipherSuite, ContentType, member_view
+from .prf import KEY_EXPANSION_LABEL, HmacSha256, prf
 
 __all__ = [
     "MAX_CIPHERTEXT_EXPANSION",
@@ -44,6 +44,11 @@ __all__ = [
     "parse_datagram",
 ]
 
+if TYPE_CHECKING:
+    _CT = ContentType
+else:
+    _CT = member_view(ContentType)
+
 #: Header length without CID (RFC 6347 §4.1).
 RECORD_HEADER_LENGTH = 13
 #: Largest plaintext fragment (RFC 5246 §6.2.1).
@@ -52,16 +57,19 @@ MAX_PLAINTEXT_LENGTH = 2**14
 MAX_CIPHERTEXT_EXPANSION = 2048
 #: The 8-byte placeholder of the CID AAD and MAC input (RFC 9146 §5).
 _SEQ_NUM_PLACEHOLDER = b"\xff" * 8
-_CID_TYPE = bytes([ContentType.TLS12_CID])
+_CID_TYPE = bytes([_CT.TLS12_CID])
 
 _HEADER = struct.Struct("!BHHHIH")
 _AAD = struct.Struct("!HHIBHH")  # epoch, seq_hi, seq_lo, type, version, length
 _U16 = struct.Struct("!H")
+_CCM_SUITES = frozenset(s for s in CipherSuite if s.is_ccm)
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
-    """One record as framed on the wire; ``content_type`` is the wire value (25 for CID)."""
+class RawRecord(NamedTuple):
+    """One record as framed on the wire; ``content_type`` is the wire value (25 for CID).
+
+    A named tuple: one is made per received record, several times cheaper than a frozen dataclass.
+    """
 
     content_type: int
     version: int
@@ -84,7 +92,7 @@ def parse_datagram(data: bytes, cid_length: int = 0) -> list[RawRecord]:
     limit = MAX_PLAINTEXT_LENGTH + MAX_CIPHERTEXT_EXPANSION
     while end - pos >= RECORD_HEADER_LENGTH:
         content_type = data[pos]
-        if content_type == ContentType.TLS12_CID:
+        if content_type == _CT.TLS12_CID:
             if cid_length == 0 or end - pos < RECORD_HEADER_LENGTH + cid_length:
                 break
             _, version, epoch, seq_hi, seq_lo = struct.unpack_from("!BHHHI", data, pos)
@@ -116,7 +124,7 @@ def encode_record(
     content_type: int, version: int, epoch: int, seq: int, fragment: bytes, cid: bytes = b""
 ) -> bytes:
     """Frame one record; ``cid`` is written (after the sequence number) only for ``tls12_cid``."""
-    if content_type == ContentType.TLS12_CID:
+    if content_type == _CT.TLS12_CID:
         return (
             struct.pack("!BHHHI", content_type, version, epoch, seq >> 32, seq & 0xFFFFFFFF)
             + cid
@@ -209,7 +217,7 @@ class RecordProtection:
 
     def decrypt(self, record: RawRecord) -> tuple[int, bytes] | None:
         """``(content type, plaintext)``, or None when the record does not authenticate."""
-        if record.content_type == ContentType.TLS12_CID:
+        if record.content_type == _CT.TLS12_CID:
             return None
         return record.content_type, record.fragment
 
@@ -244,9 +252,7 @@ class Ccm8Protection(RecordProtection):
             inner = plaintext + bytes([content_type])
             aad = _cid_header(version, epoch, seq, cid, len(inner))
             ciphertext = self._aead.encrypt(self._iv + explicit, inner, aad)
-            return encode_record(
-                ContentType.TLS12_CID, version, epoch, seq, explicit + ciphertext, cid
-            )
+            return encode_record(_CT.TLS12_CID, version, epoch, seq, explicit + ciphertext, cid)
         aad = explicit + struct.pack("!BHH", content_type, version, len(plaintext))
         ciphertext = self._aead.encrypt(self._iv + explicit, plaintext, aad)
         return encode_record(content_type, version, epoch, seq, explicit + ciphertext)
@@ -259,7 +265,7 @@ class Ccm8Protection(RecordProtection):
         nonce = self._iv + explicit
         seq = record.sequence_number
         try:
-            if record.content_type == ContentType.TLS12_CID:
+            if record.content_type == _CT.TLS12_CID:
                 if record.connection_id != self.cid:
                     return None
                 aad = _cid_header(record.version, record.epoch, seq, self.cid, len(fragment) - 16)
@@ -302,7 +308,7 @@ class CbcSha256Protection(RecordProtection):
         cid = self.cid
         wire_type = content_type
         if cid:
-            wire_type = ContentType.TLS12_CID
+            wire_type = _CT.TLS12_CID
             plaintext = plaintext + bytes([content_type])
             mac_input = _cid_header(version, epoch, seq, cid, len(plaintext)) + plaintext
         else:
@@ -321,7 +327,7 @@ class CbcSha256Protection(RecordProtection):
         fragment = record.fragment
         if len(fragment) < 64 or len(fragment) % 16:
             return None
-        is_cid = record.content_type == ContentType.TLS12_CID
+        is_cid = record.content_type == _CT.TLS12_CID
         if is_cid != bool(self.cid) or (is_cid and record.connection_id != self.cid):
             return None
         decryptor = Cipher(self._cipher_key, modes.CBC(fragment[:16])).decryptor()
@@ -362,7 +368,7 @@ class CbcSha256Protection(RecordProtection):
 
 def create_protections(
     cipher_suite: int,
-    master_secret: bytes,
+    master_secret: bytes | HmacSha256,
     client_random: bytes,
     server_random: bytes,
     *,
@@ -378,7 +384,7 @@ def create_protections(
     seed = server_random + client_random
     client: RecordProtection
     server: RecordProtection
-    if CipherSuite(cipher_suite).is_ccm:
+    if cipher_suite in _CCM_SUITES:
         block = prf(master_secret, KEY_EXPANSION_LABEL, seed, 40)
         client = Ccm8Protection(block[0:16], block[32:36])
         server = Ccm8Protection(block[16:32], block[36:40])

@@ -18,32 +18,44 @@ from __future__ import annotations
 import os
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
+from struct import Struct
+from typing import TYPE_CHECKING, NamedTuple
 
-from lwm2m.buffer import Buffer
 from lwm2m.errors import BufferReadError
 
 from .config import DtlsConfiguration
 from .connection import ConnectionState, DtlsConnection
-from .constants import DTLS_1_0, ContentType, HandshakeType
+from .constants import DTLS_1_0, ContentType, HandshakeType, member_view
 from .cookie import CookieGenerator
 from .credentials import DtlsCredentials
 from .errors import Alert, DtlsStateError
 from .events import DtlsEvent, PeerAddressChanged
 from .handshake import SessionCache
 from .messages import (
-    ClientHello,
-    HelloVerifyRequest,
-    encode_handshake,
-    pull_client_hello,
-    pull_handshake_fragment,
-    push_hello_verify_request,
+    HANDSHAKE_HEADER_LENGTH,
+    client_hello_cookie_fields,
 )
-from .record import RECORD_HEADER_LENGTH, RawRecord, encode_record, parse_datagram
+from .record import MAX_CIPHERTEXT_EXPANSION, MAX_PLAINTEXT_LENGTH, RECORD_HEADER_LENGTH
 
 __all__ = ["DtlsServer", "ServerEvent"]
 
+if TYPE_CHECKING:
+    _CT = ContentType
+    _HT = HandshakeType
+    _CS = ConnectionState
+else:
+    _CT = member_view(ContentType)
+    _HT = member_view(HandshakeType)
+    _CS = member_view(ConnectionState)
+
 #: Most queued stateless replies; beyond it HelloVerifyRequests are not sent (drain often).
 _MAX_STATELESS_REPLIES = 4096
+#: The first 6 bytes of a handshake header: msg_type+length as one word, message_seq.
+_TYPE_LENGTH_SEQ = Struct("!IH")
+#: A HelloVerifyRequest up to its cookie: record header (type, version, epoch, seq_hi, seq_lo,
+#: length), handshake header (type+length, message_seq, offset_hi, offset_lo+fragment_length),
+#: server_version and the cookie length.
+_HVR_HEADER = Struct("!BHHHIHIHHIHB")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,29 +67,50 @@ class ServerEvent:
     event: DtlsEvent | PeerAddressChanged
 
 
-def _initial_client_hello(data: bytes) -> tuple[RawRecord, int, ClientHello] | None:
-    """``(record, message_seq, hello)`` when ``data`` starts with an unfragmented epoch-0
-    ClientHello, else None."""
-    if len(data) < RECORD_HEADER_LENGTH + 12 or data[0] != ContentType.HANDSHAKE:
+class _InitialHello(NamedTuple):
+    record_seq: int
+    message_seq: int
+    random: bytes
+    cookie: bytes
+    parameters: bytes
+    """The hello's wire bytes up to the compression methods without the cookie field (what the
+    cookie binds)."""
+
+
+def _initial_client_hello(data: bytes) -> _InitialHello | None:
+    """The unfragmented epoch-0 ClientHello that starts ``data``, else None.
+
+    Only the first record is looked at, straight from the datagram (no record or fragment
+    objects), and the hello only up to its compression methods: this runs for every hello,
+    spoofed or not, and the cookie needs no more. The connection parses the whole hello once the
+    cookie verified.
+    """
+    end = len(data)
+    if (
+        end < RECORD_HEADER_LENGTH + HANDSHAKE_HEADER_LENGTH
+        or data[0] != _CT.HANDSHAKE
+        or data[1] != 0xFE  # any DTLS record version (RFC 6347 §4.1)
+        or data[3] != 0
+        or data[4] != 0
+        or data[13] != _HT.CLIENT_HELLO
+    ):
         return None
-    if data[3:5] != b"\x00\x00" or data[13] != HandshakeType.CLIENT_HELLO:
+    record_length = (data[11] << 8) | data[12]
+    record_end = RECORD_HEADER_LENGTH + record_length
+    if record_end > end or record_length > MAX_PLAINTEXT_LENGTH + MAX_CIPHERTEXT_EXPANSION:
+        return None  # what parse_datagram drops
+    # RFC 6347 §4.2.2: msg_type(1) length(3) message_seq(2) fragment_offset(3) fragment_length(3)
+    type_and_length, message_seq = _TYPE_LENGTH_SEQ.unpack_from(data, 13)
+    length = type_and_length & 0xFFFFFF
+    offset_and_length = int.from_bytes(data[19:25], "big")
+    body_end = 25 + length
+    if offset_and_length != length or body_end > record_end:  # offset 0, one whole fragment
         return None
-    records = parse_datagram(data)
-    if not records:
-        return None
-    record = records[0]
     try:
-        buf = Buffer(record.fragment)
-        fragment = pull_handshake_fragment(buf)
-        if fragment.fragment_offset or len(fragment.fragment) != fragment.length:
-            return None
-        hello_buf = Buffer(fragment.fragment)
-        hello = pull_client_hello(hello_buf)
+        random, cookie, parameters = client_hello_cookie_fields(data[25:body_end])
     except (BufferReadError, Alert):
         return None
-    if record.version >> 8 != 0xFE:
-        return None
-    return record, fragment.message_seq, hello
+    return _InitialHello(int.from_bytes(data[5:11], "big"), message_seq, random, cookie, parameters)
 
 
 class DtlsServer:
@@ -134,7 +167,7 @@ class DtlsServer:
         if not data:
             return
         cid_length = self._configuration.connection_id_length
-        if data[0] == ContentType.TLS12_CID:
+        if data[0] == _CT.TLS12_CID:
             if cid_length and len(data) >= 11 + cid_length:
                 connection = self._by_cid.get(data[11 : 11 + cid_length])
                 if connection is not None:
@@ -148,15 +181,17 @@ class DtlsServer:
         initial = _initial_client_hello(data)
         if initial is None:
             return
-        record, message_seq, hello = initial
         client = repr(address).encode()
-        if self._configuration.require_cookie and not self._cookies.verify(
-            hello.cookie, client, hello, now
+        if self._configuration.require_cookie and not self._cookies.verify_for(
+            initial.cookie, client, initial.parameters, now
         ):
             if len(self._outgoing) < _MAX_STATELESS_REPLIES:
-                cookie = self._cookies.generate(client, hello, now)
+                cookie = self._cookies.generate_for(client, initial.parameters, now)
                 self._outgoing.append(
-                    (self._hello_verify_request(record, message_seq, cookie), address)
+                    (
+                        self._hello_verify_request(initial.record_seq, initial.message_seq, cookie),
+                        address,
+                    )
                 )
             return
         if connection is None and len(self._addresses) >= self._configuration.max_connections:
@@ -169,8 +204,8 @@ class DtlsServer:
             credentials=self._credentials,
             session_cache=self._sessions,
             connection_id=cid,
-            _first_message_seq=message_seq,
-            _first_record_seq=record.sequence_number,
+            _first_message_seq=initial.message_seq,
+            _first_record_seq=initial.record_seq,
         )
         self._by_address[address] = connection
         self._addresses[connection] = address
@@ -218,14 +253,14 @@ class DtlsServer:
 
     def _is_new_hello(self, connection: DtlsConnection, data: bytes) -> bool:
         """An epoch-0 ClientHello that starts a new association on a known address."""
-        if len(data) < RECORD_HEADER_LENGTH + 1 or data[0] != ContentType.HANDSHAKE:
+        if len(data) < RECORD_HEADER_LENGTH + 1 or data[0] != _CT.HANDSHAKE:
             return False
-        if data[3:5] != b"\x00\x00" or data[13] != HandshakeType.CLIENT_HELLO:
+        if data[3:5] != b"\x00\x00" or data[13] != _HT.CLIENT_HELLO:
             return False
-        if connection.state is not ConnectionState.HANDSHAKING:
+        if connection.state is not _CS.HANDSHAKING:
             return True
         initial = _initial_client_hello(data)
-        return initial is not None and initial[2].random != connection._peer_random()
+        return initial is not None and initial.random != connection._peer_random()
 
     def _receive_cid(
         self, connection: DtlsConnection, data: bytes, address: Hashable, now: float
@@ -237,7 +272,7 @@ class DtlsServer:
             old is not None
             and old != address
             and connection.highest_authenticated_record > before
-            and connection.state is not ConnectionState.CLOSED
+            and connection.state is not _CS.CLOSED
         ):
             # RFC 9146 §6: only an authenticated, newest record may move the peer.
             if self._by_address.get(old) is connection:
@@ -257,7 +292,7 @@ class DtlsServer:
         while (event := connection.next_event()) is not None:
             self._events.append(ServerEvent(address, connection, event))
         deadline = connection.get_timer()
-        if connection.state is ConnectionState.CLOSED:
+        if connection.state is _CS.CLOSED:
             self._forget(connection)
         elif deadline is None:
             self._timers.pop(connection, None)
@@ -283,10 +318,25 @@ class DtlsServer:
                 return cid
 
     @staticmethod
-    def _hello_verify_request(record: RawRecord, message_seq: int, cookie: bytes) -> bytes:
+    def _hello_verify_request(record_seq: int, message_seq: int, cookie: bytes) -> bytes:
         # RFC 6347 §4.2.1: version DTLS 1.0 in the HelloVerifyRequest; the record and message
-        # sequence numbers of the ClientHello are echoed.
-        buf = Buffer()
-        push_hello_verify_request(buf, HelloVerifyRequest(DTLS_1_0, cookie))
-        fragment = encode_handshake(HandshakeType.HELLO_VERIFY_REQUEST, message_seq, buf.data)
-        return encode_record(ContentType.HANDSHAKE, DTLS_1_0, 0, record.sequence_number, fragment)
+        # sequence numbers of the ClientHello are echoed. Built in one step: it is the reply to
+        # every cookie-less hello.
+        body_length = 3 + len(cookie)
+        return (
+            _HVR_HEADER.pack(
+                _CT.HANDSHAKE,
+                DTLS_1_0,
+                0,
+                record_seq >> 32,
+                record_seq & 0xFFFFFFFF,
+                HANDSHAKE_HEADER_LENGTH + body_length,
+                (_HT.HELLO_VERIFY_REQUEST << 24) | body_length,
+                message_seq,
+                0,
+                body_length,
+                DTLS_1_0,
+                len(cookie),
+            )
+            + cookie
+        )
