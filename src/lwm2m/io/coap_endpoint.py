@@ -1,0 +1,720 @@
+"""asyncio CoAP endpoint: client and server on one UDP socket (layer L3 over :mod:`lwm2m.coap`).
+
+An LwM2M client registers from port X and is then queried on port X, so one
+:class:`CoapEndpoint` both sends requests (:meth:`CoapEndpoint.request`,
+:meth:`CoapEndpoint.observe`) and serves a :class:`Site` of handlers. All protocol work (RFC 7252
+reliability, RFC 7641 Observe, RFC 7959 block-wise) happens in the sans-IO
+:class:`~lwm2m.coap.engine.CoapEngine`; this module is the glue, in the style of aioquic's
+``asyncio/protocol.py``: feed each datagram to the engine with ``loop.time()`` as ``now``, then
+dispatch events, send datagrams and re-arm a single ``call_at`` timer.
+
+Transport seam. Between the socket and the engine sits a
+:class:`~lwm2m.io.coap_transport.SecurityLayer` (see that module): plain UDP today
+(:class:`~lwm2m.io.coap_transport.PlainUdp`, which the endpoint short-circuits on the hot path),
+DTLS (``coaps://``) later. The layer maps UDP addresses to *peer keys* (sessions keyed by address
+or Connection ID) and reports each peer's authenticated identity, which handlers receive as
+:attr:`CoapRequest.peer_identity` (None for plain UDP).
+
+Handlers. ``Site.add(prefix, handler)`` routes by longest Uri-Path prefix. A handler takes a
+:class:`CoapRequest` and returns a response :class:`~lwm2m.coap.message.Message` — directly (the
+fast path: answered within the same loop iteration, piggybacked) or as an awaitable (run as a
+task; the engine sends an empty ACK if it takes long and the answer becomes separate). Raising
+:class:`~lwm2m.coap.errors.ErrorResponse` answers with its code; any other exception answers 5.00
+and is logged. A handler accepts an Observe registration by returning a 2.xx response with an
+``observe`` value; later states go out with :meth:`CoapEndpoint.notify` (merged while a CON
+notification is in flight, RFC 7641 §4.5.2).
+
+Errors. Network errors (e.g. ICMP port unreachable) are logged and counted in
+:class:`EndpointStats`, never raised into unrelated coroutines; a request fails only with its own
+outcome (:class:`~lwm2m.coap.errors.RequestTimeout`, ``RequestRejected``, ...).
+
+uvloop is optional: :func:`loop_factory` returns ``uvloop.new_event_loop`` when it is installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import socket
+import sys
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lwm2m.coap.config import CoapConfig
+from lwm2m.coap.engine import CoapEngine, Exchange, Observation
+from lwm2m.coap.errors import CoapError, ErrorResponse, RequestCancelled
+from lwm2m.coap.events import (
+    NotificationReceived,
+    ObservationEnded,
+    ObserverRemoved,
+    RequestFailed,
+    RequestReceived,
+    ResponseReceived,
+)
+from lwm2m.coap.message import Message
+from lwm2m.coap.numbers import Code
+from lwm2m.io.coap_transport import PeerIdentity, PlainUdp, SecurityLayer, UdpAddress
+
+__all__ = [
+    "ClientObservation",
+    "CoapEndpoint",
+    "CoapRequest",
+    "EndpointStats",
+    "Handler",
+    "Site",
+    "loop_factory",
+    "uvloop_available",
+]
+
+logger = logging.getLogger(__name__)
+
+_BATCH = 64  # datagrams read per wake-up before yielding to other callbacks
+# socket.IP_RECVERR appears in Python 3.12; the Linux value is 11.
+_IP_RECVERR: int | None = getattr(socket, "IP_RECVERR", 11 if sys.platform == "linux" else None)
+_MAX_DATAGRAM = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class CoapRequest:
+    """What a handler receives."""
+
+    message: Message
+    """The (reassembled) request."""
+    remote: Any
+    """The peer: a UDP address for plain CoAP, the security layer's peer key otherwise."""
+    peer_identity: PeerIdentity | None
+    """The authenticated identity of the peer; None for plain UDP (``coap://``)."""
+    path: tuple[str, ...]
+    """The Uri-Path segments after the route prefix."""
+
+    @property
+    def code(self) -> int:
+        return self.message.code
+
+    @property
+    def payload(self) -> bytes:
+        return self.message.payload
+
+    @property
+    def uri_path(self) -> tuple[str, ...]:
+        return self.message.uri_path
+
+
+Handler = Callable[[CoapRequest], "Message | Awaitable[Message]"]
+"""A request handler: returns the response, directly or as an awaitable."""
+
+
+class Site:
+    """Routes requests to handlers by the longest matching Uri-Path prefix."""
+
+    def __init__(self) -> None:
+        self._routes: dict[tuple[str, ...], Handler] = {}
+        self._longest = 0
+
+    def add(self, prefix: str | Sequence[str], handler: Handler) -> None:
+        """Serve ``prefix`` (``"/3/0"`` or ``("3", "0")``; ``"/"`` for all) with ``handler``."""
+        key = tuple(p for p in prefix.split("/") if p) if isinstance(prefix, str) else tuple(prefix)
+        self._routes[key] = handler
+        self._longest = max(self._longest, len(key))
+
+    def remove(self, prefix: str | Sequence[str]) -> None:
+        key = tuple(p for p in prefix.split("/") if p) if isinstance(prefix, str) else tuple(prefix)
+        self._routes.pop(key, None)
+
+    def route(self, path: tuple[str, ...]) -> tuple[Handler, tuple[str, ...]] | None:
+        """The handler for ``path`` and the rest of the path, or None."""
+        routes = self._routes
+        for n in range(min(len(path), self._longest), -1, -1):
+            handler = routes.get(path[:n])
+            if handler is not None:
+                return handler, path[n:]
+        return None
+
+
+class EndpointStats:
+    """Adapter-level counters (the engine's are in ``endpoint.engine.stats``)."""
+
+    __slots__ = ("handler_errors", "network_errors", "requests_handled", "unrouted")
+
+    def __init__(self) -> None:
+        self.network_errors = 0
+        """Errors reported by the socket (ICMP unreachable, send failures)."""
+        self.handler_errors = 0
+        """Handlers that raised something other than ErrorResponse (answered 5.00)."""
+        self.requests_handled = 0
+        self.unrouted = 0
+        """Requests for which no handler matched (answered 4.04)."""
+
+
+class ClientObservation:
+    """An observation we registered (RFC 7641 observer role): an async iterator of notifications.
+
+    ``response`` is the first response. Iterating yields later notifications (fresh ones only, RFC
+    7641 §3.4); if the consumer is slower than the notifier, only the newest ``max_queue`` are
+    kept. Alternatively :meth:`on_notification` registers a callback. Iteration ends when the
+    server ends the observation or after :meth:`cancel`; a failure (e.g. a timeout of a
+    re-registration) is raised from the iterator.
+    """
+
+    def __init__(self, endpoint: CoapEndpoint, request_id: int, max_queue: int) -> None:
+        self._endpoint = endpoint
+        self.request_id = request_id
+        self.response: Message | None = None
+        self._queue: deque[Message] = deque(maxlen=max_queue)
+        self._waiter: asyncio.Future[None] | None = None
+        self._ended = False
+        self._error: BaseException | None = None
+        self.final_response: Message | None = None
+        """The response that ended the observation, if any."""
+        self._callback: Callable[[Message], None] | None = None
+
+    @property
+    def active(self) -> bool:
+        return not self._ended
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def on_notification(self, callback: Callable[[Message], None] | None) -> None:
+        """Deliver notifications to ``callback`` (run in the event loop, must not block) instead
+        of the async iterator; None switches back. Cheaper than iterating: no task wake-up."""
+        self._callback = callback
+
+    def _push(self, message: Message) -> None:
+        callback = self._callback
+        if callback is not None:
+            try:
+                callback(message)
+            except Exception:
+                logger.exception("notification callback failed")
+            return
+        self._queue.append(message)
+        self._wake()
+
+    def _end(self, response: Message | None, error: BaseException | None = None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self.final_response = response
+        self._error = error
+        self._wake()
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        return self
+
+    async def __anext__(self) -> Message:
+        while True:
+            if self._queue:
+                return self._queue.popleft()
+            if self._ended:
+                if self._error is not None:
+                    error, self._error = self._error, None
+                    raise error
+                raise StopAsyncIteration
+            self._waiter = self._endpoint._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    async def cancel(self, *, proactive: bool = True) -> None:
+        """End the observation: with GET Observe=1 (proactive, waits for the answer) or by
+        forgetting it so the next notification is answered with RST (RFC 7641 §3.6). Wrap in
+        ``asyncio.timeout`` to bound the wait."""
+        if self._ended:
+            return
+        self._endpoint._cancel_observation(self, proactive)
+        if not proactive:
+            self._end(None)
+            return
+        with contextlib.suppress(StopAsyncIteration, CoapError):
+            while True:
+                await self.__anext__()
+
+    def reregister(self) -> None:
+        """Re-send the registration with the same token (RFC 7641 §3.3.1)."""
+        self._endpoint._reregister(self)
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, endpoint: CoapEndpoint) -> None:
+        self._endpoint = endpoint
+        self.closed: asyncio.Future[None] = endpoint._loop.create_future()
+
+    def datagram_received(self, data: bytes, addr: UdpAddress) -> None:
+        self._endpoint._datagram_received(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors and friends: logged and counted, never raised into a coroutine.
+        self._endpoint.stats.network_errors += 1
+        logger.debug("network error: %r", exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class CoapEndpoint:
+    """One UDP socket, client and server at once. Create with :meth:`create`."""
+
+    def __init__(
+        self,
+        *,
+        site: Site | None = None,
+        config: CoapConfig | None = None,
+        security: SecurityLayer | None = None,
+        engine: CoapEngine | None = None,
+        max_notification_queue: int = 64,
+        on_observer_removed: Callable[[Observation, str], None] | None = None,
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.engine = engine if engine is not None else CoapEngine(config)
+        self.site = site if site is not None else Site()
+        self.security: SecurityLayer = security if security is not None else PlainUdp()
+        self._plain = type(self.security) is PlainUdp
+        self.stats = EndpointStats()
+        self._sock: socket.socket | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self._protocol: _Protocol | None = None
+        self._sendto: Callable[[bytes, Any], object] = self._not_bound
+        self._local_address: UdpAddress = ()
+        self._pending: dict[int, asyncio.Future[Message]] = {}
+        self._observations: dict[int, ClientObservation] = {}
+        self._tasks: set[asyncio.Future[Message]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._closing = False
+        self._closed = False
+        self._max_queue = max_notification_queue
+        self._min_deadline = self.engine.config.transmission.ack_timeout
+        self._budget = 1
+        self._on_observer_removed = on_observer_removed
+
+    @classmethod
+    async def create(
+        cls,
+        bind: tuple[str, int] = ("127.0.0.1", 0),
+        *,
+        site: Site | None = None,
+        config: CoapConfig | None = None,
+        security: SecurityLayer | None = None,
+        engine: CoapEngine | None = None,
+        max_notification_queue: int = 64,
+        on_observer_removed: Callable[[Observation, str], None] | None = None,
+    ) -> CoapEndpoint:
+        """Bind a UDP socket on ``bind`` (port 0 picks a free port) and start serving."""
+        self = cls(
+            site=site,
+            config=config,
+            security=security,
+            engine=engine,
+            max_notification_queue=max_notification_queue,
+            on_observer_removed=on_observer_removed,
+        )
+        loop = self._loop
+        infos = await loop.getaddrinfo(
+            bind[0], bind[1], type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE
+        )
+        family, _, proto, _, sockaddr = infos[0]
+        sock = socket.socket(family, socket.SOCK_DGRAM, proto)
+        try:
+            sock.setblocking(False)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+            if _IP_RECVERR is not None and family == socket.AF_INET:
+                # Linux: report ICMP errors (port unreachable, ...) so they can be counted.
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
+            sock.bind(sockaddr)
+            if type(loop).__module__.startswith("uvloop"):
+                # uvloop's C datagram transport is faster than add_reader polling.
+                raise NotImplementedError
+            # Read the socket ourselves: a wake-up drains up to _BATCH datagrams and flushes once
+            # (asyncio's datagram transport reads one datagram per loop iteration).
+            loop.add_reader(sock.fileno(), self._on_readable)
+        except NotImplementedError:  # loops without add_reader (Proactor) and uvloop
+            transport, protocol = await loop.create_datagram_endpoint(
+                lambda: _Protocol(self), sock=sock
+            )
+            self._transport = transport
+            self._protocol = protocol
+            self._local_address = transport.get_extra_info("sockname")
+            self._sendto = transport.sendto
+            return self
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
+        self._local_address = sock.getsockname()
+        self._sendto = sock.sendto
+        return self
+
+    @staticmethod
+    def _not_bound(data: bytes, addr: Any) -> None:
+        raise RequestCancelled("the endpoint is not bound")
+
+    async def __aenter__(self) -> CoapEndpoint:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def local_address(self) -> UdpAddress:
+        """The bound ``(host, port)``."""
+        return self._local_address
+
+    # -- client API -----------------------------------------------------------------------------
+
+    async def request(self, message: Message, remote: UdpAddress) -> Message:
+        """Send ``message`` to ``remote`` and return the response (block-wise reassembled).
+
+        Raises :class:`~lwm2m.coap.errors.RequestTimeout`, ``RequestRejected``,
+        ``BlockwiseError`` or ``RequestCancelled``. Cancelling the awaiting task cancels the
+        request. Use ``asyncio.timeout`` for a deadline shorter than the protocol's.
+        """
+        if self._closing:
+            raise RequestCancelled("the endpoint is closed")
+        now = self._loop.time()
+        peer = remote if self._plain else self.security.connect(remote, now)
+        request_id = self.engine.send_request(message, peer, now)
+        future: asyncio.Future[Message] = self._loop.create_future()
+        self._pending[request_id] = future
+        # send_request produces datagrams, never events; and the new retransmission deadline
+        # lies at least ACK_TIMEOUT ahead, so an already armed earlier timer is good enough.
+        self._send(now)
+        at = self._timer_at
+        if at is None or at > now + self._min_deadline:
+            self._arm_timer()
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if self._pending.pop(request_id, None) is not None:
+                self.engine.cancel_request(request_id, self._loop.time())
+            raise
+
+    async def observe(self, message: Message, remote: UdpAddress) -> ClientObservation:
+        """Register an observation (GET/FETCH with Observe=0) and wait for the first response.
+
+        If the server declines (no Observe in the response) the returned observation is already
+        ended; check :attr:`ClientObservation.active`.
+        """
+        message.observe = 0
+        if self._closing:
+            raise RequestCancelled("the endpoint is closed")
+        now = self._loop.time()
+        peer = remote if self._plain else self.security.connect(remote, now)
+        request_id = self.engine.send_request(message, peer, now)
+        observation = ClientObservation(self, request_id, self._max_queue)
+        future: asyncio.Future[Message] = self._loop.create_future()
+        self._pending[request_id] = future
+        self._observations[request_id] = observation
+        self._flush(now)
+        try:
+            response = await future
+        except BaseException:
+            self._observations.pop(request_id, None)
+            if self._pending.pop(request_id, None) is not None:
+                self.engine.cancel_request(request_id, self._loop.time())
+            raise
+        observation.response = response
+        if response.observe is None or response.code >> 5 != 2:
+            self._observations.pop(request_id, None)
+            observation._end(response)
+        return observation
+
+    def _cancel_observation(self, observation: ClientObservation, proactive: bool) -> None:
+        now = self._loop.time()
+        if proactive:
+            self.engine.cancel_observation(observation.request_id, now)
+        else:
+            self._observations.pop(observation.request_id, None)
+            self.engine.cancel_request(observation.request_id, now)
+        self._flush(now)
+
+    def _reregister(self, observation: ClientObservation) -> None:
+        now = self._loop.time()
+        self.engine.reregister(observation.request_id, now)
+        self._flush(now)
+
+    # -- server API -----------------------------------------------------------------------------
+
+    def notify(
+        self,
+        path: str | Sequence[str],
+        response: Message,
+        *,
+        confirmable: bool | None = None,
+    ) -> int:
+        """Send ``response`` as a notification to every observer of ``path``; returns their
+        number. Pending state is merged while CON notifications are in flight."""
+        key = tuple(p for p in path.split("/") if p) if isinstance(path, str) else tuple(path)
+        now = self._loop.time()
+        count = self.engine.notify_resource(key, response, now, confirmable=confirmable)
+        if count:
+            self._flush(now)
+        return count
+
+    def notify_observation(
+        self, observation: Observation, response: Message, *, confirmable: bool | None = None
+    ) -> bool:
+        """Notify one observer (e.g. with a representation specific to its request)."""
+        now = self._loop.time()
+        sent = self.engine.notify(observation, response, now, confirmable=confirmable)
+        self._flush(now)
+        return sent
+
+    def observations(self, path: str | Sequence[str] | None = None) -> list[Observation]:
+        if path is None:
+            return self.engine.observations()
+        key = tuple(p for p in path.split("/") if p) if isinstance(path, str) else tuple(path)
+        return self.engine.observations(key)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Fail pending requests, end observations, stop handlers, close the socket."""
+        if self._closing:
+            return
+        self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        now = self._loop.time()
+        self.engine.shutdown(now)
+        self._dispatch(now)
+        self._send(now)
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(RequestCancelled("the endpoint is closed"))
+        self._pending.clear()
+        for observation in self._observations.values():
+            observation._end(None)
+        self._observations.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._closed = True
+        if self._sock is not None:
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+        if self._transport is not None:  # pragma: no cover - fallback transport
+            self._transport.close()
+            assert self._protocol is not None
+            await self._protocol.closed
+
+    # -- the glue -------------------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        sock = self._sock
+        if sock is None:  # pragma: no cover - closed between wake-up and call
+            return
+        recvfrom = sock.recvfrom
+        now = self._loop.time()
+        engine = self.engine
+        plain = self._plain
+        received = 0
+        budget = self._budget
+        drained = False
+        for _ in range(budget):
+            try:
+                data, addr = recvfrom(_MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                drained = True
+                break
+            except OSError as exc:  # ICMP errors reported on the socket (IP_RECVERR)
+                self.stats.network_errors += 1
+                logger.debug("network error: %r", exc)
+                continue
+            received += 1
+            if plain:
+                engine.receive_datagram(data, addr, now)
+            else:
+                for plaintext, peer in self.security.unprotect(data, addr, now):
+                    engine.receive_datagram(plaintext, peer, now)
+        # Adaptive batch: grow while wake-ups find more datagrams than the budget (load), shrink
+        # to what was there otherwise, so a quiet endpoint rarely pays for a failing read.
+        if drained:
+            self._budget = received or 1
+        elif budget < _BATCH:
+            self._budget = budget * 2
+        if received:
+            self._flush(now)
+
+    def _datagram_received(self, data: bytes, addr: UdpAddress) -> None:
+        now = self._loop.time()
+        engine = self.engine
+        if self._plain:
+            engine.receive_datagram(data, addr, now)
+        else:
+            for plaintext, peer in self.security.unprotect(data, addr, now):
+                engine.receive_datagram(plaintext, peer, now)
+        self._flush(now)
+
+    def _flush(self, now: float) -> None:
+        """Dispatch events, send datagrams, re-arm the timer (aioquic's ``transmit``)."""
+        self._dispatch(now)
+        self._send(now)
+        self._arm_timer()
+
+    def _send(self, now: float) -> None:
+        out = self.engine.datagrams_to_send(now)
+        if not self._plain:
+            security = self.security
+            protected = [item for data, peer in out for item in security.protect(data, peer, now)]
+            protected.extend(security.datagrams_to_send(now))
+            out = protected
+        if not out or self._closed:
+            return
+        sendto = self._sendto
+        for data, addr in out:
+            try:
+                sendto(data, addr)
+            except OSError as exc:  # buffer full, unreachable, ...: UDP may drop, CON retries
+                self.stats.network_errors += 1
+                logger.debug("send to %r failed: %r", addr, exc)
+
+    def _arm_timer(self) -> None:
+        when = self.engine.get_timer()
+        if not self._plain:
+            other = self.security.get_timer()
+            if other is not None and (when is None or other < when):
+                when = other
+        if when is None:
+            return
+        at = self._timer_at
+        if at is not None and at <= when:
+            return  # an earlier (or equal) wake-up is already scheduled
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self._loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        if self._closing:
+            return
+        now = self._loop.time()
+        self.engine.handle_timer(now)
+        if not self._plain:
+            self.security.handle_timer(now)
+        self._flush(now)
+
+    def _dispatch(self, now: float) -> None:
+        engine = self.engine
+        while (event := engine.next_event()) is not None:
+            if type(event) is RequestReceived:
+                self._on_request(event.exchange, now)
+            elif type(event) is ResponseReceived:
+                future = self._pending.pop(event.request_id, None)
+                if future is not None and not future.done():
+                    future.set_result(event.response)
+            elif type(event) is NotificationReceived:
+                obs = self._observations.get(event.request_id)
+                if obs is not None:
+                    obs._push(event.response)
+            elif type(event) is RequestFailed:
+                future = self._pending.pop(event.request_id, None)
+                if future is not None and not future.done():
+                    future.set_exception(event.error)
+                client_obs = self._observations.pop(event.request_id, None)
+                if client_obs is not None:
+                    client_obs._end(None, event.error)
+            elif type(event) is ObservationEnded:
+                client_obs = self._observations.pop(event.request_id, None)
+                if client_obs is not None:
+                    client_obs._end(event.response)
+            elif type(event) is ObserverRemoved and self._on_observer_removed is not None:
+                try:
+                    self._on_observer_removed(event.observation, event.reason)
+                except Exception:
+                    logger.exception("on_observer_removed callback failed")
+
+    def _on_request(self, exchange: Exchange, now: float) -> None:
+        message = exchange.request
+        self.stats.requests_handled += 1
+        routed = self.site.route(message.uri_path)
+        if routed is None:
+            self.stats.unrouted += 1
+            self.engine.send_response(exchange, Message(Code.NOT_FOUND), now)
+            return
+        handler, rest = routed
+        remote = exchange.remote
+        identity = None if self._plain else self.security.peer_identity(remote)
+        request = CoapRequest(message, remote, identity, rest)
+        try:
+            result = handler(request)
+        except Exception as exc:
+            self._respond(exchange, self._error_response(exc), now)
+            return
+        if type(result) is Message:
+            self._respond(exchange, result, now)
+            return
+        assert not isinstance(result, Message)
+        # The handler's coroutine becomes the task itself (no wrapper coroutine), so cancelling it
+        # before it starts closes it cleanly.
+        task = asyncio.ensure_future(result, loop=self._loop)
+        self._tasks.add(task)
+        task.add_done_callback(functools.partial(self._handler_done, exchange))
+
+    def _handler_done(self, exchange: Exchange, task: asyncio.Future[Message]) -> None:
+        self._tasks.discard(task)
+        if self._closing:
+            if not task.cancelled():
+                task.exception()  # retrieved: no "exception was never retrieved" noise
+            return
+        if task.cancelled():
+            response = Message(Code.SERVICE_UNAVAILABLE)
+        else:
+            exc = task.exception()
+            response = task.result() if exc is None else self._error_response(exc)
+        now = self._loop.time()
+        self._respond(exchange, response, now)
+        self._flush(now)
+
+    def _respond(self, exchange: Exchange, response: Message, now: float) -> None:
+        try:
+            self.engine.send_response(exchange, response, now)
+        except CoapError:
+            self.stats.handler_errors += 1
+            logger.exception("handler returned an unusable response")
+            exchange._responded = False
+            self.engine.send_response(exchange, Message(Code.INTERNAL_SERVER_ERROR), now)
+
+    def _error_response(self, exc: BaseException) -> Message:
+        if isinstance(exc, ErrorResponse):
+            return Message(exc.code, exc.diagnostic.encode())
+        self.stats.handler_errors += 1
+        logger.error("request handler failed", exc_info=exc)
+        return Message(Code.INTERNAL_SERVER_ERROR)
+
+
+def uvloop_available() -> bool:
+    """Whether uvloop can be imported (it is an optional dependency)."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def loop_factory(prefer_uvloop: bool = True) -> Callable[[], asyncio.AbstractEventLoop]:
+    """A loop factory for ``asyncio.Runner``/``asyncio.run(loop_factory=...)``: uvloop's if
+    wanted and installed (imported lazily), else the default one."""
+    if prefer_uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+            return factory
+    return asyncio.new_event_loop
