@@ -93,51 +93,96 @@ _INT64 = (-(2**63), 2**63 - 1)
 _UINT64 = (0, 2**64 - 1)
 
 
+def _bad(type_: ResourceType, value: object) -> ModelError:
+    return ModelError(f"{type(value).__name__} is not a valid {type_.value} value")
+
+
+def _text(type_: ResourceType, value: object) -> Value:
+    if isinstance(value, str):
+        return value
+    raise _bad(type_, value)
+
+
+def _signed(type_: ResourceType, value: object) -> Value:
+    if type(value) is not int:
+        raise _bad(type_, value)
+    if not _INT64[0] <= value <= _INT64[1]:
+        raise ModelError(f"{type_.value} {value} does not fit in 64 signed bits")
+    return value
+
+
+def _unsigned(type_: ResourceType, value: object) -> Value:
+    if type(value) is not int:
+        raise _bad(type_, value)
+    if not _UINT64[0] <= value <= _UINT64[1]:
+        raise ModelError(f"{type_.value} {value} is not in 0..2**64-1")
+    return value
+
+
+def _float(type_: ResourceType, value: object) -> Value:
+    if type(value) is float:
+        return value
+    if type(value) is not int:
+        raise _bad(type_, value)
+    try:
+        as_float = float(value)
+    except OverflowError:  # beyond the float range: never exact
+        as_float = math.inf
+    if math.isfinite(as_float) and int(as_float) == value:
+        return as_float
+    raise ModelError(f"Float {value} cannot be represented exactly")
+
+
+def _boolean(type_: ResourceType, value: object) -> Value:
+    if type(value) is bool:
+        return value
+    raise _bad(type_, value)
+
+
+def _opaque(type_: ResourceType, value: object) -> Value:
+    if type(value) is bytes:
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    raise _bad(type_, value)
+
+
+def _objlnk(type_: ResourceType, value: object) -> Value:
+    if isinstance(value, ObjectLink):
+        return value
+    raise _bad(type_, value)
+
+
+def _none(type_: ResourceType, value: object) -> Value:
+    if value is None:
+        return None
+    raise _bad(type_, value)
+
+
+# One checker per type: a dict look-up is much cheaper than matching Enum members (each member
+# access costs an attribute look-up on the Enum class), and this runs for every decoded value.
+_CHECKERS = {
+    ResourceType.STRING: _text,
+    ResourceType.CORELNK: _text,
+    ResourceType.INTEGER: _signed,
+    ResourceType.TIME: _signed,
+    ResourceType.UNSIGNED_INTEGER: _unsigned,
+    ResourceType.FLOAT: _float,
+    ResourceType.BOOLEAN: _boolean,
+    ResourceType.OPAQUE: _opaque,
+    ResourceType.OBJLNK: _objlnk,
+    ResourceType.NONE: _none,
+}
+
+
 def check_value(type_: ResourceType, value: object) -> Value:
     """Return ``value`` as the Python representation of ``type_``, or raise :class:`ModelError`.
 
     Only loss-free conversions are made: ``int`` to ``float`` for FLOAT, ``bytearray`` and
     ``memoryview`` to ``bytes`` for OPAQUE.
     """
-    match type_:
-        case ResourceType.STRING | ResourceType.CORELNK:
-            if isinstance(value, str):
-                return value
-        case ResourceType.INTEGER | ResourceType.TIME:
-            if type(value) is int:
-                if not _INT64[0] <= value <= _INT64[1]:
-                    raise ModelError(f"{type_.value} {value} does not fit in 64 signed bits")
-                return value
-        case ResourceType.UNSIGNED_INTEGER:
-            if type(value) is int:
-                if not _UINT64[0] <= value <= _UINT64[1]:
-                    raise ModelError(f"{type_.value} {value} is not in 0..2**64-1")
-                return value
-        case ResourceType.FLOAT:
-            if type(value) is float:
-                return value
-            if type(value) is int:
-                try:
-                    as_float = float(value)
-                except OverflowError:  # beyond the float range: never exact
-                    as_float = math.inf
-                if math.isfinite(as_float) and int(as_float) == value:
-                    return as_float
-                raise ModelError(f"Float {value} cannot be represented exactly")
-        case ResourceType.BOOLEAN:
-            if type(value) is bool:
-                return value
-        case ResourceType.OPAQUE:
-            if type(value) is bytes:
-                return value
-            if isinstance(value, bytearray | memoryview):
-                return bytes(value)
-        case ResourceType.OBJLNK:
-            if isinstance(value, ObjectLink):
-                return value
-        case ResourceType.NONE:
-            if value is None:
-                return None
-        case _:
-            raise ModelError(f"{type_!r} is not a ResourceType")
-    raise ModelError(f"{type(value).__name__} is not a valid {type_.value} value")
+    try:
+        checker = _CHECKERS[type_]
+    except (KeyError, TypeError):
+        raise ModelError(f"{type_!r} is not a ResourceType") from None
+    return checker(type_, value)
