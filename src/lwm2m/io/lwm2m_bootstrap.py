@@ -1,0 +1,268 @@
+"""The LwM2M bootstrap server as an asyncio service on the CoAP endpoint (layer L3).
+
+Implements the server side of client-initiated bootstrap (LwM2M-TS-Core 1.1 §5.2.7, §6.1;
+Transport §6.1): ``POST /bs?ep=…[&pct=…]`` (Bootstrap-Request) is answered
+
+- **4.00** when the endpoint has no configuration in the
+  :class:`~lwm2m.store.base.BootstrapConfigStore` (logged), or when its name does not match the
+  identity its security session authenticated (Transport §5.2.x);
+- **2.04** otherwise, and only then the session starts: the task list of
+  :class:`~lwm2m.bootstrap.session.BootstrapSession` (optional Bootstrap-Discover,
+  Bootstrap-Delete, Bootstrap-Writes, Bootstrap-Finish), one request at a time, each step's
+  outcome published as a :class:`~lwm2m.bootstrap.session.BootstrapStep` event, then
+  :class:`~lwm2m.bootstrap.session.BootstrapFinished` or
+  :class:`~lwm2m.bootstrap.session.BootstrapFailed`.
+
+A second Bootstrap-Request from an endpoint whose session still runs aborts the old session.
+Configurations come from a store, or from a TOML file (:func:`load_bootstrap_config`, format in
+:mod:`lwm2m.bootstrap.config_file`). Events never carry the written values (they include keys).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+from collections.abc import Callable
+
+from lwm2m.bootstrap.config import BootstrapConfig
+from lwm2m.bootstrap.config_file import parse_bootstrap_toml
+from lwm2m.bootstrap.session import BootstrapEvent, BootstrapSession, SessionState
+from lwm2m.coap.config import CoapConfig
+from lwm2m.coap.errors import CoapError
+from lwm2m.coap.message import Message
+from lwm2m.coap.numbers import Code
+from lwm2m.errors import BadRequest, CodecError, RequestError
+from lwm2m.io.coap_endpoint import CoapEndpoint, CoapRequest
+from lwm2m.io.coap_transport import SecurityLayer
+from lwm2m.io.lwm2m_server import EventHub, Subscription, peer_identity
+from lwm2m.model.registry import ModelRegistry, ObjectModel, default_registry
+from lwm2m.operations.coap_mapping import decode_response, decode_uplink, encode_request
+from lwm2m.operations.requests import BootstrapRequest
+from lwm2m.server.registration import Address
+from lwm2m.server.security import PeerIdentity, check_endpoint_identity
+from lwm2m.store.base import BootstrapConfigStore, SecurityStore
+from lwm2m.store.memory import MemoryBootstrapConfigStore
+
+__all__ = ["BootstrapServer", "load_bootstrap_config"]
+
+log = logging.getLogger("lwm2m.bootstrap")
+
+
+def load_bootstrap_config(
+    path: str | os.PathLike[str], *, model: ObjectModel | None = None
+) -> dict[str, BootstrapConfig]:
+    """Read a bootstrap TOML file (:mod:`lwm2m.bootstrap.config_file`): endpoint → config.
+
+    Raises :class:`~lwm2m.bootstrap.config.ConfigError` (names the field, never a secret) or
+    OSError when the file cannot be read.
+    """
+    with open(path, encoding="utf-8") as file:
+        text = file.read()
+    return parse_bootstrap_toml(text, model=model)
+
+
+class BootstrapServer:
+    """A bootstrap server: serves ``/bs`` and runs one session per Bootstrap-Request.
+
+    :param store: configurations by endpoint (memory by default, see ``configs``).
+    :param configs: initial configurations for the default memory store.
+    :param registry: the model used to encode the writes (the bundled objects by default).
+    :param coap_config: configuration of the CoAP engine the server creates.
+    :param security: the CoAP endpoint's security layer (plain UDP by default).
+    :param security_store: optional endpoint → identity table for the endpoint/identity check
+        (otherwise an authenticated identity must carry the endpoint name).
+    """
+
+    def __init__(
+        self,
+        *,
+        store: BootstrapConfigStore | None = None,
+        configs: dict[str, BootstrapConfig] | None = None,
+        registry: ModelRegistry | None = None,
+        coap_config: CoapConfig | None = None,
+        security: SecurityLayer | None = None,
+        security_store: SecurityStore | None = None,
+    ) -> None:
+        if store is not None and configs:
+            raise ValueError("give either a store or configs for the memory store")
+        self.store: BootstrapConfigStore = (
+            store if store is not None else MemoryBootstrapConfigStore(configs)
+        )
+        self.registry = registry if registry is not None else default_registry()
+        self.events: EventHub[BootstrapEvent] = EventHub()
+        self.security_store = security_store
+        self._coap_config = coap_config
+        self._security = security
+        self._endpoint: CoapEndpoint | None = None
+        self._sessions: dict[str, BootstrapSession] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    @classmethod
+    def from_config_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        registry: ModelRegistry | None = None,
+        coap_config: CoapConfig | None = None,
+        security: SecurityLayer | None = None,
+    ) -> BootstrapServer:
+        """A server with the configurations of a TOML file in a memory store."""
+        return cls(
+            configs=load_bootstrap_config(path, model=registry),
+            registry=registry,
+            coap_config=coap_config,
+            security=security,
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> CoapEndpoint:
+        if self._endpoint is None:
+            raise RuntimeError("the bootstrap server is not started")
+        return self._endpoint
+
+    @property
+    def local_address(self) -> Address:
+        host, port = self.endpoint.local_address[:2]
+        return (str(host), int(port))
+
+    async def start(self, bind: tuple[str, int] = ("127.0.0.1", 5683)) -> None:
+        """Bind the UDP socket and serve ``/bs``."""
+        if self._endpoint is not None:
+            raise RuntimeError("the bootstrap server is already started")
+        endpoint = await CoapEndpoint.create(
+            bind, config=self._coap_config, security=self._security
+        )
+        endpoint.site.add("bs", self._handle_request)
+        self._endpoint = endpoint
+
+    async def stop(self) -> None:
+        """Abort running sessions, close the socket, end subscriptions."""
+        if self._endpoint is None:
+            return
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._endpoint.close()
+        self._endpoint = None
+        self.events.close()
+
+    async def __aenter__(self) -> BootstrapServer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def subscribe(self, maxsize: int = 10_000) -> Subscription[BootstrapEvent]:
+        """Bootstrap events from now on, as an async iterator."""
+        return self.events.subscribe(maxsize)
+
+    def add_listener(self, callback: Callable[[BootstrapEvent], object]) -> Callable[[], None]:
+        return self.events.add_listener(callback)
+
+    def session(self, endpoint: str) -> BootstrapSession | None:
+        """The running (or last) session of ``endpoint``."""
+        return self._sessions.get(endpoint)
+
+    # -- /bs ------------------------------------------------------------------------------------
+
+    async def _handle_request(self, request: CoapRequest) -> Message:
+        remote = request.remote
+        address: Address = (str(remote[0]), int(remote[1]))
+        return await self.handle_bootstrap_request(
+            request.message, address, peer_identity(request.peer_identity)
+        )
+
+    async def handle_bootstrap_request(
+        self, message: Message, address: Address, identity: PeerIdentity | None
+    ) -> Message:
+        """Answer a Bootstrap-Request and, on 2.04, schedule its session right after the
+        response (public for tests and other transports)."""
+        try:
+            operation = decode_uplink(message)
+            if not isinstance(operation, BootstrapRequest):
+                raise BadRequest("the bootstrap server serves Bootstrap-Request only")
+            info = None
+            if identity is not None and self.security_store is not None:
+                info = await self.security_store.get_by_endpoint(operation.endpoint)
+            check_endpoint_identity(operation.endpoint, identity, info)
+            config = await self.store.get(operation.endpoint)
+            if config is None:
+                log.warning("Bootstrap-Request from unknown endpoint %r: 4.00", operation.endpoint)
+                raise BadRequest("unknown endpoint")
+        except RequestError as exc:
+            return Message(exc.code, str(exc).encode())
+        # The 2.04 goes out when this handler returns (from the handler task's done callback).
+        # call_soon runs before that callback; the session task it creates takes its first
+        # step after it — so the client sees the 2.04 before the first bootstrap request.
+        loop = asyncio.get_running_loop()
+        loop.call_soon(self._start_session, operation, config, address)
+        return Message(Code.CHANGED)
+
+    def _start_session(
+        self, request: BootstrapRequest, config: BootstrapConfig, address: Address
+    ) -> None:
+        if self._endpoint is None:
+            return  # stopped between the answer and the start
+        endpoint = request.endpoint
+        old = self._tasks.pop(endpoint, None)
+        if old is not None:
+            old.cancel()
+            previous = self._sessions.get(endpoint)
+            if previous is not None:
+                previous.abort("a new Bootstrap-Request arrived")
+                self._publish(previous)
+        session = BootstrapSession(
+            endpoint, config, preferred_format=request.preferred_content_format
+        )
+        self._sessions[endpoint] = session
+        task = asyncio.get_running_loop().create_task(self._run(session, address))
+        self._tasks[endpoint] = task
+        task.add_done_callback(functools.partial(self._session_done, endpoint))
+
+    def _session_done(self, endpoint: str, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(endpoint) is task:
+            del self._tasks[endpoint]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("bootstrap session of %s crashed", endpoint, exc_info=task.exception())
+
+    def _publish(self, session: BootstrapSession) -> None:
+        while (event := session.next_event()) is not None:
+            self.events.publish(event)
+
+    async def _run(self, session: BootstrapSession, address: Address) -> None:
+        model = self.registry
+        self._publish(session)
+        while requests := session.requests_to_send():
+            task = requests[0]
+            try:
+                message = encode_request(task, model)
+            except CodecError as exc:
+                session.request_failed(f"cannot encode the request: {exc}")
+                self._publish(session)
+                break
+            try:
+                answer = await self.endpoint.request(message, address)
+            except CoapError as exc:
+                session.request_failed(type(exc).__name__)
+            else:
+                try:
+                    response = decode_response(task, answer, model)
+                except CodecError as exc:
+                    session.request_failed(f"undecodable response: {exc}")
+                else:
+                    session.receive_response(response)
+            self._publish(session)
+        if session.state is SessionState.SUCCEEDED:
+            log.info("bootstrap of %s finished", session.endpoint)
+        elif session.state is SessionState.FAILED:
+            log.warning("bootstrap of %s failed", session.endpoint)

@@ -1,0 +1,358 @@
+"""SQLite stores: a persistent single-node backend (stdlib :mod:`sqlite3`).
+
+Implements :class:`~lwm2m.store.base.RegistrationStore` and
+:class:`~lwm2m.store.base.BootstrapConfigStore` on one SQLite file (both may share it). Records
+are the JSON documents of :mod:`lwm2m.store.serde` — never pickles — in a schema whose version
+is kept in the ``meta`` table (:data:`SCHEMA_VERSION`); opening a file written by an unknown
+schema version fails with :class:`StoreError`.
+
+sqlite3 blocks, so every statement runs on one dedicated thread (a single-worker executor):
+statements run in the order the coroutines issued them and the event loop never waits on disk.
+
+The registration store is a **write-through cache**: on :meth:`SqliteRegistrationStore.open`
+every row is loaded into a :class:`~lwm2m.store.memory.MemoryRegistrationStore`; reads are served
+from memory (no thread hop on the request path) and each change is applied in memory and then
+written, the coroutine returning once the row is committed. So after a restart (a new process
+and new objects on the same file) every registration and observation is back. One process owns
+a file at a time (a cluster needs the Redis backend).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from lwm2m.bootstrap.config import BootstrapConfig
+from lwm2m.errors import Lwm2mError
+from lwm2m.server.observation import Observation
+from lwm2m.server.registration import Address, LinkCache, Registration
+from lwm2m.server.security import PeerIdentity
+from lwm2m.store.base import Deregistration, UpdatedRegistration
+from lwm2m.store.memory import MemoryRegistrationStore
+from lwm2m.store.serde import (
+    SerdeError,
+    bootstrap_config_from_json,
+    bootstrap_config_to_json,
+    dumps,
+    loads,
+    observation_from_json,
+    observation_to_json,
+    registration_from_json,
+    registration_to_json,
+)
+
+__all__ = ["SCHEMA_VERSION", "SqliteBootstrapConfigStore", "SqliteRegistrationStore", "StoreError"]
+
+log = logging.getLogger("lwm2m.store.sqlite")
+
+SCHEMA_VERSION = 1
+"""Version of the table layout (``meta.schema_version``)."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS registrations (
+    id TEXT PRIMARY KEY,
+    endpoint TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS registrations_by_expiry ON registrations(expires_at);
+CREATE TABLE IF NOT EXISTS observations (
+    token BLOB PRIMARY KEY,
+    registration_id TEXT NOT NULL REFERENCES registrations(id) ON DELETE CASCADE,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS observations_by_registration ON observations(registration_id);
+CREATE TABLE IF NOT EXISTS bootstrap_configs (endpoint TEXT PRIMARY KEY, data TEXT NOT NULL);
+"""
+
+T = TypeVar("T")
+
+
+class StoreError(Lwm2mError):
+    """A store cannot be opened or used (unknown schema version, closed store)."""
+
+
+class _Database:
+    """One sqlite3 connection used only from its own thread."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._path = os.fspath(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lwm2m-sqlite")
+        self._connection: sqlite3.Connection | None = None
+        self._closed = False
+
+    async def run(self, function: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise StoreError("the store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, function)
+
+    def _call(self, function: Callable[[sqlite3.Connection], T]) -> T:
+        connection = self._connection
+        if connection is None:
+            connection = self._connection = self._connect()
+        return function(connection)
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self._path, isolation_level=None)
+        try:
+            connection.execute("PRAGMA foreign_keys = ON")
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = NORMAL")
+            connection.executescript(_SCHEMA)
+            row = connection.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'"
+            ).fetchone()
+            if row is None:
+                connection.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+            elif row[0] != str(SCHEMA_VERSION):
+                raise StoreError(
+                    f"{self._path}: schema version {row[0]} (this code reads {SCHEMA_VERSION})"
+                )
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            await self.run(self._close_connection)
+        finally:
+            self._closed = True
+            self._executor.shutdown(wait=True)
+
+    def _close_connection(self, connection: sqlite3.Connection) -> None:
+        connection.close()
+        self._connection = None
+
+
+def _transaction(
+    connection: sqlite3.Connection, statements: Iterable[tuple[str, tuple[Any, ...]]]
+) -> None:
+    connection.execute("BEGIN")
+    try:
+        for sql, params in statements:
+            connection.execute(sql, params)
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def _put_registration(registration: Registration) -> tuple[str, tuple[Any, ...]]:
+    return (
+        "INSERT OR REPLACE INTO registrations (id, endpoint, expires_at, data) VALUES (?,?,?,?)",
+        (
+            registration.id,
+            registration.endpoint,
+            registration.updated_at + registration.lifetime,
+            dumps(registration_to_json(registration)),
+        ),
+    )
+
+
+def _delete_registration(registration_id: str) -> tuple[str, tuple[Any, ...]]:
+    return ("DELETE FROM registrations WHERE id = ?", (registration_id,))
+
+
+class SqliteRegistrationStore:
+    """Registrations and observations in SQLite, served from memory (see the module doc).
+
+    Create with ``await SqliteRegistrationStore.open(path)``; :meth:`close` when done.
+    """
+
+    def __init__(self, database: _Database, cache: MemoryRegistrationStore) -> None:
+        self._db = database
+        self._cache = cache
+
+    @classmethod
+    async def open(
+        cls, path: str | os.PathLike[str], *, links: LinkCache | None = None
+    ) -> SqliteRegistrationStore:
+        """Open (or create) the store in ``path`` and load it into memory."""
+        database = _Database(path)
+        try:
+            rows = await database.run(_load_rows)
+        except BaseException:
+            await database.close()
+            raise
+        cache = MemoryRegistrationStore()
+        links = links if links is not None else LinkCache()
+        for rid, data in rows[0]:
+            try:
+                cache._add(registration_from_json(loads(data), links=links))
+            except SerdeError as exc:
+                log.warning("%s: registration %s skipped: %s", os.fspath(path), rid, exc)
+        for token, data in rows[1]:
+            try:
+                cache._add_observation(observation_from_json(loads(data)))
+            except SerdeError as exc:
+                log.warning("%s: observation %s skipped: %s", os.fspath(path), token.hex(), exc)
+        return cls(database, cache)
+
+    async def _write(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        if statements:
+            await self._db.run(lambda c: _transaction(c, statements))
+
+    async def add(self, registration: Registration) -> Deregistration | None:
+        replaced = self._cache._add(registration)
+        statements = []
+        if replaced is not None:
+            statements.append(_delete_registration(replaced.registration.id))
+        statements.append(_put_registration(registration))
+        await self._write(statements)
+        return replaced
+
+    async def update(self, registration: Registration) -> UpdatedRegistration | None:
+        updated = self._cache._update(registration)
+        if updated is not None:
+            await self._write([_put_registration(registration)])
+        return updated
+
+    async def get(self, registration_id: str) -> Registration | None:
+        return await self._cache.get(registration_id)
+
+    async def get_by_endpoint(self, endpoint: str) -> Registration | None:
+        return await self._cache.get_by_endpoint(endpoint)
+
+    async def get_by_address(self, address: Address) -> Registration | None:
+        return await self._cache.get_by_address(address)
+
+    async def get_by_identity(self, identity: PeerIdentity) -> Registration | None:
+        return await self._cache.get_by_identity(identity)
+
+    async def remove(self, registration_id: str) -> Deregistration | None:
+        removed = self._cache._remove(registration_id)
+        if removed is not None:
+            await self._write([_delete_registration(registration_id)])
+        return removed
+
+    async def registrations(self) -> list[Registration]:
+        return await self._cache.registrations()
+
+    async def count(self) -> int:
+        return await self._cache.count()
+
+    async def expired(self, now: float, grace: float = 0.0) -> list[Registration]:
+        return await self._cache.expired(now, grace)
+
+    async def remove_expired(self, now: float, grace: float = 0.0) -> list[Deregistration]:
+        removed = self._cache._remove_expired(now, grace)
+        await self._write([_delete_registration(d.registration.id) for d in removed])
+        return removed
+
+    async def add_observation(self, observation: Observation) -> bool:
+        if not self._cache._add_observation(observation):
+            return False
+        await self._write(
+            [
+                (
+                    "INSERT OR REPLACE INTO observations (token, registration_id, data) "
+                    "VALUES (?,?,?)",
+                    (
+                        observation.token,
+                        observation.registration_id,
+                        dumps(observation_to_json(observation)),
+                    ),
+                )
+            ]
+        )
+        return True
+
+    async def get_observation(self, token: bytes) -> Observation | None:
+        return await self._cache.get_observation(token)
+
+    async def observations(self, registration_id: str) -> list[Observation]:
+        return await self._cache.observations(registration_id)
+
+    async def all_observations(self) -> list[Observation]:
+        return await self._cache.all_observations()
+
+    async def remove_observation(self, token: bytes) -> Observation | None:
+        removed = self._cache._remove_observation(token)
+        if removed is not None:
+            await self._write([("DELETE FROM observations WHERE token = ?", (token,))])
+        return removed
+
+    async def remove_observations(self, registration_id: str) -> list[Observation]:
+        removed = self._cache._remove_observations(registration_id)
+        if removed:
+            await self._write(
+                [("DELETE FROM observations WHERE registration_id = ?", (registration_id,))]
+            )
+        return removed
+
+    async def close(self) -> None:
+        await self._db.close()
+
+
+def _load_rows(
+    connection: sqlite3.Connection,
+) -> tuple[list[tuple[str, str]], list[tuple[bytes, str]]]:
+    registrations = connection.execute("SELECT id, data FROM registrations").fetchall()
+    observations = connection.execute("SELECT token, data FROM observations").fetchall()
+    return registrations, observations
+
+
+class SqliteBootstrapConfigStore:
+    """Bootstrap configurations in SQLite (queried on each call: Bootstrap-Requests are rare).
+
+    Create with ``await SqliteBootstrapConfigStore.open(path)``; :meth:`close` when done.
+    """
+
+    def __init__(self, database: _Database) -> None:
+        self._db = database
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str]) -> SqliteBootstrapConfigStore:
+        database = _Database(path)
+        try:
+            await database.run(lambda c: None)
+        except BaseException:
+            await database.close()
+            raise
+        return cls(database)
+
+    async def get(self, endpoint: str) -> BootstrapConfig | None:
+        row = await self._db.run(
+            lambda c: c.execute(
+                "SELECT data FROM bootstrap_configs WHERE endpoint = ?", (endpoint,)
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        return bootstrap_config_from_json(loads(row[0]))
+
+    async def put(self, endpoint: str, config: BootstrapConfig) -> None:
+        data = dumps(bootstrap_config_to_json(config))
+        sql = "INSERT OR REPLACE INTO bootstrap_configs (endpoint, data) VALUES (?, ?)"
+        await self._db.run(lambda c: _transaction(c, [(sql, (endpoint, data))]))
+
+    async def remove(self, endpoint: str) -> bool:
+        def delete(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute(
+                "DELETE FROM bootstrap_configs WHERE endpoint = ?", (endpoint,)
+            )
+            return cursor.rowcount > 0
+
+        return await self._db.run(delete)
+
+    async def all(self) -> dict[str, BootstrapConfig]:
+        rows = await self._db.run(
+            lambda c: c.execute("SELECT endpoint, data FROM bootstrap_configs").fetchall()
+        )
+        return {endpoint: bootstrap_config_from_json(loads(data)) for endpoint, data in rows}
+
+    async def close(self) -> None:
+        await self._db.close()
