@@ -1,0 +1,155 @@
+"""Runs the virtual secure element against a vpcd reader: loads the state file, connects,
+serves until the connection ends or SIGTERM/SIGINT arrives, persists the state on the way out.
+
+A running VSE re-reads its state file at each power-on or reset when the file changed on disk
+(``lwm2m sc write-bootstrap --state``), like a card re-personalised between sessions.
+:class:`VseServer` also runs inside another program (a thread of a test session, a benchmark).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+from lwm2m.vse.state import VseState, load_state, save_state
+from lwm2m.vse.uicc import VirtualUicc
+from lwm2m.vse.vpcd import VpcdConnection, connect_vpcd
+
+__all__ = ["VseServer", "run"]
+
+log = logging.getLogger(__name__)
+
+
+class _StateFile:
+    """The state file with change detection (our own writes do not count as changes)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.state = load_state(path)
+        self._mtime = self._stat()
+
+    def _stat(self) -> int:
+        try:
+            return self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return 0
+
+    def save(self, state: VseState) -> None:
+        save_state(state, self.path)
+        self._mtime = self._stat()
+
+    def reload_if_changed(self) -> VseState | None:
+        mtime = self._stat()
+        if mtime == self._mtime:
+            return None
+        self._mtime = mtime
+        self.state = load_state(self.path)
+        return self.state
+
+
+class VseServer:
+    """One emulated card on one vpcd port.
+
+    :meth:`connect` (bounded retries while pcscd starts), then :meth:`serve` (blocks until the
+    connection ends or :meth:`stop`). :attr:`ready` is set once pcscd has read the ATR, i.e. the
+    card is present for PC/SC clients.
+    """
+
+    def __init__(
+        self,
+        state_path: str | os.PathLike[str],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 35963,
+        ready_file: str | os.PathLike[str] | None = None,
+        fail_after: int | None = None,
+    ) -> None:
+        self.host, self.port = host, port
+        self.store = _StateFile(Path(state_path))
+        self.card = VirtualUicc(self.store.state, save=self.store.save)
+        self.ready = threading.Event()
+        self._ready_file = Path(ready_file) if ready_file else None
+        self._fail_after = fail_after
+        self._connection: VpcdConnection | None = None
+        self._stop = threading.Event()
+
+    def __repr__(self) -> str:
+        return f"VseServer({self.host}:{self.port}, ready={self.ready.is_set()})"
+
+    def connect(self, timeout: float = 10.0) -> None:
+        sock = connect_vpcd(self.host, self.port, timeout)
+        self._connection = VpcdConnection(
+            sock,
+            process=self.card.process,
+            atr=lambda: self.card.atr,
+            on_power=self._on_power,
+            on_atr_request=self._on_atr_request,
+            fail_after=self._fail_after,
+        )
+        if self._stop.is_set():
+            self._connection.stop()
+        log.info("VSE connected to vpcd at %s:%d", self.host, self.port)
+
+    def _on_power(self, code: int) -> None:
+        changed = self.store.reload_if_changed()
+        if changed is not None:
+            log.info("state file changed: card re-personalised")
+            self.card.load(changed)
+        else:
+            self.card.reset()
+
+    def _on_atr_request(self) -> None:
+        if not self.ready.is_set():
+            self.ready.set()
+            if self._ready_file is not None:
+                self._ready_file.write_text(f"{os.getpid()}\n")
+
+    def serve(self) -> None:
+        if self._connection is None:
+            raise RuntimeError("connect() first")
+        try:
+            self._connection.serve()
+        finally:
+            self.store.save(self.card.state)
+            self.ready.clear()
+            if self._ready_file is not None:
+                self._ready_file.unlink(missing_ok=True)
+
+    def stop(self) -> None:
+        """Make :meth:`serve` return (the card disappears from the reader)."""
+        self._stop.set()
+        if self._connection is not None:
+            self._connection.stop()
+
+
+def run(
+    *,
+    state_path: str | os.PathLike[str],
+    host: str = "127.0.0.1",
+    port: int = 35963,
+    connect_timeout: float = 10.0,
+    ready_file: str | os.PathLike[str] | None = None,
+    fail_after: int | None = None,
+) -> int:
+    """Serve one vpcd connection in this process; returns the exit status."""
+    server = VseServer(
+        state_path, host=host, port=port, ready_file=ready_file, fail_after=fail_after
+    )
+    try:
+        server.connect(connect_timeout)
+    except OSError as exc:
+        log.error("cannot connect to vpcd at %s:%d: %s", host, port, exc)
+        return 2
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        server.stop()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+    server.serve()
+    return 0
