@@ -34,7 +34,6 @@ from lwm2m.model import (
     ObjectInstance,
     ObjectNode,
     Path,
-    ResourceInstance,
     ResourceType,
     SingleResource,
 )
@@ -155,35 +154,6 @@ def test_cbor_item_to_value() -> None:
         cbor_item_to_value(RT.STRING, 1)
     with pytest.raises(ValueError, match="without time zone"):
         cbor_item_to_value(RT.TIME, datetime(2020, 1, 1))
-
-
-# -- fast node construction ----------------------------------------------------------------------
-
-
-def test_fast_constructors_equal_public_ones() -> None:
-    """The decoders' slot-store constructors build exactly what the validating ones build."""
-    fast = senml._single(5, RT.STRING, "x")
-    slow = SingleResource(5, RT.STRING, "x")
-    assert fast == slow
-    assert hash(fast) == hash(slow)
-    assert repr(fast) == repr(slow)
-    assert senml._resource_instance(2, RT.INTEGER, 7) == ResourceInstance(2, RT.INTEGER, 7)
-    multiple = senml._multiple(6, RT.INTEGER, {3: 1, 1: 2})
-    assert multiple == MultipleResource.of(6, RT.INTEGER, {1: 2, 3: 1})
-    assert list(multiple.instances) == [1, 3]
-    nine = SingleResource(9, RT.INTEGER, 1)
-    instance = senml._instance(0, {9: nine, 5: fast})
-    assert list(instance.resources) == [5, 9]
-    assert instance == ObjectInstance(0, [nine, slow])
-    other = senml._instance(1, {})
-    assert senml._object(3, {1: other, 0: instance}) == ObjectNode(3, [instance, other])
-    with pytest.raises(TypeError):
-        instance.resources[2] = fast  # type: ignore[index]  # still read-only
-
-
-def test_slot_setters_guard_against_model_changes() -> None:
-    with pytest.raises(ImportError, match="expects SingleResource fields"):
-        senml._slot_setters(SingleResource, "id", "value")
 
 
 # -- the fast path agrees with the general path --------------------------------------------------

@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lwm2m.buffer import Buffer
+from lwm2m.codec import tlv
 from lwm2m.codec.tlv import (
     MAX_LENGTH,
     Tlv,
@@ -397,3 +399,60 @@ def test_encode_resource_unknown_to_the_model_uses_the_node_type() -> None:
     node = ObjectInstance(0, [SingleResource(77, ResourceType.BOOLEAN, True)])
     data = CODEC.encode(node, Path(3, 0), CORE)
     assert data.hex() == "c14d01"
+
+
+# -- the fast paths agree with the general (Tlv record) paths ------------------------------------
+
+
+@st.composite
+def _mutated(draw: st.DrawFn, data: bytes) -> bytes:
+    """``data`` with a few random edits: byte changes, truncation, insertion, duplication."""
+    out = bytearray(data)
+    for _ in range(draw(st.integers(0, 3))):
+        edit = draw(st.sampled_from(["set", "cut", "insert", "dup"]))
+        pos = draw(st.integers(0, len(out)))
+        if edit == "set" and pos < len(out):
+            out[pos] = draw(st.integers(0, 255))
+        elif edit == "cut":
+            del out[pos:]
+        elif edit == "insert":
+            out[pos:pos] = bytes([draw(st.integers(0, 255))])
+        else:
+            out += out[pos : pos + draw(st.integers(1, 8))]
+    return bytes(out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(paths_and_nodes(TEST_OBJECT, allow_infinity=True), st.data())
+def test_fast_paths_agree_with_the_general_paths(
+    path_node: tuple[Path, Node], data: st.DataObject
+) -> None:
+    path, node = path_node
+    codec = TlvCodec()
+    encoded = codec._encode_general(node, path, TEST_MODEL)
+    assert codec.encode(node, path, TEST_MODEL) == encoded
+    for payload in (encoded, data.draw(_mutated(encoded))):
+        try:
+            general: Node | None = codec._decode_general(payload, path, TEST_MODEL)
+        except CodecError:
+            general = None
+        try:
+            fast = tlv._fast_decode(payload, path, TEST_MODEL)
+        except tlv._Fallback:
+            continue  # the general path decides
+        assert fast == general
+        if general is not None:
+            assert repr(fast) == repr(general)
+
+
+def test_fast_decode_takes_the_usual_shapes() -> None:
+    """Object and instance payloads (also with an instance wrapper) stay on the fast path."""
+    device = CORE
+    vector = bytes.fromhex("c800144f70656e204d6f62696c6520416c6c69616e6365")
+    assert tlv._fast_decode(vector, Path(3, 0), device) == _decode(vector.hex(), "/3/0")
+    wrapped = bytes([0x08, 0x00, len(vector)]) + vector
+    assert tlv._fast_decode(wrapped, Path(3, 0), device) == _decode(vector.hex(), "/3/0")
+    assert tlv._fast_decode(wrapped, Path(3), device) == _decode(wrapped.hex(), "/3")
+    for bad_path in (Path(3, 1), Path(3, 0, 0)):
+        with pytest.raises(tlv._Fallback):
+            tlv._fast_decode(wrapped, bad_path, device)

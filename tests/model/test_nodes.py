@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 
 import pytest
 from hypothesis import given
@@ -17,6 +19,14 @@ from lwm2m.model import (
     ResourceInstance,
     ResourceType,
     SingleResource,
+)
+from lwm2m.model.nodes import (
+    Resource,
+    trusted_multiple,
+    trusted_object,
+    trusted_object_instance,
+    trusted_resource_instance,
+    trusted_single,
 )
 
 T = ResourceType
@@ -138,3 +148,81 @@ def test_equality_independent_of_insertion_order(values: dict[int, int], rnd: ob
     inst_b = ObjectInstance(0, [SingleResource(1, T.INTEGER, 0), b])
     assert inst_a == inst_b
     assert {ObjectNode(9, [inst_a]), ObjectNode(9, [inst_b])} == {ObjectNode(9, [inst_b])}
+
+
+# -- trusted construction (for codecs with checked ids and typed values) -------------------------
+
+_ids = st.integers(0, 65534)
+_typed_values = st.one_of(
+    st.tuples(st.just(T.STRING), st.text(max_size=8)),
+    st.tuples(st.just(T.INTEGER), st.integers(-(2**63), 2**63 - 1)),
+    st.tuples(st.just(T.UNSIGNED_INTEGER), st.integers(0, 2**64 - 1)),
+    st.tuples(st.just(T.FLOAT), st.floats(allow_nan=False)),
+    st.tuples(st.just(T.BOOLEAN), st.booleans()),
+    st.tuples(st.just(T.OPAQUE), st.binary(max_size=8)),
+    st.tuples(st.just(T.TIME), st.integers(-(2**63), 2**63 - 1)),
+    st.tuples(st.just(T.OBJLNK), st.builds(ObjectLink, _ids, _ids)),
+)
+
+
+def _same(fast: object, slow: object) -> None:
+    assert type(fast) is type(slow)
+    assert fast == slow
+    assert hash(fast) == hash(slow)
+    assert repr(fast) == repr(slow)
+
+
+@given(_ids, _typed_values)
+def test_trusted_leaves_equal_public_ones(id_: int, typed: tuple[ResourceType, object]) -> None:
+    type_, value = typed
+    _same(trusted_single(id_, type_, value), SingleResource(id_, type_, value))  # type: ignore[arg-type]
+    _same(
+        trusted_resource_instance(id_, type_, value),  # type: ignore[arg-type]
+        ResourceInstance(id_, type_, value),  # type: ignore[arg-type]
+    )
+    single = trusted_single(id_, type_, value)  # type: ignore[arg-type]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        single.value = value  # type: ignore[misc]
+    assert dataclasses.replace(single) == single
+    assert copy.deepcopy(single) == single
+    assert pickle.loads(pickle.dumps(single)) == single
+
+
+@given(
+    st.dictionaries(_ids, st.integers(-5, 5), max_size=6),
+    st.dictionaries(_ids, st.text(max_size=3), max_size=6),
+    st.lists(_ids, max_size=4, unique=True),
+)
+def test_trusted_containers_equal_public_ones(
+    multi: dict[int, int], singles: dict[int, str], iids: list[int]
+) -> None:
+    fast_mr = trusted_multiple(
+        7, T.INTEGER, {i: trusted_resource_instance(i, T.INTEGER, v) for i, v in multi.items()}
+    )
+    slow_mr = MultipleResource.of(7, T.INTEGER, multi)
+    _same(fast_mr, slow_mr)
+    assert list(fast_mr.instances) == sorted(multi)
+    resources: dict[int, Resource] = {
+        r: trusted_single(r, T.STRING, v) for r, v in singles.items() if r != 7
+    }
+    resources[7] = fast_mr
+    fast_oi = trusted_object_instance(3, dict(resources))
+    slow_oi = ObjectInstance(3, resources.values())
+    _same(fast_oi, slow_oi)
+    assert list(fast_oi.resources) == sorted(resources)
+    ordered = dict(sorted(resources.items()))
+    _same(trusted_object_instance(3, ordered, ordered=True), slow_oi)
+    fast_on = trusted_object(9, {i: trusted_object_instance(i, {}) for i in iids})
+    _same(fast_on, ObjectNode(9, [ObjectInstance(i) for i in iids]))
+    assert list(fast_on.instances) == sorted(iids)
+    with pytest.raises(TypeError):
+        fast_oi.resources[1] = fast_mr  # type: ignore[index]  # still read-only
+
+
+def test_resource_type_hash_is_identity_based() -> None:
+    """ResourceType hashes by identity (cheap, C-level); members still work as dict keys and
+    survive pickling as the same singletons."""
+    table = {t: t.value for t in ResourceType}
+    assert table[ResourceType("String")] == "String"
+    assert pickle.loads(pickle.dumps(T.FLOAT)) is T.FLOAT
+    assert hash(T.FLOAT) == object.__hash__(T.FLOAT)

@@ -52,13 +52,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import math
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from types import MappingProxyType
 from typing import Any, NamedTuple, NoReturn
 
 from lwm2m.codec._common import check_node_at, fail, resource_definition
@@ -75,6 +73,11 @@ from lwm2m.model.nodes import (
     Resource,
     ResourceInstance,
     SingleResource,
+    trusted_multiple,
+    trusted_object,
+    trusted_object_instance,
+    trusted_resource_instance,
+    trusted_single,
 )
 from lwm2m.model.path import Path, PathLevel
 from lwm2m.model.registry import ObjectModel
@@ -388,72 +391,16 @@ def _time_number(raw: object) -> int | float:
     raise _Bad(f"time is a {kind.__name__}, not a number")
 
 
-# -- fast node construction ----------------------------------------------------------------------
-# The decoder has checked every id and typed every value already, so nodes are built without
-# the constructors' validation (which costs ~2 us per resource): plain slot stores. The
-# equivalence with the public constructors is tested (tests/codec/test_senml.py).
-
-_Setter = Callable[[object, object], None]
-
-
-def _slot_setters(cls: type, *names: str) -> tuple[_Setter, ...]:
-    """The slot descriptors' setters of ``cls``; ImportError if the model's fields changed."""
-    if tuple(f.name for f in dataclasses.fields(cls)) != names:
-        raise ImportError(f"lwm2m.codec.senml expects {cls.__name__} fields {names}")
-    return tuple(vars(cls)[name].__set__ for name in names)
-
-
-_new = object.__new__
-_SR_ID, _SR_TYPE, _SR_VALUE = _slot_setters(SingleResource, "id", "type", "value")
-_RI_ID, _RI_TYPE, _RI_VALUE = _slot_setters(ResourceInstance, "id", "type", "value")
-_MR_ID, _MR_TYPE, _MR_INSTANCES = _slot_setters(MultipleResource, "id", "type", "instances")
-_OI_ID, _OI_RESOURCES = _slot_setters(ObjectInstance, "id", "resources")
-_ON_ID, _ON_INSTANCES = _slot_setters(ObjectNode, "id", "instances")
-
-
-def _sorted(items: dict[int, Any]) -> MappingProxyType[int, Any]:
-    keys = list(items)
-    if keys != sorted(keys):
-        items = dict(sorted(items.items()))
-    return MappingProxyType(items)
-
-
-def _single(rid: int, type_: ResourceType, value: Value) -> SingleResource:
-    node: SingleResource = _new(SingleResource)
-    _SR_ID(node, rid)
-    _SR_TYPE(node, type_)
-    _SR_VALUE(node, value)
-    return node
-
-
-def _resource_instance(riid: int, type_: ResourceType, value: Value) -> ResourceInstance:
-    node: ResourceInstance = _new(ResourceInstance)
-    _RI_ID(node, riid)
-    _RI_TYPE(node, type_)
-    _RI_VALUE(node, value)
-    return node
+# -- node construction ---------------------------------------------------------------------------
+# The decoders check every id and type every value themselves, so they build nodes with the
+# model's trusted constructors (lwm2m.model.nodes), which skip the public constructors'
+# second validation.
 
 
 def _multiple(rid: int, type_: ResourceType, values: dict[int, Value]) -> MultipleResource:
-    node: MultipleResource = _new(MultipleResource)
-    _MR_ID(node, rid)
-    _MR_TYPE(node, type_)
-    _MR_INSTANCES(node, _sorted({i: _resource_instance(i, type_, v) for i, v in values.items()}))
-    return node
-
-
-def _instance(iid: int, resources: dict[int, Resource]) -> ObjectInstance:
-    node: ObjectInstance = _new(ObjectInstance)
-    _OI_ID(node, iid)
-    _OI_RESOURCES(node, _sorted(resources))
-    return node
-
-
-def _object(oid: int, instances: dict[int, ObjectInstance]) -> ObjectNode:
-    node: ObjectNode = _new(ObjectNode)
-    _ON_ID(node, oid)
-    _ON_INSTANCES(node, _sorted(instances))
-    return node
+    return trusted_multiple(
+        rid, type_, {i: trusted_resource_instance(i, type_, v) for i, v in values.items()}
+    )
 
 
 # -- a tree of typed leaves ----------------------------------------------------------------------
@@ -528,10 +475,12 @@ class LeafTree:
         definition = self._defs[oid][rid]
         if isinstance(entry, dict):
             return _multiple(rid, definition.type, entry)
-        return _single(rid, definition.type, entry)
+        return trusted_single(rid, definition.type, entry)
 
     def _instance(self, oid: int, iid: int, resources: dict[int, _Entry]) -> ObjectInstance:
-        return _instance(iid, {rid: self._resource(oid, rid, e) for rid, e in resources.items()})
+        return trusted_object_instance(
+            iid, {rid: self._resource(oid, rid, e) for rid, e in resources.items()}
+        )
 
     def node(self, path: Path) -> Node:
         """The node at ``path`` (object .. resource instance), empty containers included."""
@@ -539,7 +488,7 @@ class LeafTree:
         level = len(ids)
         instances = self.objects.get(ids[0], {})
         if level == 1:
-            return _object(
+            return trusted_object(
                 ids[0], {iid: self._instance(ids[0], iid, r) for iid, r in instances.items()}
             )
         resources = instances.get(ids[1], {})
@@ -558,7 +507,7 @@ class LeafTree:
         if entry is None or ids[3] not in entry:  # type: ignore[operator]
             fail(path, "no value for the resource instance")
         assert isinstance(entry, dict)
-        return _resource_instance(ids[3], definition.type, entry[ids[3]])
+        return trusted_resource_instance(ids[3], definition.type, entry[ids[3]])
 
     def holds(self, path: Path) -> bool:
         """True when anything (a leaf or a container) lies at or below ``path``."""
@@ -579,9 +528,11 @@ class LeafTree:
                     type_ = defs[rid].type
                     if isinstance(entry, dict):
                         for riid, value in entry.items():
-                            out[Path(oid, iid, rid, riid)] = _resource_instance(riid, type_, value)
+                            out[Path(oid, iid, rid, riid)] = trusted_resource_instance(
+                                riid, type_, value
+                            )
                     else:
-                        out[Path(oid, iid, rid)] = _single(rid, type_, entry)
+                        out[Path(oid, iid, rid)] = trusted_single(rid, type_, entry)
         return out
 
 
@@ -739,16 +690,17 @@ class _Fallback(Exception):
 
 _MISSING = object()
 #: The Python type a value of this resource type arrives as when no conversion is needed
-#: (Integer and Time still need the 64-bit range check); other types always convert.
+#: (integers still need their range check); other types always convert.
 _AS_IS: dict[str, type] = {
     _RT.STRING.value: str,
     _RT.CORELNK.value: str,
     _RT.INTEGER.value: int,
+    _RT.UNSIGNED_INTEGER.value: int,
     _RT.TIME.value: int,
     _RT.FLOAT.value: float,
     _RT.BOOLEAN.value: bool,
+    _RT.OPAQUE.value: bytes,  # CBOR; in JSON Opaque is base64 text (see _name_info)
 }
-_I64_MIN, _I64_MAX = _INT64
 
 
 _CACHE_LIMIT = 4096
@@ -800,7 +752,6 @@ def _fast_decode(
     want_iid = ids[1] if len(ids) == 2 else -1
     convert_table = _JSON_CONVERT if labels.text_opaque else _CBOR_CONVERT
     value_keys = labels.value_keys
-    # name -> (rid, riid or -1, value label, type taken as is, converter, resource type)
     names: dict[str, _NameInfo]
     if name_cache is None:
         names = {}
@@ -812,59 +763,60 @@ def _fast_decode(
             cached = name_cache[id(rdefs)] = (rdefs, {})
         names = cached[1]
     instances: dict[int, dict[int, Any]] = {}
-    current: dict[int, Any] | None = None
+    # None until the first bn: a record before it fails `rid in current` with TypeError
+    current: dict[int, Any] = None  # type: ignore[assignment]
+    iid = last = -1  # the current instance and its last resource id
+    unordered: set[int] = set()  # instances whose resources are not in ascending id order
     bn_key, n_key = labels.bn, labels.n
-    new, missing = _new, _MISSING
-    sr_id, sr_type, sr_value = _SR_ID, _SR_TYPE, _SR_VALUE
-    i64_min, i64_max = _I64_MIN, _I64_MAX
+    single = trusted_single
     has_multiple = False
     try:
         for record in pack:
-            size = len(record)
-            if size == 3:
+            if len(record) != 2:
+                if len(record) != 3:
+                    raise _Fallback
                 base = _base_ids(record[bn_key])
                 if base is None or base[0] != oid or (want_iid >= 0 and base[1] != want_iid):
                     raise _Fallback
-                current = instances.get(base[1])
-                if current is None:
-                    current = instances[base[1]] = {}
-            elif size != 2 or current is None:
-                raise _Fallback
-            name = record[n_key]
-            info = names.get(name)
-            if info is None:
-                info = _name_info(name, rdefs, value_keys, convert_table)
+                iid = base[1]
+                if iid in instances:  # an instance split in two runs: unusual
+                    raise _Fallback
+                current = instances[iid] = {}
+                last = -1
+            try:
+                info = names[record[n_key]]
+            except KeyError:  # a name not seen yet (or no name: KeyError again, a fallback)
+                info = _name_info(record[n_key], rdefs, value_keys, convert_table)
                 if len(names) >= _CACHE_LIMIT:  # peers choose the names: keep the cache bounded
                     names.clear()
-                names[name] = info
-            rid, riid, value_key, as_is, convert, rtype = info
-            raw = record.get(value_key, missing)
-            if type(raw) is as_is and (as_is is not int or i64_min <= raw <= i64_max):  # type: ignore[operator]
-                value = raw
-            elif raw is missing:
-                raise _Fallback
-            else:
-                value = convert(raw)
+                names[record[n_key]] = info
+            rid, riid, value_key, as_is, lo, hi, convert, rtype = info
+            value = record[value_key]
+            # Values that arrive as the Python type of the resource type are taken as they are
+            # (integers after their range check); anything else goes through the converter,
+            # which raises _Bad for what does not fit.
+            if type(value) is not as_is or (as_is is int and not lo <= value <= hi):  # type: ignore[operator]
+                value = convert(value)
             if riid < 0:
-                if rid in current:
-                    raise _Fallback
-                node = new(SingleResource)
-                sr_id(node, rid)
-                sr_type(node, rtype)
-                sr_value(node, value)
-                current[rid] = node
+                # Ascending ids (the usual order) can be no duplicate and need no sorting.
+                if rid <= last:
+                    if rid in current:
+                        raise _Fallback
+                    unordered.add(iid)
+                last = rid
+                current[rid] = single(rid, rtype, value)
                 continue
             has_multiple = True
+            if rid != last:
+                if rid < last:
+                    unordered.add(iid)
+                last = rid
             values = current.get(rid)
             if values is None:
                 values = current[rid] = {}
             if riid in values:
                 raise _Fallback
-            instance = new(ResourceInstance)
-            _RI_ID(instance, riid)
-            _RI_TYPE(instance, rtype)
-            _RI_VALUE(instance, value)
-            values[riid] = instance
+            values[riid] = trusted_resource_instance(riid, rtype, value)
     except (_Bad, LookupError, TypeError, AttributeError):
         # Not the usual shape (a non-map record, a missing or unhashable key, a bad value):
         # the general path decides, and names the error if there is one.
@@ -873,22 +825,23 @@ def _fast_decode(
     for iid, resources in instances.items():
         for rid, entry in resources.items() if has_multiple else ():
             if type(entry) is dict:
-                multiple_node: MultipleResource = new(MultipleResource)
-                _MR_ID(multiple_node, rid)
-                _MR_TYPE(multiple_node, _type_of(entry))
-                _MR_INSTANCES(multiple_node, _sorted(entry))
-                resources[rid] = multiple_node
-        built[iid] = _instance(iid, resources)
+                resources[rid] = trusted_multiple(rid, _type_of(entry), entry)
+        built[iid] = trusted_object_instance(iid, resources, iid not in unordered)
     if want_iid >= 0:
         return built[want_iid]
-    return _object(oid, built)
+    return trusted_object(oid, built)
 
 
 def _type_of(values: dict[int, ResourceInstance]) -> ResourceType:
     return next(iter(values.values())).type
 
 
-_NameInfo = tuple[int, int, Hashable, type, _Convert, ResourceType]
+class _Never:
+    """A type no decoded value has: values of this resource type always go through the
+    converter."""
+
+
+_NameInfo = tuple[int, int, Hashable, type, int, int, _Convert, ResourceType]
 
 
 def _name_info(
@@ -897,7 +850,9 @@ def _name_info(
     value_keys: tuple[Hashable, ...],
     convert_table: dict[str, _Convert],
 ) -> _NameInfo:
-    """What the fast path needs to know about a relative name ``rid`` or ``rid/riid``."""
+    """What the fast path needs to know about a relative name ``rid`` or ``rid/riid``:
+    (rid, riid or -1, value label, the Python type taken as is, its integer range, the
+    converter, the resource type)."""
     rel = _relative_ids(name)
     if rel is None or len(rel) > 2:
         raise _Fallback
@@ -908,12 +863,19 @@ def _name_info(
     expected = _KIND_BY_TYPE.get(key)
     if expected is None:
         raise _Fallback
+    convert = convert_table[key]
+    as_is: type = _AS_IS.get(key, _Never)
+    if convert is _to_bytes_b64:  # Opaque in JSON is text, never taken as is
+        as_is = _Never
+    lo, hi = _UINT64 if key == _RT.UNSIGNED_INTEGER.value else _INT64
     return (
         rel[0],
         rel[1] if len(rel) == 2 else -1,
         value_keys[expected],
-        _AS_IS.get(key, _Fallback),
-        convert_table[key],
+        as_is,
+        lo,
+        hi,
+        convert,
         definition.type,
     )
 

@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 from lwm2m.buffer import Buffer
 from lwm2m.codec._common import check_node_at, fail, resource_definition, typed
@@ -50,6 +51,11 @@ from lwm2m.model.nodes import (
     Resource,
     ResourceInstance,
     SingleResource,
+    trusted_multiple,
+    trusted_object,
+    trusted_object_instance,
+    trusted_resource_instance,
+    trusted_single,
 )
 from lwm2m.model.path import Path, PathLevel
 from lwm2m.model.registry import ObjectModel
@@ -296,6 +302,15 @@ class TlvCodec:
 
     def encode(self, node: Node, path: Path, model: ObjectModel) -> bytes:
         check_node_at(node, path)
+        try:
+            return _fast_encode(node, path, model)
+        except _Fallback:
+            pass
+        return self._encode_general(node, path, model)
+
+    def _encode_general(self, node: Node, path: Path, model: ObjectModel) -> bytes:
+        """Through :class:`Tlv` records: the reference the fast path must agree with, and what
+        raises the errors."""
         tlvs: list[Tlv]
         if isinstance(node, ObjectNode):
             tlvs = [
@@ -359,6 +374,16 @@ class TlvCodec:
     def decode(self, data: bytes, path: Path, model: ObjectModel) -> Node:
         if path.level is PathLevel.ROOT:
             fail(path, "the root path carries no node in TLV")
+        data = bytes(data)
+        try:
+            return _fast_decode(data, path, model)
+        except _Fallback:
+            pass
+        return self._decode_general(data, path, model)
+
+    def _decode_general(self, data: bytes, path: Path, model: ObjectModel) -> Node:
+        """Through :class:`Tlv` records: the reference the fast path must agree with, and what
+        names the errors."""
         try:
             tlvs = decode_tlvs(bytes(data))
         except CodecError as exc:
@@ -473,3 +498,277 @@ def _check_ids(tlvs: Iterable[Tlv], path: Path) -> None:
         if tlv.id == MAX_ID:
             fail(path, f"{tlv.type.label} TLV id {MAX_ID} is reserved")
         _check_ids(tlv.children, path)
+
+
+# -- fast paths ---------------------------------------------------------------------------------
+# TLV is what 1.0 clients send by default, so decoding and encoding must be cheap. The fast
+# paths work on the bytes directly (no Tlv records, no Buffer) and build nodes with the model's
+# trusted constructors, the values being decoded and checked here. They handle object and
+# instance payloads (and, when encoding, resources) of the usual shape; on anything unusual or
+# invalid they raise _Fallback and the general path above decides, names the error if there is
+# one. Property tests (tests/codec/test_tlv.py) check that both paths agree.
+
+
+class _Fallback(Exception):
+    """The fast path met something unusual; the general path decides."""
+
+
+_RT = ResourceType
+
+
+def _decode_signed(raw: bytes) -> int:
+    if len(raw) not in (1, 2, 4, 8):
+        raise ValueError
+    return int.from_bytes(raw, "big", signed=True)
+
+
+def _decode_unsigned(raw: bytes) -> int:
+    if len(raw) not in (1, 2, 4, 8):
+        raise ValueError
+    return int.from_bytes(raw, "big")
+
+
+def _decode_float(raw: bytes) -> float:
+    if len(raw) == 8:
+        return float(_F64.unpack(raw)[0])
+    return float(_F32.unpack(raw)[0])  # struct.error unless 4 bytes
+
+
+def _decode_objlnk(raw: bytes) -> ObjectLink:
+    return ObjectLink(*_OBJLNK.unpack(raw))
+
+
+_BOOLEANS = {b"\x00": False, b"\x01": True}
+
+# Resource type -> raw value bytes to a checked value; raises ValueError (UnicodeDecodeError),
+# LookupError or struct.error for an invalid value. No entry for NONE (no value).
+_DECODERS: dict[ResourceType, Callable[[bytes], Value]] = {
+    _RT.STRING: bytes.decode,
+    _RT.CORELNK: bytes.decode,
+    _RT.INTEGER: _decode_signed,
+    _RT.TIME: _decode_signed,
+    _RT.UNSIGNED_INTEGER: _decode_unsigned,
+    _RT.FLOAT: _decode_float,
+    _RT.BOOLEAN: _BOOLEANS.__getitem__,
+    _RT.OBJLNK: _decode_objlnk,
+    _RT.OPAQUE: bytes,
+}
+_DECODE_ERRORS = (ValueError, LookupError, struct.error, TypeError)
+
+
+def _header(data: bytes, pos: int, limit: int) -> tuple[int, int, int, int]:
+    """The TLV at ``pos``: (kind, id, value start, value end); _Fallback when it does not fit
+    before ``limit`` (IndexError when the data ends inside the header)."""
+    type_byte = data[pos]
+    if type_byte & 0x20:
+        ident = data[pos + 1] << 8 | data[pos + 2]
+        pos += 3
+    else:
+        ident = data[pos + 1]
+        pos += 2
+    width = type_byte & 0x18
+    if not width:
+        length = type_byte & 0x07
+    elif width == 0x08:
+        length = data[pos]
+        pos += 1
+    elif width == 0x10:
+        length = data[pos] << 8 | data[pos + 1]
+        pos += 2
+    else:
+        length = data[pos] << 16 | data[pos + 1] << 8 | data[pos + 2]
+        pos += 3
+    end = pos + length
+    if end > limit or ident == MAX_ID:  # beyond its container, or the reserved id
+        raise _Fallback
+    return type_byte >> 6, ident, pos, end
+
+
+def _fast_instance(
+    data: bytes, pos: int, end: int, iid: int, rdefs: Mapping[int, ResourceDefinition]
+) -> ObjectInstance:
+    """The Resource and Multiple Resource TLVs in ``data[pos:end]`` as instance ``iid``."""
+    resources: dict[int, Resource] = {}
+    last = -1
+    ordered = True
+    while pos < end:
+        kind, rid, start, stop = _header(data, pos, end)
+        if rid in resources:
+            raise _Fallback
+        definition = rdefs[rid]
+        rtype = definition.type
+        decode = _DECODERS[rtype]
+        if kind == 3 and not definition.multiple:
+            resources[rid] = trusted_single(rid, rtype, decode(data[start:stop]))
+        elif kind == 2 and definition.multiple:
+            instances: dict[int, ResourceInstance] = {}
+            while start < stop:
+                kind, riid, value_start, value_end = _header(data, start, stop)
+                if kind != 1 or riid in instances:
+                    raise _Fallback
+                value = decode(data[value_start:value_end])
+                instances[riid] = trusted_resource_instance(riid, rtype, value)
+                start = value_end
+            resources[rid] = trusted_multiple(rid, rtype, instances)
+        else:
+            raise _Fallback
+        if rid < last:
+            ordered = False
+        last = rid
+        pos = stop
+    return trusted_object_instance(iid, resources, ordered)
+
+
+def _fast_decode(data: bytes, path: Path, model: ObjectModel) -> Node:
+    """Decode an object or instance payload, or raise _Fallback."""
+    ids = path.ids
+    if len(ids) > 2:
+        raise _Fallback
+    definition = model.object_definition(ids[0])
+    if definition is None:
+        raise _Fallback
+    rdefs = definition.resources
+    end = len(data)
+    try:
+        if len(ids) == 2:
+            pos = 0
+            if end and data[0] >> 6 == 0:  # one Object Instance TLV around the content
+                _, iid, pos, stop = _header(data, 0, end)
+                if iid != ids[1] or stop != end:
+                    raise _Fallback
+            return _fast_instance(data, pos, end, ids[1], rdefs)
+        instances: dict[int, ObjectInstance] = {}
+        pos = 0
+        while pos < end:
+            kind, iid, start, pos = _header(data, pos, end)
+            if kind != 0 or iid in instances:
+                raise _Fallback
+            instances[iid] = _fast_instance(data, start, pos, iid, rdefs)
+        return trusted_object(ids[0], instances)
+    except _DECODE_ERRORS:
+        raise _Fallback from None
+
+
+_BB = struct.Struct("!BB").pack
+_BH = struct.Struct("!BH").pack
+_BBB = struct.Struct("!BBB").pack
+_BHB = struct.Struct("!BHB").pack
+_BBH = struct.Struct("!BBH").pack
+_BHH = struct.Struct("!BHH").pack
+
+
+def _head(bits: int, ident: int, length: int) -> bytes:
+    """The type, identifier and length fields of a TLV (``bits``: the kind in bits 7-6), each
+    as short as possible, as :func:`push_tlv` writes them."""
+    wide = ident > 0xFF
+    if length <= 7:
+        return _BH(bits | 0x20 | length, ident) if wide else _BB(bits | length, ident)
+    if length <= 0xFF:
+        return _BHB(bits | 0x28, ident, length) if wide else _BBB(bits | 0x08, ident, length)
+    if length <= 0xFFFF:
+        return _BHH(bits | 0x30, ident, length) if wide else _BBH(bits | 0x10, ident, length)
+    if length > MAX_LENGTH:
+        raise _Fallback
+    head = _BH(bits | 0x38, ident) if wide else _BB(bits | 0x18, ident)
+    return head + length.to_bytes(3, "big")
+
+
+def _encode_signed(value: int) -> bytes:
+    if -0x80 <= value < 0x80:
+        width = 1
+    elif -0x8000 <= value < 0x8000:
+        width = 2
+    elif -0x80000000 <= value < 0x80000000:
+        width = 4
+    else:
+        width = 8
+    return value.to_bytes(width, "big", signed=True)
+
+
+def _encode_unsigned(value: int) -> bytes:
+    width = 1 if value <= 0xFF else 2 if value <= 0xFFFF else 4 if value <= 0xFFFFFFFF else 8
+    return value.to_bytes(width, "big")
+
+
+def _encode_float(value: float) -> bytes:
+    try:
+        single = _F32.pack(value)
+    except OverflowError:
+        return _F64.pack(value)
+    if _F32.unpack(single)[0] == value or value != value:  # exact, or NaN
+        return single
+    return _F64.pack(value)
+
+
+def _encode_bool(value: bool) -> bytes:
+    return b"\x01" if value else b"\x00"
+
+
+def _encode_objlnk(value: ObjectLink) -> bytes:
+    return _OBJLNK.pack(value.object_id, value.instance_id)
+
+
+# Resource type -> value to TLV value bytes (what encode_value returns); no entry for NONE.
+_ENCODERS: dict[ResourceType, Callable[[Any], bytes]] = {
+    _RT.STRING: str.encode,  # UnicodeEncodeError for a lone surrogate: the general path says so
+    _RT.CORELNK: str.encode,
+    _RT.INTEGER: _encode_signed,
+    _RT.TIME: _encode_signed,
+    _RT.UNSIGNED_INTEGER: _encode_unsigned,
+    _RT.FLOAT: _encode_float,
+    _RT.BOOLEAN: _encode_bool,
+    _RT.OBJLNK: _encode_objlnk,
+    _RT.OPAQUE: bytes,
+}
+
+
+def _fast_resource(
+    resource: Resource, rdefs: Mapping[int, ResourceDefinition], out: list[bytes]
+) -> None:
+    rid = resource.id
+    definition = rdefs.get(rid)
+    multiple = type(resource) is MultipleResource
+    if definition is not None and (
+        definition.type is not resource.type or definition.multiple is not multiple
+    ):
+        raise _Fallback  # the model disagrees: the general path names the error
+    encode = _ENCODERS[resource.type]
+    if not multiple:
+        value = encode(resource.value)  # type: ignore[union-attr]
+        out.append(_head(0xC0, rid, len(value)))
+        out.append(value)
+        return
+    parts = []
+    for riid, instance in resource.instances.items():  # type: ignore[union-attr]
+        value = encode(instance.value)
+        parts.append(_head(0x40, riid, len(value)))
+        parts.append(value)
+    body = b"".join(parts)
+    out.append(_head(0x80, rid, len(body)))
+    out.append(body)
+
+
+def _fast_encode(node: Node, path: Path, model: ObjectModel) -> bytes:
+    """Encode an object, instance or resource, or raise _Fallback."""
+    definition = model.object_definition(path.ids[0])
+    rdefs: Mapping[int, ResourceDefinition] = definition.resources if definition else {}
+    out: list[bytes] = []
+    try:
+        if type(node) is ObjectInstance:
+            for resource in node.resources.values():
+                _fast_resource(resource, rdefs, out)
+        elif type(node) is ObjectNode:
+            for iid, instance in node.instances.items():
+                parts: list[bytes] = []
+                for resource in instance.resources.values():
+                    _fast_resource(resource, rdefs, parts)
+                body = b"".join(parts)
+                out.append(_head(0x00, iid, len(body)))
+                out.append(body)
+        elif type(node) is SingleResource or type(node) is MultipleResource:
+            _fast_resource(node, rdefs, out)
+        else:
+            raise _Fallback
+    except (LookupError, ValueError, TypeError, AttributeError, OverflowError, struct.error):
+        raise _Fallback from None
+    return b"".join(out)

@@ -43,6 +43,11 @@ class ResourceType(Enum):
     CORELNK = "Corelnk"
     NONE = "none"
 
+    # Members are singletons compared by identity, so the identity hash is consistent with
+    # equality; Enum's own __hash__ (hash of the name) is Python code, and every dict keyed by
+    # a type (check_value's dispatch, the codecs' tables) would pay for it on each look-up.
+    __hash__ = object.__hash__
+
     @classmethod
     def from_ddf(cls, text: str) -> ResourceType:
         """Map a DDF ``<Type>`` text (case-insensitive; empty means NONE) to a type."""
