@@ -1,7 +1,10 @@
 """``lwm2m`` — the command line.
 
 Subcommands: ``model show|check`` (object definitions), ``decode`` / ``encode`` (payloads in any
-LwM2M content format), ``demo``. Errors are one clear line on stderr and a non-zero exit.
+LwM2M content format), ``server`` (:mod:`lwm2m.cli.server`), ``bootstrap-server``
+(:mod:`lwm2m.cli.bootstrap`), ``client`` (:mod:`lwm2m.cli.client`), ``demo``
+(:mod:`lwm2m.cli.demo`: the three in one process) and ``sc`` (Secure Components). Errors are one
+clear line on stderr and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -138,14 +141,14 @@ def _content_format(text: str) -> ContentFormat:
     try:
         return ContentFormat.from_name(text)
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise click.ClickException(f"--format: {exc}") from None
 
 
 def _path(text: str) -> Path:
     try:
         return Path.parse(text)
     except Lwm2mError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise click.ClickException(f"--path: {exc}") from None
 
 
 def _read_input(source: str) -> str:
@@ -202,18 +205,15 @@ def encode(fmt: str, path: str, ddf: tuple[str, ...], payload: str) -> None:
     click.echo(codec_for(cf).encode(node, at, registry).hex())
 
 
-@main.command()
-def demo() -> None:
-    """Show the object model and the content formats at work (no network yet)."""
-    from lwm2m.cli.demo import run_demo
-
-    run_demo(Console(width=120))
-
-
 def _attach_subcommands() -> None:
+    from lwm2m.cli.bootstrap import bootstrap_command
+    from lwm2m.cli.client import client_command
+    from lwm2m.cli.demo import demo_command
     from lwm2m.cli.sc import sc
+    from lwm2m.cli.server import server_command
 
-    main.add_command(sc)
+    for command in (server_command, bootstrap_command, client_command, demo_command, sc):
+        main.add_command(command)
 
 
 _attach_subcommands()

@@ -84,7 +84,12 @@ class CompositeCodec(Protocol):
 
     def encode_nodes(self, nodes: Mapping[Path, Node | None], model: ObjectModel) -> bytes: ...
 
-    def decode_nodes(self, data: bytes, model: ObjectModel) -> dict[Path, Node | None]: ...
+    def decode_nodes(
+        self, data: bytes, model: ObjectModel, *, paths: Sequence[Path] | None = None
+    ) -> dict[Path, Node | None]:
+        """Without ``paths`` each value is its own node (Write-Composite); with the paths of a
+        Read-Composite request, each requested path maps to the node of the values below it."""
+        ...
 
     def encode_timestamped(
         self, groups: Sequence[TimestampedNodes], model: ObjectModel

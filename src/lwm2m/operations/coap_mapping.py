@@ -498,7 +498,7 @@ def decode_response(
     if isinstance(request, ReadComposite | ObserveComposite) and payload:
         if fmt is None:
             raise CodecError("composite response without Content-Format")
-        composite = composite_codec_for(fmt).decode_nodes(payload, model)
+        composite = composite_codec_for(fmt).decode_nodes(payload, model, paths=request.paths)
         if any(node is None for node in composite.values()):
             raise CodecError("composite response with a value-less record")
         return Response(code, composite=cast(dict[Path, "Node"], composite), content_format=fmt)

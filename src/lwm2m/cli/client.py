@@ -1,0 +1,282 @@
+"""``lwm2m client`` — a demo device: objects 0-7, lifecycle events printed, Ctrl-C deregisters.
+
+Configured by a TOML file (``--config``, the format of :mod:`lwm2m.client.config`, e.g.
+``examples/client.toml``), by flags, or both (flags win):
+
+- ``--server URI`` registers with that LwM2M server (replaces the file's accounts);
+- ``--bootstrap URI`` bootstraps from that bootstrap server first (replaces the file's accounts);
+- neither, and no file: ``coap://127.0.0.1:5683`` (a file must name its accounts);
+- ``--endpoint``, ``--lifetime`` (of the ``--server`` / file accounts; a bootstrap server sets
+  its own), ``--queue-mode``, ``--bind HOST:PORT``.
+
+The device (:class:`DemoDevice`) has /0 Security, /1 Server, /2 Access Control, /3 Device (with
+a battery that drains every ``--tick`` seconds, so observers get notifications), /4 Connectivity
+Monitoring, /5 Firmware Update (push or CoAP pull), /6 Location and /7 Connectivity Statistics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+import tomllib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import click
+from rich.console import Console
+
+from lwm2m.cli.printing import client_event_line, make_console
+from lwm2m.cli.server import stop_on_signals
+from lwm2m.client import ClientConfig, parse_config
+from lwm2m.client.config import ConfigError
+from lwm2m.client.objects import (
+    ConnectivityMonitoring,
+    ConnectivityStatistics,
+    Device,
+    FirmwareUpdate,
+    Location,
+    ObjectHandler,
+)
+from lwm2m.io.lwm2m_client import CoapDownloader, LwM2MClient
+
+__all__ = [
+    "DEFAULT_SERVER",
+    "DemoDevice",
+    "build_client_config",
+    "client_command",
+    "default_endpoint",
+    "run_client",
+]
+
+DEFAULT_SERVER = "coap://127.0.0.1:5683"
+DEFAULT_SSID = 101
+
+_DEMO_IDENTITY = {
+    "manufacturer": "lwm2m for Python",
+    "model_number": "Demo Device",
+    "serial_number": "LWM2M-0001",
+    "firmware_version": "1.0.0",
+    "device_type": "demo",
+    "hardware_version": "1.0",
+    "software_version": "0.1.0",
+}
+
+
+def default_endpoint() -> str:
+    """``urn:dev:os:lwm2m-demo-<host>``: unique enough on one network."""
+    return f"urn:dev:os:lwm2m-demo-{socket.gethostname() or 'host'}"
+
+
+class DemoDevice:
+    """The objects of the demo device (see the module docstring). ``tick()`` drains the
+    battery by one percent (recharged to 100 below 20) and counts the time."""
+
+    def __init__(self, config: ClientConfig, wall_clock: Callable[[], float] = time.time) -> None:
+        identity = config.device
+        firmware_version = identity.firmware_version or _DEMO_IDENTITY["firmware_version"]
+        self.device = Device(
+            manufacturer=identity.manufacturer or _DEMO_IDENTITY["manufacturer"],
+            model_number=identity.model_number or _DEMO_IDENTITY["model_number"],
+            serial_number=identity.serial_number or _DEMO_IDENTITY["serial_number"],
+            firmware_version=firmware_version,
+            device_type=identity.device_type or _DEMO_IDENTITY["device_type"],
+            hardware_version=identity.hardware_version or _DEMO_IDENTITY["hardware_version"],
+            software_version=identity.software_version or _DEMO_IDENTITY["software_version"],
+            supported_bindings="UQ",
+            wall_clock=wall_clock,
+            values={
+                6: [1, 5],  # power sources: internal battery, USB
+                7: [3800, 5000],  # mV
+                8: [125, 900],  # mA
+                9: 100,  # battery level, %
+                10: 15_000,  # memory free, KiB
+                14: "+00:00",
+                15: "Etc/UTC",
+                20: 0,  # battery status: normal
+                21: 65_536,  # memory total, KiB
+            },
+        )
+        self.connectivity = ConnectivityMonitoring(
+            ip_addresses=("127.0.0.1",), values={2: -70, 3: 95}
+        )
+        self.firmware = FirmwareUpdate(package_name="lwm2m-demo", package_version=firmware_version)
+        self.location = Location(48.8584, 2.2945, timestamp=int(wall_clock()))
+        self.statistics = ConnectivityStatistics()
+
+    @property
+    def handlers(self) -> list[ObjectHandler]:
+        """Objects 3-7 (the client creates /0, /1 and /2)."""
+        return [self.device, self.connectivity, self.firmware, self.location, self.statistics]
+
+    def attach(self, client: LwM2MClient) -> None:
+        """Let the Firmware Update object pull packages over CoAP through ``client``."""
+        self.firmware.downloader = CoapDownloader(client)
+
+    @property
+    def battery(self) -> int:
+        value = self.device.instance(0).get(9)
+        return value if isinstance(value, int) else 0
+
+    def set_battery(self, level: int) -> None:
+        """Set /3/0/9 (observers are notified)."""
+        self.device.set(9, level)
+
+    def tick(self) -> None:
+        level = self.battery - 1
+        self.set_battery(100 if level < 20 else level)
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as file:
+            return tomllib.load(file)
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+
+def build_client_config(
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    endpoint: str | None = None,
+    server: str | None = None,
+    bootstrap: str | None = None,
+    lifetime: int | None = None,
+    queue_mode: bool = False,
+    bind: str | None = None,
+    short_server_id: int = DEFAULT_SSID,
+) -> ClientConfig:
+    """The client configuration from an optional TOML file and the flags (see the module
+    docstring). Raises ConfigError (one line) for invalid values."""
+    if server is not None and bootstrap is not None:
+        raise click.ClickException("give --server or --bootstrap, not both")
+    data: dict[str, Any] = _read_toml(os.fspath(config_file)) if config_file else {}
+    if endpoint is not None:
+        data["endpoint"] = endpoint
+    data.setdefault("endpoint", default_endpoint())
+    if server is not None:
+        data.pop("bootstrap", None)
+        data["servers"] = [{"uri": server, "short_server_id": short_server_id}]
+    elif bootstrap is not None:
+        data.pop("servers", None)
+        data["bootstrap"] = {"uri": bootstrap}
+    elif config_file is None:
+        data["servers"] = [{"uri": DEFAULT_SERVER, "short_server_id": short_server_id}]
+    servers = data.get("servers")
+    if isinstance(servers, list):
+        for table in servers:
+            if isinstance(table, dict):
+                if lifetime is not None:
+                    table["lifetime"] = lifetime
+                if config_file is None or server is not None:
+                    table.setdefault("lifetime", 300)
+                    table.setdefault("mute_send", False)  # the demo device may Send
+    if queue_mode:
+        data["queue_mode"] = True
+    if bind is not None:
+        data["bind"] = bind
+    device = data.setdefault("device", {})
+    if isinstance(device, Mapping):
+        data["device"] = {**_DEMO_IDENTITY, **device}
+    return parse_config(data)
+
+
+def _targets(config: ClientConfig) -> str:
+    if config.servers:
+        return ", ".join(f"{s.uri} (server {s.short_server_id})" for s in config.servers)
+    assert config.bootstrap is not None
+    return f"{config.bootstrap.uri} (bootstrap)"
+
+
+async def _ticker(device: DemoDevice, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        device.tick()
+
+
+async def run_client(
+    config: ClientConfig,
+    *,
+    console: Console,
+    tick: float = 10.0,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run the demo device until ``stop`` is set (or SIGINT / SIGTERM), then deregister."""
+    stop = stop if stop is not None else asyncio.Event()
+    device = DemoDevice(config)
+    client = LwM2MClient(
+        config,
+        objects=device.handlers,
+        on_event=lambda event: console.print(client_event_line(event)),
+    )
+    device.attach(client)
+    ticker: asyncio.Task[None] | None = None
+    mode = ", queue mode" if config.queue_mode else ""
+    console.print(
+        f"LwM2M client {config.endpoint}{mode} -> {_targets(config)}; "
+        "objects /0 /1 /2 /3 /4 /5 /6 /7",
+        markup=False,
+    )
+    with stop_on_signals(stop):
+        try:
+            await client.start()
+        except OSError as exc:
+            host, port = config.bind
+            reason = exc.strerror or exc
+            raise click.ClickException(f"cannot bind {host}:{port}: {reason}") from None
+        try:
+            host, port = client.local_address[:2]
+            console.print(f"on udp {host}:{port} — Ctrl-C to deregister", markup=False)
+            if tick > 0:
+                ticker = asyncio.get_running_loop().create_task(_ticker(device, tick))
+            await stop.wait()
+            console.print("deregistering", markup=False)
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+                await asyncio.gather(ticker, return_exceptions=True)
+            await client.stop()
+    console.print("client stopped", markup=False)
+
+
+@click.command("client")
+@click.option("--config", "config_file", metavar="FILE", help="Client configuration (TOML).")
+@click.option("--endpoint", help="Endpoint Client Name (default: from the file, or per host).")
+@click.option("--server", metavar="URI", help="Register with this LwM2M server (coap://...).")
+@click.option("--bootstrap", metavar="URI", help="Bootstrap from this bootstrap server first.")
+@click.option(
+    "--lifetime", type=click.IntRange(1), help="Registration lifetime in seconds (default 300)."
+)
+@click.option("--queue-mode", is_flag=True, help="Use queue mode (sleep between exchanges).")
+@click.option("--bind", metavar="HOST:PORT", help="Local UDP address (default 0.0.0.0:0).")
+@click.option(
+    "--tick",
+    type=click.FloatRange(0),
+    default=10.0,
+    show_default=True,
+    help="Seconds between battery level changes (/3/0/9); 0 keeps it still.",
+)
+def client_command(
+    config_file: str | None,
+    endpoint: str | None,
+    server: str | None,
+    bootstrap: str | None,
+    lifetime: int | None,
+    queue_mode: bool,
+    bind: str | None,
+    tick: float,
+) -> None:
+    """Run a demo LwM2M device (objects 0-7) and print its lifecycle (Ctrl-C deregisters)."""
+    config = build_client_config(
+        config_file=config_file,
+        endpoint=endpoint,
+        server=server,
+        bootstrap=bootstrap,
+        lifetime=lifetime,
+        queue_mode=queue_mode,
+        bind=bind,
+    )
+    asyncio.run(run_client(config, console=make_console(), tick=tick))
