@@ -1,16 +1,19 @@
 """Secure Component benchmark: key operations per backend, against in-memory keys.
 
 Measures, per backend — in-memory keys (``cryptography`` directly, the baseline), ``soft:``
-(the encrypted-file software component) and ``pkcs11:`` (SoftHSM2 2.6 in a temporary token
-directory) — ECDSA P-256 signatures/s (SHA-256 of 64 bytes), static ECDH/s and TLS 1.2 PSK
-master-secret derivations/s (RFC 5246 §8.1, 64-byte seed); and full DTLS 1.2 handshakes/s with
-the component's credentials on the client side (PSK-CCM_8 with the master secret derived in the
-component; ECDHE-ECDSA with raw public keys, signature made in the component), server in
-software, in memory.
+(the encrypted-file software component), ``pkcs11:`` (SoftHSM2 2.6 in a temporary token
+directory) and ``pcsc:`` (the virtual secure element, a separate process behind pcscd + vpcd,
+reached through pyscard: every operation is IoT SAFE APDUs) — ECDSA P-256 signatures/s (SHA-256
+of 64 bytes), static ECDH/s and TLS 1.2 PSK master-secret derivations/s (RFC 5246 §8.1, 64-byte
+seed); and full DTLS 1.2 handshakes/s with the component's credentials on the client side
+(PSK-CCM_8 with the master secret derived in the component; ECDHE-ECDSA with raw public keys,
+signature made in the component), server in software, in memory. For ``pcsc:`` also the median
+APDU round trip (READ BINARY of 10 bytes) through pcscd.
 
-Run: ``python bench/secure.py [--seconds S] [--rounds R]`` (best of R interleaved rounds). The
-last output line is a JSON object with the rates and the ratios to in-memory keys. SoftHSM2
-missing: the pkcs11 row is skipped.
+Run: ``python bench/secure.py [--seconds S] [--rounds R] [--no-pcsc]`` (best of R interleaved
+rounds). The last output line is a JSON object with the rates and the ratios to in-memory keys.
+SoftHSM2 missing: the pkcs11 row is skipped; pcscd, vsmartcard-vpcd or pyscard missing: the
+pcsc row is skipped (``scripts/pcsc-env.sh`` starts and stops pcscd and the VSE).
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ import importlib.util
 import json
 import os
 import platform
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,10 +37,16 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+# Run as ``python bench/secure.py``, this directory comes first on sys.path, where
+# bench/lwm2m.py would shadow the package: put the source tree first (as bench/coap.py does).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+
 from lwm2m.secure import SecureComponent, open_component
 from lwm2m.secure.interfaces import psk_premaster
 from lwm2m.secure.soft import tls12_prf
 
+REPO = Path(__file__).resolve().parent.parent
+PCSC_ENV = REPO / "scripts" / "pcsc-env.sh"
 PSK = bytes(range(16))
 IDENTITY = b"bench-client"
 MESSAGE = bytes(64)
@@ -170,6 +182,53 @@ def handshakes(key: Any, psk: Any) -> Work:
     return work
 
 
+# -- pcsc: the virtual secure element behind pcscd -------------------------------------------------
+
+
+@contextlib.contextmanager
+def pcsc_card(tmp: str) -> Any:
+    """pcscd and a VSE process (``Virtual PCD 00 00``) for the bench; yields the component's
+    URI, or None when the PC/SC stack is missing. Stops what it started."""
+    from lwm2m.secure.pcsc.transport import missing_modules as pcsc_missing
+
+    if shutil.which("pcscd") is None or not Path("/etc/reader.conf.d/vpcd").exists():
+        print("pcsc skipped: pcscd / vsmartcard-vpcd are not installed", file=sys.stderr)
+        yield None
+        return
+    if pcsc_missing():
+        print("pcsc skipped: pyscard is not installed", file=sys.stderr)
+        yield None
+        return
+    from lwm2m.vse.state import VseState, save_state
+
+    env = dict(os.environ, PCSC_ENV_DIR=f"{tmp}/pcsc-env", PYTHON=sys.executable)
+    state = Path(tmp) / "bench-card.json"
+    save_state(VseState(), state)  # a blank card: identification data, an empty IoT SAFE applet
+    try:
+        for command in (["start-pcscd"], ["start-vse", "--state", str(state)]):
+            subprocess.run(["bash", str(PCSC_ENV), *command], env=env, check=True)
+        yield "pcsc:reader=Virtual%20PCD%2000%2000"
+    finally:
+        subprocess.run(["bash", str(PCSC_ENV), "stop"], env=env, check=False)
+
+
+def apdu_round_trip(component: Any, count: int = 2000) -> dict[str, float]:
+    """Median and p99 of READ BINARY (10 bytes of EF.ICCID) through pcscd, in µs."""
+    transmit = component._session.transmit
+    transmit(bytes.fromhex("00A4000C022FE2"))
+    command = bytes.fromhex("00B000000A")
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        transmit(command)
+        samples.append(time.perf_counter() - start)
+    samples.sort()
+    return {
+        "median_us": round(statistics.median(samples) * 1e6, 1),
+        "p99_us": round(samples[int(len(samples) * 0.99) - 1] * 1e6, 1),
+    }
+
+
 # -- main -----------------------------------------------------------------------------------------
 
 
@@ -190,7 +249,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="time per rate")
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds (best of)")
+    parser.add_argument("--no-pcsc", action="store_true", help="skip the pcsc: backend")
     args = parser.parse_args()
+    apdu: dict[str, float] | None = None
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         work: dict[str, Work] = {"memory": in_memory()}
         os.environ["LWM2M_BENCH_SC"] = "bench passphrase"
@@ -204,6 +265,11 @@ def main() -> None:
             work["pkcs11"] = component_work(token)
         else:
             print("pkcs11 skipped: SoftHSM2 is not installed", file=sys.stderr)
+        card_uri = None if args.no_pcsc else stack.enter_context(pcsc_card(tmp))
+        if card_uri is not None:
+            card = stack.enter_context(open_component(card_uri))
+            work["pcsc"] = component_work(card)
+            apdu = apdu_round_trip(card)
         results = measure(work, args.seconds, args.rounds)
     operations = list(results["memory"])
     print(f"{'per second':<12}" + "".join(f"{op:>12}" for op in operations))
@@ -225,6 +291,9 @@ def main() -> None:
         "rates_per_s": {b: {k: round(v, 1) for k, v in r.items()} for b, r in results.items()},
         "ratio_to_in_memory": ratios,
     }
+    if apdu is not None:
+        print(f"pcsc APDU round trip via pcscd + VSE: median {apdu['median_us']} µs")
+        summary["pcsc_apdu_round_trip"] = apdu
     print(json.dumps(summary))
 
 

@@ -1,5 +1,8 @@
 """Fixtures of the Secure Component tests: backends for the contract suite, a SoftHSM2 token
-directory made for the session (``SOFTHSM2_CONF`` pointing at a temporary config)."""
+directory made for the session (``SOFTHSM2_CONF`` pointing at a temporary config), and pcscd
+with a virtual secure element (the VSE of ``lwm2m.vse``) on the second vpcd reader for the
+``pcsc:`` backend — every card exchange goes through pcscd and pyscard. Missing pcscd, vpcd or
+pyscard skip the pcsc tests, and fail them under CI=true."""
 
 from __future__ import annotations
 
@@ -9,18 +12,27 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
 from conftest import require
-from lwm2m.secure import SecureComponent, missing_modules, open_component
+from lwm2m.secure import ComponentType, SecureComponent, missing_modules, open_component
+from vse.pcsc_env import READER_1, RunningVse, open_transport, pcsc_env_dir, pcscd, start_vse
 
 from .softhsm import SoftHsm, find_module, find_util
+
+__all__ = ["pcsc_env_dir", "pcscd"]
 
 #: Tokens initialised before the module is loaded (SoftHSM2 lists only tokens existing then).
 TOKENS = ("contract", "second", "cli", "memscan", "bench")
 PASSPHRASE = "correct horse battery staple"
 PASSPHRASE_ENV = "LWM2M_TEST_SC_PASSPHRASE"
+#: PIN1 of the test card (also one of the strings no repr may contain).
+CARD_PIN = "1234"
+CARD_PIN_ENV = "LWM2M_TEST_CARD_PIN"
+#: The vpcd port of the contract card: ``Virtual PCD 00 01`` (tests/vse use ``00 00``).
+CARD_PORT = 35964
 
 
 def reference_prf(secret: bytes, label: bytes, seed: bytes, length: int = 48) -> bytes:
@@ -73,6 +85,9 @@ class Backend:
     uri: str
     options: dict[str, Any] = field(default_factory=dict)
     opened: list[SecureComponent] = field(default_factory=list)
+    component_type: ComponentType = ComponentType.SOFTWARE
+    """What ``info().type`` reports (soft: and SoftHSM2 are software)."""
+    secure_hardware: bool = False
 
     def open(self, **options: Any) -> SecureComponent:
         component = open_component(self.uri, **{**self.options, **options})
@@ -112,7 +127,65 @@ def pkcs11_backend(softhsm: SoftHsm) -> Iterator[Backend]:
     yield from _pkcs11_backend(softhsm, "contract")
 
 
-@pytest.fixture(params=["soft", "pkcs11"])
+def blank_card() -> Any:
+    """A fresh card: the VSE's identification data, PIN1 enabled, an IoT SAFE applet without
+    containers (the component creates its own through the VSE administrative extension)."""
+    from lwm2m.vse.state import VseState
+
+    state = VseState()
+    state.pin1 = CARD_PIN
+    return state
+
+
+def personalise(card: RunningVse, state: Any) -> None:
+    """Re-personalise the card (state file) and reset it through PC/SC: the VSE re-reads its
+    state at the reset, like a card re-personalised between two sessions."""
+    from lwm2m.vse.state import save_state
+
+    save_state(state, card.state_path)
+    transport = open_transport(card.reader)
+    try:
+        transport.reset()
+    finally:
+        transport.close()
+
+
+@pytest.fixture(scope="module")
+def pcsc_card(pcscd: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningVse]:
+    """A VSE on ``Virtual PCD 00 01`` for the module (served from a thread of this process)."""
+    from lwm2m.vse.state import save_state
+
+    path = tmp_path_factory.mktemp("pcsc-card") / "card.json"
+    save_state(blank_card(), path)
+    card = start_vse(path, CARD_PORT)
+    try:
+        yield card
+    finally:
+        card.stop()
+
+
+def pcsc_uri(reader: str = READER_1, **query: str) -> str:
+    attrs = "&".join(f"{k.replace('_', '-')}={v}" for k, v in query.items())
+    return f"pcsc:reader={quote(reader)}" + (f"?{attrs}" if attrs else "")
+
+
+@pytest.fixture
+def pcsc_backend(pcsc_card: RunningVse, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
+    """The contract card, blank again for each test, opened by URI with PIN1 from the env."""
+    personalise(pcsc_card, blank_card())
+    monkeypatch.setenv(CARD_PIN_ENV, CARD_PIN)
+    backend = Backend(
+        "pcsc",
+        pcsc_uri(pin_source=f"env:{CARD_PIN_ENV}"),
+        component_type=ComponentType.UICC,
+        secure_hardware=True,
+    )
+    yield backend
+    for component in backend.opened:
+        component.close()
+
+
+@pytest.fixture(params=["soft", "pkcs11", "pcsc"])
 def backend(request: pytest.FixtureRequest) -> Backend:
     """Each backend in turn: the contract suite runs against all of them."""
     fixture: Backend = request.getfixturevalue(f"{request.param}_backend")

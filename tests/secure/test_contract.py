@@ -1,4 +1,5 @@
-"""The Secure Component contract, run against every backend (soft, pkcs11 on SoftHSM2).
+"""The Secure Component contract, run against every backend (soft, pkcs11 on SoftHSM2, pcsc on
+the virtual secure element through pcscd).
 
 Signatures are verified with ``cryptography``, ECDH compared with ``cryptography``'s, PSK master
 secrets compared with a host-side TLS 1.2 PRF (RFC 5246 §5, §8.1; RFC 7627 §4; RFC 4279 §2).
@@ -17,7 +18,6 @@ from lwm2m.dtls.credentials import PskCredential, PskStore, SigningKey
 from lwm2m.secure import (
     Capability,
     ComponentClosed,
-    ComponentType,
     CredentialKind,
     KeyExists,
     KeyHandle,
@@ -42,16 +42,17 @@ def test_is_a_secure_component(component: SecureComponent, backend: Backend) -> 
     assert isinstance(component, PskStore)  # lookup(identity): a DTLS server's PSK store
     info = component.info()
     assert info.backend == backend.name
-    assert info.type is ComponentType.SOFTWARE  # soft: and SoftHSM2 alike
-    assert info.secure_hardware is False
-    assert "not secure hardware" in info.description
+    assert info.type is backend.component_type  # SOFTWARE for soft: and SoftHSM2 alike
+    assert info.secure_hardware is backend.secure_hardware
+    assert ("not secure hardware" in info.description) is not backend.secure_hardware
     assert info.serial_number
     wanted = Capability.PSK | Capability.SIGN | Capability.ECDH | Capability.KEY_GENERATION
     assert wanted | Capability.INSTANCE_STORE | Capability.SECRET_DATA in component.capabilities
     assert info.capabilities == component.capabilities
     assert "ecdsa-p256-sha256" in info.services
-    assert component.is_blocking is (backend.name == "pkcs11")
-    assert (Capability.NON_EXTRACTABLE in component.capabilities) is (backend.name == "pkcs11")
+    hardware_bound = backend.name in ("pkcs11", "pcsc")  # calls go to a token or a card
+    assert component.is_blocking is hardware_bound
+    assert (Capability.NON_EXTRACTABLE in component.capabilities) is hardware_bound
 
 
 # -- key pairs -----------------------------------------------------------------------------------

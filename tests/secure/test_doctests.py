@@ -19,6 +19,12 @@ MODULES = [
     "lwm2m.secure.object",
     "lwm2m.secure.csr",
     "lwm2m.secure.pkcs11",
+    "lwm2m.secure.pcsc.apdu",
+    "lwm2m.secure.pcsc.ber",
+    "lwm2m.secure.pcsc.card",
+    "lwm2m.secure.pcsc.errors",
+    "lwm2m.secure.pcsc.iso7816",
+    "lwm2m.secure.pcsc.uri",
 ]
 
 

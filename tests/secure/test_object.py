@@ -117,7 +117,7 @@ def test_instance_encodes_with_the_model(backend: Backend) -> None:
     register_secure_component_object(registry)
     with backend.open() as component:
         instance = secure_component_instance(component.info())
-    assert instance.resources[1].value is False  # type: ignore[union-attr]
+    assert instance.resources[1].value is backend.secure_hardware  # type: ignore[union-attr]
     for fmt in (ContentFormat.TLV, ContentFormat.SENML_JSON):
         codec = codec_for(fmt)
         path = Path(SECURE_COMPONENT_OBJECT_ID, 0)

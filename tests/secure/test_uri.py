@@ -184,7 +184,7 @@ def test_dispatch_errors(monkeypatch: pytest.MonkeyPatch) -> None:
         open_component("tpm:0")
     with pytest.raises(InvalidSecureComponentUri, match="not a Secure Component URI"):
         open_component("/just/a/path")
-    # pcsc: is a later issue; whatever exists of it must fail inside the error tree.
+    # pcsc: without a card (or without pcscd, or without pyscard) fails inside the error tree.
     with pytest.raises(SecureComponentError):
         open_component("pcsc:")
 

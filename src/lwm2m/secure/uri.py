@@ -6,8 +6,9 @@
                                                ``passphrase-env=VAR`` or ``key-env=VAR``
 ``pkcs11:PATH-ATTRS[?QUERY-ATTRS]``            PKCS#11 token (RFC 7512 URI;
                                                :mod:`lwm2m.secure.pkcs11`)
-``pcsc:…``                                     PC/SC smart card with the GSMA IoT SAFE applet —
-                                               not implemented yet (a later issue)
+``pcsc:[ATTRS][?ATTRS]``                       PC/SC smart card (UICC, eSE) with the GSMA IoT
+                                               SAFE applet (:mod:`lwm2m.secure.pcsc`; URI
+                                               attributes in :mod:`lwm2m.secure.pcsc.uri`)
 =============================================  ==================================================
 
 The PKCS#11 URI follows RFC 7512: path attributes (``token``, ``manufacturer``, ``serial``,
@@ -107,9 +108,9 @@ def open_component(
 ) -> SecureComponent:
     """Open the Secure Component named by ``uri``.
 
-    :param uri: ``soft:…`` or ``pkcs11:…`` (see the module docstring).
+    :param uri: ``soft:…``, ``pkcs11:…`` or ``pcsc:…`` (see the module docstring).
     :param passphrase: the ``soft:`` passphrase, instead of a ``passphrase-env`` attribute.
-    :param pin: the PKCS#11 user PIN, instead of ``pin-source``/``pin-value``.
+    :param pin: the PKCS#11 user PIN or the card's PIN1, instead of ``pin-source``/``pin-value``.
     :param create: ``soft:`` only — create the file when it does not exist.
     :param options: passed to the backend's constructor (e.g. ``dloa=``, ``scrypt_log2_n=``).
     :raises InvalidSecureComponentUri: the URI is malformed or names an unknown backend.

@@ -6,6 +6,18 @@ full-text mode), key agreement (COMPUTE DH with a public key container filled by
 KEY), TLS 1.2 PRF-SHA256 over the RFC 4279 premaster of a PSK secret container (COMPUTE PRF),
 HKDF-SHA256 (COMPUTE HKDF), GET RANDOM and READ FILE. Command and tag values are those of
 :mod:`lwm2m.secure.pcsc.iotsafe`.
+
+**Administrative extension (VSE only, not IoT.05)** — CREATE OBJECT (``E0``), PUT OBJECT
+(``E2``, block-wise, committed atomically at the last block) and DELETE OBJECT (``E4``), see
+:mod:`lwm2m.secure.pcsc.iotsafe`. A real card is personalised by its issuer (factory or OTA
+remote application management); the extension stands in for that path so the ``pcsc:``
+backend can import PSKs and keys, keep secret data and store sensitive object instances.
+Containers it creates carry ``"admin": true``; issuer containers cannot be rewritten or deleted
+(6985). With ``admin_secure_channel`` the three commands need an SCP03 session at level 33.
+
+**Access.** The card (:class:`~lwm2m.vse.uicc.VirtualUicc`) tells :meth:`IotSafeApplet.process`
+whether PIN1 is satisfied and whether the channel is secured: with PIN1 enabled and not
+verified, everything but the applet information (GET DATA P1 00) answers 6982.
 """
 
 from __future__ import annotations
@@ -23,10 +35,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from lwm2m.secure.pcsc.apdu import CommandApdu, ResponseApdu
+from lwm2m.secure.pcsc.apdu import CommandApdu, ResponseApdu, channel_of
 from lwm2m.secure.pcsc.ber import BerError, BerTlv, decode_ber_tlvs, encode_ber_tlv, find_tlv
 from lwm2m.secure.pcsc.errors import IotSafeError
 from lwm2m.secure.pcsc.iotsafe import (
+    ADMIN_EXTENSION_VERSION,
+    AdminIns,
     Ins,
     ObjectKind,
     SignatureMode,
@@ -70,18 +84,50 @@ class _SignSession:
     data: bytearray = field(default_factory=bytearray)
 
 
+@dataclass(slots=True)
+class _ChannelState:
+    """What the applet remembers between the commands of one logical channel."""
+
+    sessions: dict[int, _SignSession] = field(default_factory=dict)
+    put_target: dict[str, Any] | None = None
+    write: _Write | None = None
+
+
+@dataclass(slots=True)
+class _Write:
+    """A PUT OBJECT in progress (administrative extension)."""
+
+    kind: ObjectKind
+    entry: dict[str, Any]
+    content: bytearray = field(default_factory=bytearray)
+
+
+_CAPACITY = {
+    ObjectKind.PRIVATE_KEY: "max_private_keys",
+    ObjectKind.PUBLIC_KEY: "max_public_keys",
+    ObjectKind.FILE: "max_files",
+    ObjectKind.SECRET: "max_secrets",
+}
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_MAX_SECRET = 255
+
+
 class IotSafeApplet:
     """Processes IoT SAFE commands (plain, after any secure messaging) for one card."""
 
     def __init__(self, state: IotSafeState, on_change: Callable[[], None]) -> None:
         self.state = state
         self._on_change = on_change
-        self._sessions: dict[int, _SignSession] = {}
-        self._put_target: dict[str, Any] | None = None
+        self._channels: dict[int, _ChannelState] = {}
+        self._cur = _ChannelState()
 
-    def reset(self) -> None:
-        self._sessions.clear()
-        self._put_target = None
+    def reset(self, channel: int | None = None) -> None:
+        """Forget the transient state (signature sessions, writes in progress) of one logical
+        channel (the applet was selected again there, or the channel closed), or of all."""
+        if channel is None:
+            self._channels.clear()
+        else:
+            self._channels.pop(channel, None)
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -103,9 +149,9 @@ class IotSafeApplet:
             return None
         entries: list[dict[str, Any]] = getattr(self.state, _LISTS[kind])
         for entry in entries:
-            if ident is not None and bytes.fromhex(entry["id"]) == ident.value:
+            if ident is not None and bytes.fromhex(entry.get("id") or "") == ident.value:
                 return entry
-            if label is not None and entry["label"].encode() == label.value:
+            if label is not None and (entry.get("label") or "").encode() == label.value:
                 return entry
         raise _Reject(0x6A88)
 
@@ -164,9 +210,21 @@ class IotSafeApplet:
 
     # -- dispatch -------------------------------------------------------------------------------
 
-    def process(self, cmd: CommandApdu) -> ResponseApdu:
+    def process(
+        self, cmd: CommandApdu, *, user_verified: bool = True, secured: bool = False
+    ) -> ResponseApdu:
+        """One command; ``user_verified``: PIN1 is disabled or verified; ``secured``: the
+        channel has an SCP03 session at level 33."""
         if not cmd.cla & 0x80:
             return ResponseApdu.of(b"", 0x6E00)
+        self._cur = self._channels.setdefault(channel_of(cmd.cla), _ChannelState())
+        if not user_verified and not (cmd.ins == Ins.GET_DATA and cmd.p1 == 0x00):
+            return ResponseApdu.of(b"", 0x6982)
+        if cmd.ins in (AdminIns.CREATE_OBJECT, AdminIns.PUT_OBJECT, AdminIns.DELETE_OBJECT):
+            if not self.state.admin_extension:
+                return ResponseApdu.of(b"", 0x6D00)
+            if self.state.admin_secure_channel and not secured:
+                return ResponseApdu.of(b"", 0x6982)
         handlers: dict[int, Callable[[CommandApdu], bytes]] = {
             Ins.GET_DATA: self._get_data,
             Ins.GENERATE_KEY_PAIR: self._generate,
@@ -180,6 +238,9 @@ class IotSafeApplet:
             Ins.COMPUTE_HKDF: self._hkdf,
             Ins.GET_RANDOM: self._random,
             Ins.READ_FILE: self._read_file,
+            AdminIns.CREATE_OBJECT: self._create,
+            AdminIns.PUT_OBJECT: self._put_object,
+            AdminIns.DELETE_OBJECT: self._delete,
         }
         handler = handlers.get(cmd.ins)
         if handler is None:
@@ -195,16 +256,25 @@ class IotSafeApplet:
             return (
                 encode_ber_tlv(Tag.SIM_ALLIANCE_VERSION, b"\x01")
                 + encode_ber_tlv(Tag.APPLET_ID, bytes.fromhex(s.applet_id))
-                + encode_ber_tlv(Tag.MAX_FILES, bytes([len(s.files)]))
-                + encode_ber_tlv(Tag.MAX_PRIVATE_KEYS, bytes([len(s.private_keys)]))
-                + encode_ber_tlv(Tag.MAX_PUBLIC_KEYS, bytes([len(s.public_keys)]))
-                + encode_ber_tlv(Tag.MAX_SECRETS, bytes([len(s.secrets)]))
+                + encode_ber_tlv(Tag.MAX_FILES, bytes([self._capacity(ObjectKind.FILE)]))
+                + encode_ber_tlv(
+                    Tag.MAX_PRIVATE_KEYS, bytes([self._capacity(ObjectKind.PRIVATE_KEY)])
+                )
+                + encode_ber_tlv(
+                    Tag.MAX_PUBLIC_KEYS, bytes([self._capacity(ObjectKind.PUBLIC_KEY)])
+                )
+                + encode_ber_tlv(Tag.MAX_SECRETS, bytes([self._capacity(ObjectKind.SECRET)]))
                 + encode_ber_tlv(Tag.CRYPTO_FUNCTIONS_APPLET, b"\x0f")
                 + encode_ber_tlv(Tag.HASH, b"\x01")
                 + encode_ber_tlv(Tag.SIGNATURE, b"\x04")
                 + encode_ber_tlv(Tag.KEY_AGREEMENT_APPLET, b"\x01")
                 + encode_ber_tlv(Tag.KEY_DERIVATION, b"\x03")
                 + encode_ber_tlv(Tag.MAX_SESSIONS, b"\x04")
+                + (
+                    encode_ber_tlv(Tag.ADMIN_EXTENSION, bytes([ADMIN_EXTENSION_VERSION]))
+                    if s.admin_extension
+                    else b""
+                )
             )
         if cmd.p1 == 0x01:
             return b"".join(
@@ -239,11 +309,11 @@ class IotSafeApplet:
         return encode_public_key_data(bytes.fromhex(entry["point"]))
 
     def _put_init(self, cmd: CommandApdu) -> bytes:
-        self._put_target = self._find(ObjectKind.PUBLIC_KEY, self._tlvs(cmd))
+        self._cur.put_target = self._find(ObjectKind.PUBLIC_KEY, self._tlvs(cmd))
         return b""
 
     def _put_update(self, cmd: CommandApdu) -> bytes:
-        if self._put_target is None:
+        if self._cur.put_target is None:
             raise _Reject(0x6985)
         try:
             point = parse_public_key(cmd.data)
@@ -251,8 +321,8 @@ class IotSafeApplet:
         except (IotSafeError, ValueError):
             raise _Reject(0x6A80) from None
         if cmd.p1 & 0x80:
-            self._put_target["point"] = point.hex()
-            self._put_target = None
+            self._cur.put_target["point"] = point.hex()
+            self._cur.put_target = None
         return b""
 
     def _sign_init(self, cmd: CommandApdu) -> bytes:
@@ -260,7 +330,7 @@ class IotSafeApplet:
         if not 1 <= session <= 4:
             raise _Reject(0x6A86)
         if cmd.p1 == 0x01:
-            self._sessions.pop(session, None)
+            self._cur.sessions.pop(session, None)
             return b""
         if cmd.p1 != 0x00:
             raise _Reject(0x6A86)
@@ -277,11 +347,11 @@ class IotSafeApplet:
             raise _Reject(0x6A80)
         if algorithm is not None and algorithm.value != b"\x04":
             raise _Reject(0x6A80)
-        self._sessions[session] = _SignSession(entry, mode.value[0])
+        self._cur.sessions[session] = _SignSession(entry, mode.value[0])
         return b""
 
     def _sign_update(self, cmd: CommandApdu) -> bytes:
-        session = self._sessions.get(cmd.p2)
+        session = self._cur.sessions.get(cmd.p2)
         if session is None:
             raise _Reject(0x6985)
         tlvs = self._tlvs(cmd)
@@ -299,7 +369,7 @@ class IotSafeApplet:
             if not last:
                 return b""
             digest = hashlib.sha256(session.data).digest()
-        del self._sessions[cmd.p2]
+        del self._cur.sessions[cmd.p2]
         key = self._private_key(session.key)
         signature = key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
         return encode_ber_tlv(Tag.COMPUTED_SIGNATURE, signature)
@@ -331,6 +401,8 @@ class IotSafeApplet:
         tlvs = self._tlvs(cmd)
         secret = self._find(ObjectKind.SECRET, tlvs)
         assert secret is not None
+        if not secret.get("value"):
+            raise _Reject(0x6985)  # an empty secret container
         label_seed = find_tlv(tlvs, Tag.LABEL_AND_SEED)
         if label_seed is None:
             raise _Reject(0x6A80)
@@ -344,6 +416,8 @@ class IotSafeApplet:
         tlvs = self._tlvs(cmd)
         secret = self._find(ObjectKind.SECRET, tlvs)
         assert secret is not None
+        if not secret.get("value"):
+            raise _Reject(0x6985)
         salt = find_tlv(tlvs, Tag.SALT)
         info = find_tlv(tlvs, Tag.INFO)
         length = self._length(tlvs)
@@ -367,3 +441,108 @@ class IotSafeApplet:
         if offset > len(data):
             raise _Reject(0x6B00)
         return data[offset : offset + (cmd.le or 256)]
+
+    # -- administrative extension (VSE only, not IoT.05) ----------------------------------------
+
+    def _capacity(self, kind: ObjectKind) -> int:
+        entries = len(getattr(self.state, _LISTS[kind]))
+        return min(255, max(entries, int(getattr(self.state, _CAPACITY[kind]))))
+
+    @staticmethod
+    def _kind(value: int) -> ObjectKind:
+        if value not in (0xC1, 0xC2, 0xC3, 0xC4):
+            raise _Reject(0x6A86)
+        return ObjectKind(value)
+
+    def _create(self, cmd: CommandApdu) -> bytes:
+        kind = self._kind(cmd.p1)
+        tlvs = self._tlvs(cmd)
+        ident = find_tlv(tlvs, kind.id_tag)
+        label = find_tlv(tlvs, kind.label_tag)
+        if ident is None or not 1 <= len(ident.value) <= 20:
+            raise _Reject(0x6A80)
+        if label is not None and not 1 <= len(label.value) <= 60:
+            raise _Reject(0x6A80)
+        entries: list[dict[str, Any]] = getattr(self.state, _LISTS[kind])
+        for entry in entries:
+            if bytes.fromhex(entry.get("id") or "") == ident.value or (
+                label is not None and (entry.get("label") or "").encode() == label.value
+            ):
+                raise _Reject(0x6A89)  # already exists
+        if len(entries) >= self._capacity(kind):
+            raise _Reject(0x6A84)
+        try:
+            text = label.value.decode() if label is not None else ""
+        except UnicodeDecodeError:
+            raise _Reject(0x6A80) from None
+        new: dict[str, Any] = {"id": ident.value.hex().upper(), "label": text, "admin": True}
+        if kind is ObjectKind.PRIVATE_KEY:
+            new.update(key=None, type=0x13, usage=0x01)
+        elif kind is ObjectKind.PUBLIC_KEY:
+            new.update(point=None)
+        elif kind is ObjectKind.FILE:
+            new.update(data="", usage=0x01)
+        else:
+            new.update(value="")
+        entries.append(new)
+        self._on_change()
+        return b""
+
+    def _put_object(self, cmd: CommandApdu) -> bytes:
+        kind = self._kind(cmd.p2)
+        if kind is ObjectKind.PUBLIC_KEY:
+            raise _Reject(0x6A86)  # public keys are written with PUT PUBLIC KEY
+        tlvs = self._tlvs(cmd)
+        starts = bool(tlvs) and tlvs[0].tag in (kind.id_tag, kind.label_tag)
+        if starts:
+            entry = self._find(kind, tlvs)
+            assert entry is not None
+            if not entry.get("admin"):
+                self._cur.write = None
+                raise _Reject(0x6985)  # an issuer container
+            self._cur.write = _Write(kind, entry)
+        write = self._cur.write
+        if write is None or write.kind is not kind:
+            raise _Reject(0x6985)  # no write in progress
+        content = find_tlv(tlvs, Tag.CONTENT)
+        if content is None:
+            self._cur.write = None
+            raise _Reject(0x6A80)
+        write.content += content.value
+        if len(write.content) > self.state.max_file_size:
+            self._cur.write = None
+            raise _Reject(0x6A84)
+        if not cmd.p1 & 0x80:
+            return b""
+        self._cur.write = None
+        entries: list[dict[str, Any]] = getattr(self.state, _LISTS[kind])
+        if not any(e is write.entry for e in entries):
+            raise _Reject(0x6A88)  # deleted meanwhile
+        value = bytes(write.content)
+        if kind is ObjectKind.PRIVATE_KEY:
+            if len(value) != 32 or not 0 < int.from_bytes(value, "big") < _P256_ORDER:
+                raise _Reject(0x6A80)
+            write.entry["key"] = value.hex()
+        elif kind is ObjectKind.SECRET:
+            if not 1 <= len(value) <= _MAX_SECRET:
+                raise _Reject(0x6A80)
+            write.entry["value"] = value.hex()
+        else:
+            write.entry["data"] = value.hex()
+        self._on_change()
+        return b""
+
+    def _delete(self, cmd: CommandApdu) -> bytes:
+        kind = self._kind(cmd.p1)
+        entry = self._find(kind, self._tlvs(cmd))
+        assert entry is not None
+        if not entry.get("admin"):
+            raise _Reject(0x6985)
+        entries: list[dict[str, Any]] = getattr(self.state, _LISTS[kind])
+        entries[:] = [e for e in entries if e is not entry]
+        for channel in self._channels.values():
+            channel.sessions = {n: s for n, s in channel.sessions.items() if s.key is not entry}
+            if channel.put_target is entry:
+                channel.put_target = None
+        self._on_change()
+        return b""

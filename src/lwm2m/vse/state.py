@@ -1,9 +1,10 @@
 """The persistent personalisation of the virtual secure element, as a JSON file.
 
 The file is the card's non-volatile memory: identification data (ATR, ICCID, CPLC, IIN, CIN),
-the issuer security domain's SCP03 key set and sequence counter, the PKCS #15 application with
-its EF.ODF/EF.DODF/EF LwM2M_Bootstrap, and the IoT SAFE containers (P-256 private keys generated
-on the card, public keys, files and secrets). It holds secrets in clear, like a card's EEPROM:
+PIN1 and its retry counter, the issuer security domain's SCP03 key set and sequence counter,
+the PKCS #15 application with its EF.ODF/EF.DODF/EF LwM2M_Bootstrap, and the IoT SAFE
+containers (P-256 private keys generated on the card, public keys, files and secrets) with the
+applet's capacity. It holds secrets in clear, like a card's EEPROM:
 it is written with mode 0600, atomically (temporary file + rename), and never logged.
 
 ``lwm2m sc write-bootstrap --state FILE`` updates the bootstrap content offline; a running VSE
@@ -87,6 +88,18 @@ class IotSafeState:
     files: list[dict[str, Any]] = field(default_factory=list)
     #: Each: {"id": hex, "label": text, "value": hex}
     secrets: list[dict[str, Any]] = field(default_factory=list)
+    #: Capacity (GET DATA P1 00 tags B1..B4); containers made by the administrative extension
+    #: (``"admin": true``) count against it like the issuer's.
+    max_private_keys: int = 32
+    max_public_keys: int = 8
+    max_files: int = 128
+    max_secrets: int = 32
+    #: Largest file container (bytes) the administrative extension may write.
+    max_file_size: int = 32768
+    #: Offer the administrative extension (CREATE / PUT / DELETE OBJECT, not IoT.05).
+    admin_extension: bool = True
+    #: The administrative extension needs an SCP03 session at level 33 on the applet channel.
+    admin_secure_channel: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -105,6 +118,12 @@ class VseState:
     )
     iin: str = "89490001"
     cin: str = "0102030405060708"
+    #: PIN1 (4..8 characters, TS 102 221 §9.5.1) or None when disabled. While it is enabled the
+    #: IoT SAFE applet refuses its key commands (6982) until VERIFY PIN succeeded after the last
+    #: reset — the VSE's stand-in for an access condition on the applet.
+    pin1: str | None = None
+    #: Tries left before PIN1 blocks (6983); reset to 3 by a correct VERIFY.
+    pin1_tries: int = 3
     #: Answer ``61xx`` to commands with data and Le (T=0 behaviour, TS 102 221 §7.3.1.1.4).
     t0_get_response: bool = True
     max_channels: int = 19
@@ -132,7 +151,11 @@ class VseState:
         return state
 
     def __repr__(self) -> str:
-        return f"VseState(iccid={self.iccid}, {self.scp03!r}, {self.pkcs15!r}, {self.iot_safe!r})"
+        pin = "disabled" if self.pin1 is None else "enabled"
+        return (
+            f"VseState(iccid={self.iccid}, PIN1 {pin}, {self.scp03!r}, {self.pkcs15!r}, "
+            f"{self.iot_safe!r})"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

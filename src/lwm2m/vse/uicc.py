@@ -15,11 +15,17 @@ activated in 3G mode) that answers command APDUs exactly as the host code expect
   UPDATE / EXTERNAL AUTHENTICATE (also offered by the PKCS #15 application, as Appendix H needs),
   C-MAC/C-DECRYPTION/R-MAC/R-ENCRYPTION on the secured channel, and GET DATA for CPLC (9F7F),
   Card Recognition Data (66), IIN (42), CIN (45) and key information (E0).
-* **GSMA IoT SAFE applet** (IoT.05): :mod:`lwm2m.vse.iotsafe_applet`.
+* **PIN1** (TS 102 221 §11.1.9 VERIFY PIN, key reference ``01``): 8-byte ``FF``-padded PIN,
+  ``63Cx`` with the tries left, ``6983`` once blocked, ``6984`` when PIN1 is disabled; the
+  verified state lasts until the next reset, a wrong PIN clears it. With PIN1 enabled the IoT
+  SAFE applet serves only its applet information until PIN1 is verified.
+* **GSMA IoT SAFE applet** (IoT.05): :mod:`lwm2m.vse.iotsafe_applet`, optionally behind an
+  SCP03 session on its channel (INITIALIZE UPDATE / EXTERNAL AUTHENTICATE with the ISD keys).
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +44,7 @@ __all__ = ["VirtualUicc"]
 log = logging.getLogger(__name__)
 
 _EF_DIR_RECORD = 0x30
+_PIN_TRIES = 3
 
 
 @dataclass(slots=True)
@@ -160,6 +167,7 @@ class VirtualUicc:
     def reset(self) -> None:
         self.channels: dict[int, _Channel] = {0: _Channel(self.mf)}
         self.applet.reset()
+        self.pin1_verified = False
 
     def _persist(self) -> None:
         if self._save is not None:
@@ -237,15 +245,21 @@ class VirtualUicc:
             return self._manage_channel(channel, cmd)
         if ins == 0xA4 and not proprietary:
             return self._select(ch, cmd)
-        if ch.app == "iotsafe" and proprietary:
-            return self.applet.process(cmd)
+        if ins == 0x20 and not proprietary:
+            return self._verify(cmd)
+        if ch.app == "iotsafe" and proprietary and ins not in (0x50, 0x82):
+            return self.applet.process(
+                cmd,
+                user_verified=self.state.pin1 is None or self.pin1_verified,
+                secured=self._secured_33(ch),
+            )
         if ins == 0xB0 and not proprietary:
             return self._read_binary(ch, cmd)
         if ins == 0xB2 and not proprietary:
             return self._read_record(ch, cmd)
-        if ins == 0x50 and proprietary and ch.app in ("isd", "pkcs15"):
+        if ins == 0x50 and proprietary and ch.app in ("isd", "pkcs15", "iotsafe"):
             return self._initialize_update(ch, cmd)
-        if ins == 0x82 and proprietary and ch.app in ("isd", "pkcs15"):
+        if ins == 0x82 and proprietary and ch.app in ("isd", "pkcs15", "iotsafe"):
             if ch.scp is None:
                 return ResponseApdu.of(b"", 0x6985)
             return ch.scp.external_authenticate(cmd)
@@ -254,6 +268,33 @@ class VirtualUicc:
         if not proprietary and ins in (0xCA, 0xCB, 0xD6, 0xDC, 0xE2, 0x20, 0x88):
             return ResponseApdu.of(b"", 0x6985)
         return ResponseApdu.of(b"", 0x6D00 if not proprietary or ch.app else 0x6E00)
+
+    def _verify(self, cmd: CommandApdu) -> ResponseApdu:
+        """VERIFY PIN (TS 102 221 §11.1.9) of PIN1 (key reference 01)."""
+        if cmd.p1 != 0x00 or cmd.p2 != 0x01:
+            return ResponseApdu.of(b"", 0x6A86 if cmd.p1 else 0x6A88)
+        pin = self.state.pin1
+        if pin is None:
+            return ResponseApdu.of(b"", 0x6984)  # PIN1 disabled
+        tries = self.state.pin1_tries
+        if not cmd.data:  # how many tries are left
+            if self.pin1_verified:
+                return ResponseApdu.of(b"", 0x9000)
+            return ResponseApdu.of(b"", 0x6983 if tries <= 0 else 0x63C0 | tries)
+        if len(cmd.data) != 8:
+            return ResponseApdu.of(b"", 0x6700)
+        if tries <= 0:
+            return ResponseApdu.of(b"", 0x6983)
+        if hmac.compare_digest(cmd.data, pin.encode().ljust(8, b"\xff")):
+            self.pin1_verified = True
+            if tries != _PIN_TRIES:
+                self.state.pin1_tries = _PIN_TRIES
+                self._persist()
+            return ResponseApdu.of(b"", 0x9000)
+        self.pin1_verified = False
+        self.state.pin1_tries = tries - 1
+        self._persist()
+        return ResponseApdu.of(b"", 0x63C0 | (tries - 1))
 
     def _manage_channel(self, channel: int, cmd: CommandApdu) -> ResponseApdu:
         if cmd.p1 == 0x00:
@@ -271,6 +312,7 @@ class VirtualUicc:
             if target not in self.channels:
                 return ResponseApdu.of(b"", 0x6A88)
             del self.channels[target]
+            self.applet.reset(target)
             return ResponseApdu.of(b"", 0x9000)
         return ResponseApdu.of(b"", 0x6A86)
 
@@ -290,7 +332,7 @@ class VirtualUicc:
                 if data and aid.startswith(data):
                     ch.app, ch.ef, ch.scp = app, None, None
                     if app == "iotsafe":
-                        self.applet.reset()
+                        self.applet.reset(channel_of(cmd.cla))
                     fci = encode_ber_tlv(0x6F, encode_ber_tlv(0x84, aid))
                     return ResponseApdu.of(b"" if cmd.p2 & 0x0C == 0x0C else fci, 0x9000)
             return ResponseApdu.of(b"", 0x6A82)

@@ -12,10 +12,15 @@ Sans-IO layers, each tested without a reader:
 * :mod:`~lwm2m.secure.pcsc.iotsafe` — the GSMA IoT SAFE applet command set (IoT.05);
 * :mod:`~lwm2m.secure.pcsc.card` — the smartcard-bootstrap and identification procedures over
   any ``Transmit`` callable;
-* :mod:`~lwm2m.secure.pcsc.component` — :class:`PcscComponent`, the backend object.
+* :mod:`~lwm2m.secure.pcsc.uri` — ``pcsc:`` URIs (reader, ATR pattern, AID, PIN, SCP03 keys);
+* :mod:`~lwm2m.secure.pcsc.directory` — the on-card map from credential labels to containers;
+* :mod:`~lwm2m.secure.pcsc.session` — the card session (applet channel, PIN1, caches) that the
+  components of a process share;
+* :mod:`~lwm2m.secure.pcsc.component` — :class:`PcscComponent`, the backend object, and
+  :func:`open_uri`, which :func:`lwm2m.secure.open_component` calls for ``pcsc:`` URIs.
 
 Only :mod:`~lwm2m.secure.pcsc.transport` imports pyscard; it is loaded on demand
-(:meth:`PcscComponent.open`), so this package imports without pyscard installed.
+(:func:`open_uri`), so this package imports without pyscard installed.
 """
 
 from lwm2m.secure.pcsc.apdu import CommandApdu, ResponseApdu, StatusWord
@@ -38,24 +43,30 @@ from lwm2m.secure.pcsc.component import (
     PcscComponent,
     PcscKeyHandle,
     PcscPskHandle,
-    parse_pcsc_uri,
+    open_uri,
 )
 from lwm2m.secure.pcsc.errors import (
     ApduError,
     BootstrapFileError,
     CardDataError,
+    CardMemoryFull,
     CardNotPresent,
     CardRemoved,
+    CommandNotSupported,
+    ConditionsNotSatisfied,
     IotSafeError,
+    ObjectNotFound,
     PcscError,
     PcscUnavailable,
     Pkcs15Error,
     ReaderNotFound,
     Scp03Error,
+    SecurityStatusNotSatisfied,
     StatusWordError,
     TransportError,
 )
 from lwm2m.secure.pcsc.scp03 import Scp03Host, StaticKeys
+from lwm2m.secure.pcsc.uri import PcscUri, parse_pcsc_uri
 
 __all__ = [
     "ApduError",
@@ -65,28 +76,35 @@ __all__ = [
     "Card",
     "CardDataError",
     "CardIdentification",
+    "CardMemoryFull",
     "CardNotPresent",
     "CardRemoved",
     "CommandApdu",
+    "CommandNotSupported",
+    "ConditionsNotSatisfied",
     "IotSafeError",
     "KeyNotFound",
     "Layout",
+    "ObjectNotFound",
     "PcscComponent",
     "PcscError",
     "PcscKeyHandle",
     "PcscPskHandle",
     "PcscUnavailable",
+    "PcscUri",
     "Pkcs15Error",
     "ReaderNotFound",
     "ResponseApdu",
     "Scp03Error",
     "Scp03Host",
+    "SecurityStatusNotSatisfied",
     "SmartcardBootstrap",
     "StaticKeys",
     "StatusWord",
     "StatusWordError",
     "TransportError",
     "build_bootstrap_file",
+    "open_uri",
     "parse_bootstrap_file",
     "parse_pcsc_uri",
     "read_identification",

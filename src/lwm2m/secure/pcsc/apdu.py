@@ -27,7 +27,7 @@ from typing import Self
 
 from lwm2m.buffer import Buffer
 from lwm2m.errors import BufferReadError
-from lwm2m.secure.pcsc.errors import ApduError, StatusWordError
+from lwm2m.secure.pcsc.errors import ApduError, status_word_error
 
 __all__ = [
     "MAX_CHANNEL",
@@ -232,7 +232,7 @@ class CommandApdu:
     3
     >>> CommandApdu(0x00, 0xB0, 0, 0, le=256).encode().hex()
     '00b0000000'
-    >>> CommandApdu.decode(bytes.fromhex("00b0000000000400")).le
+    >>> CommandApdu.decode(bytes.fromhex("00b00000000400")).le
     1024
     """
 
@@ -400,10 +400,11 @@ class ResponseApdu:
 
     def check(self, command: str, *, allow_warning: bool = False) -> bytes:
         """The data when the status is 9000 (or 62xx/63xx with ``allow_warning``), else
-        :class:`StatusWordError` naming ``command``."""
+        :class:`~lwm2m.secure.pcsc.errors.StatusWordError` (the subclass for the status word,
+        :func:`~lwm2m.secure.pcsc.errors.status_word_error`) naming ``command``."""
         if self.sw.is_success or (allow_warning and self.sw.is_warning):
             return self.data
-        raise StatusWordError(command, self.sw.value, self.sw.meaning)
+        raise status_word_error(command, self.sw.value, self.sw.meaning)
 
     def __repr__(self) -> str:
         return f"ResponseApdu({len(self.data)} data bytes, sw={self.sw})"

@@ -350,7 +350,7 @@ def _close_quietly(card: Card, channel: int) -> None:
 def decode_iccid(raw: bytes) -> str:
     """The digits of EF.ICCID: BCD with swapped nibbles, ``F`` padded (ITU-T E.118).
 
-    >>> decode_iccid(bytes.fromhex("9849000000000000F010"))
+    >>> decode_iccid(bytes.fromhex("984900000000000000F1"))
     '8994000000000000001'
     """
     digits: list[str] = []

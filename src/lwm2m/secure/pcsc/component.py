@@ -1,29 +1,66 @@
-"""``pcsc:`` — a Secure Component on a UICC / eSE reached through PC/SC, its keys and secrets
-held by a GSMA IoT SAFE (IoT.05) applet (ARCHITECTURE decision 4).
+"""``pcsc:`` — a Secure Component on a UICC / eUICC / eSE reached through PC/SC, its keys and
+secrets held by a GSMA IoT SAFE (IoT.05) applet (ARCHITECTURE decision 4).
 
-Key material never leaves the card: :class:`PcscKeyHandle` signs with COMPUTE SIGNATURE in
-pre-hashed (pad-and-sign) mode and agrees keys with PUT PUBLIC KEY + COMPUTE DH;
-:class:`PcscPskHandle` derives TLS 1.2 / DTLS 1.2 master secrets with COMPUTE PRF over the secret
-container holding the PSK (RFC 4279 premaster formed on the card). :meth:`PcscComponent.info`
-is the SCS-2 identification data read from the card; :meth:`PcscComponent.read_bootstrap` the
-SCS-10 smartcard bootstrap (LwM2M-TS-Core Appendix G/H).
+**Operations stay on the card.** :class:`PcscKeyHandle` signs with COMPUTE SIGNATURE in
+pad-and-sign mode (the host hashes, the card signs the SHA-256 digest) and agrees keys with
+PUT PUBLIC KEY + COMPUTE DH; :class:`PcscPskHandle` derives TLS 1.2 / DTLS 1.2 master secrets
+with COMPUTE PRF over the secret container holding the PSK (the RFC 4279 premaster is formed on
+the card). Private keys and PSKs are never read back: the applet has no command for it, hence
+:attr:`Capability.NON_EXTRACTABLE`.
 
-URI: ``pcsc:`` (first reader) or ``pcsc:?reader=Virtual%20PCD%2000%2000&aid=A0000005590010``;
-``reader`` may be a full name, a substring or an index.
+**Credentials on the card.** Two kinds of containers are used:
 
-Conventions of this backend (IoT.05 leaves them to the issuer): the PSK identity of a secret
-container is the content of the file container with the same label (else the label itself);
-a key agreement writes the peer's public key into the public key container labelled
-``peer_container`` (default ``"peer"``).
+* *Issuer containers*, personalised by the card issuer (IoT SAFE's model): a private key
+  container is listed as a key pair once it holds a key (:meth:`PcscComponent.generate_key`
+  with its label fills an empty one — plain IoT.05), a secret container as a PSK whose identity
+  is the content of the file container with the same label (else the label itself). Their
+  label is the container's label (or ``iot-safe-id:HEX``). They cannot be replaced or deleted
+  (:class:`~lwm2m.secure.interfaces.ObjectLocked`).
+* *Managed containers* (id ``4C57`` + 6 random bytes), created, written and deleted through the
+  VSE administrative extension (CREATE / PUT / DELETE OBJECT, :mod:`~lwm2m.secure.pcsc.iotsafe`
+  — not part of IoT.05; a card without it lacks ``KEY_IMPORT``, ``SECRET_DATA`` and
+  ``INSTANCE_STORE``): imported and generated key pairs, PSKs (a secret container), secret data
+  and sensitive object instances (file containers holding exactly the bytes the other backends
+  store: the CBOR instance blob of :mod:`lwm2m.secure.store`).
+
+A *directory* (:mod:`~lwm2m.secure.pcsc.directory`: the file container ``4C57 0000 0000
+0000``, an 8-byte change tag and CBOR) maps the contract's labels (1..128 characters; IoT SAFE
+labels have at most 60 bytes) to managed containers; it holds no secret. Updates keep the old
+value until the new one is complete: a PUT OBJECT is committed by the card at its last block;
+a replaced key or PSK goes to a new container, the directory is rewritten, then the old
+container is deleted (a stale handle then gets :class:`~lwm2m.secure.interfaces.KeyNotFound`).
+Containers no directory entry refers to (an interrupted update) are deleted before a session
+creates its first container.
+
+**Sessions** (:mod:`~lwm2m.secure.pcsc.session`). Components opened on the same card and
+applet within a process share one connection, one logical channel (MANAGE CHANNEL + SELECT the
+applet, optionally SCP03 level 33 on it) and one lock. The directory is cached per session and
+used again only while the card's
+change tag is the one it was read with (one short READ FILE), so other sessions and processes
+see each other's changes; a process may use the card's credentials while another changes
+them, but two processes should not change them at the same moment (no lock spans processes:
+the later directory write would win).
+
+**Errors.** Every pyscard/pcscd failure is a :class:`~lwm2m.secure.pcsc.errors.TransportError`
+(a :class:`~lwm2m.secure.interfaces.ComponentUnavailable`); a pulled or reset card is
+:class:`~lwm2m.secure.pcsc.errors.CardRemoved` and ends the session (open the component again);
+status words map onto the contract's classes (:mod:`lwm2m.secure.pcsc.errors`) with messages
+naming the command and the credential, never data. PIN1 (``pin-source``/``pin-value`` or
+``pin=``) is verified with VERIFY PIN when the component opens: a wrong PIN is
+:class:`~lwm2m.secure.interfaces.PinIncorrect` (with the tries left), a blocked one
+:class:`~lwm2m.secure.interfaces.PinLocked`.
+
+URI: see :mod:`lwm2m.secure.pcsc.uri` — ``pcsc:reader=Virtual%20PCD%2000%2000``,
+``pcsc:?atr=3B9F*&pin-source=env:SIM_PIN&scp03-key-env=SCP03_KEYS``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass
-from urllib.parse import parse_qs, unquote, urlsplit
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Self, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -31,278 +68,88 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from lwm2m.model.registry import ModelRegistry
 from lwm2m.secure.interfaces import (
     Capability,
+    ComponentClosed,
     ComponentInfo,
+    ComponentNotFound,
     ComponentType,
+    CredentialInfo,
+    CredentialKind,
+    DloaReference,
     Identifier,
+    KeyExists,
+    KeyNotFound,
+    KeySizeNotSupported,
+    ObjectLocked,
+    OperationNotSupported,
+    StorageCorrupted,
+    check_instance_ids,
+    check_label,
+    check_p256,
+    default_psk_label,
 )
 from lwm2m.secure.pcsc import iotsafe
 from lwm2m.secure.pcsc.apdu import CommandApdu
 from lwm2m.secure.pcsc.bootstrap_file import Layout
 from lwm2m.secure.pcsc.card import (
-    Card,
     CardIdentification,
     SmartcardBootstrap,
     read_identification,
     read_smartcard_bootstrap,
 )
-from lwm2m.secure.pcsc.errors import IotSafeError, PcscError, StatusWordError
-from lwm2m.secure.pcsc.iotsafe import ObjectKind, ObjectRef
+from lwm2m.secure.pcsc.directory import (
+    DIRECTORY_ID,
+    MANAGED_PREFIX,
+    OBJECT_KINDS,
+    PEER_ID,
+    TAG_LENGTH,
+    Directory,
+    Entry,
+    IssuerContainer,
+    is_managed,
+)
+from lwm2m.secure.pcsc.errors import (
+    IotSafeError,
+    ObjectNotFound,
+    PcscError,
+    StatusWordError,
+)
+from lwm2m.secure.pcsc.iotsafe import AppletInfo, CryptoFunction, ObjectKind, ObjectRef
 from lwm2m.secure.pcsc.iso7816 import Transmit
 from lwm2m.secure.pcsc.scp03 import StaticKeys
+from lwm2m.secure.pcsc.session import CardSession, join, register, release
+from lwm2m.secure.pcsc.uri import PcscUri, parse_pcsc_uri
 
-__all__ = ["KeyNotFound", "PcscComponent", "PcscKeyHandle", "PcscPskHandle", "parse_pcsc_uri"]
+__all__ = [
+    "DIRECTORY_ID",
+    "PEER_ID",
+    "KeyNotFound",
+    "PcscComponent",
+    "PcscKeyHandle",
+    "PcscPskHandle",
+    "open_uri",
+    "parse_pcsc_uri",
+]
+
+T = TypeVar("T")
 
 _MASTER_SECRET_LENGTH = 48
+_DIRECTORY = ObjectRef(id=DIRECTORY_ID)
+_CHUNK = 0xE0  # READ FILE / PUT OBJECT block: fits short APDUs even with SCP03 padding + MAC
+_MAX_PSK = 255
+#: CPLC fields reported as identifiers of their own (what identifies the chip and its OS).
+_CPLC_KEY_FIELDS = (
+    ("ic-fabricator", "ic_fabricator"),
+    ("ic-type", "ic_type"),
+    ("os-id", "os_id"),
+    ("os-release-date", "os_release_date"),
+    ("os-release-level", "os_release_level"),
+    ("ic-serial", "ic_serial_number"),
+    ("icc-manufacturer", "icc_manufacturer"),
+)
 
 
-class KeyNotFound(PcscError):
-    """The IoT SAFE applet has no container with that id or label."""
-
-
-@dataclass(frozen=True, slots=True)
-class PcscUri:
-    reader: str | int | None = None
-    aid: bytes = iotsafe.IOT_SAFE_AID
-
-
-def parse_pcsc_uri(uri: str) -> PcscUri:
-    """``pcsc:[?reader=NAME|INDEX][&aid=HEX]``.
-
-    >>> parse_pcsc_uri("pcsc:?reader=1").reader
-    1
-    """
-    parts = urlsplit(uri)
-    if parts.scheme != "pcsc":
-        raise ValueError(f"not a pcsc: URI: {uri!r}")
-    query = parse_qs(parts.query)
-    reader: str | int | None = None
-    if "reader" in query:
-        text = unquote(query["reader"][0])
-        reader = int(text) if text.isdigit() else text
-    aid = bytes.fromhex(query["aid"][0]) if "aid" in query else iotsafe.IOT_SAFE_AID
-    return PcscUri(reader, aid)
-
-
-def _ref(ref: ObjectRef | str | bytes) -> ObjectRef:
-    if isinstance(ref, ObjectRef):
-        return ref
-    return ObjectRef.by_label(ref)
-
-
-class PcscComponent:
-    """The ``pcsc:`` Secure Component backend over any ``Transmit`` callable.
-
-    Calls block on the card: ``is_blocking`` tells the asyncio adapters to run them in a thread.
-    One lock serialises every exchange, so handles may be shared between threads.
-    """
-
-    is_blocking = True
-
-    def __init__(
-        self,
-        transmit: Transmit,
-        *,
-        atr: bytes = b"",
-        aid: bytes = iotsafe.IOT_SAFE_AID,
-        peer_container: ObjectRef | str = "peer",
-        on_close: Callable[[], None] | None = None,
-    ) -> None:
-        self._card = Card(transmit)
-        self._transmit = transmit
-        self.atr = atr
-        self.aid = aid
-        self.peer_container = _ref(peer_container)
-        self._on_close = on_close
-        self._channel: int | None = None
-        self._lock = threading.RLock()
-        self._info: CardIdentification | None = None
-
-    @classmethod
-    def open(cls, uri: str = "pcsc:", *, timeout: float = 5.0) -> PcscComponent:
-        """Connect through pcscd to the reader the URI names (waiting up to ``timeout``)."""
-        from lwm2m.secure.pcsc.transport import PcscTransport  # the only pyscard user
-
-        parsed = parse_pcsc_uri(uri)
-        transport = PcscTransport(parsed.reader)
-        transport.connect(timeout)
-        return cls(transport.transmit, atr=transport.atr, aid=parsed.aid, on_close=transport.close)
-
-    def __repr__(self) -> str:
-        return f"PcscComponent(aid={self.aid.hex().upper()}, channel={self._channel})"
-
-    def close(self) -> None:
-        with self._lock:
-            if self._channel is not None:
-                try:
-                    self._card.close_channel(self._channel)
-                except PcscError:
-                    pass
-                self._channel = None
-            if self._on_close is not None:
-                self._on_close()
-                self._on_close = None
-
-    def __enter__(self) -> PcscComponent:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- IoT SAFE plumbing ----------------------------------------------------------------------
-
-    def _applet_channel(self) -> int:
-        if self._channel is None:
-            channel = self._card.open_channel()
-            try:
-                self._card.send(
-                    iotsafe.select_applet(channel=channel, aid=self.aid), "SELECT IoT SAFE"
-                )
-            except PcscError:
-                self._card.close_channel(channel)
-                raise
-            self._channel = channel
-        return self._channel
-
-    def _call(self, build: Callable[[int], CommandApdu], name: str) -> bytes:
-        with self._lock:
-            channel = self._applet_channel()
-            response = self._card.exchange(build(channel))
-            if response.sw.value in (0x6A82, 0x6A88):
-                raise KeyNotFound(f"{name}: no such container ({response.sw})")
-            return response.check(name)
-
-    # -- identification and bootstrap -----------------------------------------------------------
-
-    def identification(self, *, refresh: bool = False) -> CardIdentification:
-        """The card's identification data (SCS-2) as read from it, once and cached."""
-        with self._lock:
-            if self._info is None or refresh:
-                self._info = read_identification(self._transmit, atr=self.atr)
-            return self._info
-
-    @property
-    def capabilities(self) -> Capability:
-        return (
-            Capability.PSK
-            | Capability.SIGN
-            | Capability.ECDH
-            | Capability.KEY_GENERATION
-            | Capability.NON_EXTRACTABLE
-        )
-
-    def info(self) -> ComponentInfo:
-        """:class:`~lwm2m.secure.interfaces.ComponentInfo` of the card (SCS-2): ICCID, CPLC,
-        IIN/CIN as identifiers; CPLC fabricator/type/OS as manufacturer/model/platform."""
-        ident = self.identification()
-        ids: list[Identifier] = []
-        if ident.iccid:
-            ids.append(Identifier("iccid", ident.iccid))
-        if ident.cplc is not None:
-            ids.append(Identifier("cplc", ident.cplc.encode().hex().upper()))
-        if ident.cin is not None:
-            ids.append(Identifier("card-serial", ident.cin.hex().upper()))
-        if ident.iin is not None:
-            ids.append(Identifier("iin", ident.iin.hex().upper()))
-        cplc = ident.cplc
-        return ComponentInfo(
-            type=ComponentType.UICC,
-            secure_hardware=True,
-            backend="pcsc",
-            label=(ident.iot_safe.applet_id or b"").decode("ascii", "replace")
-            if ident.iot_safe is not None
-            else "",
-            manufacturer=cplc.ic_fabricator.hex().upper() if cplc else "",
-            model=cplc.ic_type.hex().upper() if cplc else "",
-            serial_number=cplc.ic_serial_number.hex().upper() if cplc else "",
-            platform_version=(
-                f"{cplc.os_id.hex().upper()}-{cplc.os_release_level.hex().upper()}" if cplc else ""
-            ),
-            firmware_version=(ident.card_data.gp_version or "") if ident.card_data else "",
-            identifiers=tuple(ids),
-            capabilities=self.capabilities,
-        )
-
-    def read_bootstrap(
-        self,
-        *,
-        scp03_keys: StaticKeys | None = None,
-        registry: ModelRegistry | None = None,
-        layout: Layout = Layout.AUTO,
-    ) -> SmartcardBootstrap:
-        """The smartcard bootstrap data (SCS-10), optionally over SCP03 (Appendix H)."""
-        with self._lock:
-            return read_smartcard_bootstrap(
-                self._transmit, scp03_keys=scp03_keys, registry=registry, layout=layout
-            )
-
-    # -- keys and secrets -----------------------------------------------------------------------
-
-    def objects(self) -> iotsafe.ObjectList:
-        return iotsafe.parse_object_list(
-            self._call(lambda ch: iotsafe.get_object_list(channel=ch), "IoT SAFE GET DATA")
-        )
-
-    def key(self, ref: ObjectRef | str | bytes) -> PcscKeyHandle:
-        """A handle on a key pair container (by label, or an :class:`ObjectRef`)."""
-        handle = PcscKeyHandle(self, _ref(ref))
-        handle.public_key()  # fails now with KeyNotFound rather than at first use
-        return handle
-
-    def generate_key(self, ref: ObjectRef | str | bytes) -> PcscKeyHandle:
-        """On-card P-256 key pair generation in the container ``ref``."""
-        target = _ref(ref)
-        data = self._call(
-            lambda ch: iotsafe.generate_key_pair(target, channel=ch), "IoT SAFE GENERATE KEY PAIR"
-        )
-        handle = PcscKeyHandle(self, target)
-        handle._public = _public_key(iotsafe.parse_public_key(data))
-        return handle
-
-    def psk(self, ref: ObjectRef | str | bytes) -> PcscPskHandle:
-        """A handle on a secret container holding a PSK."""
-        target = _ref(ref)
-        identity = target.label or target.id or b""
-        if target.label is not None:
-            try:
-                identity = self.read_file(ObjectRef(label=target.label))
-            except KeyNotFound:
-                pass
-        self._call(
-            lambda ch: iotsafe.get_object_info(ObjectKind.SECRET, target, channel=ch),
-            "IoT SAFE GET DATA secret",
-        )
-        return PcscPskHandle(self, target, identity)
-
-    def random(self, length: int) -> bytes:
-        out = bytearray()
-        while len(out) < length:
-            want = min(256, length - len(out))
-
-            def build(ch: int, n: int = want) -> CommandApdu:
-                return iotsafe.get_random(n, channel=ch)
-
-            out += self._call(build, "IoT SAFE GET RANDOM")
-        return bytes(out[:length])
-
-    def read_file(self, ref: ObjectRef | str | bytes) -> bytes:
-        """The content of a file container (e.g. a certificate)."""
-        target = _ref(ref)
-        raw = self._call(
-            lambda ch: iotsafe.get_object_info(ObjectKind.FILE, target, channel=ch),
-            "IoT SAFE GET DATA file",
-        )
-        info = iotsafe.parse_object_info_data(raw)
-        size = getattr(info, "size", None) or 0
-        out = bytearray()
-        while len(out) < size:
-            want = min(0xE0, size - len(out))
-            offset = len(out)
-
-            def build_read(ch: int, at: int = offset, n: int = want) -> CommandApdu:
-                return iotsafe.read_file(target, at, n, channel=ch)
-
-            out += self._call(build_read, "IoT SAFE READ FILE")
-        return bytes(out)
+def _point(public_key: ec.EllipticCurvePublicKey) -> bytes:
+    return public_key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
 
 
 def _public_key(point: bytes) -> ec.EllipticCurvePublicKey:
@@ -314,98 +161,121 @@ def _public_key(point: bytes) -> ec.EllipticCurvePublicKey:
         ) from None
 
 
-class PcscKeyHandle:
-    """A P-256 key pair in an IoT SAFE private key container."""
+def _ref(ref: ObjectRef | str | bytes) -> ObjectRef:
+    return ref if isinstance(ref, ObjectRef) else ObjectRef.by_label(ref)
 
-    def __init__(self, component: PcscComponent, ref: ObjectRef) -> None:
+
+# --- handles -----------------------------------------------------------------------------------
+
+
+class PcscKeyHandle:
+    """A P-256 key pair in an IoT SAFE private key container; the private key stays there."""
+
+    __slots__ = ("_component", "_label", "_public", "ref")
+
+    key_log_permitted = False
+
+    def __init__(
+        self,
+        component: PcscComponent,
+        ref: ObjectRef,
+        *,
+        label: str | None = None,
+        public: ec.EllipticCurvePublicKey | None = None,
+    ) -> None:
         self._component = component
         self.ref = ref
-        self._public: ec.EllipticCurvePublicKey | None = None
-
-    def __repr__(self) -> str:
-        return f"PcscKeyHandle({self.ref})"
+        self._label = label if label is not None else _ref_label(ref)
+        self._public = public
 
     @property
     def label(self) -> str:
-        return (self.ref.label or self.ref.id or b"").decode("utf-8", "replace")
-
-    @property
-    def key_log_permitted(self) -> bool:
-        return False
+        return self._label
 
     def public_key(self) -> ec.EllipticCurvePublicKey:
         if self._public is None:
             data = self._component._call(
-                lambda ch: iotsafe.read_public_key(self.ref, channel=ch), "IoT SAFE READ PUBLIC KEY"
+                lambda ch: iotsafe.read_public_key(self.ref, channel=ch),
+                f"IoT SAFE READ PUBLIC KEY {self._label!r}",
             )
             self._public = _public_key(iotsafe.parse_public_key(data))
         return self._public
 
     def sign(self, data: bytes, *, prehashed: bool = False) -> bytes:
-        """ECDSA-SHA256 over ``data`` (or over the given 32-byte digest), DER encoded."""
-        digest = data if prehashed else hashlib.sha256(data).digest()
+        """DER ECDSA over SHA-256(``data``) (or over the given 32-byte digest): the host
+        hashes, the card signs (COMPUTE SIGNATURE, pad-and-sign mode)."""
+        digest = bytes(data) if prehashed else hashlib.sha256(bytes(data)).digest()
         if len(digest) != 32:
             raise ValueError("a pre-hashed SHA-256 digest has 32 bytes")
         comp = self._component
-        with comp._lock:
-            comp._call(
-                lambda ch: iotsafe.compute_signature_init(self.ref, channel=ch),
-                "IoT SAFE COMPUTE SIGNATURE INIT",
-            )
+        what = f"IoT SAFE COMPUTE SIGNATURE {self._label!r}"
+        with comp._lock():
             try:
+                comp._call(lambda ch: iotsafe.compute_signature_init(self.ref, channel=ch), what)
                 raw = comp._call(
                     lambda ch: iotsafe.compute_signature_update(channel=ch, final_hash=digest),
-                    "IoT SAFE COMPUTE SIGNATURE UPDATE",
+                    what,
                 )
+            except ObjectNotFound:
+                raise KeyNotFound(f"key pair {self._label!r} was deleted or replaced") from None
             except StatusWordError:
-                try:
-                    comp._call(
-                        lambda ch: iotsafe.compute_signature_close(channel=ch),
-                        "IoT SAFE COMPUTE SIGNATURE close",
-                    )
-                except PcscError:
-                    pass
+                with contextlib.suppress(PcscError):
+                    comp._call(lambda ch: iotsafe.compute_signature_close(channel=ch), what)
                 raise
         return iotsafe.parse_signature(raw)
 
-    def exchange(self, peer: ec.EllipticCurvePublicKey) -> bytes:
-        """ECDH (ECKA) with ``peer``: the shared secret's x-coordinate, computed on the card."""
-        point = peer.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    def exchange(self, peer_public_key: ec.EllipticCurvePublicKey) -> bytes:
+        """ECDH (ECKA) with ``peer_public_key``: the x coordinate of the shared point, computed
+        on the card (PUT PUBLIC KEY into the peer container, then COMPUTE DH)."""
+        check_p256(peer_public_key)
+        point = _point(peer_public_key)
         comp = self._component
-        with comp._lock:
-            comp._call(
-                lambda ch: iotsafe.put_public_key_init(comp.peer_container, channel=ch),
-                "IoT SAFE PUT PUBLIC KEY INIT",
-            )
-            comp._call(
-                lambda ch: iotsafe.put_public_key_update(point, channel=ch),
-                "IoT SAFE PUT PUBLIC KEY UPDATE",
-            )
-            raw = comp._call(
-                lambda ch: iotsafe.compute_dh(self.ref, comp.peer_container, channel=ch),
-                "IoT SAFE COMPUTE DH",
-            )
+        what = f"IoT SAFE COMPUTE DH {self._label!r}"
+        with comp._lock():
+            peer = comp._peer_container()
+            comp._call(lambda ch: iotsafe.put_public_key_init(peer, channel=ch), what)
+            comp._call(lambda ch: iotsafe.put_public_key_update(point, channel=ch), what)
+            try:
+                raw = comp._call(lambda ch: iotsafe.compute_dh(self.ref, peer, channel=ch), what)
+            except ObjectNotFound:
+                raise KeyNotFound(f"key pair {self._label!r} was deleted or replaced") from None
         return iotsafe.parse_secret(raw, 32)
+
+    def __repr__(self) -> str:
+        fingerprint = ""
+        if self._public is not None:
+            spki = self._public.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+            fingerprint = f", public_sha256={hashlib.sha256(spki).hexdigest()[:16]}"
+        return f"PcscKeyHandle(label={self._label!r}, container={self.ref}{fingerprint})"
 
 
 class PcscPskHandle:
     """A PSK in an IoT SAFE secret container: the PSK never leaves the card."""
 
-    def __init__(self, component: PcscComponent, ref: ObjectRef, identity: bytes) -> None:
+    __slots__ = ("_component", "_identity", "_label", "ref")
+
+    key_log_permitted = False
+
+    def __init__(
+        self,
+        component: PcscComponent,
+        ref: ObjectRef,
+        identity: bytes,
+        *,
+        label: str | None = None,
+    ) -> None:
         self._component = component
         self.ref = ref
-        self.identity = identity
-
-    def __repr__(self) -> str:
-        return f"PcscPskHandle({self.ref}, identity of {len(self.identity)} bytes)"
+        self._identity = bytes(identity)
+        self._label = label if label is not None else _ref_label(ref)
 
     @property
     def label(self) -> str:
-        return (self.ref.label or self.ref.id or b"").decode("utf-8", "replace")
+        return self._label
 
     @property
-    def key_log_permitted(self) -> bool:
-        return False
+    def identity(self) -> bytes:
+        return self._identity
 
     def derive_master_secret(
         self,
@@ -415,13 +285,835 @@ class PcscPskHandle:
         other_secret: bytes | None = None,
         length: int = _MASTER_SECRET_LENGTH,
     ) -> bytes:
-        """PRF(premaster, label, seed)[:length] (RFC 5246 §8.1 with RFC 4279 §2 premaster):
-        ``label`` is ``b"master secret"`` or ``b"extended master secret"``, ``seed`` the
-        randoms or the session hash; ``other_secret`` the ECDHE share for ECDHE_PSK."""
-        raw = self._component._call(
-            lambda ch: iotsafe.compute_prf(
-                self.ref, label + seed, length, channel=ch, other_secret=other_secret
-            ),
-            "IoT SAFE COMPUTE PRF",
-        )
+        """``PRF(premaster, label, seed)[:length]`` on the card (COMPUTE PRF; RFC 5246 §5, §8.1
+        with the RFC 4279 §2 premaster): ``label`` is ``b"master secret"`` or ``b"extended
+        master secret"`` (RFC 7627 §4), ``seed`` the randoms or the session hash;
+        ``other_secret`` the ECDHE share of ECDHE_PSK (RFC 5489)."""
+        label_seed = bytes(label) + bytes(seed)
+        try:
+            raw = self._component._call(
+                lambda ch: iotsafe.compute_prf(
+                    self.ref, label_seed, length, channel=ch, other_secret=other_secret
+                ),
+                f"IoT SAFE COMPUTE PRF {self._label!r}",
+            )
+        except ObjectNotFound:
+            raise KeyNotFound(f"PSK {self._label!r} was deleted or replaced") from None
         return iotsafe.parse_secret(raw, length)
+
+    def __repr__(self) -> str:
+        return f"PcscPskHandle(label={self._label!r}, identity={self._identity!r})"
+
+
+def _issuer_ref(ident: bytes | None, label: bytes | None) -> ObjectRef:
+    """An issuer container is addressed by its label when it has one (as IoT SAFE hosts do)."""
+    return ObjectRef(label=label) if label is not None else ObjectRef(id=ident)
+
+
+def _ref_label(ref: ObjectRef) -> str:
+    if ref.label is not None:
+        return ref.label.decode("utf-8", "replace")
+    assert ref.id is not None
+    return "iot-safe-id:" + ref.id.hex()
+
+
+# --- the component -----------------------------------------------------------------------------
+
+
+class PcscComponent:
+    """The ``pcsc:`` Secure Component (see the module docstring).
+
+    Open one with :func:`lwm2m.secure.open_component` (``pcsc:…``) or :meth:`open`; or build
+    one over any ``Transmit`` callable (bytes in, bytes out — an in-memory card, a test double).
+
+    :param transmit: sends a command APDU, returns the response APDU.
+    :param atr: the card's ATR (for :meth:`info`).
+    :param aid: the IoT SAFE applet's AID.
+    :param pin: PIN1, verified once (VERIFY PIN) when the component opens.
+    :param scp03_keys: run the applet channel under SCP03 (level 33) with these static keys.
+    :param component_type: what the card is (UICC, eUICC, eSE).
+    :param peer_container: the public key container for COMPUTE DH (default: the card's
+        ``peer`` container, else a managed one).
+    :param dloa: DLOA references reported by :meth:`info`.
+    :param on_close: called once when the last user of the connection closes.
+    :raises ComponentNotFound: the card has no IoT SAFE applet with that AID.
+    :raises PinIncorrect, PinLocked, AuthenticationError: VERIFY PIN or SCP03 failed.
+    """
+
+    is_blocking = True
+
+    def __init__(
+        self,
+        transmit: Transmit | None = None,
+        *,
+        atr: bytes = b"",
+        aid: bytes = iotsafe.IOT_SAFE_AID,
+        pin: str | None = None,
+        scp03_keys: StaticKeys | None = None,
+        component_type: ComponentType = ComponentType.UICC,
+        peer_container: ObjectRef | str | None = None,
+        dloa: Sequence[DloaReference] = (),
+        on_close: Callable[[], None] | None = None,
+        _session: CardSession | None = None,
+    ) -> None:
+        self._closed = True
+        if _session is None:
+            if transmit is None:
+                raise TypeError("give a transmit callable (or use open_uri)")
+            _session = CardSession(
+                transmit, atr=atr, aid=aid, scp03_keys=scp03_keys, release=on_close
+            )
+        self._session = _session
+        self._closed = False
+        self._type = component_type
+        self._peer_option = _ref(peer_container) if peer_container is not None else None
+        self._dloa = tuple(dloa)
+        try:
+            if pin is not None:
+                _session.login(pin)
+        except BaseException:
+            self.close()
+            raise
+        applet = _session.applet or AppletInfo()
+        capabilities = Capability.NON_EXTRACTABLE if _session.applet else Capability.NONE
+        if applet.supports(CryptoFunction.SIGNATURE):
+            capabilities |= Capability.SIGN
+        if applet.supports(CryptoFunction.KEY_AGREEMENT):
+            capabilities |= Capability.ECDH
+        if applet.supports(CryptoFunction.KEY_GENERATION):
+            capabilities |= Capability.KEY_GENERATION
+        if applet.supports(CryptoFunction.KEY_DERIVATION) and applet.key_derivations & 0x01:
+            capabilities |= Capability.PSK
+        if applet.admin_extension:
+            capabilities |= Capability.KEY_IMPORT | Capability.SECRET_DATA
+            capabilities |= Capability.INSTANCE_STORE
+        self.capabilities = capabilities
+
+    @classmethod
+    def open(
+        cls,
+        uri: str = "pcsc:",
+        *,
+        timeout: float = 5.0,
+        require_applet: bool = False,
+        **options: Any,
+    ) -> PcscComponent:
+        """Connect through pcscd to the card the URI names (waiting up to ``timeout`` s) — for
+        card tools: a card without the IoT SAFE applet still serves :meth:`read_bootstrap` and
+        :meth:`identification` (``require_applet=False``)."""
+        return open_uri(uri, timeout=timeout, require_applet=require_applet, **options)
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    @property
+    def atr(self) -> bytes:
+        return self._session.atr
+
+    @property
+    def aid(self) -> bytes:
+        return self._session.aid
+
+    @property
+    def applet_info(self) -> AppletInfo | None:
+        """The IoT SAFE applet information (GET DATA P1 00) read when the session opened; None
+        for a card without the applet (opened with ``require_applet=False``)."""
+        return self._session.applet
+
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise ComponentClosed("the pcsc Secure Component is closed")
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        self._ensure_open()
+        with self._session.lock:
+            yield
+
+    def _call(self, build: Callable[[int], CommandApdu], name: str) -> bytes:
+        self._ensure_open()
+        return self._session.call(build, name)
+
+    def _require(self, capability: Capability, what: str) -> None:
+        if capability not in self.capabilities:
+            raise OperationNotSupported(
+                f"{what}: the card's IoT SAFE applet cannot (no {capability.name} capability; "
+                "importing credentials and storing data need the VSE administrative extension)"
+            )
+
+    # -- managed containers ---------------------------------------------------------------------
+
+    def _read_file(self, ref: ObjectRef, what: str) -> bytes:
+        """A file container's content, read in blocks until a short one."""
+        out = bytearray()
+        while True:
+            offset = len(out)
+            try:
+                command = iotsafe.read_file(ref, offset, _CHUNK, channel=0)
+                data = self._call(command.on_channel, f"IoT SAFE READ FILE {what}")
+            except StatusWordError as exc:
+                if exc.sw == 0x6B00 and offset:
+                    break
+                raise
+            out += data
+            if len(data) < _CHUNK:
+                return bytes(out)
+        return bytes(out)
+
+    def _put(self, kind: ObjectKind, ident: bytes, content: bytes, what: str) -> None:
+        for command in iotsafe.put_object(kind, ObjectRef(id=ident), content, channel=0):
+            self._call(command.on_channel, f"PUT OBJECT {what}")
+
+    def _create(self, kind: ObjectKind, what: str, ident: bytes | None = None) -> bytes:
+        session = self._session
+        if not session.collected:  # before this session makes containers of its own
+            session.collected = True
+            self._collect_orphans(self._directory())
+        for _attempt in range(3):
+            new = ident or MANAGED_PREFIX + os.urandom(6)
+            if new in (DIRECTORY_ID, PEER_ID) and ident is None:
+                continue
+            try:
+                command = iotsafe.create_object(kind, new, channel=0)
+                self._call(command.on_channel, f"CREATE OBJECT {what}")
+            except StatusWordError as exc:
+                if exc.sw != 0x6A89:
+                    raise
+                if ident is not None:
+                    return ident  # a fixed container (directory, peer) another session made
+                continue  # the random id is taken: draw again
+            return new
+        raise StorageCorrupted(f"CREATE OBJECT {what}: no free container id")  # pragma: no cover
+
+    def _delete_container(self, kind: ObjectKind, ident: bytes, what: str) -> None:
+        with contextlib.suppress(ObjectNotFound):
+            self._call(
+                lambda ch: iotsafe.delete_object(kind, ObjectRef(id=ident), channel=ch),
+                f"DELETE OBJECT {what}",
+            )
+
+    def _discard(self, kind: ObjectKind, ident: bytes, what: str) -> None:
+        """Best-effort removal of a container nothing refers to (garbage otherwise)."""
+        with contextlib.suppress(StatusWordError):
+            self._delete_container(kind, ident, what)
+
+    def _store(self, kind: ObjectKind, content: bytes, what: str) -> bytes:
+        """A new managed container holding ``content``; removed again if writing fails."""
+        ident = self._create(kind, what)
+        try:
+            self._put(kind, ident, content, what)
+        except StatusWordError:
+            self._discard(kind, ident, what)
+            raise
+        return ident
+
+    def _directory(self) -> Directory:
+        """The directory: the session's copy while the card's change tag (its first 8 bytes,
+        new at every write) is the same, else read again — another session or process may
+        have changed it."""
+        session = self._session
+        cached = session.directory
+        if cached is not None:
+            command = iotsafe.read_file(_DIRECTORY, 0, TAG_LENGTH, channel=0)
+            try:
+                tag = self._call(command.on_channel, "IoT SAFE READ FILE directory")
+            except ObjectNotFound:
+                tag = b""
+            if tag == cached.tag:
+                return cached
+        try:
+            data = self._read_file(_DIRECTORY, "directory")
+        except ObjectNotFound:
+            session.directory, session.directory_exists = Directory(), False
+        else:
+            session.directory = Directory.decode(data)
+            session.directory_exists = True
+        return session.directory
+
+    def _commit(self, change: Callable[[Directory], T]) -> T:
+        """Apply ``change`` to a copy of the directory and write it to the card."""
+        session = self._session
+        updated = self._directory().copy()
+        result = change(updated)
+        updated.tag = os.urandom(TAG_LENGTH)
+        if not session.directory_exists:
+            self._create(ObjectKind.FILE, "directory", DIRECTORY_ID)
+            session.directory_exists = True
+        self._put(ObjectKind.FILE, DIRECTORY_ID, updated.encode(), "directory")
+        session.directory = updated
+        return result
+
+    def _collect_orphans(self, directory: Directory) -> None:
+        """Delete managed containers the directory does not refer to (left by an interrupted
+        update); run once per session, before it creates containers itself."""
+        objects = self.objects()
+        referenced = directory.containers() | {DIRECTORY_ID, PEER_ID}
+        infos: list[tuple[ObjectKind, bytes | None]] = [
+            *((ObjectKind.PRIVATE_KEY, k.id) for k in objects.private_keys),
+            *((ObjectKind.FILE, f.id) for f in objects.files),
+            *((ObjectKind.SECRET, s.id) for s in objects.secrets),
+        ]
+        for kind, ident in infos:
+            if ident is not None and is_managed(ident) and ident not in referenced:
+                self._discard(kind, ident, "orphan")
+
+    # -- issuer containers ----------------------------------------------------------------------
+
+    def _issuer(self) -> dict[str, IssuerContainer]:
+        session = self._session
+        if session.issuer is not None:
+            return session.issuer
+        objects = self.objects()
+        files = {f.label: f for f in objects.files if f.label is not None}
+        found: dict[str, IssuerContainer] = {}
+        for key in objects.private_keys:
+            if not is_managed(key.id):
+                ref = _issuer_ref(key.id, key.label)
+                found.setdefault(
+                    _ref_label(ref),
+                    IssuerContainer(
+                        _ref_label(ref), CredentialKind.KEY_PAIR, ref, key.state == 0x01
+                    ),
+                )
+        for secret in objects.secrets:
+            if is_managed(secret.id):
+                continue
+            ref = _issuer_ref(secret.id, secret.label)
+            label = _ref_label(ref)
+            identity = secret.label or secret.id or b""
+            if secret.label is not None and secret.label in files:
+                with contextlib.suppress(StatusWordError):
+                    identity = self._read_file(ObjectRef(label=secret.label), repr(label))
+            found.setdefault(label, IssuerContainer(label, CredentialKind.PSK, ref, True, identity))
+        session.issuer = found
+        return found
+
+    def _issuer_credential(self, label: str) -> IssuerContainer | None:
+        issuer = self._issuer().get(label)
+        return issuer if issuer is not None and issuer.filled else None
+
+    def _claim(
+        self, directory: Directory, label: str, kind: CredentialKind, replace: bool
+    ) -> Entry | None:
+        """The entry ``label`` replaces (or None); KeyExists / ObjectLocked when it may not."""
+        check_label(label)
+        entry = directory.creds.get(label)
+        if entry is not None:
+            if replace and entry.kind is kind:
+                return entry
+            raise KeyExists(f"a {entry.kind.value} labelled {label!r} exists already")
+        issuer = self._issuer_credential(label)
+        if issuer is not None:
+            if replace and issuer.kind is kind:
+                raise ObjectLocked(f"{label!r} is an issuer container of the card: not replaced")
+            raise KeyExists(f"a {issuer.kind.value} labelled {label!r} exists already")
+        return None
+
+    def _peer_container(self) -> ObjectRef:
+        session = self._session
+        if self._peer_option is not None:
+            return self._peer_option
+        if session.peer is None:
+            objects = self.objects()
+            ids = {k.id for k in objects.public_keys}
+            if PEER_ID in ids:
+                session.peer = ObjectRef(id=PEER_ID)
+            elif any(k.label == b"peer" for k in objects.public_keys):
+                session.peer = ObjectRef(label=b"peer")
+            elif Capability.KEY_IMPORT in self.capabilities:
+                self._create(ObjectKind.PUBLIC_KEY, "peer key", PEER_ID)
+                session.peer = ObjectRef(id=PEER_ID)
+            else:
+                raise OperationNotSupported(
+                    "ECDH: the card has no public key container for the peer's key: add "
+                    "peer=LABEL to the URI"
+                )
+        return session.peer
+
+    # -- SecureComponent: identification ---------------------------------------------------------
+
+    def identification(self, *, refresh: bool = False) -> CardIdentification:
+        """The card's identification data (SCS-2) as read from it, once per session."""
+        with self._lock():
+            session = self._session
+            if session.identification is None or refresh:
+                session.identification = session._guard(
+                    "read the card identification",
+                    lambda: read_identification(session.transmit, atr=session.atr),
+                )
+            return session.identification
+
+    def info(self) -> ComponentInfo:
+        """Identification data (LwM2M-SCS-2) read from the card: ICCID, CPLC (and its key
+        fields), GlobalPlatform card data, IIN/CIN, the IoT SAFE applet and its version."""
+        ident = self.identification()
+        applet = self._session.applet or AppletInfo()
+        ids: list[Identifier] = []
+        if ident.iccid:
+            ids.append(Identifier("iccid", ident.iccid))
+        cplc = ident.cplc
+        if cplc is not None:
+            fields = cplc.as_hex()
+            ids.append(Identifier("cplc", cplc.encode().hex().upper()))
+            ids.extend(Identifier(f"cplc-{name}", fields[key]) for name, key in _CPLC_KEY_FIELDS)
+        if ident.iin is not None:
+            ids.append(Identifier("iin", ident.iin.hex().upper()))
+        if ident.cin is not None:
+            ids.append(Identifier("cin", ident.cin.hex().upper()))
+        applet_name = _text(applet.applet_id)
+        iot_safe = f"IoT SAFE {applet_name} v{applet.version or 0}" if self._session.applet else ""
+        if iot_safe:
+            ids.append(Identifier("iot-safe-applet", f"{applet_name} v{applet.version or 0}"))
+        if self._session.atr:
+            ids.append(Identifier("atr", self._session.atr.hex().upper()))
+        platform = ""
+        if ident.card_data is not None:
+            platform = f"GlobalPlatform {ident.card_data.gp_version or '?'}"
+            platform += "".join(
+                f", SCP{s:02X} i={i:02X}" for s, i in ident.card_data.secure_channels
+            )
+        serial = ident.iccid or (ident.cin.hex().upper() if ident.cin else "")
+        if not serial and cplc is not None:
+            serial = cplc.ic_serial_number.hex().upper()
+        return ComponentInfo(
+            type=self._type,
+            secure_hardware=True,
+            backend="pcsc",
+            label=applet_name,
+            manufacturer=f"ICC manufacturer {cplc.icc_manufacturer.hex().upper()}" if cplc else "",
+            model=(
+                f"IC {cplc.ic_fabricator.hex().upper()}:{cplc.ic_type.hex().upper()}"
+                if cplc
+                else ""
+            ),
+            serial_number=serial,
+            platform_version=platform,
+            firmware_version=", ".join(
+                part
+                for part in (
+                    f"OS {cplc.os_id.hex().upper()} release {cplc.os_release_level.hex().upper()}"
+                    if cplc
+                    else "",
+                    iot_safe,
+                )
+                if part
+            ),
+            identifiers=tuple(ids),
+            capabilities=self.capabilities,
+            dloa=self._dloa,
+        )
+
+    def read_bootstrap(
+        self,
+        *,
+        scp03_keys: StaticKeys | None = None,
+        registry: ModelRegistry | None = None,
+        layout: Layout = Layout.AUTO,
+    ) -> SmartcardBootstrap:
+        """The smartcard bootstrap data (SCS-10, LwM2M-TS-Core Appendix G), over SCP03
+        (Appendix H) with ``scp03_keys``. Compare :attr:`SmartcardBootstrap.digest` at each
+        Register/Update to tell whether the card data changed."""
+        with self._lock():
+            session = self._session
+            return session._guard(
+                "read EF LwM2M_Bootstrap",
+                lambda: read_smartcard_bootstrap(
+                    session.transmit, scp03_keys=scp03_keys, registry=registry, layout=layout
+                ),
+            )
+
+    def card_present(self) -> bool:
+        """Whether the card of this session is still there (False once it was removed, and
+        after any transport failure): the derived smartcard-bootstrap configuration must then
+        be deleted (LwM2M-TS-Core §5.2.3.2)."""
+        return not self._closed and self._session.present()
+
+    # -- SecureComponent: credentials -----------------------------------------------------------
+
+    def psk(self, label: str) -> PcscPskHandle:
+        with self._lock():
+            entry = self._directory().creds.get(label)
+            if entry is not None and entry.kind is CredentialKind.PSK:
+                ref = ObjectRef(id=entry.container)
+                return PcscPskHandle(self, ref, entry.extra or b"", label=label)
+            if entry is None:
+                issuer = self._issuer_credential(label)
+                if issuer is not None and issuer.kind is CredentialKind.PSK:
+                    return PcscPskHandle(self, issuer.ref, issuer.identity or b"", label=label)
+        raise KeyNotFound(f"no PSK labelled {label!r}")
+
+    def lookup(self, identity: bytes) -> PcscPskHandle | None:
+        identity = bytes(identity)
+        with self._lock():
+            directory = self._directory()
+            for label, entry in sorted(directory.creds.items()):
+                if entry.kind is CredentialKind.PSK and entry.extra == identity:
+                    return PcscPskHandle(self, ObjectRef(id=entry.container), identity, label=label)
+            for label, issuer in sorted(self._issuer().items()):
+                if (
+                    issuer.kind is CredentialKind.PSK
+                    and issuer.identity == identity
+                    and label not in directory.creds
+                ):
+                    return PcscPskHandle(self, issuer.ref, identity, label=label)
+        return None
+
+    def import_psk(
+        self, identity: bytes, psk: bytes, *, label: str | None = None, replace: bool = False
+    ) -> PcscPskHandle:
+        """Store a PSK in a new secret container (VSE administrative extension); the card forms
+        the RFC 4279 premaster at each derivation."""
+        label = default_psk_label(identity) if label is None else label
+        check_label(label)
+        if not 1 <= len(psk) <= _MAX_PSK:
+            raise KeySizeNotSupported(
+                f"the card's secret containers take PSKs of 1..{_MAX_PSK} bytes, not {len(psk)}"
+            )
+        self._require(Capability.KEY_IMPORT, "import a PSK")
+        identity = bytes(identity)
+        what = f"PSK {label!r}"
+        with self._lock():
+            old = self._claim(self._directory(), label, CredentialKind.PSK, replace)
+            ident = self._store(ObjectKind.SECRET, bytes(psk), what)
+            self._link(label, Entry(CredentialKind.PSK, ident, identity), old, what)
+        return PcscPskHandle(self, ObjectRef(id=ident), identity, label=label)
+
+    def _link(self, label: str, entry: Entry, old: Entry | None, what: str) -> None:
+        """Point ``label`` at the new container, then delete the one it replaces."""
+        kind = OBJECT_KINDS[entry.kind]
+
+        def change(directory: Directory) -> None:
+            directory.creds[label] = entry
+
+        try:
+            self._commit(change)
+        except BaseException:
+            self._discard(kind, entry.container, what)
+            raise
+        if old is not None:
+            self._discard(OBJECT_KINDS[old.kind], old.container, what)
+
+    def key(self, label: str) -> PcscKeyHandle:
+        with self._lock():
+            entry = self._directory().creds.get(label)
+            if entry is not None and entry.kind is CredentialKind.KEY_PAIR:
+                public = _public_key(entry.extra or b"")
+                return PcscKeyHandle(
+                    self, ObjectRef(id=entry.container), label=label, public=public
+                )
+            if entry is None:
+                issuer = self._issuer_credential(label)
+                if issuer is not None and issuer.kind is CredentialKind.KEY_PAIR:
+                    handle = PcscKeyHandle(self, issuer.ref, label=label, public=issuer.public)
+                    issuer.public = handle.public_key()
+                    return handle
+        raise KeyNotFound(f"no key pair labelled {label!r}")
+
+    def generate_key(self, label: str) -> PcscKeyHandle:
+        """GENERATE KEY PAIR on the card: into the empty issuer container of that label, else
+        into a new managed container."""
+        check_label(label)
+        what = f"key pair {label!r}"
+        with self._lock():
+            directory = self._directory()
+            self._claim(directory, label, CredentialKind.KEY_PAIR, replace=False)
+            issuer = self._issuer().get(label)
+            if issuer is not None and issuer.kind is CredentialKind.KEY_PAIR and not issuer.filled:
+                ref = issuer.ref
+                raw = self._call(
+                    lambda ch: iotsafe.get_object_info(ObjectKind.PRIVATE_KEY, ref, channel=ch),
+                    f"IoT SAFE GET DATA {what}",
+                )
+                if iotsafe.parse_object_info_data(raw).state == 0x01:  # filled meanwhile
+                    issuer.filled = True
+                    raise KeyExists(f"a key-pair labelled {label!r} exists already")
+                public = self._generate(issuer.ref, what)
+                issuer.filled, issuer.public = True, public
+                return PcscKeyHandle(self, issuer.ref, label=label, public=public)
+            self._require(Capability.KEY_IMPORT, "generate a key pair in a new container")
+            ident = self._create(ObjectKind.PRIVATE_KEY, what)
+            try:
+                public = self._generate(ObjectRef(id=ident), what)
+            except BaseException:
+                self._discard(ObjectKind.PRIVATE_KEY, ident, what)
+                raise
+            entry = Entry(CredentialKind.KEY_PAIR, ident, _point(public))
+            self._link(label, entry, None, what)
+        return PcscKeyHandle(self, ObjectRef(id=ident), label=label, public=public)
+
+    def _generate(self, ref: ObjectRef, what: str) -> ec.EllipticCurvePublicKey:
+        data = self._call(
+            lambda ch: iotsafe.generate_key_pair(ref, channel=ch), f"GENERATE KEY PAIR {what}"
+        )
+        return _public_key(iotsafe.parse_public_key(data))
+
+    def import_key(
+        self, label: str, private_key: ec.EllipticCurvePrivateKey, *, replace: bool = False
+    ) -> PcscKeyHandle:
+        """Write a P-256 private key into a new container (VSE administrative extension)."""
+        check_p256(private_key)
+        check_label(label)
+        self._require(Capability.KEY_IMPORT, "import a key pair")
+        public = private_key.public_key()
+        what = f"key pair {label!r}"
+        with self._lock():
+            old = self._claim(self._directory(), label, CredentialKind.KEY_PAIR, replace)
+            scalar = private_key.private_numbers().private_value.to_bytes(32, "big")
+            ident = self._store(ObjectKind.PRIVATE_KEY, scalar, what)
+            del scalar
+            self._link(label, Entry(CredentialKind.KEY_PAIR, ident, _point(public)), old, what)
+        return PcscKeyHandle(self, ObjectRef(id=ident), label=label, public=public)
+
+    def put_secret(self, label: str, data: bytes, *, replace: bool = False) -> None:
+        """Keep ``data`` in a file container (replaced in place, atomically, by the card)."""
+        check_label(label)
+        self._require(Capability.SECRET_DATA, "store secret data")
+        what = f"secret data {label!r}"
+        with self._lock():
+            old = self._claim(self._directory(), label, CredentialKind.SECRET_DATA, replace)
+            if old is not None:
+                self._put(ObjectKind.FILE, old.container, bytes(data), what)
+                return
+            ident = self._store(ObjectKind.FILE, bytes(data), what)
+            self._link(label, Entry(CredentialKind.SECRET_DATA, ident), None, what)
+
+    def get_secret(self, label: str) -> bytes:
+        with self._lock():
+            entry = self._directory().creds.get(label)
+            if entry is not None and entry.kind is CredentialKind.SECRET_DATA:
+                return self._read_file(ObjectRef(id=entry.container), f"secret data {label!r}")
+        raise KeyNotFound(f"no secret data labelled {label!r}")
+
+    def credentials(self) -> list[CredentialInfo]:
+        with self._lock():
+            directory = self._directory()
+            result: dict[str, CredentialInfo] = {}
+            sizes: dict[bytes, int] = {}
+            if any(e.kind is CredentialKind.SECRET_DATA for e in directory.creds.values()):
+                sizes = {f.id: f.size or 0 for f in self.objects().files if f.id is not None}
+            for label, entry in directory.creds.items():
+                if entry.kind is CredentialKind.KEY_PAIR:
+                    result[label] = CredentialInfo(
+                        label, entry.kind, public_key=_public_key(entry.extra or b"")
+                    )
+                elif entry.kind is CredentialKind.PSK:
+                    result[label] = CredentialInfo(label, entry.kind, identity=entry.extra)
+                else:
+                    result[label] = CredentialInfo(
+                        label, entry.kind, size=sizes.get(entry.container, 0)
+                    )
+            for label, issuer in self._issuer().items():
+                if label in result or not issuer.filled:
+                    continue
+                if issuer.kind is CredentialKind.KEY_PAIR:
+                    public = self.key(label).public_key()
+                    result[label] = CredentialInfo(label, issuer.kind, public_key=public)
+                else:
+                    result[label] = CredentialInfo(label, issuer.kind, identity=issuer.identity)
+        return [result[label] for label in sorted(result)]
+
+    def delete(self, label: str) -> bool:
+        with self._lock():
+            directory = self._directory()
+            entry = directory.creds.get(label)
+            if entry is None:
+                if self._issuer_credential(label) is not None:
+                    raise ObjectLocked(
+                        f"{label!r} is an issuer container of the card: it cannot be deleted"
+                    )
+                return False
+
+            def change(directory: Directory) -> None:
+                del directory.creds[label]
+
+            self._commit(change)
+            self._discard(OBJECT_KINDS[entry.kind], entry.container, repr(label))
+        return True
+
+    # -- SecureComponent: sensitive object instances --------------------------------------------
+
+    def put_instance(self, object_id: int, instance_id: int, data: bytes) -> None:
+        check_instance_ids(object_id, instance_id)
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError("a serialised instance is bytes")
+        self._require(Capability.INSTANCE_STORE, "store an object instance")
+        blob = bytes(data)
+        what = f"instance /{object_id}/{instance_id}"
+        with self._lock():
+            container = self._directory().instances.get((object_id, instance_id))
+            if container is not None:
+                self._put(ObjectKind.FILE, container, blob, what)
+                return
+            ident = self._store(ObjectKind.FILE, blob, what)
+
+            def change(directory: Directory) -> None:
+                directory.instances[object_id, instance_id] = ident
+
+            try:
+                self._commit(change)
+            except BaseException:
+                self._discard(ObjectKind.FILE, ident, what)
+                raise
+
+    def get_instance(self, object_id: int, instance_id: int) -> bytes | None:
+        with self._lock():
+            container = self._directory().instances.get((object_id, instance_id))
+            if container is None:
+                return None
+            return self._read_file(ObjectRef(id=container), f"instance /{object_id}/{instance_id}")
+
+    def list_instances(self, object_id: int | None = None) -> list[tuple[int, int]]:
+        with self._lock():
+            keys = self._directory().instances
+            return sorted(k for k in keys if object_id in (None, k[0]))
+
+    def delete_instance(self, object_id: int, instance_id: int) -> bool:
+        with self._lock():
+            container = self._directory().instances.get((object_id, instance_id))
+            if container is None:
+                return False
+
+            def change(directory: Directory) -> None:
+                del directory.instances[object_id, instance_id]
+
+            self._commit(change)
+            self._discard(ObjectKind.FILE, container, f"instance /{object_id}/{instance_id}")
+        return True
+
+    # -- IoT SAFE extras ------------------------------------------------------------------------
+
+    def objects(self) -> iotsafe.ObjectList:
+        """Every container of the applet (GET DATA P1 01)."""
+        return iotsafe.parse_object_list(
+            self._call(lambda ch: iotsafe.get_object_list(channel=ch), "IoT SAFE GET DATA")
+        )
+
+    def random(self, length: int) -> bytes:
+        """``length`` random bytes from the card (GET RANDOM)."""
+        out = bytearray()
+        while len(out) < length:
+            want = min(256, length - len(out))
+            command = iotsafe.get_random(want, channel=0)
+            out += self._call(command.on_channel, "IoT SAFE GET RANDOM")
+        return bytes(out[:length])
+
+    def read_file(self, ref: ObjectRef | str | bytes) -> bytes:
+        """The content of a file container (e.g. a certificate), by label or reference."""
+        target = _ref(ref)
+        raw = self._call(
+            lambda ch: iotsafe.get_object_info(ObjectKind.FILE, target, channel=ch),
+            "IoT SAFE GET DATA file",
+        )
+        info = iotsafe.parse_object_info_data(raw)
+        size = getattr(info, "size", None) or 0
+        out = bytearray()
+        while len(out) < size:
+            want = min(_CHUNK, size - len(out))
+            command = iotsafe.read_file(target, len(out), want, channel=0)
+            out += self._call(command.on_channel, "IoT SAFE READ FILE")
+        return bytes(out)
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the component; the card session ends with its last user. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        release(self._session)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        session = getattr(self, "_session", None)
+        reader = f"reader={session.reader!r}, " if session and session.reader else ""
+        aid = session.aid.hex().upper() if session else "?"
+        state = "closed" if self._closed else f"channel={session.channel if session else None}"
+        return f"PcscComponent({reader}aid={aid}, {state})"
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+def _text(value: bytes | None) -> str:
+    if not value:
+        return ""
+    text = value.decode("utf-8", "replace")
+    return text if text.isprintable() else value.hex().upper()
+
+
+# --- URI entry point ---------------------------------------------------------------------------
+
+
+def open_uri(
+    uri: str | PcscUri,
+    *,
+    passphrase: str | None = None,
+    pin: str | None = None,
+    create: bool = False,
+    timeout: float | None = None,
+    scp03_keys: StaticKeys | None = None,
+    peer_container: ObjectRef | str | None = None,
+    dloa: Sequence[DloaReference] = (),
+    require_applet: bool = True,
+) -> PcscComponent:
+    """Open a ``pcsc:`` URI (:mod:`lwm2m.secure.pcsc.uri`) through pcscd.
+
+    ``pin`` overrides the URI's ``pin-source``/``pin-value``, ``scp03_keys`` its
+    ``scp03-key-env``, ``timeout`` its ``timeout``; ``passphrase`` and ``create`` do not apply
+    to cards. Components on the same card and applet share one session (module docstring).
+
+    :raises BackendNotAvailable: pyscard is missing.
+    :raises ComponentUnavailable: pcscd is not running (``PcscUnavailable``).
+    :raises ComponentNotFound: no such reader, no (matching) card, or no IoT SAFE applet
+        (unless ``require_applet`` is False: then only bootstrap and identification work).
+    :raises PinIncorrect, PinLocked, AuthenticationError: VERIFY PIN or SCP03 failed.
+    """
+    del passphrase, create
+    from lwm2m.secure.pcsc.transport import PcscTransport  # the only pyscard user
+
+    parsed = uri if isinstance(uri, PcscUri) else PcscUri.parse(uri)
+    keys = scp03_keys if scp03_keys is not None else parsed.scp03_keys()
+    pin = parsed.resolve_pin(pin)
+    peer = peer_container if peer_container is not None else parsed.peer
+    transport = PcscTransport(parsed.reader, atr=parsed.atr_filter, atr_text=repr(parsed.atr))
+    transport.connect(parsed.timeout if timeout is None else timeout)
+    assert transport.reader is not None
+    fingerprint = b"" if keys is None else hashlib.sha256(keys.enc + keys.mac + keys.dek).digest()
+    key = (transport.reader, parsed.aid, fingerprint + bytes([keys.kvn if keys else 0]))
+    session = join(key)
+    if session is not None:
+        transport.close()
+    else:
+        try:
+            fresh = CardSession(
+                transport.transmit,
+                atr=transport.atr,
+                aid=parsed.aid,
+                scp03_keys=keys,
+                reader=transport.reader,
+                present=transport.present,
+                release=transport.close,
+                key=key,
+                require_applet=require_applet,
+            )
+        except BaseException:
+            transport.close()
+            raise
+        session = register(fresh)
+        if session is not fresh:  # another thread opened the same card meanwhile
+            fresh.close()
+    if require_applet and session.missing is not None:
+        release(session)
+        raise ComponentNotFound(session.missing)
+    return PcscComponent(
+        pin=pin,
+        component_type=parsed.component_type,
+        peer_container=peer,
+        dloa=dloa,
+        _session=session,
+    )

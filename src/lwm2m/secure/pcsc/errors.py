@@ -1,5 +1,22 @@
 """The errors of the PC/SC backend, all under :class:`lwm2m.errors.SecureComponentError`.
 
+Every class also sits under the matching class of the Secure Component contract
+(:mod:`lwm2m.secure.interfaces`), so callers that know only the contract catch them too:
+
+==============================  ==========================================================
+PC/SC error                      contract class
+==============================  ==========================================================
+:class:`TransportError`          :class:`~lwm2m.secure.interfaces.ComponentUnavailable`
+:class:`ReaderNotFound`,         :class:`~lwm2m.secure.interfaces.ComponentNotFound`
+:class:`CardNotPresent`
+:class:`CardRemoved`             ``ComponentUnavailable`` (the card was pulled or reset)
+status word 6A82/6A88            :class:`~lwm2m.secure.interfaces.KeyNotFound`
+status word 6982/6983            :class:`~lwm2m.secure.interfaces.AuthenticationError`
+status word 6985/6986            :class:`~lwm2m.secure.interfaces.ObjectLocked`
+status word 6D00/6E00/6A81       :class:`~lwm2m.secure.interfaces.OperationNotSupported`
+status word 6A84                 :class:`CardMemoryFull` (``OperationNotSupported``)
+==============================  ==========================================================
+
 Each parser of card data raises only its own class (``ApduError`` for APDU bytes,
 ``Pkcs15Error`` for EF.DIR/ODF/DODF, ``BootstrapFileError`` for EF LwM2M_Bootstrap,
 ``IotSafeError`` for IoT SAFE responses, ``Scp03Error`` for the secure channel), so callers can
@@ -12,22 +29,36 @@ Messages name offsets, fields, tags and status words — never key material, PSK
 from __future__ import annotations
 
 from lwm2m.errors import SecureComponentError
+from lwm2m.secure.interfaces import (
+    AuthenticationError,
+    ComponentNotFound,
+    ComponentUnavailable,
+    KeyNotFound,
+    ObjectLocked,
+    OperationNotSupported,
+)
 
 __all__ = [
     "ApduError",
     "BootstrapFileError",
     "CardDataError",
+    "CardMemoryFull",
     "CardNotPresent",
     "CardRemoved",
+    "CommandNotSupported",
+    "ConditionsNotSatisfied",
     "IotSafeError",
+    "ObjectNotFound",
     "PcscError",
     "PcscUnavailable",
     "Pkcs15Error",
     "ReaderNotFound",
     "Scp03Error",
     "SecureChannelClosed",
+    "SecurityStatusNotSatisfied",
     "StatusWordError",
     "TransportError",
+    "status_word_error",
 ]
 
 
@@ -93,7 +124,52 @@ class StatusWordError(PcscError):
         super().__init__(f"{text} ({meaning})" if meaning else text)
 
 
-class TransportError(PcscError):
+class ObjectNotFound(StatusWordError, KeyNotFound):
+    """6A82/6A88: the file, application, container or referenced data does not exist."""
+
+
+class SecurityStatusNotSatisfied(StatusWordError, AuthenticationError):
+    """6982/6983: the command needs a verified PIN or a secure channel (or the PIN is blocked)."""
+
+
+class ConditionsNotSatisfied(StatusWordError, ObjectLocked):
+    """6985/6986: the object refuses the command in its current state (e.g. an issuer
+    container that may not be rewritten, an empty key container)."""
+
+
+class CommandNotSupported(StatusWordError, OperationNotSupported):
+    """6D00/6E00/6A81: the card or applet does not offer the command."""
+
+
+class CardMemoryFull(StatusWordError, OperationNotSupported):
+    """6A84: no room left on the card (containers or memory)."""
+
+
+_STATUS_CLASSES: dict[int, type[StatusWordError]] = {
+    0x6A82: ObjectNotFound,
+    0x6A88: ObjectNotFound,
+    0x6982: SecurityStatusNotSatisfied,
+    0x6983: SecurityStatusNotSatisfied,
+    0x6985: ConditionsNotSatisfied,
+    0x6986: ConditionsNotSatisfied,
+    0x6D00: CommandNotSupported,
+    0x6E00: CommandNotSupported,
+    0x6A81: CommandNotSupported,
+    0x6A84: CardMemoryFull,
+}
+
+
+def status_word_error(command: str, sw: int, meaning: str = "") -> StatusWordError:
+    """The :class:`StatusWordError` (sub)class for ``sw``, naming ``command`` — never data.
+
+    >>> error = status_word_error("IoT SAFE COMPUTE DH", 0x6A88, "not found")
+    >>> isinstance(error, KeyNotFound), str(error)
+    (True, 'IoT SAFE COMPUTE DH: card answered 6A88 (not found)')
+    """
+    return _STATUS_CLASSES.get(sw, StatusWordError)(command, sw, meaning)
+
+
+class TransportError(PcscError, ComponentUnavailable):
     """The PC/SC stack (pcscd, reader, card) failed underneath an exchange."""
 
 
@@ -101,13 +177,14 @@ class PcscUnavailable(TransportError):
     """pyscard is not installed, or pcscd is not running."""
 
 
-class ReaderNotFound(TransportError):
+class ReaderNotFound(TransportError, ComponentNotFound):
     """No reader of that name or index."""
 
 
-class CardNotPresent(TransportError):
+class CardNotPresent(TransportError, ComponentNotFound):
     """The reader has no card (or the card does not answer to reset)."""
 
 
 class CardRemoved(TransportError):
-    """The card went away in the middle of an operation; nothing read so far is used."""
+    """The card went away (or was reset by someone else) in the middle of a session; nothing
+    read so far is used. Open the component again once a card is back."""

@@ -31,6 +31,31 @@ applet forms the RFC 4279 premaster, ``D1`` optionally carrying the other secret
 HKDF info tag, and the public key data ``34 {49 {86 point}}`` (ISO/IEC 7816-8 style; a bare
 ``86`` or a bare uncompressed point are accepted on input).
 
+**Administrative extension of the project's virtual secure element — not IoT.05.** IoT.05
+has no command to create or delete containers or to write a private key, a secret or a file:
+issuers personalise cards at the factory or over the air (GlobalPlatform remote application
+management). So that a Secure Component on a card can take credentials provisioned by a
+Bootstrap-Write (LwM2M-SCS-4) and keep sensitive object instances, the VSE's applet offers three
+proprietary commands, announced by tag ``DF70`` (extension version) in GET DATA P1 00; a card
+without that tag simply lacks the capabilities that need them:
+
+=====  =====================  ==========================================================
+INS    command                P1 / P2 and data
+=====  =====================  ==========================================================
+E0     CREATE OBJECT           P1 = kind (``C1``..``C4``); id (``84``/``85``/``83``/``86``),
+                               optional label; an empty container (6A89 exists, 6A84 full)
+E2     PUT OBJECT              P1 b8 = last block, P2 = kind; the first block starts with
+                               the container id, every block carries ``D0`` content; the
+                               card commits atomically at the last block (a private key:
+                               the 32-byte P-256 scalar; a secret: its value; a file: its
+                               content)
+E4     DELETE OBJECT           P1 = kind; container id
+=====  =====================  ==========================================================
+
+Only containers made by CREATE OBJECT can be rewritten or deleted (issuer containers answer
+6985); the VSE can require an SCP03 session for the three commands
+(``IotSafeState.admin_secure_channel``).
+
 Parsers raise only :class:`~lwm2m.secure.pcsc.errors.IotSafeError`.
 """
 
@@ -44,7 +69,9 @@ from lwm2m.secure.pcsc.ber import BerError, BerTlv, decode_ber_tlvs, encode_ber_
 from lwm2m.secure.pcsc.errors import ApduError, IotSafeError
 
 __all__ = [
+    "ADMIN_EXTENSION_VERSION",
     "IOT_SAFE_AID",
+    "AdminIns",
     "AppletInfo",
     "CryptoFunction",
     "FileInfo",
@@ -66,6 +93,8 @@ __all__ = [
     "compute_signature_close",
     "compute_signature_init",
     "compute_signature_update",
+    "create_object",
+    "delete_object",
     "encode_public_key_data",
     "generate_key_pair",
     "get_applet_info",
@@ -80,6 +109,7 @@ __all__ = [
     "parse_secret",
     "parse_signature",
     "psk_premaster",
+    "put_object",
     "put_public_key_init",
     "put_public_key_update",
     "read_file",
@@ -89,6 +119,8 @@ __all__ = [
 
 IOT_SAFE_AID = bytes.fromhex("A0000005590010")
 CLA = 0x80
+#: The version of the VSE administrative extension this module speaks (tag ``DF70``).
+ADMIN_EXTENSION_VERSION = 1
 
 
 class Ins(IntEnum):
@@ -154,6 +186,18 @@ class Tag(IntEnum):
     OUTPUT_LENGTH = 0xD3
     SALT = 0xD5
     INFO = 0xD6
+    #: VSE administrative extension (not IoT.05): the content of a PUT OBJECT block.
+    CONTENT = 0xD0
+    #: VSE administrative extension (not IoT.05): its version, in the applet information.
+    ADMIN_EXTENSION = 0xDF70
+
+
+class AdminIns(IntEnum):
+    """The VSE administrative extension (not IoT.05; see the module docstring)."""
+
+    CREATE_OBJECT = 0xE0
+    PUT_OBJECT = 0xE2
+    DELETE_OBJECT = 0xE4
 
 
 class KeyType(IntEnum):
@@ -402,6 +446,53 @@ def read_file(ref: ObjectRef, offset: int, length: int, *, channel: int) -> Comm
     )
 
 
+# -- VSE administrative extension (not IoT.05) --------------------------------------------------
+
+
+def create_object(
+    kind: ObjectKind, ident: bytes, *, channel: int, label: bytes | None = None
+) -> CommandApdu:
+    """CREATE OBJECT (VSE extension): an empty container of ``kind`` with id ``ident``."""
+    data = ObjectRef(id=ident).encode(kind)
+    if label is not None:
+        data += ObjectRef(label=label).encode(kind)
+    return CommandApdu(_cla(channel), AdminIns.CREATE_OBJECT, kind.value, 0x00, data)
+
+
+def put_object(
+    kind: ObjectKind, ref: ObjectRef, content: bytes, *, channel: int, block: int = 0xE0
+) -> list[CommandApdu]:
+    """PUT OBJECT (VSE extension): the blocks writing ``content`` into the container ``ref``;
+    each block's data are at most ``block`` bytes (the card commits at the last one)."""
+    if kind not in (ObjectKind.PRIVATE_KEY, ObjectKind.FILE, ObjectKind.SECRET):
+        raise ApduError(f"PUT OBJECT does not write {kind.name.lower()} containers")
+    head = ref.encode(kind)
+    overhead = 4  # tag D0 and a length of up to 3 bytes
+    if block < len(head) + overhead + 1:
+        raise ApduError(f"PUT OBJECT blocks of {block} bytes are too small")
+    commands: list[CommandApdu] = []
+    offset = 0
+    first = True
+    while first or offset < len(content):
+        room = block - overhead - (len(head) if first else 0)
+        chunk = content[offset : offset + room]
+        offset += len(chunk)
+        last = offset >= len(content)
+        data = (head if first else b"") + encode_ber_tlv(Tag.CONTENT, chunk)
+        commands.append(
+            CommandApdu(
+                _cla(channel), AdminIns.PUT_OBJECT, 0x80 if last else 0x00, kind.value, data
+            )
+        )
+        first = False
+    return commands
+
+
+def delete_object(kind: ObjectKind, ref: ObjectRef, *, channel: int) -> CommandApdu:
+    """DELETE OBJECT (VSE extension): remove the container ``ref`` and wipe its content."""
+    return CommandApdu(_cla(channel), AdminIns.DELETE_OBJECT, kind.value, 0x00, ref.encode(kind))
+
+
 def psk_premaster(psk: bytes, other_secret: bytes | None = None) -> bytes:
     """The RFC 4279 §2 premaster: ``uint16(len(other)) other uint16(len(psk)) psk``, where the
     other secret of plain PSK is as many zero bytes as the PSK [U: IoT.05 reading]."""
@@ -448,6 +539,8 @@ class AppletInfo:
     signature_algorithms: int = 0
     key_agreements: int = 0
     key_derivations: int = 0
+    #: The VSE administrative extension's version (tag ``DF70``), None on other cards.
+    admin_extension: int | None = None
 
     def supports(self, function: CryptoFunction) -> bool:
         return bool(self.crypto_functions & function)
@@ -467,6 +560,7 @@ def parse_applet_info(data: bytes) -> AppletInfo:
         Tag.SIGNATURE: "signature_algorithms",
         Tag.KEY_AGREEMENT_APPLET: "key_agreements",
         Tag.KEY_DERIVATION: "key_derivations",
+        Tag.ADMIN_EXTENSION: "admin_extension",
     }
     values: dict[str, int | bytes | None] = {}
     for tlv in tlvs:
@@ -487,6 +581,7 @@ def parse_applet_info(data: bytes) -> AppletInfo:
         signature_algorithms=_int_or_none(values.get("signature_algorithms")) or 0,
         key_agreements=_int_or_none(values.get("key_agreements")) or 0,
         key_derivations=_int_or_none(values.get("key_derivations")) or 0,
+        admin_extension=_int_or_none(values.get("admin_extension")),
     )
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "select_path_from_current_df",
     "select_path_from_mf",
     "transceive",
+    "verify_pin",
 ]
 
 #: The file identifier of the master file.
@@ -56,6 +57,7 @@ class Ins(IntEnum):
     """Instruction bytes used by this package (ISO/IEC 7816-4 Table 4, GP Card Spec §11)."""
 
     SELECT = 0xA4
+    VERIFY = 0x20
     READ_BINARY = 0xB0
     READ_RECORD = 0xB2
     UPDATE_BINARY = 0xD6
@@ -159,6 +161,18 @@ def get_data(tag: int, *, cla: int = 0x80, channel: int = 0, le: int = 256) -> C
     if not 0 <= tag <= 0xFFFF:
         raise ApduError(f"GET DATA tag {tag:X} is more than two bytes")
     return CommandApdu(with_channel(cla, channel), Ins.GET_DATA, tag >> 8, tag & 0xFF, le=le)
+
+
+def verify_pin(pin: bytes | None, *, reference: int = 0x01, channel: int = 0) -> CommandApdu:
+    """VERIFY PIN (ISO/IEC 7816-4 §11.5.6, ETSI TS 102 221 §11.1.9): the PIN padded with ``FF``
+    to 8 bytes, or no data to ask how many tries are left (``63Cx``). Reference 01 is PIN1."""
+    if pin is None:
+        return CommandApdu(_interindustry(channel), Ins.VERIFY, 0x00, reference)
+    if not 4 <= len(pin) <= 8:
+        raise ApduError("a UICC PIN has 4..8 characters")
+    return CommandApdu(
+        _interindustry(channel), Ins.VERIFY, 0x00, reference, bytes(pin).ljust(8, b"\xff")
+    )
 
 
 def chain_command(command: CommandApdu, max_data: int = 255) -> list[CommandApdu]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -108,15 +109,25 @@ def list_readers() -> list[str]:
 
 class PcscTransport:
     """One connection to the card in a reader, chosen by name, by a substring of the name, or
-    by index (default: the first reader). :meth:`transmit` is thread-safe.
+    by index; and/or by the card's ATR (``atr``: a predicate, described by ``atr_text`` in
+    messages). Without either, the first reader holding a card. :meth:`transmit` is
+    thread-safe.
 
     ``connect(timeout)`` waits (polling, bounded) for a card to appear: pcscd notices a freshly
     inserted virtual card within a few hundred milliseconds.
     """
 
-    def __init__(self, reader: str | int | None = None) -> None:
+    def __init__(
+        self,
+        reader: str | int | None = None,
+        *,
+        atr: Callable[[bytes], bool] | None = None,
+        atr_text: str = "the pattern",
+    ) -> None:
         self._sc = _require()
         self.reader_selector = reader
+        self._atr_filter = atr
+        self._atr_text = atr_text
         self.reader: str | None = None
         self._context: Any = None
         self._card: Any = None
@@ -139,18 +150,43 @@ class PcscTransport:
             raise _error(sc, hresult, "listing readers")
         selector = self.reader_selector
         if selector is None:
-            return str(readers[0])
-        if isinstance(selector, int):
+            candidates = [str(name) for name in readers]
+        elif isinstance(selector, int):
             if not 0 <= selector < len(readers):
                 raise ReaderNotFound(f"no reader #{selector} among {len(readers)}")
-            return str(readers[selector])
-        for name in readers:
-            if name == selector:
-                return str(name)
-        for name in readers:
-            if selector in name:
-                return str(name)
-        raise ReaderNotFound(f"no reader named {selector!r} (have: {', '.join(readers)})")
+            candidates = [str(readers[selector])]
+        else:
+            exact = [str(name) for name in readers if name == selector]
+            candidates = exact or [str(name) for name in readers if selector in name]
+            if not candidates:
+                raise ReaderNotFound(f"no reader named {selector!r} (have: {', '.join(readers)})")
+        if self._atr_filter is None and len(candidates) == 1:
+            return candidates[0]
+        cards = self._cards(candidates)
+        for name in candidates:
+            atr = cards.get(name)
+            if atr is not None and (self._atr_filter is None or self._atr_filter(atr)):
+                return name
+        if self._atr_filter is not None:
+            raise CardNotPresent(
+                f"no card with an ATR matching {self._atr_text} (readers: {', '.join(candidates)})"
+            )
+        raise CardNotPresent(f"no card in any of the readers {', '.join(candidates)}")
+
+    def _cards(self, readers: list[str]) -> dict[str, bytes]:
+        """The ATR of the card in each of ``readers`` that holds one (SCardGetStatusChange with
+        a zero timeout: the current state, without waiting)."""
+        sc = self._sc
+        hresult, states = sc.SCardGetStatusChange(
+            self._context, 0, [(name, sc.SCARD_STATE_UNAWARE) for name in readers]
+        )
+        if hresult not in (sc.SCARD_S_SUCCESS, sc.SCARD_E_TIMEOUT):
+            raise _error(sc, hresult, "reading the reader states")
+        return {
+            str(name): bytes(atr)
+            for name, state, atr in states
+            if state & sc.SCARD_STATE_PRESENT and not state & sc.SCARD_STATE_MUTE
+        }
 
     def connect(self, timeout: float = 0.0, poll: float = 0.05) -> None:
         """Connect to the card, waiting up to ``timeout`` seconds for one to be present."""
@@ -206,6 +242,21 @@ class PcscTransport:
             return bytes(response)
 
     __call__ = transmit
+
+    def present(self) -> bool:
+        """Whether the card this transport connected to is still in the reader (SCardStatus on
+        the handle): False once it was removed — or replaced, which is a removal too — or when
+        the transport is not connected. A card reset by someone else is still present (the
+        next :meth:`transmit` raises :class:`CardRemoved`)."""
+        sc = self._sc
+        with self._lock:
+            if self._card is None:
+                return False
+            try:
+                hresult = sc.SCardStatus(self._card)[0]
+            except Exception:  # pyscard raising on a vanished handle
+                return False
+        return bool(hresult in (sc.SCARD_S_SUCCESS, sc.SCARD_W_RESET_CARD))
 
     def reset(self) -> None:
         """Warm-reset the card (SCardReconnect with SCARD_RESET_CARD): channels and sessions

@@ -1,0 +1,142 @@
+"""The credential directory of the ``pcsc:`` backend, on the card (sans-IO).
+
+IoT SAFE containers are addressed by an id (at most 20 bytes) or a label (at most 60 bytes);
+the contract's labels have up to 128 characters and several kinds share a namespace. The
+directory — the file container :data:`DIRECTORY_ID` — maps them to the *managed* containers the
+backend creates (ids :data:`MANAGED_PREFIX` + 6 random bytes)::
+
+    change tag (8 random bytes, new at every write) ‖ CBOR {
+        "v": 1,
+        "creds": {label: [kind ("key" | "psk" | "data"), container id, extra]},
+        "inst": [[object id, instance id, container id], …]}
+
+``extra`` is the PSK identity, the uncompressed public key of a key pair, or null. It holds no
+secret. A damaged directory raises :class:`~lwm2m.secure.interfaces.StorageCorrupted` and is
+never overwritten by the backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cbor2
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from lwm2m.secure.interfaces import (
+    CredentialKind,
+    StorageCorrupted,
+    check_instance_ids,
+    check_label,
+)
+from lwm2m.secure.pcsc.iotsafe import ObjectKind, ObjectRef
+
+__all__ = [
+    "DIRECTORY_ID",
+    "MANAGED_PREFIX",
+    "OBJECT_KINDS",
+    "PEER_ID",
+    "TAG_LENGTH",
+    "Directory",
+    "Entry",
+    "IssuerContainer",
+    "is_managed",
+]
+
+MANAGED_PREFIX = b"LW"
+#: The managed file container holding the directory.
+DIRECTORY_ID = MANAGED_PREFIX + bytes(6)
+#: The managed public key container COMPUTE DH uses when the card has no issuer ``peer``.
+PEER_ID = MANAGED_PREFIX + bytes(5) + b"\x01"
+#: Bytes of the directory's change tag.
+TAG_LENGTH = 8
+
+
+def is_managed(ident: bytes | None) -> bool:
+    """Whether a container id is one the backend made (``4C57`` + 6 bytes)."""
+    return ident is not None and len(ident) == 8 and ident[:2] == MANAGED_PREFIX
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A managed credential: its kind, its container, its identity or public key."""
+
+    kind: CredentialKind
+    container: bytes
+    extra: bytes | None = None
+    """The PSK identity, or the public key point of a key pair."""
+
+
+_KINDS = {
+    CredentialKind.KEY_PAIR: "key",
+    CredentialKind.PSK: "psk",
+    CredentialKind.SECRET_DATA: "data",
+}
+_KINDS_BACK = {v: k for k, v in _KINDS.items()}
+OBJECT_KINDS = {
+    CredentialKind.KEY_PAIR: ObjectKind.PRIVATE_KEY,
+    CredentialKind.PSK: ObjectKind.SECRET,
+    CredentialKind.SECRET_DATA: ObjectKind.FILE,
+}
+
+
+@dataclass(slots=True)
+class Directory:
+    """The decoded directory (see the module docstring)."""
+
+    creds: dict[str, Entry] = field(default_factory=dict)
+    instances: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    tag: bytes = b""
+    """The change tag this content was written with (empty: no directory on the card)."""
+
+    def copy(self) -> Directory:
+        return Directory(dict(self.creds), dict(self.instances), self.tag)
+
+    def containers(self) -> set[bytes]:
+        return {e.container for e in self.creds.values()} | set(self.instances.values())
+
+    def encode(self) -> bytes:
+        creds = {
+            label: [_KINDS[e.kind], e.container, e.extra] for label, e in sorted(self.creds.items())
+        }
+        inst = [[oid, iid, c] for (oid, iid), c in sorted(self.instances.items())]
+        data: bytes = cbor2.dumps({"v": 1, "creds": creds, "inst": inst})
+        return self.tag + data
+
+    @classmethod
+    def decode(cls, data: bytes) -> Directory:
+        try:
+            if len(data) <= TAG_LENGTH:
+                raise ValueError("too short")
+            doc = cbor2.loads(data[TAG_LENGTH:])
+            if doc["v"] != 1:
+                raise ValueError(f"unknown version {doc['v']!r}")
+            creds: dict[str, Entry] = {}
+            for label, (kind, container, extra) in doc["creds"].items():
+                check_label(label)
+                if not (is_managed(container) and (extra is None or isinstance(extra, bytes))):
+                    raise ValueError(f"bad entry {label!r}")
+                creds[label] = Entry(_KINDS_BACK[kind], container, extra)
+            instances: dict[tuple[int, int], bytes] = {}
+            for oid, iid, container in doc["inst"]:
+                check_instance_ids(oid, iid)
+                if not is_managed(container):
+                    raise ValueError("bad instance entry")
+                instances[oid, iid] = container
+        except (cbor2.CBORDecodeError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise StorageCorrupted(
+                f"the card's credential directory (file container {DIRECTORY_ID.hex().upper()}) "
+                f"is damaged ({type(exc).__name__}); it is left untouched"
+            ) from None
+        return cls(creds, instances, data[:TAG_LENGTH])
+
+
+@dataclass(slots=True)
+class IssuerContainer:
+    """An issuer container, as the component presents it."""
+
+    label: str
+    kind: CredentialKind
+    ref: ObjectRef
+    filled: bool = True
+    identity: bytes | None = None
+    public: ec.EllipticCurvePublicKey | None = None
