@@ -5,8 +5,10 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check
 
 # Debian packages the tests need — interop peers (libcoap, openssl), SoftHSM2, pcscd with the
-# vpcd virtual reader, and what pyscard needs to build — installed only when missing.
-TEST_DEBS := libcoap3-bin openssl softhsm2 pcscd vsmartcard-vpcd libpcsclite-dev swig
+# vpcd virtual reader, and what pyscard and DTLSSocket (tinydtls) need to build — installed
+# only when missing.
+TEST_DEBS := libcoap3-bin openssl softhsm2 pcscd vsmartcard-vpcd libpcsclite-dev swig \
+             autoconf automake libtool
 
 .PHONY: demo test lint typecheck imports unit fuzz bench system-deps clean
 

@@ -23,18 +23,28 @@ What is measured:
   wall-clock time of whole handshakes.
 - Record protect/unprotect throughput, and the memory of an established server session
   (tracemalloc).
+- **CoAP over DTLS** (``coaps_get_per_s``, ``plain_get_per_s``, ``get_vs_plain``): GET round trips
+  per second through the asyncio :class:`~lwm2m.io.coap_endpoint.CoapEndpoint` with the
+  :class:`~lwm2m.io.coaps.DtlsSecurityLayer` (TLS_PSK_WITH_AES_128_CCM_8), 64 requests in flight
+  over 64 client endpoints, so 64 DTLS sessions, against the very same endpoints over plain UDP in
+  the same run. The server runs in a separate process (multiprocessing, spawn), so client and
+  server each get a core; the handshakes happen before the measured window. Cases are repeated
+  and interleaved, medians reported; server and client CPU per request come from psutil.
 
-Run: ``python bench/dtls.py [--seconds S]``. The last output line is a JSON object.
+Run: ``python bench/dtls.py [--seconds S] [--coap-only]``. The last output line is a JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime
 import gc
 import json
+import multiprocessing as mp
 import os
 import platform
+import statistics
 import sys
 import time
 import tracemalloc
@@ -556,9 +566,142 @@ def bytes_per_session(sessions: int = 500) -> dict[str, float]:
     }
 
 
+# -- CoAP over DTLS through the asyncio endpoint -----------------------------------------------
+
+COAP_CONCURRENCY = 64
+COAP_WARMUP = 0.3
+COAP_REPEATS = 3
+COAP_PAYLOAD = b"hello"
+
+
+def coap_server_main(secure: bool, conn: Any) -> None:
+    """A CoAP server endpoint (plain or DTLS-PSK) in this fresh process, until told to stop."""
+    from lwm2m.coap import Code, Message
+    from lwm2m.io.coap_endpoint import CoapEndpoint, Site
+    from lwm2m.io.coaps import DtlsSecurityLayer
+
+    async def main() -> None:
+        site = Site()
+        site.add("/r", lambda request: Message(Code.CONTENT, COAP_PAYLOAD, content_format=0))
+        security = None
+        if secure:
+            security = DtlsSecurityLayer(
+                server_credentials=DtlsCredentials(psk_store=SoftwarePskStore({PSK_ID: PSK}))
+            )
+        endpoint = await CoapEndpoint.create(("127.0.0.1", 0), site=site, security=security)
+        conn.send(endpoint.local_address[1])
+        await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+        await endpoint.close()
+        conn.close()
+
+    asyncio.run(main())
+
+
+async def coap_client_rate(
+    port: int, secure: bool, seconds: float, server: Any
+) -> tuple[float, float, float]:
+    """GET rate with COAP_CONCURRENCY endpoints (one request in flight each), and server and
+    client CPU microseconds per request."""
+    import psutil
+
+    from lwm2m.coap import Code, Message
+    from lwm2m.io.coap_endpoint import CoapEndpoint
+    from lwm2m.io.coaps import DtlsSecurityLayer
+
+    me = psutil.Process()
+    remote = ("127.0.0.1", port)
+    endpoints = []
+    for _ in range(COAP_CONCURRENCY):
+        security = None
+        if secure:
+            security = DtlsSecurityLayer(
+                client_credentials=DtlsCredentials(psk=SoftwarePsk(PSK_ID, PSK)),
+                config=None,
+            )
+        endpoints.append(await CoapEndpoint.create(security=security))
+    # Handshakes (and the first exchange) before the measured window.
+    await asyncio.gather(
+        *(ep.request(Message(Code.GET, uri_path=("r",)), remote) for ep in endpoints)
+    )
+    counter = [0]
+    stop = [False]
+
+    async def worker(endpoint: Any) -> None:
+        request = endpoint.request
+        while not stop[0]:
+            response = await request(Message(Code.GET, uri_path=("r",)), remote)
+            assert response.payload == COAP_PAYLOAD
+            counter[0] += 1
+
+    def cpu(process: Any) -> float:
+        times = process.cpu_times()
+        return float(times.user + times.system)
+
+    tasks = [asyncio.create_task(worker(ep)) for ep in endpoints]
+    try:
+        await asyncio.sleep(COAP_WARMUP)
+        c0, s0, o0, t0 = counter[0], cpu(server), cpu(me), time.perf_counter()
+        await asyncio.sleep(seconds)
+        c1, s1, o1, t1 = counter[0], cpu(server), cpu(me), time.perf_counter()
+    finally:
+        stop[0] = True
+        await asyncio.wait(tasks, timeout=10)
+        for endpoint in endpoints:
+            await endpoint.close()
+    ops = max(c1 - c0, 1)
+    return (c1 - c0) / (t1 - t0), (s1 - s0) / ops * 1e6, (o1 - o0) / ops * 1e6
+
+
+def coap_case(secure: bool, seconds: float) -> tuple[float, float, float]:
+    import psutil
+
+    ctx = mp.get_context("spawn")
+    conn, child = ctx.Pipe()
+    process = ctx.Process(target=coap_server_main, args=(secure, child), daemon=True)
+    process.start()
+    try:
+        port = conn.recv()
+        server = psutil.Process(process.pid)
+        return asyncio.run(coap_client_rate(port, secure, seconds, server))
+    finally:
+        conn.send("stop")
+        process.join(10)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+def coap_rates(seconds: float) -> dict[str, Any]:
+    """CoAP GET over DTLS against plain UDP, interleaved repeats, medians."""
+    samples: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
+    for _ in range(COAP_REPEATS):
+        for secure in (False, True):
+            sample = coap_case(secure, seconds)
+            samples[secure].append(sample)
+            name = "coaps" if secure else "plain"
+            print(
+                f"{name} GET {COAP_CONCURRENCY} in flight: {sample[0]:,.0f}/s, server "
+                f"{sample[1]:.0f} µs/req, client {sample[2]:.0f} µs/req",
+                flush=True,
+            )
+    results: dict[str, Any] = {}
+    for secure, name in ((False, "plain"), (True, "coaps")):
+        runs = samples[secure]
+        results[f"{name}_get_per_s"] = round(statistics.median(r[0] for r in runs))
+        results[f"{name}_get_server_us"] = round(statistics.median(r[1] for r in runs), 1)
+        results[f"{name}_get_client_us"] = round(statistics.median(r[2] for r in runs), 1)
+        results[f"{name}_get_runs"] = [round(r[0]) for r in runs]
+    results["get_vs_plain"] = round(results["coaps_get_per_s"] / results["plain_get_per_s"], 2)
+    results["coap_concurrency"] = COAP_CONCURRENCY
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=2.0, help="duration of each rate")
+    parser.add_argument(
+        "--coap-only", action="store_true", help="only the CoAP-over-DTLS GET comparison"
+    )
     args = parser.parse_args()
     seconds = args.seconds
     material = make_pki()
@@ -566,7 +709,12 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "python": platform.python_version(),
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
     }
+    if args.coap_only:
+        results.update(coap_rates(seconds))
+        print(json.dumps(results))
+        return
     results.update(server_side_rates(material, seconds))
     # Pair throughput: both ends in one process, wall clock (the figures reported before the
     # server-side measurement).
@@ -582,6 +730,8 @@ def main() -> None:
     )
     results.update(record_rates(seconds / 4))
     results.update(bytes_per_session())
+    results.update(coap_rates(seconds))
+    results["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     width = max(len(k) for k in results)
     for key, value in results.items():
         print(f"{key:<{width}}  {value}")
@@ -589,4 +739,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run through the importable module ``dtls`` (this file, from sys.path) so that the spawned
+    # server processes unpickle their target from it rather than from ``__mp_main__`` (as
+    # bench/coap.py does).
+    import dtls
+
+    dtls.main()

@@ -180,9 +180,13 @@ def test_client_hello_parser_fails_like_reference(
     hello: m.ClientHello, cut: int, junk: bytes
 ) -> None:
     body = encode_hello(hello)
+    # A truncated hello is an error — except when the cut removes exactly an empty extensions
+    # block, which leaves a valid hello without extensions: the fast parser must agree with the
+    # reference either way.
     truncated = body[: min(cut, len(body) - 1)]
-    assert outcome(m.parse_client_hello, truncated) == "error"
-    assert outcome(lambda d: reference_pull_client_hello(Buffer(d)), truncated) == "error"
+    assert outcome(m.parse_client_hello, truncated) == outcome(
+        lambda d: reference_pull_client_hello(Buffer(d)), truncated
+    )
     # Junk after the hello is an error, or (after a hello without extensions) an extensions
     # block: either way, the same outcome as the reference.
     longer = body + junk

@@ -121,8 +121,14 @@ def _security_resources(security: SecurityConfig) -> list[Resource]:
         SingleResource(4, ResourceType.OPAQUE, security.server_public_key),
         SingleResource(5, ResourceType.OPAQUE, security.secret_key.reveal()),
     ]
+    if security.matching_type is not None:
+        resources.append(SingleResource(13, ResourceType.UNSIGNED_INTEGER, security.matching_type))
     if security.sni is not None:
         resources.append(SingleResource(14, ResourceType.STRING, security.sni))
+    if security.certificate_usage is not None:
+        resources.append(
+            SingleResource(15, ResourceType.UNSIGNED_INTEGER, security.certificate_usage)
+        )
     if security.ciphersuites:
         resources.append(
             MultipleResource.of(

@@ -39,6 +39,9 @@ engine itself does no file I/O beyond :func:`load_config`)::
     security_mode = "psk"
     psk_identity = "device-1"                # or psk_identity_hex
     psk_key_hex = "00112233445566778899aabbccddeeff"
+    # rpk: public_key_hex (own SPKI), private_key_hex, server_public_key_hex;
+    # x509: certificate_hex (own DER certificate), private_key_hex, server_certificate_hex
+    # (/0/x/4), certificate_usage (/0/x/15, default 3), matching_type (/0/x/13), sni (/0/x/14)
     # optional /1/x/13-20: priority, initial_delay, failure_block, bootstrap_on_failure,
     # retry_count, retry_timer, sequence_delay, sequence_retry_count; disable_timeout (/1/x/5)
 
@@ -97,6 +100,10 @@ class SecurityConfig:
     """/0/x/5: the PSK or the private key."""
     sni: str | None = None
     ciphersuites: tuple[int, ...] = ()
+    matching_type: int | None = None
+    """/0/x/13 (certificate mode): 0 exact, 1 SHA-256, 2 SHA-384, 3 SHA-512."""
+    certificate_usage: int | None = None
+    """/0/x/15 (certificate mode): 0..3 (RFC 6698 usages; absent means 3)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +208,10 @@ _SECURITY = {
     "public_key_hex",
     "server_public_key_hex",
     "private_key_hex",
+    "certificate_hex",
+    "server_certificate_hex",
+    "matching_type",
+    "certificate_usage",
     "sni",
     "ciphersuites",
 }
@@ -330,13 +341,16 @@ def _security(where: str, table: Mapping[str, Any]) -> SecurityConfig:
         identity = _hex(f"{where}.psk_identity_hex", table["psk_identity_hex"])
     elif "public_key_hex" in table:
         identity = _hex(f"{where}.public_key_hex", table["public_key_hex"])
+    elif "certificate_hex" in table:
+        identity = _hex(f"{where}.certificate_hex", table["certificate_hex"])
     secret = b""
     for key in ("psk_key_hex", "private_key_hex"):
         if key in table:
             secret = _hex(f"{where}.{key}", table[key], secret=True)
     server_key = b""
-    if "server_public_key_hex" in table:
-        server_key = _hex(f"{where}.server_public_key_hex", table["server_public_key_hex"])
+    for key in ("server_public_key_hex", "server_certificate_hex"):
+        if key in table:
+            server_key = _hex(f"{where}.{key}", table[key])
     if mode is SecurityMode.PSK and (not identity or not secret):
         raise ConfigError(f"{where}: PSK mode needs psk_identity and psk_key_hex")
     sni = table.get("sni")
@@ -345,7 +359,15 @@ def _security(where: str, table: Mapping[str, Any]) -> SecurityConfig:
     suites = table.get("ciphersuites", [])
     if not isinstance(suites, list) or not all(type(s) is int and s >= 0 for s in suites):
         raise ConfigError(f"{where}.ciphersuites: a list of integers is expected")
-    return SecurityConfig(mode, identity, server_key, Secret(secret), sni, tuple(suites))
+    matching = table.get("matching_type")
+    if matching is not None and (type(matching) is not int or not 0 <= matching <= 3):
+        raise ConfigError(f"{where}.matching_type: an integer in 0..3 is expected")
+    usage = table.get("certificate_usage")
+    if usage is not None and (type(usage) is not int or not 0 <= usage <= 3):
+        raise ConfigError(f"{where}.certificate_usage: an integer in 0..3 is expected")
+    return SecurityConfig(
+        mode, identity, server_key, Secret(secret), sni, tuple(suites), matching, usage
+    )
 
 
 def _server(where: str, table: Mapping[str, Any]) -> ServerConfig:

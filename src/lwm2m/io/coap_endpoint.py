@@ -11,9 +11,14 @@ dispatch events, send datagrams and re-arm a single ``call_at`` timer.
 Transport seam. Between the socket and the engine sits a
 :class:`~lwm2m.io.coap_transport.SecurityLayer` (see that module): plain UDP today
 (:class:`~lwm2m.io.coap_transport.PlainUdp`, which the endpoint short-circuits on the hot path),
-DTLS (``coaps://``) later. The layer maps UDP addresses to *peer keys* (sessions keyed by address
-or Connection ID) and reports each peer's authenticated identity, which handlers receive as
-:attr:`CoapRequest.peer_identity` (None for plain UDP).
+DTLS (``coaps://``, :class:`lwm2m.io.coaps.DtlsSecurityLayer`). The layer maps UDP addresses to
+*peer keys* (sessions keyed by address or Connection ID) and reports each peer's authenticated
+identity, which handlers receive as :attr:`CoapRequest.peer_identity` (None for plain UDP). A
+layer with sessions (:class:`~lwm2m.io.coap_transport.SessionLayer`) may also deliver plaintexts
+later (a handshake step that ran in a worker thread) and report failed sessions: the requests
+and observations pending towards such a peer then fail at once with the layer's error (e.g. a
+DTLS handshake failure) instead of timing out; closing the endpoint closes its sessions
+(close_notify).
 
 Handlers. ``Site.add(prefix, handler)`` routes by longest Uri-Path prefix. A handler takes a
 :class:`CoapRequest` and returns a response :class:`~lwm2m.coap.message.Message` — directly (the
@@ -57,7 +62,13 @@ from lwm2m.coap.events import (
 )
 from lwm2m.coap.message import Message
 from lwm2m.coap.numbers import Code
-from lwm2m.io.coap_transport import PeerIdentity, PlainUdp, SecurityLayer, UdpAddress
+from lwm2m.io.coap_transport import (
+    PeerIdentity,
+    PlainUdp,
+    SecurityLayer,
+    SessionLayer,
+    UdpAddress,
+)
 
 __all__ = [
     "ClientObservation",
@@ -278,6 +289,12 @@ class CoapEndpoint:
         self.site = site if site is not None else Site()
         self.security: SecurityLayer = security if security is not None else PlainUdp()
         self._plain = type(self.security) is PlainUdp
+        self._sessions: SessionLayer | None = (
+            self.security if isinstance(self.security, SessionLayer) else None
+        )
+        self._peer_of: dict[int, Any] = {}
+        """Session layers: the peer key of each pending request (to fail it with its session)."""
+        self._security_ready = False
         self.stats = EndpointStats()
         self._sock: socket.socket | None = None
         self._transport: asyncio.DatagramTransport | None = None
@@ -295,6 +312,8 @@ class CoapEndpoint:
         self._min_deadline = self.engine.config.transmission.ack_timeout
         self._budget = 1
         self._on_observer_removed = on_observer_removed
+        if self._sessions is not None:
+            self._sessions.attach(self._security_wakeup)
 
     @classmethod
     async def create(
@@ -386,6 +405,8 @@ class CoapEndpoint:
         request_id = self.engine.send_request(message, peer, now)
         future: asyncio.Future[Message] = self._loop.create_future()
         self._pending[request_id] = future
+        if self._sessions is not None:
+            self._track(request_id, peer)
         # send_request produces datagrams, never events; and the new retransmission deadline
         # lies at least ACK_TIMEOUT ahead, so an already armed earlier timer is good enough.
         self._send(now)
@@ -415,6 +436,8 @@ class CoapEndpoint:
         future: asyncio.Future[Message] = self._loop.create_future()
         self._pending[request_id] = future
         self._observations[request_id] = observation
+        if self._sessions is not None:
+            self._track(request_id, peer)
         self._flush(now)
         try:
             response = await future
@@ -428,6 +451,49 @@ class CoapEndpoint:
             self._observations.pop(request_id, None)
             observation._end(response)
         return observation
+
+    def _track(self, request_id: int, peer: Any) -> None:
+        """Remember the peer of a request; entries of finished requests are pruned in bulk."""
+        peers = self._peer_of
+        peers[request_id] = peer
+        if len(peers) > 2 * (len(self._pending) + len(self._observations)) + 64:
+            live = self._pending.keys() | self._observations.keys()
+            self._peer_of = {rid: p for rid, p in peers.items() if rid in live}
+
+    def _security_wakeup(self) -> None:
+        if self._security_ready or self._closed:
+            return
+        self._security_ready = True
+        self._loop.call_soon(self._on_security_ready)
+
+    def _on_security_ready(self) -> None:
+        """Drain what the session layer produced outside an endpoint call."""
+        self._security_ready = False
+        layer = self._sessions
+        if layer is None or self._closed:
+            return
+        now = self._loop.time()
+        engine = self.engine
+        for plaintext, peer in layer.received(now):
+            engine.receive_datagram(plaintext, peer, now)
+        for peer, error in layer.failed_peers():
+            self._fail_peer(peer, error, now)
+        self._flush(now)
+
+    def _fail_peer(self, peer: Any, error: Exception, now: float) -> None:
+        """Fail every request and observation pending towards ``peer`` with ``error``."""
+        failed = [rid for rid, p in self._peer_of.items() if p == peer]
+        for request_id in failed:
+            del self._peer_of[request_id]
+            future = self._pending.pop(request_id, None)
+            observation = self._observations.pop(request_id, None)
+            if future is None and observation is None:
+                continue
+            self.engine.cancel_request(request_id, now)
+            if future is not None and not future.done():
+                future.set_exception(error)
+            if observation is not None:
+                observation._end(None, error)
 
     def _cancel_observation(self, observation: ClientObservation, proactive: bool) -> None:
         now = self._loop.time()
@@ -491,6 +557,10 @@ class CoapEndpoint:
         self.engine.shutdown(now)
         self._dispatch(now)
         self._send(now)
+        if self._sessions is not None:
+            self._sessions.close(now)  # close_notify to every peer
+            self._send(now)
+            await self._sessions.wait_closed()
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(RequestCancelled("the endpoint is closed"))
@@ -568,8 +638,11 @@ class CoapEndpoint:
         out = self.engine.datagrams_to_send(now)
         if not self._plain:
             security = self.security
-            protected = [item for data, peer in out for item in security.protect(data, peer, now)]
-            protected.extend(security.datagrams_to_send(now))
+            protect = security.protect
+            protected: list[tuple[bytes, Any]] = []
+            for data, peer in out:
+                protected += protect(data, peer, now)
+            protected += security.datagrams_to_send(now)
             out = protected
         if not out or self._closed:
             return

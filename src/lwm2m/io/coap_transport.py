@@ -22,14 +22,27 @@ of a later issue plugs in without touching :mod:`lwm2m.io.coap_endpoint` or :mod
   incoming request as ``peer_identity``; it is always None for plain UDP.
 * **Timers.** Handshake retransmission uses :meth:`get_timer`/:meth:`handle_timer`, merged with
   the CoAP engine's timer by the endpoint.
+
+A layer with sessions that can end or deliver outside those calls (DTLS, see
+:mod:`lwm2m.io.coaps`) also implements the optional :class:`SessionLayer` methods:
+
+* :meth:`SessionLayer.attach` gives it a ``wakeup`` callback. The layer calls it, from the event
+  loop, when it has output that no endpoint call produced: plaintexts decrypted after a handshake
+  step that ran in a worker thread (blocking credential backends), or failed sessions;
+* the endpoint then drains :meth:`SessionLayer.received` (plaintexts with their peer keys) and
+  :meth:`SessionLayer.failed_peers` (peer keys with the error): every pending request and
+  observation to such a peer fails with that error instead of timing out;
+* :meth:`SessionLayer.close` ends every session (DTLS close_notify) when the endpoint closes, and
+  :meth:`SessionLayer.wait_closed` waits for the layer's worker threads.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["PeerIdentity", "PlainUdp", "SecurityLayer", "UdpAddress"]
+__all__ = ["PeerIdentity", "PlainUdp", "SecurityLayer", "SessionLayer", "UdpAddress"]
 
 UdpAddress = tuple[Any, ...]
 """``(host, port)`` for IPv4, ``(host, port, flowinfo, scope_id)`` for IPv6."""
@@ -43,6 +56,10 @@ class PeerIdentity:
     """``"psk"``, ``"rpk"``, ``"x509"`` or ``"oscore"``."""
     value: bytes | str
     """PSK identity, SubjectPublicKeyInfo bytes, certificate subject, OSCORE recipient id."""
+    details: Any = field(default=None, compare=False, repr=False)
+    """The layer's own identity value when it has more to say (DTLS: the
+    :class:`lwm2m.dtls.CertificateIdentity` with the chain and subjectAltNames, ...); not part
+    of equality."""
 
 
 @runtime_checkable
@@ -75,6 +92,33 @@ class SecurityLayer(Protocol):
     def get_timer(self) -> float | None: ...
 
     def handle_timer(self, now: float) -> None: ...
+
+
+@runtime_checkable
+class SessionLayer(SecurityLayer, Protocol):
+    """The optional part of the seam for layers with sessions (see the module docstring)."""
+
+    def attach(self, wakeup: Callable[[], None]) -> None:
+        """Called once by the endpoint; ``wakeup()`` asks it to drain :meth:`received` and
+        :meth:`failed_peers` soon (call it from the event loop thread only)."""
+        ...
+
+    def received(self, now: float) -> list[tuple[bytes, Any]]:
+        """Application plaintexts produced outside :meth:`unprotect`, with their peer keys."""
+        ...
+
+    def failed_peers(self) -> list[tuple[Any, Exception]]:
+        """Peer keys whose session failed or closed since the last call, with the error that
+        their pending requests fail with."""
+        ...
+
+    def close(self, now: float) -> None:
+        """End every session (close_notify queued in :meth:`datagrams_to_send`)."""
+        ...
+
+    async def wait_closed(self) -> None:
+        """Wait for background work (worker threads) to finish after :meth:`close`."""
+        ...
 
 
 class PlainUdp:

@@ -9,19 +9,37 @@ outputs (requests, notifications, events) and re-arm one timer.
 
 Seams:
 
-- :class:`Connector` opens the connection of an account: resolves the URI and checks the
-  security mode. :class:`UdpConnector` serves NoSec (mode 3, ``coap://``) and raises
-  :class:`~lwm2m.client.accounts.UnsupportedSecurityMode` for PSK, RPK and certificates until
-  the DTLS issue provides a connector (and a ``SecurityLayer`` for the endpoint) that obtains
-  credentials from the Security handler or a Secure Component.
+- :class:`Connector` opens the connection of an account: resolves the URI, checks the security
+  mode and prepares the transport. :class:`UdpConnector` serves NoSec only (mode 3,
+  ``coap://``). :class:`DtlsConnector` serves modes 0 PSK, 1 RPK, 2 Certificate over
+  ``coaps://`` and 3 NoSec, all on the client's one socket: it owns the endpoint's
+  :class:`~lwm2m.io.coaps.DtlsSecurityLayer` (its ``security_layer``), builds each account's DTLS
+  credentials from the Security instance (:func:`~lwm2m.client.dtls_security.account_security`)
+  and hands them to the layer for the server's address; NoSec servers are let through in
+  plain CoAP, nobody else. After the first exchange the client binds the account to the
+  identity the server authenticated with, so a request over another session is not attributed
+  to it.
+- **Secure Component** (LwM2M-SCS-4): ``LwM2MClient(..., secure_component=component_or_uri)``
+  keeps /0 Security and /21 OSCORE — and /1, /2 unless ``store`` is given, so that a restart
+  finds consistent accounts — in a :class:`~lwm2m.secure.SecureInstanceStore` of the component
+  (``soft:``, ``pkcs11:``, ``pcsc:`` URI or an open component). Secret resources written by a
+  bootstrap are imported into the component and replaced by references; the DTLS connector
+  resolves those references to the component's handles, so the PSK or private key never enters
+  Python memory with a hardware backend (the master secret is derived, the signature made,
+  inside it). ``is_blocking`` components get their handshake steps run in a worker thread.
+  The client then uses a :class:`DtlsConnector` unless a connector is given.
 - :class:`CoapDownloader` is the firmware pull downloader (block-wise GET through the endpoint).
 
 Usage::
 
-    async with LwM2MClient(load_config("client.toml")) as client:
+    async with LwM2MClient(load_config("client.toml"), connector=DtlsConnector()) as client:
         await client.wait_registered()
         client.objects[3].set(9, 80)          # battery level: observers are notified
         await client.send([Path(3, 0, 9)])
+
+    # credentials in a PKCS#11 token (the factory bootstrap of the configuration, or a
+    # bootstrap server, provisions it; later runs find the accounts in the token):
+    client = LwM2MClient(config, secure_component="pkcs11:token=dev;pin-source=...")
 """
 
 from __future__ import annotations
@@ -38,6 +56,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from cryptography import x509
+
 from lwm2m.client.accounts import (
     ConnectionSecurity,
     Peer,
@@ -46,22 +66,46 @@ from lwm2m.client.accounts import (
 )
 from lwm2m.client.bootstrap import BootstrapSource
 from lwm2m.client.config import ClientConfig, load_config
+from lwm2m.client.dtls_security import AccountSecurity, CredentialError, account_security
 from lwm2m.client.engine import ClientEngine, OutgoingNotification, OutgoingRequest
-from lwm2m.client.events import ClientEvent, Registered, SendCompleted, Stopped
+from lwm2m.client.events import BootstrapFinished, ClientEvent, Registered, SendCompleted, Stopped
 from lwm2m.client.objects.base import InstanceStore, ObjectHandler
 from lwm2m.client.objects.firmware import DownloadSink, UpdateResult
-from lwm2m.client.objects.security import Credentials
+from lwm2m.client.objects.security import (
+    Credentials,
+    OscoreObject,
+    SecurityMode,
+    SecurityObject,
+)
 from lwm2m.client.tree import ObjectTree
 from lwm2m.coap.config import CoapConfig
-from lwm2m.coap.errors import CoapError
+from lwm2m.coap.errors import CoapError, RequestTimeout
 from lwm2m.coap.message import Message
 from lwm2m.coap.numbers import Code
+from lwm2m.dtls import PskCredential, SigningKey
 from lwm2m.errors import Lwm2mError
 from lwm2m.io.coap_endpoint import CoapEndpoint, CoapRequest, Site
-from lwm2m.io.coap_transport import UdpAddress
+from lwm2m.io.coap_transport import SecurityLayer, UdpAddress
+from lwm2m.io.coaps import DtlsLayerConfig, DtlsSecurityLayer, PeerSecurity
 from lwm2m.model.path import Path
+from lwm2m.secure import SecureComponent, SecureInstanceStore, open_component
+from lwm2m.secure.interfaces import parse_secret_reference
 
-__all__ = ["CoapDownloader", "Connector", "EventStream", "LwM2MClient", "UdpConnector"]
+__all__ = [
+    "CoapDownloader",
+    "Connector",
+    "DtlsConnector",
+    "EventStream",
+    "LwM2MClient",
+    "UdpConnector",
+]
+
+_DTLS_MODES = (
+    SecurityMode.PSK,
+    SecurityMode.RPK,
+    SecurityMode.CERTIFICATE,
+    SecurityMode.NO_SEC,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -82,9 +126,19 @@ class Connector(Protocol):
         ...
 
 
+async def _resolve(connection: ConnectionSecurity, family: int) -> tuple[Any, int]:
+    uri = connection.uri
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(uri.host, uri.port, family=family, type=socket.SOCK_DGRAM)
+    if not infos:  # pragma: no cover - getaddrinfo raises instead
+        raise OSError(f"cannot resolve {uri.host}")
+    address: UdpAddress = infos[0][4]
+    return (address[0], address[1])
+
+
 class UdpConnector:
     """Plain UDP (NoSec, ``coap://``): resolves the host, refuses every other mode with
-    :class:`~lwm2m.client.accounts.UnsupportedSecurityMode` (until the DTLS issue)."""
+    :class:`~lwm2m.client.accounts.UnsupportedSecurityMode` (use :class:`DtlsConnector`)."""
 
     def __init__(self, family: int = socket.AF_INET) -> None:
         self.family = family
@@ -93,15 +147,96 @@ class UdpConnector:
         self, connection: ConnectionSecurity, credentials: Callable[[], Credentials]
     ) -> UdpAddress:
         connection.check_supported()
-        uri = connection.uri
-        loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(
-            uri.host, uri.port, family=self.family, type=socket.SOCK_DGRAM
+        return await _resolve(connection, self.family)
+
+
+class DtlsConnector:
+    """Modes 0 PSK, 1 RPK, 2 Certificate (``coaps://``) and 3 NoSec (``coap://``) on one socket.
+
+    :param component: the Secure Component that /0/x/5 references point into (set by
+        :class:`LwM2MClient` from its ``secure_component``).
+    :param trust_anchors: PKIX trust anchors for certificate mode (Certificate Usage 0, 1, 2 or
+        no /0/x/4); usage 3 (the default) needs none.
+    :param check_server_name: certificate mode with PKIX validation: the server certificate must
+        name /0/x/14 SNI, or else the host of the server URI.
+    :param layer_config: settings of the DTLS layer (timers, key log, ...).
+    :param family: address family to resolve server hosts with.
+    """
+
+    def __init__(
+        self,
+        *,
+        component: SecureComponent | None = None,
+        trust_anchors: Iterable[x509.Certificate] = (),
+        check_server_name: bool = True,
+        layer_config: DtlsLayerConfig | None = None,
+        family: int = socket.AF_INET,
+    ) -> None:
+        self.component = component
+        self.trust_anchors = tuple(trust_anchors)
+        self.check_server_name = check_server_name
+        self.family = family
+        self.security_layer = DtlsSecurityLayer(config=layer_config)
+        """The endpoint's security layer (the client passes it to its endpoint)."""
+        self._accounts: dict[int, tuple[Credentials, UdpAddress, PeerSecurity]] = {}
+
+    async def connect(
+        self, connection: ConnectionSecurity, credentials: Callable[[], Credentials]
+    ) -> UdpAddress:
+        connection.check_supported(_DTLS_MODES)
+        address = await _resolve(connection, self.family)
+        layer = self.security_layer
+        iid = connection.security_instance_id
+        if connection.mode is SecurityMode.NO_SEC:
+            self._accounts.pop(iid, None)
+            layer.allow_plain(address)
+            return address
+        material = credentials()
+        cached = self._accounts.get(iid)
+        if cached is not None and cached[0] == material and cached[1] == address:
+            security = cached[2]
+        else:
+            component = self.component
+            if component is not None and component.is_blocking:
+                # Resolving a reference looks the credential up in the component (I/O).
+                account = await asyncio.to_thread(self._account, material, connection)
+            else:
+                account = self._account(material, connection)
+            blocking = account.from_component and component is not None and component.is_blocking
+            security = PeerSecurity(account.credentials, account.cipher_suites, blocking)
+            self._accounts[iid] = (material, address, security)
+        layer.set_peer(address, security)
+        return address
+
+    def reset(self, remote: UdpAddress) -> None:
+        """An exchange with ``remote`` timed out: drop its DTLS session, so the next attempt
+        handshakes again (the server may have lost the session, e.g. restarted)."""
+        self.security_layer.reset_peer(remote)
+
+    def _account(self, material: Credentials, connection: ConnectionSecurity) -> AccountSecurity:
+        return account_security(
+            material,
+            connection.uri,
+            resolve=self._resolve_reference,
+            trust_anchors=self.trust_anchors,
+            check_server_name=self.check_server_name,
         )
-        if not infos:  # pragma: no cover - getaddrinfo raises instead
-            raise OSError(f"cannot resolve {uri.host}")
-        address: UdpAddress = infos[0][4]
-        return (address[0], address[1])
+
+    def _resolve_reference(
+        self, value: bytes, mode: SecurityMode
+    ) -> PskCredential | SigningKey | None:
+        label = parse_secret_reference(value)
+        if label is None:
+            return None
+        component = self.component
+        if component is None:
+            raise CredentialError(
+                "/0/x/5 refers to a Secure Component credential but the client has no "
+                "Secure Component"
+            )
+        if mode is SecurityMode.PSK:
+            return component.psk(label)
+        return component.key(label)
 
 
 class CoapDownloader:
@@ -130,6 +265,9 @@ class CoapDownloader:
                 host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM
             )
             remote = infos[0][4][:2]
+            security = client.endpoint.security
+            if parts.scheme == "coap" and isinstance(security, DtlsSecurityLayer):
+                security.allow_plain(remote)
             request = Message(Code.GET, uri_path=parts.path or "/")
             response = await client.endpoint.request(request, remote)
         except (CoapError, OSError, ValueError) as exc:
@@ -184,9 +322,14 @@ class LwM2MClient:
     :param objects: application object handlers (added to /0-/3, which are created).
     :param store: the instance store of /0, /1, /2 (default in memory).
     :param sources: start-up bootstrap sources (default: factory bootstrap of ``config``).
-    :param connector: opens account connections (default :class:`UdpConnector`).
+    :param connector: opens account connections (default :class:`UdpConnector`, or
+        :class:`DtlsConnector` with a ``secure_component``); a connector with a
+        ``security_layer`` attribute gives the endpoint its security layer.
     :param coap_config: CoAP engine configuration (transmission parameters, block sizes).
     :param on_event: called with every engine event.
+    :param secure_component: a Secure Component (or its URI, opened here and closed by
+        :meth:`stop`) holding /0 and /21 (and /1, /2 unless ``store`` is given); see the module
+        docstring.
     """
 
     def __init__(
@@ -200,8 +343,31 @@ class LwM2MClient:
         coap_config: CoapConfig | None = None,
         on_event: Callable[[ClientEvent], None] | None = None,
         bootstrap_retry_delay: float = 60.0,
+        secure_component: SecureComponent | str | None = None,
     ) -> None:
         self.config = config if isinstance(config, ClientConfig) else load_config(config)
+        self.secure_component: SecureComponent | None = None
+        """The Secure Component holding the sensitive instances, if any."""
+        self.secure_store: SecureInstanceStore | None = None
+        self._owns_component = False
+        if secure_component is not None:
+            if isinstance(secure_component, str):
+                secure_component = open_component(secure_component)
+                self._owns_component = True
+            self.secure_component = secure_component
+            self.secure_store = SecureInstanceStore(secure_component)
+            objects = list(objects)
+            given = {handler.definition.id for handler in objects}
+            if 0 not in given:
+                objects.append(SecurityObject(self.secure_store))
+            if 21 not in given:
+                objects.append(OscoreObject(self.secure_store))
+            if store is None:
+                store = self.secure_store
+            if connector is None:
+                connector = DtlsConnector(component=secure_component)
+        if isinstance(connector, DtlsConnector) and connector.component is None:
+            connector.component = self.secure_component
         self.engine = ClientEngine(
             self.config,
             objects,
@@ -226,6 +392,7 @@ class LwM2MClient:
         """The most recent engine events."""
         self._closed = False
         self._shut = False
+        self._identities: dict[int, tuple[UdpAddress, PeerCredential]] = {}
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -262,10 +429,12 @@ class LwM2MClient:
         self._loop = asyncio.get_running_loop()
         site = Site()
         site.add("/", self._handle)
+        security: SecurityLayer | None = getattr(self.connector, "security_layer", None)
         self._endpoint = await CoapEndpoint.create(
             self.config.bind,
             site=site,
             config=self._coap_config,
+            security=security,
             on_observer_removed=self._observer_removed,
         )
         self.engine.on_change = self._wakeup
@@ -296,6 +465,8 @@ class LwM2MClient:
             if not future.done():
                 future.cancel()
         self._waiters.clear()
+        if self._owns_component and self.secure_component is not None:
+            self.secure_component.close()
 
     # -- application API -----------------------------------------------------------------------
 
@@ -418,6 +589,11 @@ class LwM2MClient:
 
     def _dispatch(self, event: ClientEvent) -> None:
         self.history.append(event)
+        if isinstance(event, BootstrapFinished) and self.secure_store is not None:
+            try:  # credentials the bootstrap replaced are deleted from the component
+                self.secure_store.collect_garbage()
+            except Lwm2mError:
+                logger.exception("Secure Component garbage collection failed")
         logger.debug("client event %s", event)
         if self._on_event is not None:
             try:
@@ -447,21 +623,38 @@ class LwM2MClient:
 
     async def _send_request(self, request: OutgoingRequest) -> None:
         engine = self.engine
+        remote: UdpAddress | None = None
         try:
             iid = request.connection.security_instance_id
             remote = await self.connector.connect(
                 request.connection, functools.partial(engine.credentials, iid)
             )
-            engine.bind_address(request.connection.security_instance_id, remote)
+            engine.bind_address(iid, remote, self._bound_identity(iid, remote))
             response = await self.endpoint.request(request.message, remote)
         except asyncio.CancelledError:
             raise
         except (CoapError, OSError, UnsupportedSecurityMode, Lwm2mError) as exc:
             logger.info("request to %s failed: %s", request.connection.uri, exc)
+            reset = getattr(self.connector, "reset", None)
+            if isinstance(exc, RequestTimeout) and remote is not None and reset is not None:
+                reset(remote)
             engine.handle_response(request.request_id, None, self._now(), reason=str(exc))
         else:
+            assert remote is not None
+            identity = self.endpoint.security.peer_identity(remote)
+            if identity is not None:  # the server authenticated: bind the account to it
+                credential = PeerCredential(identity.kind, identity.value)
+                self._identities[iid] = (remote, credential)
+                engine.bind_address(iid, remote, credential)
+            elif self._identities.pop(iid, None) is not None:
+                engine.bind_address(iid, remote)
             engine.handle_response(request.request_id, response, self._now())
         self._pump()
+
+    def _bound_identity(self, iid: int, remote: UdpAddress) -> PeerCredential | None:
+        """The server identity recorded for an account at ``remote`` (kept across requests)."""
+        known = self._identities.get(iid)
+        return known[1] if known is not None and known[0] == remote else None
 
     def _arm_timer(self) -> None:
         when = self.engine.get_timer()
