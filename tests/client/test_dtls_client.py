@@ -674,8 +674,8 @@ def test_certificate_account(pki: Pki) -> None:
     assert isinstance(load_certificates(chain_der)[1], x509.Certificate)
 
 
-def test_dtls_connector_is_required_for_secure_modes() -> None:
-    """Without a DtlsConnector (or a secure_component) the NoSec-only UdpConnector stays."""
+def test_the_default_connector_speaks_dtls() -> None:
+    """The default connector speaks DTLS; an explicit one is kept."""
     cfg = config(
         EP,
         {
@@ -685,5 +685,5 @@ def test_dtls_connector_is_required_for_secure_modes() -> None:
             "psk_key_hex": "00" * 16,
         },
     )
-    assert type(LwM2MClient(cfg).connector).__name__ == "UdpConnector"
+    assert isinstance(LwM2MClient(cfg).connector, DtlsConnector)
     assert isinstance(LwM2MClient(cfg, connector=DtlsConnector()).connector, DtlsConnector)

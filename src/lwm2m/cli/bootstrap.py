@@ -5,6 +5,14 @@ The configuration is the TOML format of :mod:`lwm2m.bootstrap.config_file` (one
 Bootstrap-Request of a configured endpoint it prints the planned steps, then one line per step
 with the client's answer (``step 2/4 urn:dev:x write /0/1 -> 2.04 Changed``), then finished or
 failed. Written values are never printed: they include keys. Ctrl-C (or SIGTERM) stops it.
+
+**DTLS.** How each client authenticates to the bootstrap server is the optional
+``bootstrap_security`` table of its endpoint (PSK identity and key, RPK public key, or the X.509
+certificate name; see :mod:`lwm2m.io.lwm2m_bootstrap` and ``examples/bootstrap.toml``). When
+some endpoint has one, the server serves ``coaps://`` (default port 5784) and endpoints without
+one are served in plain CoAP on the same socket; a Bootstrap-Request whose ``ep`` does not match
+the authenticated identity gets 4.00. RPK and X.509 clients need the server's ``--key`` (and
+``--cert``), X.509 clients a ``--trust-anchor``.
 """
 
 from __future__ import annotations
@@ -17,11 +25,26 @@ from rich.console import Console
 from lwm2m.bootstrap.config import BootstrapConfig
 from lwm2m.bootstrap.session import BootstrapEvent, BootstrapStarted
 from lwm2m.cli.printing import bootstrap_event_line, make_console
-from lwm2m.cli.server import load_registry, parse_address, stop_on_signals
-from lwm2m.io.lwm2m_bootstrap import BootstrapServer, load_bootstrap_config
+from lwm2m.cli.server import (
+    DtlsOptions,
+    build_security,
+    dtls_options,
+    load_registry,
+    parse_address,
+    stop_on_signals,
+)
+from lwm2m.io.coap_transport import SecurityLayer
+from lwm2m.io.lwm2m_bootstrap import BootstrapFile, BootstrapServer, load_bootstrap_file
 from lwm2m.model.registry import ModelRegistry
+from lwm2m.store.base import SecurityStore
 
-__all__ = ["BootstrapPrinter", "bootstrap_command", "load_configs", "run_bootstrap_server"]
+__all__ = [
+    "BootstrapPrinter",
+    "bootstrap_command",
+    "load_configs",
+    "load_file",
+    "run_bootstrap_server",
+]
 
 
 class BootstrapPrinter:
@@ -39,12 +62,17 @@ class BootstrapPrinter:
         self.console.print(self.prefix + line)
 
 
-def load_configs(path: str, registry: ModelRegistry) -> dict[str, BootstrapConfig]:
+def load_file(path: str, registry: ModelRegistry) -> BootstrapFile:
     """Read the TOML file; unreadable files are one-line errors (ConfigError is one already)."""
     try:
-        return load_bootstrap_config(path, model=registry)
+        return load_bootstrap_file(path, model=registry)
     except OSError as exc:
         raise click.ClickException(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def load_configs(path: str, registry: ModelRegistry) -> dict[str, BootstrapConfig]:
+    """The configurations of the TOML file (see :func:`load_file`)."""
+    return load_file(path, registry).configs
 
 
 async def run_bootstrap_server(
@@ -54,10 +82,25 @@ async def run_bootstrap_server(
     registry: ModelRegistry,
     console: Console,
     stop: asyncio.Event | None = None,
+    dtls: DtlsOptions | None = None,
 ) -> None:
-    """Serve until ``stop`` is set (or SIGINT / SIGTERM when ``stop`` is None)."""
+    """Serve until ``stop`` is set (or SIGINT / SIGTERM when ``stop`` is None). With ``dtls``
+    enabled (a secured ``bootstrap_security`` entry, or a server key), clients connect over
+    ``coaps://`` as their entries say."""
     stop = stop if stop is not None else asyncio.Event()
-    server = BootstrapServer(configs=configs, registry=registry)
+    security_store: SecurityStore | None = None
+    layer: SecurityLayer | None = None
+    allow_plain = True
+    described = ""
+    if dtls is not None and dtls.enabled:
+        security_store, layer, allow_plain, described = await build_security(dtls)
+    server = BootstrapServer(
+        configs=configs,
+        registry=registry,
+        security=layer,
+        security_store=security_store,
+        allow_plain=allow_plain,
+    )
     server.add_listener(BootstrapPrinter(console))
     try:
         with stop_on_signals(stop):
@@ -69,15 +112,19 @@ async def run_bootstrap_server(
                 ) from None
             host, port = server.local_address
             names = ", ".join(sorted(configs)) or "none"
+            scheme = "coap" if layer is None else "coaps"
             console.print(
-                f"LwM2M bootstrap server listening on coap://{host}:{port} "
-                f"({len(configs)} endpoints: {names}) — Ctrl-C to stop",
+                f"LwM2M bootstrap server listening on {scheme}://{host}:{port} "
+                f"({len(configs)} endpoints: {names}"
+                f"{'; ' + described if described else ''}) — Ctrl-C to stop",
                 markup=False,
             )
             await stop.wait()
             console.print("stopping", markup=False)
     finally:
         await server.stop()
+        if security_store is not None:
+            await security_store.close()
     console.print("bootstrap server stopped", markup=False)
 
 
@@ -91,9 +138,9 @@ async def run_bootstrap_server(
 )
 @click.option(
     "--bind",
-    default="0.0.0.0:5783",
-    show_default=True,
-    help="UDP address to serve on, HOST:PORT (port 0: any free port).",
+    default=None,
+    help="UDP address to serve on, HOST:PORT (port 0: any free port). "
+    "[default: 0.0.0.0:5783, or 0.0.0.0:5784 with DTLS]",
 )
 @click.option(
     "--ddf",
@@ -102,9 +149,30 @@ async def run_bootstrap_server(
     type=click.Path(),
     help="Extra DDF XML file or folder for the objects of extra writes (repeatable).",
 )
-def bootstrap_command(config: str, bind: str, ddf: tuple[str, ...]) -> None:
+@dtls_options
+def bootstrap_command(
+    config: str,
+    bind: str | None,
+    ddf: tuple[str, ...],
+    key: str | None,
+    cert: str | None,
+    trust_anchors: tuple[str, ...],
+    allow_plain: bool,
+) -> None:
     """Run a bootstrap server that configures clients from a TOML file (Ctrl-C stops it)."""
-    address = parse_address(bind)
+    given = parse_address(bind) if bind is not None else None
     registry = load_registry(ddf)
-    configs = load_configs(config, registry)
-    asyncio.run(run_bootstrap_server(address, configs, registry=registry, console=make_console()))
+    loaded = load_file(config, registry)
+    dtls = DtlsOptions(
+        entries=list(loaded.security),
+        trust_anchors=trust_anchors,
+        cert=cert,
+        key=key,
+        allow_plain=allow_plain,
+    )
+    address = given or parse_address("0.0.0.0:5784" if dtls.enabled else "0.0.0.0:5783")
+    asyncio.run(
+        run_bootstrap_server(
+            address, loaded.configs, registry=registry, console=make_console(), dtls=dtls
+        )
+    )

@@ -6,8 +6,15 @@ Configured by a TOML file (``--config``, the format of :mod:`lwm2m.client.config
 - ``--server URI`` registers with that LwM2M server (replaces the file's accounts);
 - ``--bootstrap URI`` bootstraps from that bootstrap server first (replaces the file's accounts);
 - neither, and no file: ``coap://127.0.0.1:5683`` (a file must name its accounts);
+- ``--secure-component URI`` keeps /0 and /21 in a Secure Component; with a ``pcsc:`` URI the
+  smart card's EF LwM2M_Bootstrap is the first bootstrap step (SCS-10, :mod:`lwm2m.io.smartcard`)
+  and no server flag is needed;
 - ``--endpoint``, ``--lifetime`` (of the ``--server`` / file accounts; a bootstrap server sets
-  its own), ``--queue-mode``, ``--bind HOST:PORT``.
+  its own), ``--queue-mode``, ``--bind HOST:PORT``;
+- ``--psk-identity ID`` with ``--psk-key-hex-env VAR`` (the key, in hex, in an environment
+  variable) or ``--psk-key-file FILE`` (the key in hex in a file): the ``--server`` /
+  ``--bootstrap`` account uses DTLS-PSK (a ``coaps://`` URI). A key is never taken from the
+  command line itself (it would show in ``ps`` and shell histories).
 
 The device (:class:`DemoDevice`) has /0 Security, /1 Server, /2 Access Control, /3 Device (with
 a battery that drains every ``--tick`` seconds, so observers get notifications), /4 Connectivity
@@ -17,6 +24,7 @@ Monitoring, /5 Firmware Update (push or CoAP pull), /6 Location and /7 Connectiv
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import socket
 import time
@@ -40,6 +48,7 @@ from lwm2m.client.objects import (
     ObjectHandler,
 )
 from lwm2m.io.lwm2m_client import CoapDownloader, LwM2MClient
+from lwm2m.io.smartcard import open_smartcard_client
 
 __all__ = [
     "DEFAULT_SERVER",
@@ -148,21 +157,25 @@ def build_client_config(
     queue_mode: bool = False,
     bind: str | None = None,
     short_server_id: int = DEFAULT_SSID,
+    smartcard: bool = False,
+    psk_identity: str | None = None,
+    psk_key: bytes | None = None,
 ) -> ClientConfig:
     """The client configuration from an optional TOML file and the flags (see the module
     docstring). Raises ConfigError (one line) for invalid values."""
     if server is not None and bootstrap is not None:
         raise click.ClickException("give --server or --bootstrap, not both")
+    psk = _psk_table(psk_identity, psk_key, server if server is not None else bootstrap)
     data: dict[str, Any] = _read_toml(os.fspath(config_file)) if config_file else {}
     if endpoint is not None:
         data["endpoint"] = endpoint
     data.setdefault("endpoint", default_endpoint())
     if server is not None:
         data.pop("bootstrap", None)
-        data["servers"] = [{"uri": server, "short_server_id": short_server_id}]
+        data["servers"] = [{"uri": server, "short_server_id": short_server_id, **psk}]
     elif bootstrap is not None:
         data.pop("servers", None)
-        data["bootstrap"] = {"uri": bootstrap}
+        data["bootstrap"] = {"uri": bootstrap, **psk}
     elif config_file is None:
         data["servers"] = [{"uri": DEFAULT_SERVER, "short_server_id": short_server_id}]
     servers = data.get("servers")
@@ -181,13 +194,64 @@ def build_client_config(
     device = data.setdefault("device", {})
     if isinstance(device, Mapping):
         data["device"] = {**_DEMO_IDENTITY, **device}
-    return parse_config(data)
+    config = parse_config(data)
+    if smartcard and server is None and bootstrap is None and config_file is None:
+        config = dataclasses.replace(config, servers=())  # the card provisions the accounts
+    return config
+
+
+def _psk_table(identity: str | None, key: bytes | None, uri: str | None) -> dict[str, str]:
+    """The PSK keys of the flag account's table (empty without PSK flags)."""
+    if identity is None and key is None:
+        return {}
+    if identity is None or key is None:
+        raise click.ClickException(
+            "--psk-identity needs --psk-key-hex-env or --psk-key-file (and they need it)"
+        )
+    if uri is None:
+        raise click.ClickException("--psk-identity applies to a --server or --bootstrap URI")
+    if not uri.lower().startswith("coaps://"):
+        raise click.ClickException("--psk-identity needs a coaps:// URI")
+    if not identity:
+        raise click.ClickException("--psk-identity: the identity must not be empty")
+    return {"security_mode": "psk", "psk_identity": identity, "psk_key_hex": key.hex()}
+
+
+def read_psk_key(env: str | None, file: str | None) -> bytes | None:
+    """The PSK of ``--psk-key-hex-env VAR`` / ``--psk-key-file FILE`` (hex text); one-line
+    errors that never repeat the value."""
+    if env is not None and file is not None:
+        raise click.ClickException("give --psk-key-hex-env or --psk-key-file, not both")
+    if env is not None:
+        text = os.environ.get(env)
+        if text is None:
+            raise click.ClickException(f"--psk-key-hex-env: environment variable {env} is not set")
+        where = f"--psk-key-hex-env: {env}"
+    elif file is not None:
+        try:
+            with open(file, encoding="ascii", errors="replace") as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise click.ClickException(
+                f"--psk-key-file: cannot read {file}: {exc.strerror or exc}"
+            ) from None
+        where = f"--psk-key-file: {file}"
+    else:
+        return None
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        raise click.ClickException(f"{where} does not hold a key in hex") from None
+    if not key:
+        raise click.ClickException(f"{where} holds an empty key")
+    return key
 
 
 def _targets(config: ClientConfig) -> str:
     if config.servers:
         return ", ".join(f"{s.uri} (server {s.short_server_id})" for s in config.servers)
-    assert config.bootstrap is not None
+    if config.bootstrap is None:
+        return "the smart card's bootstrap data"
     return f"{config.bootstrap.uri} (bootstrap)"
 
 
@@ -203,15 +267,23 @@ async def run_client(
     console: Console,
     tick: float = 10.0,
     stop: asyncio.Event | None = None,
+    secure_component: str | None = None,
 ) -> None:
     """Run the demo device until ``stop`` is set (or SIGINT / SIGTERM), then deregister."""
     stop = stop if stop is not None else asyncio.Event()
     device = DemoDevice(config)
-    client = LwM2MClient(
-        config,
-        objects=device.handlers,
-        on_event=lambda event: console.print(client_event_line(event)),
-    )
+    on_event = lambda event: console.print(client_event_line(event))  # noqa: E731
+    if secure_component is not None and secure_component.startswith("pcsc:"):
+        client, _ = await open_smartcard_client(
+            config, secure_component, device.handlers, on_event=on_event
+        )
+    else:
+        client = LwM2MClient(
+            config,
+            objects=device.handlers,
+            on_event=on_event,
+            secure_component=secure_component,
+        )
     device.attach(client)
     ticker: asyncio.Task[None] | None = None
     mode = ", queue mode" if config.queue_mode else ""
@@ -250,6 +322,26 @@ async def run_client(
 @click.option(
     "--lifetime", type=click.IntRange(1), help="Registration lifetime in seconds (default 300)."
 )
+@click.option(
+    "--secure-component",
+    metavar="URI",
+    help="Keep /0 and /21 in this Secure Component; pcsc:... boots from the card first.",
+)
+@click.option(
+    "--psk-identity",
+    metavar="ID",
+    help="DTLS-PSK identity for the --server / --bootstrap account (a coaps:// URI).",
+)
+@click.option(
+    "--psk-key-hex-env",
+    metavar="VAR",
+    help="Environment variable holding the PSK in hex (never give a key on the command line).",
+)
+@click.option(
+    "--psk-key-file",
+    metavar="FILE",
+    help="File holding the PSK in hex (instead of --psk-key-hex-env).",
+)
 @click.option("--queue-mode", is_flag=True, help="Use queue mode (sleep between exchanges).")
 @click.option("--bind", metavar="HOST:PORT", help="Local UDP address (default 0.0.0.0:0).")
 @click.option(
@@ -265,6 +357,10 @@ def client_command(
     server: str | None,
     bootstrap: str | None,
     lifetime: int | None,
+    secure_component: str | None,
+    psk_identity: str | None,
+    psk_key_hex_env: str | None,
+    psk_key_file: str | None,
     queue_mode: bool,
     bind: str | None,
     tick: float,
@@ -278,5 +374,10 @@ def client_command(
         lifetime=lifetime,
         queue_mode=queue_mode,
         bind=bind,
+        smartcard=secure_component is not None and secure_component.startswith("pcsc:"),
+        psk_identity=psk_identity,
+        psk_key=read_psk_key(psk_key_hex_env, psk_key_file),
     )
-    asyncio.run(run_client(config, console=make_console(), tick=tick))
+    asyncio.run(
+        run_client(config, console=make_console(), tick=tick, secure_component=secure_component)
+    )

@@ -8,6 +8,8 @@ stable enough to parse (the CLI tests do), e.g.::
     12:00:01.042 registered     urn:dev:demo /rd/Xyz lifetime=300s binding=U lwm2m=1.1
                                 from=127.0.0.1:40123 objects: /1/0 /3/0      (one line)
     12:00:03.118 notification   urn:dev:demo /rd/Xyz /3/0/9 = 80 [senml-cbor (112)]
+    12:00:03.119 sc-identified  urn:dev:demo /rd/Xyz /33000/0 software (soft) — software, not
+                                secure hardware; ids: soft-id:…; dloa: -      (one line)
     12:00:03.120 step 2/4       urn:dev:demo write /0/1 -> 2.04 Changed
 
 Node content is either inline (``/3/0/9 = 80``, for event lines) or a table of resources with
@@ -357,6 +359,11 @@ def server_event_line(event: server_events.ServerEvent) -> str:
             return _line("awake", "green", registration.endpoint, registration.location)
         case server_events.Sleeping(registration):
             return _line("sleeping", "dim", registration.endpoint, registration.location)
+        case server_events.ComponentIdentified(registration, components):
+            shown = " | ".join(c.summary for c in components) or "(could not be read)"
+            return _line(
+                "sc-identified", "blue", registration.endpoint, registration.location, shown
+            )
 
 
 def client_event_line(event: client_events.ClientEvent) -> str:

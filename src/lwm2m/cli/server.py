@@ -6,6 +6,21 @@ line per event: registered, updated, deregistered, expired, notification, send, 
 sleeping (see :mod:`lwm2m.cli.printing`). ``--observe PATH`` observes a path on every client
 that registers, so notifications show up. Ctrl-C (or SIGTERM) stops it cleanly.
 
+**DTLS** (``coaps://``, default port 5684): clients are described in a security store —
+``--security-store memory`` (default) or ``sqlite:PATH`` (kept across restarts) — filled from
+
+- ``--psk ENDPOINT:IDENTITY:HEXKEY`` (repeatable; IDENTITY may not contain ``:`` — leave it
+  empty, ``ENDPOINT::HEXKEY``, to use the endpoint name; ENDPOINT may contain ``:``);
+- ``--rpk ENDPOINT:PEMFILE`` (repeatable): the client's raw public key (a PEM/DER public key or
+  certificate);
+- X.509 clients are accepted with ``--trust-anchor PEM`` (repeatable): their chain must validate,
+  and their certificate CN or a subjectAltName must be the endpoint name.
+
+RPK and X.509 need the server's own key, ``--key PEM`` (P-256), and for X.509 its certificate
+chain ``--cert PEM``. ``--allow-plain`` also serves NoSec clients on the same socket (by default
+a DTLS server serves only the endpoints of its store). A Register whose ``ep`` does not match
+the authenticated identity gets 4.00 and a warning line (never a key).
+
 The helpers shared by the long-running commands live here too: :func:`parse_address` and
 :func:`stop_on_signals`.
 """
@@ -15,9 +30,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import click
+from cryptography import x509
 from rich.console import Console
 
 from lwm2m.cli.printing import (
@@ -27,16 +45,24 @@ from lwm2m.cli.printing import (
     response_text,
     server_event_line,
 )
+from lwm2m.client.dtls_security import load_certificates, load_private_key
+from lwm2m.dtls import SoftwareSigningKey
 from lwm2m.errors import Lwm2mError
-from lwm2m.io.lwm2m_server import LwM2MServer
+from lwm2m.io.coap_transport import SecurityLayer
+from lwm2m.io.lwm2m_server import LwM2MServer, dtls_layer_from_store, public_key_spki
 from lwm2m.model import Path
 from lwm2m.model.registry import ModelRegistry, default_registry
+from lwm2m.secure.object import register_secure_component_object
 from lwm2m.server.errors import RequestFailed
-from lwm2m.server.events import Registered, ServerEvent
-from lwm2m.store.base import RegistrationStore
-from lwm2m.store.sqlite import SqliteRegistrationStore
+from lwm2m.server.events import Registered, SecureComponentReader, ServerEvent
+from lwm2m.server.security import SecurityInfo
+from lwm2m.store.base import RegistrationStore, SecurityStore
+from lwm2m.store.memory import MemorySecurityStore
+from lwm2m.store.sqlite import SqliteRegistrationStore, SqliteSecurityStore
 
 __all__ = [
+    "DtlsOptions",
+    "build_security",
     "load_registry",
     "open_store",
     "parse_address",
@@ -45,12 +71,6 @@ __all__ = [
     "server_command",
     "stop_on_signals",
 ]
-
-#: How long ``--observe`` waits after a registration before observing. A client may take a
-#: request that overtakes the 2.01 of its Register for one made before the registration, and
-#: drop the observation when the 2.01 is processed (see the project's bug report); a short pause
-#: lets the client finish registering first.
-OBSERVE_SETTLE = 0.5
 
 #: Bound on each request ``--observe`` makes.
 REQUEST_TIMEOUT = 30.0
@@ -84,6 +104,137 @@ async def open_store(path: str | None) -> RegistrationStore | None:
         raise click.ClickException(f"--store: cannot open {path}: {exc}") from None
     except Exception as exc:  # sqlite3.Error and the store's own errors
         raise click.ClickException(f"--store: cannot open {path}: {exc}") from None
+
+
+def parse_psk(text: str) -> SecurityInfo:
+    """``ENDPOINT:IDENTITY:HEXKEY`` (empty IDENTITY: the endpoint name). Errors never repeat
+    the key."""
+    endpoint, identity, key_hex = ["", "", "", *text.rsplit(":", 2)][-3:]
+    if not endpoint or text.count(":") < 2:
+        raise click.ClickException("--psk: expected ENDPOINT:IDENTITY:HEXKEY")
+    try:
+        key = bytes.fromhex(key_hex)
+    except ValueError:
+        key = b""
+    if not key:
+        raise click.ClickException(f"--psk {endpoint}: the key is not (non-empty) hex")
+    return SecurityInfo.psk(endpoint, identity or endpoint, key)
+
+
+def _read(path: str, option: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError as exc:
+        raise click.ClickException(f"{option}: cannot read {path}: {exc.strerror or exc}") from None
+
+
+def parse_rpk(text: str) -> SecurityInfo:
+    """``ENDPOINT:PEMFILE`` (the last ``:`` separates them)."""
+    endpoint, sep, path = text.rpartition(":")
+    if not sep or not endpoint or not path:
+        raise click.ClickException("--rpk: expected ENDPOINT:PEMFILE")
+    try:
+        spki = public_key_spki(_read(path, "--rpk"))
+    except ValueError as exc:
+        raise click.ClickException(f"--rpk {endpoint}: {path}: {exc}") from None
+    return SecurityInfo.rpk(endpoint, spki)
+
+
+@dataclass(slots=True)
+class DtlsOptions:
+    """The DTLS options of ``lwm2m server`` / ``lwm2m bootstrap-server`` (files not read yet)."""
+
+    entries: list[SecurityInfo] = field(default_factory=list)
+    """Security entries from ``--psk`` / ``--rpk`` (or a bootstrap TOML file)."""
+    security_store: str | None = None
+    """``sqlite:PATH``; None: memory."""
+    trust_anchors: Sequence[str] = ()
+    cert: str | None = None
+    key: str | None = None
+    allow_plain: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return bool(
+            any(e.identity is not None for e in self.entries)
+            or self.security_store
+            or self.trust_anchors
+            or self.cert
+            or self.key
+        )
+
+
+def parse_security_store(text: str) -> str | None:
+    """``memory`` → None; ``sqlite:PATH`` → PATH."""
+    if text == "memory":
+        return None
+    kind, sep, path = text.partition(":")
+    if kind == "sqlite" and sep and path:
+        return path
+    raise click.ClickException(f"--security-store: {text!r} is not 'memory' or 'sqlite:PATH'")
+
+
+async def build_security(
+    options: DtlsOptions,
+) -> tuple[SecurityStore, SecurityLayer, bool, str]:
+    """Open the security store, add the entries, build the ``coaps://`` layer.
+
+    Returns the store (close it when done), the layer, whether NoSec clients without an entry
+    may register, and a one-line description. Errors are one-line ClickExceptions.
+    """
+    signing_key = None
+    chain: tuple[x509.Certificate, ...] = ()
+    anchors: list[x509.Certificate] = []
+    try:
+        if options.key is not None:
+            signing_key = SoftwareSigningKey(load_private_key(_read(options.key, "--key"), "--key"))
+        if options.cert is not None:
+            chain = load_certificates(_read(options.cert, "--cert"), "--cert")
+        for path in options.trust_anchors:
+            anchors.extend(load_certificates(_read(path, "--trust-anchor"), "--trust-anchor"))
+    except Lwm2mError as exc:
+        raise click.ClickException(str(exc)) from None
+    if chain and signing_key is None:
+        raise click.ClickException("--cert needs --key (the certificate's private key)")
+    if anchors and signing_key is None:
+        raise click.ClickException("--trust-anchor (X.509 clients) needs the server's --key")
+    if any(e.mode == "rpk" for e in options.entries) and signing_key is None:
+        raise click.ClickException("RPK clients (--rpk) need the server's --key")
+    store: SecurityStore
+    if options.security_store is None:
+        store = MemorySecurityStore()
+    else:
+        try:
+            store = await SqliteSecurityStore.open(options.security_store)
+        except Exception as exc:  # OSError, sqlite3.Error, StoreError: one line
+            raise click.ClickException(
+                f"--security-store: cannot open {options.security_store}: {exc}"
+            ) from None
+    try:
+        for entry in options.entries:
+            await store.put(entry)
+        infos = await store.all()
+    except ValueError as exc:  # NonUniqueSecurityInfo: names endpoints and identities only
+        await store.close()
+        raise click.ClickException(f"security entries: {exc}") from None
+    plain_entries = any(info.identity is None for info in infos)
+    layer = dtls_layer_from_store(
+        store,
+        signing_key=signing_key,
+        certificate_chain=chain,
+        trust_anchors=anchors,
+        allow_plain=options.allow_plain or plain_entries,
+    )
+    counts = {mode: sum(1 for i in infos if i.mode == mode) for mode in ("psk", "rpk", "x509")}
+    parts = [f"PSK {counts['psk']}", f"RPK {counts['rpk']}"]
+    if anchors:
+        parts.append(f"X.509 ({len(anchors)} trust anchors)")
+    if options.allow_plain:
+        parts.append("plain CoAP too")
+    elif plain_entries:
+        parts.append("NoSec entries")
+    return store, layer, options.allow_plain, "DTLS: " + ", ".join(parts)
 
 
 @contextlib.contextmanager
@@ -129,7 +280,6 @@ class _Observer:
             task.add_done_callback(self.tasks.discard)
 
     async def _observe(self, endpoint: str) -> None:
-        await asyncio.sleep(OBSERVE_SETTLE)
         for path in self.paths:
             try:
                 async with asyncio.timeout(REQUEST_TIMEOUT):
@@ -162,13 +312,32 @@ async def run_server(
     observe: tuple[Path, ...],
     console: Console,
     stop: asyncio.Event | None = None,
+    dtls: DtlsOptions | None = None,
 ) -> None:
     """Serve until ``stop`` is set (or SIGINT / SIGTERM when ``stop`` is None)."""
     stop = stop if stop is not None else asyncio.Event()
-    store = await open_store(store_path)
-    server = LwM2MServer(store=store, registry=registry)
+    security_store: SecurityStore | None = None
+    layer: SecurityLayer | None = None
+    allow_plain = True
+    described = ""
+    if dtls is not None and dtls.enabled:
+        security_store, layer, allow_plain, described = await build_security(dtls)
+    try:
+        store = await open_store(store_path)
+    except BaseException:
+        if security_store is not None:
+            await security_store.close()
+        raise
+    server = LwM2MServer(
+        store=store,
+        registry=registry,
+        security_store=security_store,
+        security=layer,
+        allow_plain=allow_plain,
+    )
     observer = _Observer(server, observe, console)
     server.add_listener(lambda event: console.print(server_event_line(event)))
+    server.add_listener(SecureComponentReader(server.read, server.events.publish))
     server.add_listener(observer)
     try:
         with stop_on_signals(stop):
@@ -180,10 +349,12 @@ async def run_server(
                 ) from None
             host, port = server.local_address
             kept = len(await server.registrations())
+            scheme = "coap" if layer is None else "coaps"
             console.print(
-                f"LwM2M server listening on coap://{host}:{port} "
+                f"LwM2M server listening on {scheme}://{host}:{port} "
                 f"(store: {'sqlite:' + store_path if store_path else 'memory'}"
-                f"{f', {kept} registrations restored' if kept else ''}) — Ctrl-C to stop",
+                f"{f', {kept} registrations restored' if kept else ''}"
+                f"{'; ' + described if described else ''}) — Ctrl-C to stop",
                 markup=False,
             )
             await stop.wait()
@@ -193,6 +364,8 @@ async def run_server(
         await server.stop()
         if store is not None:
             await store.close()
+        if security_store is not None:
+            await security_store.close()
     console.print("server stopped", markup=False)
 
 
@@ -209,6 +382,7 @@ def _paths(values: tuple[str, ...]) -> tuple[Path, ...]:
 def load_registry(ddf: tuple[str, ...]) -> ModelRegistry:
     """The bundled definitions plus ``--ddf`` files or folders (one-line errors)."""
     registry = default_registry()
+    register_secure_component_object(registry)  # LwM2M-SCS-2: object 33000 is read on register
     for path in ddf:
         try:
             registry.load(path)
@@ -217,12 +391,46 @@ def load_registry(ddf: tuple[str, ...]) -> ModelRegistry:
     return registry
 
 
+def dtls_options(function: Any) -> Any:
+    """The DTLS options shared by ``server`` and ``bootstrap-server`` (server key, trust)."""
+    for decorator in reversed(
+        (
+            click.option(
+                "--key",
+                "key",
+                metavar="PEM",
+                help="The server's own P-256 private key (RPK and X.509 clients need it).",
+            ),
+            click.option(
+                "--cert",
+                "cert",
+                metavar="PEM",
+                help="The server's certificate chain, leaf first (with --key: X.509).",
+            ),
+            click.option(
+                "--trust-anchor",
+                "trust_anchors",
+                multiple=True,
+                metavar="PEM",
+                help="Accept X.509 clients whose chain validates against this CA (repeatable).",
+            ),
+            click.option(
+                "--allow-plain",
+                is_flag=True,
+                help="With DTLS: serve NoSec (coap://) clients on the same socket too.",
+            ),
+        )
+    ):
+        function = decorator(function)
+    return function
+
+
 @click.command("server")
 @click.option(
     "--bind",
-    default="0.0.0.0:5683",
-    show_default=True,
-    help="UDP address to serve on, HOST:PORT (port 0: any free port).",
+    default=None,
+    help="UDP address to serve on, HOST:PORT (port 0: any free port). "
+    "[default: 0.0.0.0:5683, or 0.0.0.0:5684 with DTLS]",
 )
 @click.option(
     "--store",
@@ -244,9 +452,51 @@ def load_registry(ddf: tuple[str, ...]) -> ModelRegistry:
     type=click.Path(),
     help="Extra DDF XML file or folder for application objects (repeatable).",
 )
-def server_command(bind: str, store: str, observe: tuple[str, ...], ddf: tuple[str, ...]) -> None:
+@click.option(
+    "--psk",
+    "psks",
+    multiple=True,
+    metavar="ENDPOINT:IDENTITY:HEXKEY",
+    help="A DTLS-PSK client (repeatable; empty IDENTITY: the endpoint name).",
+)
+@click.option(
+    "--rpk",
+    "rpks",
+    multiple=True,
+    metavar="ENDPOINT:PEMFILE",
+    help="A DTLS-RPK client and its public key (repeatable; needs --key).",
+)
+@click.option(
+    "--security-store",
+    default="memory",
+    show_default=True,
+    help="Where DTLS clients are kept: memory, or sqlite:PATH (--psk/--rpk entries are added).",
+)
+@dtls_options
+def server_command(
+    bind: str | None,
+    store: str,
+    observe: tuple[str, ...],
+    ddf: tuple[str, ...],
+    psks: tuple[str, ...],
+    rpks: tuple[str, ...],
+    security_store: str,
+    key: str | None,
+    cert: str | None,
+    trust_anchors: tuple[str, ...],
+    allow_plain: bool,
+) -> None:
     """Run an LwM2M server and print what the clients do (Ctrl-C stops it)."""
-    address = parse_address(bind)
+    given = parse_address(bind) if bind is not None else None
+    dtls = DtlsOptions(
+        entries=[parse_psk(t) for t in psks] + [parse_rpk(t) for t in rpks],
+        security_store=parse_security_store(security_store),
+        trust_anchors=trust_anchors,
+        cert=cert,
+        key=key,
+        allow_plain=allow_plain,
+    )
+    address = given or parse_address("0.0.0.0:5684" if dtls.enabled else "0.0.0.0:5683")
     store_path = parse_store(store)
     paths = _paths(observe)
     registry = load_registry(ddf)
@@ -257,5 +507,6 @@ def server_command(bind: str, store: str, observe: tuple[str, ...], ddf: tuple[s
             registry=registry,
             observe=paths,
             console=make_console(),
+            dtls=dtls,
         )
     )

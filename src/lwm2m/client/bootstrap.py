@@ -475,8 +475,9 @@ class BootstrapSession:
 
     def operation(self, now: float) -> bool:
         """A bootstrap interface request arrived; returns True when it starts a
-        (server-initiated) bootstrap."""
-        started = self.state is not BootstrapState.BOOTSTRAPPING
+        (server-initiated) bootstrap. A Bootstrap-Request in flight counts as bootstrapping:
+        the bootstrap server may start writing before its 2.04 reaches the client."""
+        started = self.state not in (BootstrapState.BOOTSTRAPPING, BootstrapState.REQUESTING)
         self._move(_Input.OPERATION)
         self.deadline = now + self.timeout
         return started

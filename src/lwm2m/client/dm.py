@@ -295,17 +295,25 @@ class DeviceManagement:
 
     def read_composite(self, ssid: int, paths: tuple[Path, ...]) -> dict[Path, Node]:
         """Read-Composite (§6.3.8): best effort — paths that fail are left out; if every path
-        fails, the first error is the answer."""
-        content: dict[Path, Node] = {}
-        first_error: RequestError | None = None
-        for path in paths:
+        fails, the first error is the answer.
+
+        Overlapping paths (``/3/0`` with ``/3/0/11/0``, or a path twice) are merged: the wider
+        path is read once and covers the narrower ones (a composite payload must not carry a
+        value twice); a narrower path is read on its own only when the wider one failed."""
+        read: dict[Path, Node] = {}
+        errors: dict[Path, RequestError] = {}
+        for path in sorted(set(paths), key=lambda p: len(p.ids)):  # wider paths first
+            if any(done.is_prefix_of(path) for done in read):
+                continue
             try:
-                content[path] = self.read(ssid, path)
+                read[path] = self.read(ssid, path)
             except RequestError as exc:
-                first_error = first_error or exc
-        if not content and first_error is not None:
-            raise first_error
-        return content
+                errors[path] = exc
+        if not read:
+            first = next((errors[p] for p in paths if p in errors), None)
+            if first is not None:
+                raise first
+        return {path: read[path] for path in dict.fromkeys(paths) if path in read}
 
     def write_composite(self, ssid: int, nodes: Mapping[Path, Node | None]) -> None:
         """Write-Composite (§6.3.9): validate every record, then apply all or nothing."""

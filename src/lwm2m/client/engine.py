@@ -420,6 +420,45 @@ class ClientEngine:
                 self._apply(registration, registration.request_update(now), now)
         self._after_input(now)
 
+    def reprovision(
+        self,
+        now: float,
+        short_server_ids: Collection[int],
+        change: Callable[[ObjectTree], object],
+        *,
+        deregister: bool = False,
+    ) -> None:
+        """Replace accounts outside a bootstrap session (smartcard bootstrap re-check,
+        spec-reference §2.3): the registrations with ``short_server_ids`` end (a De-register is
+        sent first when ``deregister``; best effort, its outcome is not awaited) and their
+        pending requests are dropped, ``change(tree)`` rewrites the configuration, then the
+        accounts are reloaded and every DM account without a registration registers at once."""
+        self._now = now
+        for ssid in short_server_ids:
+            registration = self.registrations.pop(ssid, None)
+            if registration is None:
+                continue
+            if deregister and registration.registered and registration.location is not None:
+                self._send(Deregister(registration.location), "deregister", registration.account)
+            for request_id, pending in list(self._pending.items()):
+                if pending.ssid == ssid and pending.kind != "deregister":
+                    del self._pending[request_id]
+            registration.abandon()
+            self.observations.remove_server(ssid)
+            self.attributes.remove_server(ssid)
+        self._chain = [s for s in self._chain if s not in short_server_ids]
+        change(self.tree)
+        self._accounts_dirty = False
+        self._load_accounts()
+        if self._started and not self._stopping:
+            self._start_new_accounts(now)
+        self._after_input(now)
+
+    def is_pending(self, request_id: int) -> bool:
+        """Whether the engine still waits for the outcome of ``request_id`` (False once
+        :meth:`reprovision` dropped it)."""
+        return request_id in self._pending
+
     # ==========================================================================================
     # requests from servers
     # ==========================================================================================
@@ -834,7 +873,8 @@ class ClientEngine:
                         Deregister(registration.location), "deregister", registration.account
                     )
                 case Registered():
-                    self.observations.remove_server(registration.ssid)
+                    # observations were cleared when the Register was sent: one accepted
+                    # before this 2.01 was processed belongs to the new registration
                     self._events.append(effect)
                     self._next_in_chain(registration.ssid, now)
                 case RegistrationFailed(ssid, _, None):
@@ -877,6 +917,9 @@ class ClientEngine:
 
     def _send_register(self, registration: Registration) -> None:
         account = registration.account
+        # a new registration starts without observations (§6.2.1); cleared now, not at its 2.01,
+        # because the server may observe before the 2.01 reaches us
+        self.observations.remove_server(registration.ssid)
         links = self._object_links()
         registration.in_flight = RegistrationParameters(
             account.lifetime, account.binding_letters, format_links(links)

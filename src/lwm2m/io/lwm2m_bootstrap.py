@@ -16,6 +16,23 @@ Transport §6.1): ``POST /bs?ep=…[&pct=…]`` (Bootstrap-Request) is answered
 A second Bootstrap-Request from an endpoint whose session still runs aborts the old session.
 Configurations come from a store, or from a TOML file (:func:`load_bootstrap_config`, format in
 :mod:`lwm2m.bootstrap.config_file`). Events never carry the written values (they include keys).
+
+**DTLS.** With a ``security_store`` (and a layer from
+:func:`~lwm2m.io.lwm2m_server.dtls_layer_from_store`), clients connect over DTLS-PSK, RPK or
+X.509 (the BS server MUST support all three) and the ``ep`` of a Bootstrap-Request must match the
+authenticated identity per the store (4.00 and one WARNING line otherwise; NoSec clients pass
+when ``ep`` has a NoSec entry, or none and ``allow_plain``). In the TOML file, how each client
+authenticates *to the bootstrap server* is the optional ``bootstrap_security`` table of its
+endpoint (read by :func:`load_bootstrap_file`; an endpoint without one is NoSec)::
+
+    [endpoints."urn:imei:004999010640000".bootstrap_security]
+    mode = "psk"                 # psk | rpk | x509 | nosec (default nosec)
+    psk_identity = "urn:imei:004999010640000"        # PSK: identity (default: the endpoint)
+    psk_key = "hex:000102030405060708090a0b0c0d0e0f" # PSK: key (secret, never printed)
+    # public_key = "base64:<DER SubjectPublicKeyInfo>" or a PEM public key / certificate (RPK)
+    # certificate_name = "urn:imei:..."  # X.509: the CN / subjectAltName (default: endpoint)
+
+Byte strings are ``"hex:…"``, ``"base64:…"`` or text, as elsewhere in the file.
 """
 
 from __future__ import annotations
@@ -25,10 +42,12 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import Callable
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
-from lwm2m.bootstrap.config import BootstrapConfig
-from lwm2m.bootstrap.config_file import parse_bootstrap_toml
+from lwm2m.bootstrap.config import BootstrapConfig, ConfigError
+from lwm2m.bootstrap.config_file import parse_bytes, parse_endpoint_config
 from lwm2m.bootstrap.session import BootstrapEvent, BootstrapSession, SessionState
 from lwm2m.coap.config import CoapConfig
 from lwm2m.coap.errors import CoapError
@@ -37,16 +56,29 @@ from lwm2m.coap.numbers import Code
 from lwm2m.errors import BadRequest, CodecError, RequestError
 from lwm2m.io.coap_endpoint import CoapEndpoint, CoapRequest
 from lwm2m.io.coap_transport import SecurityLayer
-from lwm2m.io.lwm2m_server import EventHub, Subscription, peer_identity
+from lwm2m.io.lwm2m_server import (
+    EventHub,
+    Subscription,
+    check_endpoint,
+    peer_identity,
+    public_key_spki,
+    remote_address,
+)
 from lwm2m.model.registry import ModelRegistry, ObjectModel, default_registry
 from lwm2m.operations.coap_mapping import decode_response, decode_uplink, encode_request
 from lwm2m.operations.requests import BootstrapRequest
 from lwm2m.server.registration import Address
-from lwm2m.server.security import PeerIdentity, check_endpoint_identity
+from lwm2m.server.security import PeerIdentity, SecurityInfo
 from lwm2m.store.base import BootstrapConfigStore, SecurityStore
-from lwm2m.store.memory import MemoryBootstrapConfigStore
+from lwm2m.store.memory import MemoryBootstrapConfigStore, MemorySecurityStore
 
-__all__ = ["BootstrapServer", "load_bootstrap_config"]
+__all__ = [
+    "BootstrapFile",
+    "BootstrapServer",
+    "load_bootstrap_config",
+    "load_bootstrap_file",
+    "parse_bootstrap_document",
+]
 
 log = logging.getLogger("lwm2m.bootstrap")
 
@@ -54,14 +86,132 @@ log = logging.getLogger("lwm2m.bootstrap")
 def load_bootstrap_config(
     path: str | os.PathLike[str], *, model: ObjectModel | None = None
 ) -> dict[str, BootstrapConfig]:
-    """Read a bootstrap TOML file (:mod:`lwm2m.bootstrap.config_file`): endpoint → config.
+    """Read a bootstrap TOML file (:mod:`lwm2m.bootstrap.config_file`): endpoint → config
+    (the ``bootstrap_security`` tables are checked and left out, see :func:`load_bootstrap_file`).
 
     Raises :class:`~lwm2m.bootstrap.config.ConfigError` (names the field, never a secret) or
     OSError when the file cannot be read.
     """
+    return load_bootstrap_file(path, model=model).configs
+
+
+@dataclass(frozen=True, slots=True)
+class BootstrapFile:
+    """What a bootstrap TOML file holds: the configurations and, per endpoint, how the client
+    authenticates to the bootstrap server (a NoSec entry when the file says nothing)."""
+
+    configs: dict[str, BootstrapConfig]
+    security: tuple[SecurityInfo, ...]
+
+    @property
+    def secured(self) -> bool:
+        """Whether some endpoint connects over DTLS (the server then needs ``coaps://``)."""
+        return any(info.identity is not None for info in self.security)
+
+    @property
+    def plain(self) -> bool:
+        """Whether some endpoint connects in plain CoAP."""
+        return any(info.identity is None for info in self.security)
+
+    def security_store(self) -> MemorySecurityStore:
+        """The entries in a memory store (raises ConfigError for an identity used twice)."""
+        store = MemorySecurityStore()
+        for info in self.security:
+            try:
+                store.add(info)
+            except ValueError as exc:
+                raise ConfigError(f"endpoints.{info.endpoint}.bootstrap_security: {exc}") from None
+        return store
+
+
+def load_bootstrap_file(
+    path: str | os.PathLike[str], *, model: ObjectModel | None = None
+) -> BootstrapFile:
+    """Read a bootstrap TOML file: configurations and ``bootstrap_security`` entries."""
     with open(path, encoding="utf-8") as file:
         text = file.read()
-    return parse_bootstrap_toml(text, model=model)
+    return parse_bootstrap_document(text, model=model)
+
+
+_BS_SECURITY_KEYS = frozenset({"mode", "psk_identity", "psk_key", "public_key", "certificate_name"})
+_BS_SECURITY_MODES = ("psk", "rpk", "x509", "nosec")
+
+
+def _bootstrap_security(endpoint: str, table: object, where: str) -> SecurityInfo:
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where}: expected a table")
+    unknown = sorted(set(table) - _BS_SECURITY_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}")
+    mode = table.get("mode", "nosec")
+    if mode not in _BS_SECURITY_MODES:
+        raise ConfigError(f"{where}.mode: expected one of {', '.join(_BS_SECURITY_MODES)}")
+    allowed = {
+        "psk": {"mode", "psk_identity", "psk_key"},
+        "rpk": {"mode", "public_key"},
+        "x509": {"mode", "certificate_name"},
+        "nosec": {"mode"},
+    }[mode]
+    extra = sorted(set(table) - allowed)
+    if extra:
+        raise ConfigError(f"{where}.{extra[0]}: not used in {mode} mode")
+    try:
+        if mode == "psk":
+            if "psk_key" not in table:
+                raise ConfigError(f"{where}: psk mode needs psk_key")
+            identity = parse_bytes(table.get("psk_identity", endpoint), f"{where}.psk_identity")
+            key = parse_bytes(table["psk_key"], f"{where}.psk_key")
+            if not identity or not key:
+                raise ConfigError(f"{where}: the PSK identity and key must not be empty")
+            return SecurityInfo.psk(endpoint, identity, key)
+        if mode == "rpk":
+            if "public_key" not in table:
+                raise ConfigError(f"{where}: rpk mode needs public_key")
+            data = parse_bytes(table["public_key"], f"{where}.public_key")
+            try:
+                spki = public_key_spki(data)
+            except ValueError as exc:
+                raise ConfigError(f"{where}.public_key: {exc}") from None
+            return SecurityInfo.rpk(endpoint, spki)
+        if mode == "x509":
+            name = table.get("certificate_name", endpoint)
+            if not isinstance(name, str) or not name:
+                raise ConfigError(f"{where}.certificate_name: expected a name")
+            return SecurityInfo.x509(endpoint, name)
+        return SecurityInfo.nosec(endpoint)
+    except ValueError as exc:  # SecurityInfo checks; messages name no secret
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def parse_bootstrap_document(text: str, *, model: ObjectModel | None = None) -> BootstrapFile:
+    """A bootstrap TOML document (the format of :mod:`lwm2m.bootstrap.config_file` plus the
+    ``bootstrap_security`` tables of the module docstring). Raises ConfigError."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}") from None
+    unknown = sorted(set(document) - {"endpoints"})
+    if unknown:
+        raise ConfigError(f"unknown top-level key {unknown[0]!r} (expected [endpoints.NAME])")
+    endpoints = document.get("endpoints", {})
+    if not isinstance(endpoints, Mapping):
+        raise ConfigError("endpoints: expected a table")
+    model = model if model is not None else default_registry()
+    configs: dict[str, BootstrapConfig] = {}
+    security: list[SecurityInfo] = []
+    for name, table in endpoints.items():
+        if not name:
+            raise ConfigError("endpoints: an endpoint name is empty")
+        where = f"endpoints.{name}"
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{where}: expected a table")
+        rest = dict(table)
+        entry = rest.pop("bootstrap_security", {})
+        security.append(_bootstrap_security(name, entry, f"{where}.bootstrap_security"))
+        configs[name] = parse_endpoint_config(rest, where=where, model=model)
+    return BootstrapFile(configs, tuple(security))
 
 
 class BootstrapServer:
@@ -73,7 +223,10 @@ class BootstrapServer:
     :param coap_config: configuration of the CoAP engine the server creates.
     :param security: the CoAP endpoint's security layer (plain UDP by default).
     :param security_store: optional endpoint → identity table for the endpoint/identity check
-        (otherwise an authenticated identity must carry the endpoint name).
+        (otherwise an authenticated identity must carry the endpoint name), and the clients'
+        DTLS credentials through :func:`~lwm2m.io.lwm2m_server.dtls_layer_from_store`.
+    :param allow_plain: with a ``security_store``: whether a NoSec client without an entry may
+        bootstrap (one with a NoSec entry always may, one with a secured entry never does).
     """
 
     def __init__(
@@ -85,6 +238,7 @@ class BootstrapServer:
         coap_config: CoapConfig | None = None,
         security: SecurityLayer | None = None,
         security_store: SecurityStore | None = None,
+        allow_plain: bool = True,
     ) -> None:
         if store is not None and configs:
             raise ValueError("give either a store or configs for the memory store")
@@ -94,6 +248,7 @@ class BootstrapServer:
         self.registry = registry if registry is not None else default_registry()
         self.events: EventHub[BootstrapEvent] = EventHub()
         self.security_store = security_store
+        self.allow_plain = allow_plain
         self._coap_config = coap_config
         self._security = security
         self._endpoint: CoapEndpoint | None = None
@@ -109,12 +264,18 @@ class BootstrapServer:
         coap_config: CoapConfig | None = None,
         security: SecurityLayer | None = None,
     ) -> BootstrapServer:
-        """A server with the configurations of a TOML file in a memory store."""
+        """A server with the configurations of a TOML file in a memory store (and its
+        ``bootstrap_security`` entries in a memory security store, NoSec only for endpoints
+        without one); ``security`` is the layer, e.g. from
+        :func:`~lwm2m.io.lwm2m_server.dtls_layer_from_store` over :attr:`security_store`."""
+        loaded = load_bootstrap_file(path, model=registry)
         return cls(
-            configs=load_bootstrap_config(path, model=registry),
+            configs=loaded.configs,
             registry=registry,
             coap_config=coap_config,
             security=security,
+            security_store=loaded.security_store(),
+            allow_plain=False,
         )
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -176,8 +337,7 @@ class BootstrapServer:
     # -- /bs ------------------------------------------------------------------------------------
 
     async def _handle_request(self, request: CoapRequest) -> Message:
-        remote = request.remote
-        address: Address = (str(remote[0]), int(remote[1]))
+        address = remote_address(self.endpoint, request.remote)
         return await self.handle_bootstrap_request(
             request.message, address, peer_identity(request.peer_identity)
         )
@@ -191,10 +351,12 @@ class BootstrapServer:
             operation = decode_uplink(message)
             if not isinstance(operation, BootstrapRequest):
                 raise BadRequest("the bootstrap server serves Bootstrap-Request only")
-            info = None
-            if identity is not None and self.security_store is not None:
-                info = await self.security_store.get_by_endpoint(operation.endpoint)
-            check_endpoint_identity(operation.endpoint, identity, info)
+            await check_endpoint(
+                self.security_store,
+                operation.endpoint,
+                identity,
+                plain_allowed=self.allow_plain or self.security_store is None,
+            )
             config = await self.store.get(operation.endpoint)
             if config is None:
                 log.warning("Bootstrap-Request from unknown endpoint %r: 4.00", operation.endpoint)

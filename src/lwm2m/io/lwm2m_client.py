@@ -11,7 +11,7 @@ Seams:
 
 - :class:`Connector` opens the connection of an account: resolves the URI, checks the security
   mode and prepares the transport. :class:`UdpConnector` serves NoSec only (mode 3,
-  ``coap://``). :class:`DtlsConnector` serves modes 0 PSK, 1 RPK, 2 Certificate over
+  ``coap://``). :class:`DtlsConnector` (the default) serves modes 0 PSK, 1 RPK, 2 Certificate over
   ``coaps://`` and 3 NoSec, all on the client's one socket: it owns the endpoint's
   :class:`~lwm2m.io.coaps.DtlsSecurityLayer` (its ``security_layer``), builds each account's DTLS
   credentials from the Security instance (:func:`~lwm2m.client.dtls_security.account_security`)
@@ -27,7 +27,10 @@ Seams:
   resolves those references to the component's handles, so the PSK or private key never enters
   Python memory with a hardware backend (the master secret is derived, the signature made,
   inside it). ``is_blocking`` components get their handshake steps run in a worker thread.
-  The client then uses a :class:`DtlsConnector` unless a connector is given.
+  The client then uses a :class:`DtlsConnector` unless a connector is given, and exposes the
+  component's identification as instance 0 of the Secure Component object (/33000, LwM2M-SCS-2),
+  listed in Register; application objects can keep their instances in the component too
+  (``StoredObject(definition, client.secure_store)``, SCS-5).
 - :class:`CoapDownloader` is the firmware pull downloader (block-wise GET through the endpoint).
 
 Usage::
@@ -52,7 +55,7 @@ import os
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -71,6 +74,7 @@ from lwm2m.client.engine import ClientEngine, OutgoingNotification, OutgoingRequ
 from lwm2m.client.events import BootstrapFinished, ClientEvent, Registered, SendCompleted, Stopped
 from lwm2m.client.objects.base import InstanceStore, ObjectHandler
 from lwm2m.client.objects.firmware import DownloadSink, UpdateResult
+from lwm2m.client.objects.fixed import FixedObject
 from lwm2m.client.objects.security import (
     Credentials,
     OscoreObject,
@@ -90,6 +94,11 @@ from lwm2m.io.coaps import DtlsLayerConfig, DtlsSecurityLayer, PeerSecurity
 from lwm2m.model.path import Path
 from lwm2m.secure import SecureComponent, SecureInstanceStore, open_component
 from lwm2m.secure.interfaces import parse_secret_reference
+from lwm2m.secure.object import (
+    SECURE_COMPONENT_OBJECT_ID,
+    secure_component_definition,
+    secure_component_instance,
+)
 
 __all__ = [
     "CoapDownloader",
@@ -322,8 +331,8 @@ class LwM2MClient:
     :param objects: application object handlers (added to /0-/3, which are created).
     :param store: the instance store of /0, /1, /2 (default in memory).
     :param sources: start-up bootstrap sources (default: factory bootstrap of ``config``).
-    :param connector: opens account connections (default :class:`UdpConnector`, or
-        :class:`DtlsConnector` with a ``secure_component``); a connector with a
+    :param connector: opens account connections (default :class:`DtlsConnector`: NoSec, PSK,
+        RPK and X.509 on one socket; :class:`UdpConnector` for NoSec only); a connector with a
         ``security_layer`` attribute gives the endpoint its security layer.
     :param coap_config: CoAP engine configuration (transmission parameters, block sizes).
     :param on_event: called with every engine event.
@@ -362,10 +371,16 @@ class LwM2MClient:
                 objects.append(SecurityObject(self.secure_store))
             if 21 not in given:
                 objects.append(OscoreObject(self.secure_store))
+            if SECURE_COMPONENT_OBJECT_ID not in given:  # SCS-2: its identification, listed
+                info = secure_component.info()
+                instance = secure_component_instance(info)
+                objects.append(FixedObject(secure_component_definition(), [instance]))
             if store is None:
                 store = self.secure_store
             if connector is None:
                 connector = DtlsConnector(component=secure_component)
+        if connector is None:
+            connector = DtlsConnector()
         if isinstance(connector, DtlsConnector) and connector.component is None:
             connector.component = self.secure_component
         self.engine = ClientEngine(
@@ -376,7 +391,7 @@ class LwM2MClient:
             wall_clock=time.time,
             bootstrap_retry_delay=bootstrap_retry_delay,
         )
-        self.connector: Connector = connector if connector is not None else UdpConnector()
+        self.connector: Connector = connector
         self._coap_config = coap_config
         self._on_event = on_event
         self._endpoint: CoapEndpoint | None = None
@@ -393,6 +408,9 @@ class LwM2MClient:
         self._closed = False
         self._shut = False
         self._identities: dict[int, tuple[UdpAddress, PeerCredential]] = {}
+        self.request_check: Callable[[OutgoingRequest], Awaitable[bool]] | None = None
+        """Awaited before each request goes out; False drops it (the smartcard re-check of
+        :class:`lwm2m.io.smartcard.SmartcardMonitor` at Register and Update)."""
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -623,6 +641,10 @@ class LwM2MClient:
 
     async def _send_request(self, request: OutgoingRequest) -> None:
         engine = self.engine
+        check = self.request_check
+        if check is not None and not await check(request):
+            self._pump()
+            return
         remote: UdpAddress | None = None
         try:
             iid = request.connection.security_instance_id

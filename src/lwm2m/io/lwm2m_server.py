@@ -32,12 +32,32 @@ are recognised (see :func:`adopt_observation` — the seam the CoAP endpoint sho
 
 Time: registration times come from ``clock`` (wall-clock seconds by default, so they survive a
 restart); the CoAP layer keeps its own monotonic time.
+
+**DTLS clients from a security store.** :func:`dtls_layer_from_store` builds the server's
+``coaps://`` layer (:class:`~lwm2m.io.coaps.DtlsSecurityLayer`) from a
+:class:`~lwm2m.store.base.SecurityStore` (memory or SQLite): a PSK identity is looked up in the
+store when its ClientKeyExchange arrives (an unknown identity fails the handshake); raw public
+keys (RFC 7250) and X.509 chains (validated against ``trust_anchors``) are accepted when the
+server has a signing key (and a certificate), and the store decides at Register time whether the
+key or the certificate name belongs to ``ep``. With ``allow_plain=True`` the one socket also
+serves NoSec clients (:class:`PlainOrDtls`). The same store goes to ``LwM2MServer(
+security_store=...)``: a Register (Update, De-register, Send) whose ``ep`` does not match the
+authenticated identity per the store — the entry of ``ep``, or the entry that owns the identity,
+or else equality with the PSK identity / certificate CN or subjectAltName — is answered 4.00 and
+logged on one WARNING line naming ``ep`` and the identity (:func:`check_endpoint`). A NoSec
+client passes only when ``ep`` has a NoSec entry, or has no entry and ``allow_plain`` is set;
+an endpoint with a secured entry never registers in plain CoAP. Usage::
+
+    store = MemorySecurityStore([SecurityInfo.psk("dev1", "dev1", key)])
+    server = LwM2MServer(security_store=store, security=dtls_layer_from_store(store))
+    await server.start(("0.0.0.0", 5684))
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import hashlib
 import inspect
@@ -45,8 +65,12 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Generic, TypeVar
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from lwm2m.coap.config import CoapConfig
 from lwm2m.coap.errors import CoapError
@@ -57,10 +81,24 @@ from lwm2m.coap.message import Message
 from lwm2m.coap.numbers import Code
 from lwm2m.codec.content_format import ContentFormat
 from lwm2m.codec.link import Attributes
+from lwm2m.dtls import (
+    CertificateType,
+    DtlsCredentials,
+    PeerVerifier,
+    PskCredential,
+    RawPublicKeyVerifier,
+    SigningKey,
+    SoftwarePsk,
+    SoftwarePskStore,
+    X509Verifier,
+)
+from lwm2m.dtls import PeerIdentity as DtlsPeerIdentity
+from lwm2m.dtls.errors import AlertUnsupportedCertificate
 from lwm2m.errors import BadRequest, CodecError, Forbidden, NotFound, RequestError
 from lwm2m.io.coap_endpoint import ClientObservation, CoapEndpoint, CoapRequest
 from lwm2m.io.coap_transport import PeerIdentity as TransportIdentity
-from lwm2m.io.coap_transport import SecurityLayer
+from lwm2m.io.coap_transport import SecurityLayer, UdpAddress
+from lwm2m.io.coaps import DtlsLayerConfig, DtlsSecurityLayer
 from lwm2m.model.nodes import Node, ObjectInstance, Resource
 from lwm2m.model.path import Path
 from lwm2m.model.registry import ModelRegistry, ObjectModel, default_registry
@@ -122,21 +160,34 @@ from lwm2m.server.security import (
     IdentityKind,
     PeerIdentity,
     RequestContext,
+    SecurityInfo,
     check_endpoint_identity,
 )
 from lwm2m.store.base import Deregistration, RegistrationStore, SecurityStore
 from lwm2m.store.memory import MemoryRegistrationStore
 
 __all__ = [
+    "ClientVerifier",
     "EventHub",
     "LwM2MServer",
     "ObservationHandle",
+    "PlainOrDtls",
     "Subscription",
     "adopt_observation",
+    "check_endpoint",
+    "dtls_layer_from_store",
     "peer_identity",
+    "public_key_spki",
+    "remote_address",
 ]
 
 log = logging.getLogger("lwm2m.server")
+
+_FROM_ENDPOINT: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "lwm2m_server_from_endpoint", default=False
+)
+"""Set while a request from the CoAP endpoint is handled: ``Registered`` is then published
+after the 2.01 is sent; ``handle_uplink`` called directly publishes at once."""
 
 E = TypeVar("E")
 Ev = TypeVar("Ev")
@@ -287,6 +338,10 @@ def peer_identity(identity: TransportIdentity | None) -> PeerIdentity | None:
     if isinstance(value, bytes):
         text = hashlib.sha256(value).hexdigest() if kind is IdentityKind.RPK else value.hex()
         return PeerIdentity(kind, text)
+    if kind is IdentityKind.X509:
+        sans = getattr(identity.details, "subject_alt_names", ())
+        alt_names = tuple(str(name) for name in sans if name != value)
+        return PeerIdentity(kind, value, alt_names)
     return PeerIdentity(kind, value)
 
 
@@ -294,6 +349,250 @@ def _address(remote: Any) -> Address:
     if isinstance(remote, tuple) and len(remote) >= 2:
         return (str(remote[0]), int(remote[1]))
     raise TypeError(f"no UDP address for peer {remote!r}")  # pragma: no cover - DTLS later
+
+
+def remote_address(endpoint: CoapEndpoint, remote: Any) -> Address:
+    """The current ``(host, port)`` of a request's peer key: with RFC 9146 Connection IDs the
+    key is a :class:`~lwm2m.io.coaps.SessionKey` that keeps the handshake's address, and the
+    security layer knows where the client is now."""
+    address_of = getattr(endpoint.security, "address_of", None)
+    if address_of is not None:
+        current = address_of(remote)
+        if current is not None:
+            return _address(current)
+    return _address(remote)
+
+
+# -- DTLS clients from a security store -----------------------------------------------------------
+
+
+async def check_endpoint(
+    store: Any,
+    endpoint: str,
+    identity: PeerIdentity | None,
+    *,
+    plain_allowed: bool = True,
+) -> SecurityInfo | None:
+    """The endpoint binding rule with a :class:`~lwm2m.store.base.SecurityStore` (``store``,
+    None: equality only): the entry of ``endpoint`` decides; without one, an identity that the
+    store gives to another endpoint is refused; otherwise :func:`~lwm2m.server.security.
+    check_endpoint_identity` applies (equality; NoSec when ``plain_allowed``). Raises
+    BadRequest (4.00, logged); returns the entry used."""
+    info: SecurityInfo | None = None
+    if store is not None:
+        info = await store.get_by_endpoint(endpoint)
+        if info is None and identity is not None:
+            info = await store.get_by_identity(identity)
+    check_endpoint_identity(endpoint, identity, info, plain_allowed=plain_allowed)
+    return info
+
+
+def public_key_spki(data: bytes) -> bytes:
+    """The DER SubjectPublicKeyInfo in ``data``: a PEM or DER public key, or the public key of
+    a PEM or DER certificate. Raises ValueError (naming no content)."""
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            if b"CERTIFICATE" in data.split(b"\n", 1)[0]:
+                key: Any = x509.load_pem_x509_certificate(data).public_key()
+            else:
+                key = serialization.load_pem_public_key(data)
+        else:
+            try:
+                key = serialization.load_der_public_key(data)
+            except ValueError:
+                key = x509.load_der_x509_certificate(data).public_key()
+        der: bytes = key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    except (ValueError, TypeError, AttributeError):
+        raise ValueError("not a public key or certificate (PEM or DER)") from None
+    return der
+
+
+class ClientVerifier:
+    """A DTLS server's judge of client certificates: raw public keys (any well-formed P-256 key:
+    possession is proved by the handshake, the security store decides at Register time whether
+    it belongs to ``ep``) and/or X.509 chains validated against ``trust_anchors`` (the store, or
+    equality with ``ep``, decides on the CN / subjectAltName)."""
+
+    __slots__ = ("_rpk", "_x509", "certificate_types")
+
+    def __init__(
+        self,
+        *,
+        trust_anchors: Sequence[x509.Certificate] = (),
+        raw_public_keys: bool = True,
+        validation_time: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._x509 = (
+            X509Verifier(trust_anchors=tuple(trust_anchors), validation_time=validation_time)
+            if trust_anchors
+            else None
+        )
+        self._rpk = RawPublicKeyVerifier() if raw_public_keys else None
+        types: list[int] = []
+        if self._x509 is not None:
+            types.append(CertificateType.X509)
+        if self._rpk is not None:
+            types.append(CertificateType.RAW_PUBLIC_KEY)
+        self.certificate_types: tuple[int, ...] = tuple(types)
+
+    def verify(self, certificate_type: int, certificates: tuple[bytes, ...]) -> DtlsPeerIdentity:
+        if certificate_type == CertificateType.X509 and self._x509 is not None:
+            return self._x509.verify(certificate_type, certificates)
+        if certificate_type == CertificateType.RAW_PUBLIC_KEY and self._rpk is not None:
+            return self._rpk.verify(certificate_type, certificates)
+        raise AlertUnsupportedCertificate("certificate type not accepted")
+
+    def __repr__(self) -> str:
+        kinds = ", ".join(CertificateType(t).name for t in self.certificate_types)
+        return f"ClientVerifier({kinds})"
+
+
+_DTLS_CONTENT_TYPES = range(20, 26)  # change_cipher_spec .. tls12_cid (RFC 9146)
+_MAX_PLAIN_PEERS = 65536
+
+
+class PlainOrDtls:
+    """A server's ``coaps://`` layer that also serves NoSec clients on the same socket.
+
+    DTLS records (content types 20-25) go to the :class:`~lwm2m.io.coaps.DtlsSecurityLayer`;
+    CoAP datagrams (version 1) from an address without a DTLS session are plain CoAP, with no
+    identity. A plaintext from an address that has a DTLS session is dropped (it cannot pass for
+    that secured client), and replies to an address with a DTLS session always go encrypted.
+    Whether a NoSec client may register is the server's decision (``allow_plain``, NoSec
+    entries of the security store).
+    """
+
+    scheme = "coaps"
+
+    def __init__(self, dtls: DtlsSecurityLayer) -> None:
+        self.dtls = dtls
+        self._plain: dict[tuple[Any, ...], None] = {}
+        self.dropped = 0
+        """Plaintexts dropped because their address has a DTLS session."""
+
+    def _secured(self, peer: Any) -> bool:
+        return self.dtls.address_of(peer) is not None or self.dtls.peer_for(peer) is not None
+
+    def connect(self, remote: UdpAddress, now: float) -> Any:
+        key = (remote[0], remote[1])
+        if key in self._plain and not self._secured(key):
+            return key
+        return self.dtls.connect(remote, now)
+
+    def unprotect(self, data: bytes, addr: UdpAddress, now: float) -> list[tuple[bytes, Any]]:
+        if data and data[0] in _DTLS_CONTENT_TYPES:
+            return self.dtls.unprotect(data, addr, now)
+        if not data or data[0] >> 6 != 1:
+            return []
+        key = (addr[0], addr[1])
+        if self.dtls.peer_for(key) is not None:
+            self.dropped += 1
+            return []
+        plain = self._plain
+        if key not in plain:
+            if len(plain) >= _MAX_PLAIN_PEERS:
+                del plain[next(iter(plain))]
+            plain[key] = None
+        return [(data, key)]
+
+    def protect(self, data: bytes, peer: Any, now: float) -> list[tuple[bytes, UdpAddress]]:
+        if peer in self._plain and not self._secured(peer):
+            return [(data, peer)]
+        return self.dtls.protect(data, peer, now)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, UdpAddress]]:
+        return self.dtls.datagrams_to_send(now)
+
+    def peer_identity(self, peer: Any) -> TransportIdentity | None:
+        return self.dtls.peer_identity(peer)
+
+    def get_timer(self) -> float | None:
+        return self.dtls.get_timer()
+
+    def handle_timer(self, now: float) -> None:
+        self.dtls.handle_timer(now)
+
+    def attach(self, wakeup: Callable[[], None]) -> None:
+        self.dtls.attach(wakeup)
+
+    def received(self, now: float) -> list[tuple[bytes, Any]]:
+        return self.dtls.received(now)
+
+    def failed_peers(self) -> list[tuple[Any, Exception]]:
+        return self.dtls.failed_peers()
+
+    def close(self, now: float) -> None:
+        self.dtls.close(now)
+
+    async def wait_closed(self) -> None:
+        await self.dtls.wait_closed()
+
+    def address_of(self, peer: Any) -> UdpAddress | None:
+        current = self.dtls.address_of(peer)
+        if current is None and peer in self._plain:
+            return peer  # type: ignore[no-any-return]
+        return current
+
+    def peer_for(self, address: UdpAddress) -> Any | None:
+        return self.dtls.peer_for(address)
+
+    def __repr__(self) -> str:
+        return f"<PlainOrDtls {self.dtls!r} plain_peers={len(self._plain)}>"
+
+
+def dtls_layer_from_store(
+    store: Any,
+    *,
+    signing_key: SigningKey | None = None,
+    certificate_chain: Sequence[x509.Certificate] = (),
+    trust_anchors: Sequence[x509.Certificate] = (),
+    raw_public_keys: bool | None = None,
+    allow_plain: bool = False,
+    config: DtlsLayerConfig | None = None,
+) -> DtlsSecurityLayer | PlainOrDtls:
+    """The server-role ``coaps://`` layer of an LwM2M (bootstrap) server whose clients are in
+    ``store`` (a :class:`~lwm2m.store.base.SecurityStore`), see the module docstring.
+
+    :param signing_key: the server's own ECDSA P-256 key, needed for RPK and X.509 clients (the
+        ECDHE_ECDSA suites); without ``certificate_chain`` the server authenticates with its raw
+        public key.
+    :param certificate_chain: the server's certificate chain, leaf first.
+    :param trust_anchors: accept X.509 clients whose chain validates against these.
+    :param raw_public_keys: accept RPK clients (default: when there is a ``signing_key``).
+    :param allow_plain: serve NoSec clients on the same socket (:class:`PlainOrDtls`).
+    :param config: layer settings (timers, Connection IDs, key log, ...).
+
+    PSK credentials loaded from the store are cached by the layer (bounded): a changed key
+    takes effect for identities not loaded yet, or with a new layer.
+    """
+    if certificate_chain and signing_key is None:
+        raise ValueError("a certificate chain needs the server's signing key")
+    rpk = signing_key is not None if raw_public_keys is None else raw_public_keys
+    if (rpk or trust_anchors) and signing_key is None:
+        raise ValueError("RPK and X.509 clients need the server's signing key")
+    verifier: PeerVerifier | None = None
+    if rpk or trust_anchors:
+        verifier = ClientVerifier(trust_anchors=trust_anchors, raw_public_keys=rpk)
+    elif signing_key is not None:
+        raise ValueError("a signing key without RPK or X.509 clients to accept")
+
+    async def psk_loader(identity: bytes) -> PskCredential | None:
+        info: SecurityInfo | None = await store.get_by_identity(PeerIdentity.psk(identity))
+        if info is None or info.psk_key is None:
+            log.info("DTLS handshake with unknown PSK identity %s", PeerIdentity.psk(identity))
+            return None
+        return SoftwarePsk(identity, info.psk_key.reveal())
+
+    credentials = DtlsCredentials(
+        psk_store=SoftwarePskStore(),
+        signing_key=signing_key,
+        certificate_chain=tuple(certificate_chain),
+        peer_verifier=verifier,
+    )
+    layer = DtlsSecurityLayer(server_credentials=credentials, config=config, psk_loader=psk_loader)
+    return PlainOrDtls(layer) if allow_plain else layer
 
 
 def adopt_observation(
@@ -427,7 +726,10 @@ class LwM2MServer:
         of the versions each client registered.
     :param config: registration policy and queue-mode timing.
     :param authorizer: optional hook; refusing answers 4.03.
-    :param security_store: optional endpoint → identity table for the endpoint/identity check.
+    :param security_store: optional endpoint → identity table for the endpoint/identity check
+        (and, through :func:`dtls_layer_from_store`, the DTLS credentials of the clients).
+    :param allow_plain: with a ``security_store``: whether a NoSec client without an entry may
+        register (one with a NoSec entry always may, one with a secured entry never does).
     :param clock: wall-clock seconds for registration times and expiry.
     :param expiry_interval: seconds between lifetime sweeps (None: only on demand).
     :param coap_config: configuration of the CoAP engine the server creates.
@@ -450,6 +752,7 @@ class LwM2MServer:
         config: ServerConfig | None = None,
         authorizer: Authorizer | None = None,
         security_store: SecurityStore | None = None,
+        allow_plain: bool = True,
         clock: Callable[[], float] = time.time,
         expiry_interval: float | None = 1.0,
         coap_config: CoapConfig | None = None,
@@ -460,6 +763,7 @@ class LwM2MServer:
         self.config = config if config is not None else ServerConfig()
         self.authorizer = authorizer
         self.security_store = security_store
+        self.allow_plain = allow_plain
         self.clock = clock
         self.models = ModelViews(self.registry)
         self.links = LinkCache()
@@ -623,9 +927,15 @@ class LwM2MServer:
     # -- uplink: /rd and /dp --------------------------------------------------------------------
 
     async def _handle_request(self, request: CoapRequest) -> Message:
-        return await self.handle_uplink(
-            request.message, _address(request.remote), peer_identity(request.peer_identity)
-        )
+        token = _FROM_ENDPOINT.set(True)  # the endpoint runs this coroutine as its own task
+        try:
+            return await self.handle_uplink(
+                request.message,
+                remote_address(self.endpoint, request.remote),
+                peer_identity(request.peer_identity),
+            )
+        finally:
+            _FROM_ENDPOINT.reset(token)
 
     async def handle_uplink(
         self, message: Message, address: Address, identity: PeerIdentity | None
@@ -650,10 +960,12 @@ class LwM2MServer:
     async def _authorize(
         self, request: Register | Update | Deregister | Send, context: RequestContext
     ) -> None:
-        info = None
-        if context.identity is not None and self.security_store is not None:
-            info = await self.security_store.get_by_endpoint(context.endpoint)
-        check_endpoint_identity(context.endpoint, context.identity, info)
+        await check_endpoint(
+            self.security_store,
+            context.endpoint,
+            context.identity,
+            plain_allowed=self.allow_plain or self.security_store is None,
+        )
         if self.authorizer is not None and not await self.authorizer.authorize(request, context):
             log.info("%s refused by the authorizer", context.endpoint)
             raise Forbidden("endpoint not allowed")
@@ -679,9 +991,14 @@ class LwM2MServer:
             self._queue.track(registration.id, now)
             self._arm_queue_timer()
         log.debug("registered %s at %s", registration.endpoint, registration.location)
-        self.events.publish(
-            Registered(registration, replaced.registration if replaced is not None else None)
-        )
+        event = Registered(registration, replaced.registration if replaced is not None else None)
+        task = asyncio.current_task()
+        if _FROM_ENDPOINT.get() and task is not None:
+            # After the 2.01 is sent (by the endpoint's done callback of this handler task, added
+            # before ours): a request made on the event cannot overtake the registration.
+            task.add_done_callback(lambda _: self.events.publish(event))
+        else:
+            self.events.publish(event)
         response = Message(Code.CREATED)
         response.location_path = ("rd", registration.id)
         return response

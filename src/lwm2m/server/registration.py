@@ -33,22 +33,28 @@ from types import MappingProxyType
 
 from lwm2m.codec.link import Link
 from lwm2m.errors import BadRequest, CodecError, PreconditionFailed
+from lwm2m.model.nodes import MultipleResource, Node, ObjectInstance, SingleResource
 from lwm2m.model.path import Path
 from lwm2m.model.registry import ModelRegistry, ModelView
 from lwm2m.operations.requests import Register, Update
 from lwm2m.server.security import PeerIdentity
 
 __all__ = [
+    "SECURE_COMPONENT_OBJECT_ID",
     "Address",
+    "ComponentIdentification",
+    "ComponentIdentities",
     "LinkCache",
     "ModelViews",
     "ObjectLinks",
     "Registration",
     "ServerConfig",
     "apply_update",
+    "component_identification",
     "new_registration",
     "parse_binding",
     "parse_object_links",
+    "secure_component_instances",
 ]
 
 Address = tuple[str, int]
@@ -465,3 +471,165 @@ class ModelViews:
 
     def __len__(self) -> int:
         return len(self._views)
+
+
+# -- Secure Component identification (LwM2M-SCS-2) ----------------------------------------------
+
+SECURE_COMPONENT_OBJECT_ID = 33000
+"""The project's Secure Component object (``lwm2m.secure.object``; the server layer does not
+import the component backends, so the id is repeated here; every function takes ``object_id=``)."""
+
+_COMPONENT_TYPES = {0: "software", 1: "UICC", 2: "eUICC", 3: "eSE", 4: "TEE", 5: "HSM"}
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentIdentification:
+    """What a client's Secure Component object instance says about the component (resources
+    0-13 of /33000/x): kept by the server next to the registration, not in it."""
+
+    instance_id: int
+    component_type: int | None = None
+    secure_hardware: bool | None = None
+    backend: str = ""
+    label: str = ""
+    manufacturer: str = ""
+    model: str = ""
+    serial_number: str = ""
+    identifiers: tuple[str, ...] = ()
+    platform_version: str = ""
+    firmware_version: str = ""
+    services: tuple[str, ...] = ()
+    dloa: tuple[tuple[str, str, str], ...] = ()
+    """``(registrar URL, platform id, application id)`` per DLOA reference."""
+
+    @property
+    def type_name(self) -> str:
+        """``software``, ``UICC``, ``eUICC``, ``eSE``, ``TEE``, ``HSM`` (or ``type N``)."""
+        if self.component_type is None:
+            return "unknown type"
+        return _COMPONENT_TYPES.get(self.component_type, f"type {self.component_type}")
+
+    @property
+    def summary(self) -> str:
+        """One line: type, backend, the secure-hardware flag, main identifiers, DLOA.
+
+        >>> ComponentIdentification(0, 0, False, "soft", identifiers=("soft-id:ab",)).summary
+        '/33000/0 software (soft) — software, not secure hardware; ids: soft-id:ab; dloa: -'
+        """
+        what = f"/{SECURE_COMPONENT_OBJECT_ID}/{self.instance_id} {self.type_name}"
+        if self.backend:
+            what += f" ({self.backend})"
+        if self.label:
+            what += f" {self.label!r}"
+        maker = " ".join(t for t in (self.manufacturer, self.model) if t)
+        if maker:
+            what += f" {maker}"
+        if self.serial_number:
+            what += f" serial={self.serial_number}"
+        if self.secure_hardware:
+            what += " — secure hardware"
+        elif self.secure_hardware is False:
+            what += " — software, not secure hardware"
+        else:
+            what += " — secure hardware: not stated"
+        ids = ", ".join(self.identifiers[:4]) + (", …" if len(self.identifiers) > 4 else "")
+        dloa = ", ".join(" ".join(t for t in ref if t) for ref in self.dloa)
+        return f"{what}; ids: {ids or '-'}; dloa: {dloa or '-'}"
+
+
+def _text(instance: ObjectInstance, rid: int) -> str:
+    resource = instance.resources.get(rid)
+    if isinstance(resource, SingleResource) and isinstance(resource.value, str):
+        return resource.value
+    return ""
+
+
+def _texts(instance: ObjectInstance, rid: int) -> tuple[str, ...]:
+    resource = instance.resources.get(rid)
+    if isinstance(resource, MultipleResource):
+        return tuple(str(v) for _, v in sorted(resource.values.items()) if v is not None)
+    if isinstance(resource, SingleResource) and resource.value is not None:
+        return (str(resource.value),)
+    return ()
+
+
+def component_identification(node: Node, instance_id: int = 0) -> ComponentIdentification:
+    """The identification in a read Secure Component object instance (an ObjectInstance, or
+    an object node whose instance ``instance_id`` is taken); missing resources stay empty."""
+    if not isinstance(node, ObjectInstance):
+        instances = getattr(node, "instances", {})
+        found = instances.get(instance_id)
+        if not isinstance(found, ObjectInstance):
+            raise ValueError(f"no Secure Component instance {instance_id} in the node")
+        node = found
+    kind = node.resources.get(0)
+    flag = node.resources.get(1)
+    registrars, platforms, applications = (_texts(node, rid) for rid in (11, 12, 13))
+    dloa = tuple(
+        (
+            registrar,
+            platforms[i] if i < len(platforms) else "",
+            applications[i] if i < len(applications) else "",
+        )
+        for i, registrar in enumerate(registrars)
+    )
+    return ComponentIdentification(
+        instance_id=node.id,
+        component_type=(
+            kind.value if isinstance(kind, SingleResource) and isinstance(kind.value, int) else None
+        ),
+        secure_hardware=(
+            flag.value
+            if isinstance(flag, SingleResource) and isinstance(flag.value, bool)
+            else None
+        ),
+        backend=sys.intern(_text(node, 2)),
+        label=_text(node, 3),
+        manufacturer=_text(node, 4),
+        model=_text(node, 5),
+        serial_number=_text(node, 6),
+        identifiers=_texts(node, 7),
+        platform_version=_text(node, 8),
+        firmware_version=_text(node, 9),
+        services=_texts(node, 10),
+        dloa=dloa,
+    )
+
+
+def secure_component_instances(
+    registration: Registration, object_id: int = SECURE_COMPONENT_OBJECT_ID
+) -> tuple[int, ...]:
+    """The Secure Component object instances a client listed in its Register / Update."""
+    return tuple(
+        path.ids[1]
+        for path in registration.links.instances
+        if len(path.ids) == 2 and path.ids[0] == object_id
+    )
+
+
+class ComponentIdentities:
+    """The Secure Component identification of registered clients, by registration id: kept
+    beside the registration records (which stay lean; a client without a component costs
+    nothing here). Bounded: the oldest entries go first beyond ``size``."""
+
+    __slots__ = ("_entries", "_size")
+
+    def __init__(self, size: int = 100_000) -> None:
+        self._entries: OrderedDict[str, tuple[ComponentIdentification, ...]] = OrderedDict()
+        self._size = size
+
+    def set(self, registration_id: str, found: tuple[ComponentIdentification, ...]) -> None:
+        self._entries[registration_id] = found
+        self._entries.move_to_end(registration_id)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def get(self, registration_id: str) -> tuple[ComponentIdentification, ...]:
+        """The identification read for a registration (empty: none, or not read yet)."""
+        return self._entries.get(registration_id, ())
+
+    def discard(self, registration_id: str) -> None:
+        self._entries.pop(registration_id, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from lwm2m.store.base import (
     BootstrapConfigStore,
     Deregistration,
+    NonUniqueSecurityInfo,
     RegistrationStore,
     SecurityStore,
     UpdatedRegistration,
@@ -17,7 +18,12 @@ from lwm2m.store.memory import (
     MemoryRegistrationStore,
     MemorySecurityStore,
 )
-from lwm2m.store.sqlite import SqliteBootstrapConfigStore, SqliteRegistrationStore, StoreError
+from lwm2m.store.sqlite import (
+    SqliteBootstrapConfigStore,
+    SqliteRegistrationStore,
+    SqliteSecurityStore,
+    StoreError,
+)
 
 __all__ = [
     "BootstrapConfigStore",
@@ -25,10 +31,12 @@ __all__ = [
     "MemoryBootstrapConfigStore",
     "MemoryRegistrationStore",
     "MemorySecurityStore",
+    "NonUniqueSecurityInfo",
     "RegistrationStore",
     "SecurityStore",
     "SqliteBootstrapConfigStore",
     "SqliteRegistrationStore",
+    "SqliteSecurityStore",
     "StoreError",
     "UpdatedRegistration",
 ]

@@ -15,6 +15,9 @@ Rules every backend follows:
   registration and returns it with its observations (:class:`Deregistration`).
 - Observations belong to a registration and go away with it.
 - Updates return ``(old, new)`` (:class:`UpdatedRegistration`, Leshan's UpdatedRegistration).
+- Security entries: one per endpoint, and an identity belongs to one endpoint at most
+  (:class:`NonUniqueSecurityInfo` otherwise, after Leshan's NonUniqueSecurityInfoException).
+  Persistent backends keep PSKs in the file (protect it) and never log them.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from lwm2m.bootstrap.config import BootstrapConfig
+from lwm2m.errors import Lwm2mError
 from lwm2m.server.observation import Observation
 from lwm2m.server.registration import Address, Registration
 from lwm2m.server.security import PeerIdentity, SecurityInfo
@@ -30,10 +34,15 @@ from lwm2m.server.security import PeerIdentity, SecurityInfo
 __all__ = [
     "BootstrapConfigStore",
     "Deregistration",
+    "NonUniqueSecurityInfo",
     "RegistrationStore",
     "SecurityStore",
     "UpdatedRegistration",
 ]
+
+
+class NonUniqueSecurityInfo(Lwm2mError, ValueError):
+    """A security entry's identity already belongs to another endpoint."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +139,28 @@ class BootstrapConfigStore(Protocol):
 
 
 class SecurityStore(Protocol):
-    """Endpoint security information: which identity an endpoint must authenticate with
-    (the lookup table of LwM2M-TS-Transport §5.2.x "Endpoint Client Name")."""
+    """Endpoint security information: which identity an endpoint must authenticate with and
+    what authenticates it (the lookup table of LwM2M-TS-Transport §5.2.x "Endpoint Client
+    Name"; the PSKs a DTLS server looks identities up in)."""
 
     async def get_by_endpoint(self, endpoint: str) -> SecurityInfo | None: ...
 
-    async def get_by_identity(self, identity: PeerIdentity) -> SecurityInfo | None: ...
+    async def get_by_identity(self, identity: PeerIdentity) -> SecurityInfo | None:
+        """The entry whose identity equals ``identity`` (X.509: whose name is ``identity``'s
+        value, the certificate CN)."""
+        ...
+
+    async def put(self, info: SecurityInfo) -> SecurityInfo | None:
+        """Add or replace the endpoint's entry; returns the replaced one. Raises
+        :class:`NonUniqueSecurityInfo` when another endpoint has the identity."""
+        ...
+
+    async def delete(self, endpoint: str) -> SecurityInfo | None:
+        """Remove and return the endpoint's entry."""
+        ...
+
+    async def all(self) -> list[SecurityInfo]:
+        """Every entry (in no particular order)."""
+        ...
+
+    async def close(self) -> None: ...

@@ -8,12 +8,13 @@ expiry) make every lookup O(1) and :meth:`MemoryRegistrationStore.remove_expired
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 
 from lwm2m.bootstrap.config import BootstrapConfig
 from lwm2m.server.observation import Observation
 from lwm2m.server.registration import Address, Registration
 from lwm2m.server.security import PeerIdentity, SecurityInfo
-from lwm2m.store.base import Deregistration, UpdatedRegistration
+from lwm2m.store.base import Deregistration, NonUniqueSecurityInfo, UpdatedRegistration
 
 __all__ = ["MemoryBootstrapConfigStore", "MemoryRegistrationStore", "MemorySecurityStore"]
 
@@ -210,25 +211,35 @@ class MemoryBootstrapConfigStore:
 
 
 class MemorySecurityStore:
-    """Endpoint → required identity, in a dictionary (see :class:`~lwm2m.store.base.
-    SecurityStore`)."""
+    """Endpoint → security entry, in dictionaries (see :class:`~lwm2m.store.base.
+    SecurityStore`). :meth:`add` / :meth:`remove` are the synchronous forms of :meth:`put` /
+    :meth:`delete`."""
 
-    def __init__(self, infos: list[SecurityInfo] | None = None) -> None:
+    def __init__(self, infos: Iterable[SecurityInfo] | None = None) -> None:
         self._by_endpoint: dict[str, SecurityInfo] = {}
         self._by_identity: dict[PeerIdentity, SecurityInfo] = {}
         for info in infos or ():
             self.add(info)
 
-    def add(self, info: SecurityInfo) -> None:
+    def add(self, info: SecurityInfo) -> SecurityInfo | None:
+        identity = info.identity
+        if identity is not None:
+            owner = self._by_identity.get(identity)
+            if owner is not None and owner.endpoint != info.endpoint:
+                raise NonUniqueSecurityInfo(
+                    f"identity {identity} already belongs to endpoint {owner.endpoint!r}"
+                )
         old = self._by_endpoint.get(info.endpoint)
-        if old is not None:
+        if old is not None and old.identity is not None:
             self._by_identity.pop(old.identity, None)
         self._by_endpoint[info.endpoint] = info
-        self._by_identity[info.identity] = info
+        if identity is not None:
+            self._by_identity[identity] = info
+        return old
 
     def remove(self, endpoint: str) -> SecurityInfo | None:
         info = self._by_endpoint.pop(endpoint, None)
-        if info is not None:
+        if info is not None and info.identity is not None:
             self._by_identity.pop(info.identity, None)
         return info
 
@@ -237,3 +248,18 @@ class MemorySecurityStore:
 
     async def get_by_identity(self, identity: PeerIdentity) -> SecurityInfo | None:
         return self._by_identity.get(identity)
+
+    async def put(self, info: SecurityInfo) -> SecurityInfo | None:
+        return self.add(info)
+
+    async def delete(self, endpoint: str) -> SecurityInfo | None:
+        return self.remove(endpoint)
+
+    async def all(self) -> list[SecurityInfo]:
+        return list(self._by_endpoint.values())
+
+    async def close(self) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"<MemorySecurityStore {len(self._by_endpoint)} endpoints>"

@@ -11,6 +11,8 @@ the :data:`SCHEMA_VERSION` it was written with; readers reject versions they do 
 - :func:`bootstrap_config_to_json` / :func:`bootstrap_config_from_json` — **secrets are
   included** (base64): a bootstrap store is the place the keys live; protect its file. Nodes of
   extra writes are written with their resource types so they load back exactly.
+- :func:`security_info_to_json` / :func:`security_info_from_json` — a server's security entry;
+  **the PSK is included** (base64) for the same reason.
 
 Every ``*_to_json`` returns plain ``dict`` / ``list`` / ``str`` / numbers; :func:`dumps` and
 :func:`loads` add the compact text form.
@@ -48,7 +50,7 @@ from lwm2m.model.path import Path
 from lwm2m.model.values import ObjectLink, ResourceType, Value
 from lwm2m.server.observation import Observation
 from lwm2m.server.registration import LinkCache, Registration, parse_object_links
-from lwm2m.server.security import IdentityKind, PeerIdentity
+from lwm2m.server.security import IdentityKind, PeerIdentity, SecretKey, SecurityInfo
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -63,6 +65,8 @@ __all__ = [
     "observation_to_json",
     "registration_from_json",
     "registration_to_json",
+    "security_info_from_json",
+    "security_info_to_json",
 ]
 
 SCHEMA_VERSION = 1
@@ -432,4 +436,31 @@ def bootstrap_config_from_json(document: Mapping[str, Any]) -> BootstrapConfig:
             delete=tuple(Path.parse(p) for p in document["delete"]),
             discover=bool(document["discover"]),
             content_format=None if cf is None else ContentFormat(cf),
+        )
+
+
+# -- security entries ---------------------------------------------------------------------------
+
+
+def security_info_to_json(info: SecurityInfo) -> dict[str, Any]:
+    """A security entry as a JSON document (the PSK included, see the module doc)."""
+    return {
+        "v": SCHEMA_VERSION,
+        "endpoint": info.endpoint,
+        "identity": _identity_to_json(info.identity),
+        "psk_key": None if info.psk_key is None else _b64(info.psk_key.reveal()),
+        "public_key": _b64(info.public_key),
+    }
+
+
+def security_info_from_json(document: Mapping[str, Any]) -> SecurityInfo:
+    """The security entry a document holds."""
+    _check_version(document, "security info")
+    with _guard("security info"):
+        key = document.get("psk_key")
+        return SecurityInfo(
+            endpoint=str(document["endpoint"]),
+            identity=_identity_from_json(document.get("identity")),
+            psk_key=None if key is None else SecretKey(_unb64(key)),
+            public_key=_unb64(document.get("public_key", "")),
         )

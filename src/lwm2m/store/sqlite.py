@@ -1,7 +1,8 @@
 """SQLite stores: a persistent single-node backend (stdlib :mod:`sqlite3`).
 
-Implements :class:`~lwm2m.store.base.RegistrationStore` and
-:class:`~lwm2m.store.base.BootstrapConfigStore` on one SQLite file (both may share it). Records
+Implements :class:`~lwm2m.store.base.RegistrationStore`,
+:class:`~lwm2m.store.base.BootstrapConfigStore` and :class:`~lwm2m.store.base.SecurityStore` on
+one SQLite file (they may share it; the security table holds PSKs: protect the file). Records
 are the JSON documents of :mod:`lwm2m.store.serde` — never pickles — in a schema whose version
 is kept in the ``meta`` table (:data:`SCHEMA_VERSION`); opening a file written by an unknown
 schema version fails with :class:`StoreError`.
@@ -31,8 +32,8 @@ from lwm2m.bootstrap.config import BootstrapConfig
 from lwm2m.errors import Lwm2mError
 from lwm2m.server.observation import Observation
 from lwm2m.server.registration import Address, LinkCache, Registration
-from lwm2m.server.security import PeerIdentity
-from lwm2m.store.base import Deregistration, UpdatedRegistration
+from lwm2m.server.security import PeerIdentity, SecurityInfo
+from lwm2m.store.base import Deregistration, NonUniqueSecurityInfo, UpdatedRegistration
 from lwm2m.store.memory import MemoryRegistrationStore
 from lwm2m.store.serde import (
     SerdeError,
@@ -44,9 +45,17 @@ from lwm2m.store.serde import (
     observation_to_json,
     registration_from_json,
     registration_to_json,
+    security_info_from_json,
+    security_info_to_json,
 )
 
-__all__ = ["SCHEMA_VERSION", "SqliteBootstrapConfigStore", "SqliteRegistrationStore", "StoreError"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "SqliteBootstrapConfigStore",
+    "SqliteRegistrationStore",
+    "SqliteSecurityStore",
+    "StoreError",
+]
 
 log = logging.getLogger("lwm2m.store.sqlite")
 
@@ -69,6 +78,13 @@ CREATE TABLE IF NOT EXISTS observations (
 );
 CREATE INDEX IF NOT EXISTS observations_by_registration ON observations(registration_id);
 CREATE TABLE IF NOT EXISTS bootstrap_configs (endpoint TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS security_infos (
+    endpoint TEXT PRIMARY KEY,
+    kind TEXT,
+    identity TEXT,
+    data TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS security_infos_by_identity ON security_infos(kind, identity);
 """
 
 T = TypeVar("T")
@@ -356,3 +372,113 @@ class SqliteBootstrapConfigStore:
 
     async def close(self) -> None:
         await self._db.close()
+
+
+class SqliteSecurityStore:
+    """Security entries in SQLite (queried on each call: a DTLS layer caches the PSKs it
+    loads, and the endpoint check runs once per Register).
+
+    Create with ``await SqliteSecurityStore.open(path)``; :meth:`close` when done. The file holds
+    the PSKs (see :mod:`lwm2m.store.serde`): protect it.
+    """
+
+    def __init__(self, database: _Database) -> None:
+        self._db = database
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str]) -> SqliteSecurityStore:
+        database = _Database(path)
+        try:
+            await database.run(lambda c: None)
+        except BaseException:
+            await database.close()
+            raise
+        return cls(database)
+
+    @staticmethod
+    def _info(row: tuple[str] | None) -> SecurityInfo | None:
+        return None if row is None else security_info_from_json(loads(row[0]))
+
+    async def get_by_endpoint(self, endpoint: str) -> SecurityInfo | None:
+        row = await self._db.run(
+            lambda c: c.execute(
+                "SELECT data FROM security_infos WHERE endpoint = ?", (endpoint,)
+            ).fetchone()
+        )
+        return self._info(row)
+
+    async def get_by_identity(self, identity: PeerIdentity) -> SecurityInfo | None:
+        key = (identity.kind.value, identity.value)
+        row = await self._db.run(
+            lambda c: c.execute(
+                "SELECT data FROM security_infos WHERE kind = ? AND identity = ?", key
+            ).fetchone()
+        )
+        return self._info(row)
+
+    async def put(self, info: SecurityInfo) -> SecurityInfo | None:
+        data = dumps(security_info_to_json(info))
+        identity = info.identity
+        kind = None if identity is None else identity.kind.value
+        value = None if identity is None else identity.value
+
+        def put(connection: sqlite3.Connection) -> str | None:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                if identity is not None:
+                    owner = connection.execute(
+                        "SELECT endpoint FROM security_infos "
+                        "WHERE kind = ? AND identity = ? AND endpoint != ?",
+                        (kind, value, info.endpoint),
+                    ).fetchone()
+                    if owner is not None:
+                        raise NonUniqueSecurityInfo(
+                            f"identity {identity} already belongs to endpoint {owner[0]!r}"
+                        )
+                old = connection.execute(
+                    "SELECT data FROM security_infos WHERE endpoint = ?", (info.endpoint,)
+                ).fetchone()
+                connection.execute(
+                    "INSERT OR REPLACE INTO security_infos (endpoint, kind, identity, data) "
+                    "VALUES (?,?,?,?)",
+                    (info.endpoint, kind, value, data),
+                )
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+            return None if old is None else str(old[0])
+
+        old = await self._db.run(put)
+        return None if old is None else security_info_from_json(loads(old))
+
+    async def delete(self, endpoint: str) -> SecurityInfo | None:
+        def delete(connection: sqlite3.Connection) -> str | None:
+            row = connection.execute(
+                "SELECT data FROM security_infos WHERE endpoint = ?", (endpoint,)
+            ).fetchone()
+            if row is None:
+                return None
+            connection.execute("DELETE FROM security_infos WHERE endpoint = ?", (endpoint,))
+            return str(row[0])
+
+        old = await self._db.run(delete)
+        return None if old is None else security_info_from_json(loads(old))
+
+    async def all(self) -> list[SecurityInfo]:
+        rows = await self._db.run(
+            lambda c: c.execute("SELECT endpoint, data FROM security_infos").fetchall()
+        )
+        infos = []
+        for endpoint, data in rows:
+            try:
+                infos.append(security_info_from_json(loads(data)))
+            except SerdeError as exc:
+                log.warning("security entry of %r skipped: %s", endpoint, exc)
+        return infos
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    def __repr__(self) -> str:
+        return "<SqliteSecurityStore>"
