@@ -17,6 +17,13 @@ What this module does on top of :mod:`.handshake` (messages) and :mod:`.record` 
 - alerts (RFC 5246 §7.2) and close_notify; renegotiation refused with ``no_renegotiation``
   (RFC 5246 §7.4.1.1, §7.2.2); connection IDs (RFC 9146) for record framing.
 
+Record fast paths for established connections (the CoAP adapter's per-request path):
+``open_record(datagram)`` takes one application-data record of the current epoch straight from
+the datagram (the same checks: framing, CID, epoch, version, replay window, authentication, size)
+and returns its plaintext, or None with nothing changed, for ``receive_datagram`` to handle;
+``seal(data)`` returns the protected record that ``send`` would have queued (the same size and
+sequence-number limits).
+
 Errors in peer input never escape ``receive_datagram``: they become a fatal alert and a
 :class:`~.events.ConnectionClosed` event, or a silent drop.
 """
@@ -61,6 +68,8 @@ from .events import (
 from .handshake import Handshake, OutgoingMessage, SessionCache
 from .messages import HANDSHAKE_HEADER_LENGTH, HandshakeFragment, encode_handshake
 from .record import (
+    MAX_CIPHERTEXT_EXPANSION,
+    MAX_PLAINTEXT_LENGTH,
     RECORD_HEADER_LENGTH,
     NullProtection,
     RawRecord,
@@ -96,6 +105,17 @@ _MAX_DEFERRED = 8
 _TYPE_LENGTH_SEQ = struct.Struct("!IH")
 _HANDSHAKE = int(ContentType.HANDSHAKE)
 _CHANGE_CIPHER_SPEC = int(ContentType.CHANGE_CIPHER_SPEC)
+_APPLICATION_DATA = int(ContentType.APPLICATION_DATA)
+_TLS12_CID = int(ContentType.TLS12_CID)
+#: A record header: type, version, epoch, seq_hi, seq_lo, length (a CID record: up to seq_lo).
+_RECORD_HEADER = struct.Struct("!BHHHIH")
+_CID_RECORD_HEADER = struct.Struct("!BHHHI")
+#: Longest record fragment ``parse_datagram`` accepts.
+_MAX_FRAGMENT = MAX_PLAINTEXT_LENGTH + MAX_CIPHERTEXT_EXPANSION
+_WINDOW_SIZE = ReplayWindow.SIZE
+#: The few distinct ``max_application_data`` values, shared by the connections (memory).
+_SEAL_LIMITS: dict[int, int] = {}
+_WINDOW_MASK = (1 << ReplayWindow.SIZE) - 1
 
 
 class ConnectionState(Enum):
@@ -225,6 +245,7 @@ class DtlsConnection:
         "_read_window",
         "_reassembler",
         "_retransmissions",
+        "_seal_limit",
         "_state",
         "_timeout",
         "_timer",
@@ -282,6 +303,7 @@ class DtlsConnection:
         self._events: list[DtlsEvent] = []
         self._datagrams: list[bytes] = []
         self._highest_record = (0, -1)
+        self._seal_limit = 0  # max_application_data, fixed once established
         self.handshake_result: HandshakeCompleted | None = None
         """The HandshakeCompleted event once the handshake finished."""
 
@@ -372,6 +394,92 @@ class DtlsConnection:
                 f"{len(data)} bytes exceed the {self.max_application_data}-byte record limit"
             )
         self._datagrams.append(self._protect(_CT.APPLICATION_DATA, data, 1))
+
+    # -- record fast paths (established connections) -----------------------------------------
+
+    def open_record(self, data: bytes) -> bytes | None:
+        """The plaintext of ``data`` when it is exactly one application-data record of the
+        current epoch that authenticates and is fresh; else None, and nothing changed: pass the
+        datagram to :meth:`receive_datagram` then.
+
+        The fast path of an established connection: one header unpack, the CID check, the
+        replay window (checked before, updated after authentication, RFC 6347 §4.1.2.6), the
+        decryption, and no record list, event or datagram. When it returns the plaintext, the
+        connection is in the state :meth:`receive_datagram` would have left it in, with one
+        :class:`ApplicationData` event of that plaintext (which is not queued). Everything else
+        goes the general way: other content types (also inside a CID record), several records,
+        trailing bytes, other epochs or versions, replays, records that do not authenticate (the
+        general path drops them, after a second decryption attempt), oversize plaintext, a
+        connection still handshaking, closed or keeping its last flight (``linger``).
+        """
+        if self._state is not _CS.ESTABLISHED or self._linger is not None:
+            return None
+        protection = self._read_protection
+        if protection is None:  # pragma: no cover - established connections have keys
+            return None
+        cid = protection.cid
+        end = len(data)
+        if cid:
+            # RFC 9146 §4: tls12_cid(1) version(2) epoch(2) sequence_number(6) cid length(2)
+            start = RECORD_HEADER_LENGTH + len(cid)
+            if end < start or data[0] != _TLS12_CID or data[11 : start - 2] != cid:
+                return None
+            _, version, epoch, seq_hi, seq_lo = _CID_RECORD_HEADER.unpack_from(data)
+            length = (data[start - 2] << 8) | data[start - 1]
+        else:
+            if end < RECORD_HEADER_LENGTH or data[0] != _APPLICATION_DATA:
+                return None
+            _, version, epoch, seq_hi, seq_lo, length = _RECORD_HEADER.unpack_from(data)
+            start = RECORD_HEADER_LENGTH
+        if epoch != 1 or version != DTLS_1_2 or start + length != end or length > _MAX_FRAGMENT:
+            return None
+        seq = (seq_hi << 32) | seq_lo
+        window = self._read_window
+        highest = window.highest
+        if seq <= highest:  # ReplayWindow.is_fresh
+            offset = highest - seq
+            if offset >= _WINDOW_SIZE or (window.bitmap >> offset) & 1:
+                return None
+        plaintext = protection.open_application_data(data, 1, seq)
+        if plaintext is None or len(plaintext) > self._configuration.max_record_plaintext:
+            return None
+        # Authenticated: ReplayWindow.mark, and the newest authenticated record (epoch 1 is the
+        # only negotiated epoch, so it is (1, window.highest) once a record of it authenticated).
+        if seq > highest:
+            shift = seq - highest
+            window.bitmap = (
+                1 if shift >= _WINDOW_SIZE else ((window.bitmap << shift) | 1) & _WINDOW_MASK
+            )
+            window.highest = seq
+            self._highest_record = (1, seq)
+        else:
+            window.bitmap |= 1 << (highest - seq)
+        return plaintext
+
+    def seal(self, data: bytes) -> bytes:
+        """``data`` as one protected application-data record (one datagram), returned instead
+        of queued: what :meth:`send` then :meth:`datagrams_to_send` give, without the per-call
+        size computation and list. A caller that drains ``datagrams_to_send`` after every call
+        (the call-order contract) keeps the order of what it transmits.
+
+        Raises :class:`DtlsStateError` like :meth:`send`: before the handshake completed, after
+        close, when ``data`` exceeds :attr:`max_application_data`, when the sequence numbers
+        of the epoch are exhausted (2**48 records, RFC 6347 §4.1).
+        """
+        if self._state is not _CS.ESTABLISHED:
+            raise DtlsStateError("application data can be sent only on an established connection")
+        if len(data) > self._seal_limit:
+            raise DtlsStateError(
+                f"{len(data)} bytes exceed the {self._seal_limit}-byte record limit"
+            )
+        write_seq = self._write_seq
+        seq = write_seq[1]
+        if seq > _MAX_SEQUENCE:
+            raise DtlsStateError("sequence numbers exhausted")
+        write_seq[1] = seq + 1
+        protection = self._write_protection
+        assert protection is not None
+        return protection.seal_application_data(1, seq, data)
 
     @property
     def max_application_data(self) -> int:
@@ -612,6 +720,8 @@ class DtlsConnection:
         completed = handshake.completed
         if completed is not None:
             self._state = _CS.ESTABLISHED
+            limit = self.max_application_data
+            self._seal_limit = _SEAL_LIMITS.setdefault(limit, limit)  # one int object per value
             self.handshake_result = completed
             self._events.append(completed)
             self._timer = None

@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 
-from .constants import CipherSuite, ContentType, member_view
+from .constants import DTLS_1_2, CipherSuite, ContentType, member_view
 from .prf import KEY_EXPANSION_LABEL, HmacSha256, prf
 
 __all__ = [
@@ -62,6 +62,12 @@ _CID_TYPE = bytes([_CT.TLS12_CID])
 _HEADER = struct.Struct("!BHHHIH")
 _AAD = struct.Struct("!HHIBHH")  # epoch, seq_hi, seq_lo, type, version, length
 _U16 = struct.Struct("!H")
+_CID_RECORD_PREFIX = struct.Struct("!BHHHI")  # a tls12_cid record up to its CID
+_APPLICATION_DATA = int(ContentType.APPLICATION_DATA)
+_APPLICATION_DATA_TYPE = bytes([_APPLICATION_DATA])  # the inner type byte of a CID record
+#: The start of the CID AAD / MAC input by CID length: placeholder, tls12_cid, cid_length
+#: (RFC 9146 §5); the record header up to the CID follows.
+_CID_AAD_START = tuple(_SEQ_NUM_PLACEHOLDER + bytes([_CT.TLS12_CID, n]) for n in range(256))
 _CCM_SUITES = frozenset(s for s in CipherSuite if s.is_ccm)
 
 
@@ -221,6 +227,27 @@ class RecordProtection:
             return None
         return record.content_type, record.fragment
 
+    def seal_application_data(self, epoch: int, seq: int, plaintext: bytes) -> bytes:
+        """The whole protected application-data record of DTLS 1.2 (what ``encrypt`` gives);
+        subclasses build it in fewer steps. The caller checked the size and the sequence."""
+        return self.encrypt(_APPLICATION_DATA, DTLS_1_2, epoch, seq, plaintext)
+
+    def open_application_data(self, data: bytes, epoch: int, seq: int) -> bytes | None:
+        """The plaintext of ``data``, one whole record of this protection's format (type
+        ``application_data`` without a CID, ``tls12_cid`` with ``self.cid``, version DTLS 1.2,
+        header fields ``epoch`` and ``seq``, a length that matches, all checked by the caller),
+        or None when it does not authenticate or its real content type is another one.
+
+        Agrees with :meth:`decrypt` of the same record (subclasses skip the :class:`RawRecord`).
+        """
+        cid = self.cid
+        start = RECORD_HEADER_LENGTH + len(cid)
+        wire_type = _CT.TLS12_CID if cid else _APPLICATION_DATA
+        result = self.decrypt(RawRecord(wire_type, DTLS_1_2, epoch, seq, cid, data[start:]))
+        if result is None or result[0] != _APPLICATION_DATA:
+            return None
+        return result[1]
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} cid={self.cid.hex()}>"
 
@@ -282,6 +309,44 @@ class Ccm8Protection(RecordProtection):
                 len(fragment) - 16,
             )
             return record.content_type, self._aead.decrypt(nonce, fragment[8:], aad)
+        except InvalidTag:
+            return None
+
+    def seal_application_data(self, epoch: int, seq: int, plaintext: bytes) -> bytes:
+        seq_hi = seq >> 32
+        seq_lo = seq & 0xFFFFFFFF
+        length = len(plaintext)
+        cid = self.cid
+        if cid:
+            prefix = _CID_RECORD_PREFIX.pack(_CT.TLS12_CID, DTLS_1_2, epoch, seq_hi, seq_lo) + cid
+            explicit = prefix[3:11]
+            aad = _CID_AAD_START[len(cid)] + prefix + _U16.pack(length + 1)
+            ciphertext = self._aead.encrypt(
+                self._iv + explicit, plaintext + _APPLICATION_DATA_TYPE, aad
+            )
+            return prefix + _U16.pack(length + 17) + explicit + ciphertext
+        header = _HEADER.pack(_APPLICATION_DATA, DTLS_1_2, epoch, seq_hi, seq_lo, length + 16)
+        explicit = header[3:11]
+        aad = _AAD.pack(epoch, seq_hi, seq_lo, _APPLICATION_DATA, DTLS_1_2, length)
+        return header + explicit + self._aead.encrypt(self._iv + explicit, plaintext, aad)
+
+    def open_application_data(self, data: bytes, epoch: int, seq: int) -> bytes | None:
+        # The AAD is rebuilt from the wire header (the caller checked its fields); the explicit
+        # nonce comes from the fragment, as in decrypt().
+        cid = self.cid
+        start = RECORD_HEADER_LENGTH + len(cid)
+        length = len(data) - start - 16  # plaintext (CID: DTLSInnerPlaintext) length
+        if length < 0:
+            return None
+        nonce = self._iv + data[start : start + 8]
+        try:
+            if cid:
+                aad = _CID_AAD_START[len(cid)] + data[: start - 2] + _U16.pack(length)
+                inner = self._aead.decrypt(nonce, data[start + 8 :], aad)
+                content_type, plaintext = _inner_type(inner)
+                return plaintext if content_type == _APPLICATION_DATA else None
+            aad = data[3:11] + data[:3] + _U16.pack(length)
+            return self._aead.decrypt(nonce, data[21:], aad)
         except InvalidTag:
             return None
 

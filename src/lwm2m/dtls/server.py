@@ -9,6 +9,11 @@
 - A new ClientHello from the address of an established connection starts a new handshake once
   its cookie verifies, replacing the old association (RFC 6347 §4.2.8).
 - Closed connections are forgotten after their last datagram was handed out.
+- Fast path: a datagram that is one application-data record of an established connection, from
+  the connection's current address, goes straight to :meth:`DtlsConnection.open_record` (no
+  per-datagram service step: such a record queues no datagram, changes no timer and ends nothing).
+  :meth:`DtlsServer.open_record` offers the same to adapters without the :class:`ServerEvent`.
+  Everything else, a CID record from a new address included, takes the general path.
 
 Addresses are opaque hashable values (for UDP: ``(host, port)``).
 """
@@ -29,7 +34,7 @@ from .constants import DTLS_1_0, ContentType, HandshakeType, member_view
 from .cookie import CookieGenerator
 from .credentials import DtlsCredentials
 from .errors import Alert, DtlsStateError
-from .events import DtlsEvent, PeerAddressChanged
+from .events import ApplicationData, DtlsEvent, PeerAddressChanged
 from .handshake import SessionCache
 from .messages import (
     HANDSHAKE_HEADER_LENGTH,
@@ -48,6 +53,8 @@ else:
     _HT = member_view(HandshakeType)
     _CS = member_view(ConnectionState)
 
+_APPLICATION_DATA = int(ContentType.APPLICATION_DATA)
+_TLS12_CID = int(ContentType.TLS12_CID)
 #: Most queued stateless replies; beyond it HelloVerifyRequests are not sent (drain often).
 _MAX_STATELESS_REPLIES = 4096
 #: The first 6 bytes of a handshake header: msg_type+length as one word, message_seq.
@@ -162,9 +169,45 @@ class DtlsServer:
 
     # -- sans-IO API -------------------------------------------------------------------------
 
+    def open_record(self, data: bytes, address: Hashable) -> tuple[DtlsConnection, bytes] | None:
+        """``(connection, plaintext)`` when ``data`` is one application-data record (plain or
+        CID) of the established connection at ``address`` (see
+        :meth:`DtlsConnection.open_record`); else None, nothing changed, and the datagram goes
+        to :meth:`receive_datagram`. No :class:`ServerEvent` is made for the plaintext returned.
+
+        A CID record routes by its CID but is taken here only from the connection's current
+        address: a record from another one may move the connection (RFC 9146 §6), which the
+        general path decides.
+        """
+        if not data:
+            return None
+        first = data[0]
+        if first == _APPLICATION_DATA:
+            connection = self._by_address.get(address)
+        elif first == _TLS12_CID:
+            cid_length = self._configuration.connection_id_length
+            if not cid_length:
+                return None
+            connection = self._by_cid.get(data[11 : 11 + cid_length])
+            if connection is None or self._addresses.get(connection) != address:
+                return None
+        else:
+            return None
+        if connection is None:
+            return None
+        plaintext = connection.open_record(data)
+        return None if plaintext is None else (connection, plaintext)
+
     def receive_datagram(self, data: bytes, address: Hashable, now: float) -> None:
         """Route one datagram received from ``address``; never raises for peer input."""
         if not data:
+            return
+        opened = self.open_record(data, address)
+        if opened is not None:  # the fast path of established connections
+            known, plaintext = opened
+            self._events.append(
+                ServerEvent(self._addresses.get(known), known, ApplicationData(plaintext))
+            )
             return
         cid_length = self._configuration.connection_id_length
         if data[0] == _CT.TLS12_CID:
@@ -239,8 +282,8 @@ class DtlsServer:
         connection = self._by_address.get(address)
         if connection is None:
             raise DtlsStateError(f"no DTLS connection with {address!r}")
-        connection.send(data)
-        self._service(connection)
+        # seal() raises what send() would; it queues nothing and changes no timer or event.
+        self._outgoing.append((connection.seal(data), address))
 
     def close(self, address: Hashable) -> None:
         """Close the connection at ``address`` with close_notify (no-op when there is none)."""

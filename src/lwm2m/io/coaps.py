@@ -27,6 +27,11 @@ roles, as an LwM2M endpoint needs:
   request and observation pending towards that peer with :class:`DtlsSessionError`, which names
   the cause (never key material) and is a :class:`~lwm2m.coap.errors.RequestFailedError`. The next
   request opens a new session.
+- **Records of established sessions** take the fast path of the DTLS core
+  (``DtlsConnection.open_record`` / ``seal``; a Connection-ID record to a server session through
+  ``DtlsServer.open_record``, from the session's current address only); anything else (other
+  content types, replays, records that do not authenticate, a CID record from a new address)
+  goes through ``receive_datagram`` and the demultiplexer as before.
 - **Timers.** Flight retransmissions (RFC 6347 §4.2.4) run on the endpoint's single timer.
 - **Close.** Closing the endpoint sends close_notify on every session.
 - **Plain peers.** :meth:`~DtlsSecurityLayer.allow_plain` lets one remote speak plain CoAP over the
@@ -109,6 +114,7 @@ logger = logging.getLogger(__name__)
 
 _HANDSHAKE = 22
 _APPLICATION_DATA = 23
+_TLS12_CID = 25
 _CLIENT_HELLO = 1
 _CLIENT_KEY_EXCHANGE = 16
 _ESTABLISHED = ConnectionState.ESTABLISHED
@@ -540,10 +546,25 @@ class DtlsSecurityLayer:
 
     def unprotect(self, data: bytes, addr: UdpAddress, now: float) -> list[tuple[bytes, Any]]:
         key = addr if len(addr) == 2 else (addr[0], addr[1])
-        if data and data[0] == _APPLICATION_DATA:
+        first = data[0] if data else -1
+        if first in (_APPLICATION_DATA, _TLS12_CID):
             session = self._live.get(key)
             if session is not None:  # the hot path: a record of an established session
-                return self._record(session, data, now)
+                if first == _APPLICATION_DATA or session.client:
+                    plaintext = session.connection.open_record(data)
+                    if plaintext is not None:
+                        return [(plaintext, session.key)]
+                    if first == _APPLICATION_DATA:
+                        return self._record(session, data, now)
+                else:
+                    # A CID record to a server session: the demultiplexer routes it by CID
+                    # and takes it only from the connection's current address.
+                    server = self._server
+                    assert server is not None
+                    opened = server.open_record(data, key)
+                    if opened is not None:
+                        owner = self._by_connection.get(opened[0])
+                        return [(opened[1], owner.key)] if owner is not None else []
         if key in self._plain:
             return [(data, key)]
         if not data:
@@ -568,15 +589,13 @@ class DtlsSecurityLayer:
             self.stats.dropped += 1
             return []
         if session.established and not session.busy:
-            connection = session.connection
+            # Every other call drains the connection's datagrams: the sealed record goes alone.
             try:
-                connection.send(data)
+                return [(session.connection.seal(data), session.address)]
             except DtlsStateError as exc:
                 self.stats.dropped += 1
                 logger.warning("DTLS to %s: datagram dropped (%s)", _describe(session.address), exc)
                 return []
-            address = session.address
-            return [(datagram, address) for datagram in connection.datagrams_to_send(now)]
         pending = session.pending
         if data not in pending:  # a CoAP retransmission of what already waits
             if len(pending) < self.config.max_queued:
