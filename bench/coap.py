@@ -14,11 +14,13 @@ each get one core of a 2-core machine. Cases:
 * memory: RSS growth of a sans-IO engine per 10,000 remembered exchanges (duplicate cache).
 
 The headline cases run REPEATS times, interleaved, and medians are reported (the machine may be
-shared). The last line of output is a JSON object with every figure, including
-``vs_aiocoap_64`` (ours / aiocoap at 64 in flight, asyncio), ``vs_raw_echo_64`` (ours / raw echo
-at 64, asyncio) and ``con_notifications_per_s`` (asyncio); ``*_uvloop`` keys hold the same
-figures under uvloop. ``bench/coap.py ours notif`` runs only the cases whose names contain a
-given substring.
+shared). Next to every rate the benchmark prints the CPU time (user + system, psutil) per operation
+of the server process and of this (client) process: on a shared machine that figure is much
+steadier than the rate, which moves with the foreign load. The last line of output is a JSON
+object with every figure, including ``vs_aiocoap_64`` (ours / aiocoap at 64 in flight,
+asyncio), ``vs_raw_echo_64`` (ours / raw echo at 64, asyncio) and ``con_notifications_per_s``
+(asyncio); ``*_uvloop`` keys hold the same figures under uvloop. ``bench/coap.py ours notif``
+runs only the cases whose names contain a given substring.
 """
 
 from __future__ import annotations

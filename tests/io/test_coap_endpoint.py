@@ -4,6 +4,7 @@ Observe, errors, shutdown, the security seam. No sleeps: futures and events with
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,6 +21,7 @@ from lwm2m.coap import (
     RequestCancelled,
     RequestTimeout,
     TransmissionParameters,
+    decode,
 )
 from lwm2m.io.coap_endpoint import (
     CoapEndpoint,
@@ -520,3 +522,128 @@ def test_plain_udp_is_the_identity() -> None:
     assert plain.peer_identity(addr) is None
     assert plain.get_timer() is None
     plain.handle_timer(0.0)
+
+
+async def test_handlers_get_a_frozen_coap_request() -> None:
+    seen: list[CoapRequest] = []
+
+    def handler(req: CoapRequest) -> Message:
+        seen.append(req)
+        return Message(Code.CONTENT, b"ok")
+
+    site = Site()
+    site.add("/a", handler)
+    async with await CoapEndpoint.create(site=site) as s, await CoapEndpoint.create() as c:
+        resp = await c.request(Message(Code.GET, uri_path="/a/b"), s.local_address)
+    assert resp.payload == b"ok"
+    (req,) = seen
+    assert type(req) is CoapRequest
+    assert req == CoapRequest(req.message, req.remote, None, ("b",))
+    assert req.path == ("b",)
+    assert req.peer_identity is None
+    assert req.uri_path == ("a", "b")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        req.path = ()  # type: ignore[misc]
+
+
+async def test_read_budget_grows_under_load_and_shrinks_when_quiet() -> None:
+    """One datagram per wake-up keeps the budget at 1 (no failing read each other time); a
+    burst grows it; a quiet wake-up shrinks it again."""
+    site = Site()
+    site.add("/", lambda r: Message(Code.CONTENT, b"x"))
+    async with await CoapEndpoint.create(site=site) as server, await CoapEndpoint.create() as c:
+        if server._sock is None:  # pragma: no cover - loops without add_reader
+            pytest.skip("the endpoint does not read its socket itself")
+        for _ in range(5):
+            await c.request(Message(Code.GET), server.local_address)
+        assert server._budget == 1
+        clients = [await CoapEndpoint.create() for _ in range(40)]
+        try:
+            for _ in range(5):
+                await asyncio.gather(
+                    *(x.request(Message(Code.GET), server.local_address) for x in clients)
+                )
+            grown = server._budget
+            await c.request(Message(Code.GET), server.local_address)
+            assert server._budget == 1
+        finally:
+            for x in clients:
+                await x.close()
+    assert grown >= 1
+
+
+def test_uvloop_round_trip_and_observe() -> None:
+    if not uvloop_available():  # pragma: no cover - depends on the machine
+        pytest.skip("uvloop is not installed")
+
+    async def main() -> tuple[bytes, list[bytes]]:
+        site = Site()
+        site.add("/r", lambda r: Message(Code.CONTENT, b"uv"))
+        site.add("/o", lambda r: Message(Code.CONTENT, b"0", observe=0))
+        config = CoapConfig(notification_confirmable=True)
+        async with (
+            await CoapEndpoint.create(site=site, config=config) as s,
+            await CoapEndpoint.create() as c,
+        ):
+            payload = (await c.request(Message(Code.GET, uri_path="/r"), s.local_address)).payload
+            obs = await c.observe(Message(Code.GET, uri_path="/o"), s.local_address)
+            got: list[bytes] = []
+            done = asyncio.Event()
+
+            def on(m: Message) -> None:
+                got.append(m.payload)
+                if len(got) == 3:
+                    done.set()
+
+            obs.on_notification(on)
+            for i in range(1, 4):
+                s.notify("/o", Message(Code.CONTENT, b"%d" % i))
+                await asyncio.sleep(0.01)
+            async with asyncio.timeout(5):
+                await done.wait()
+            return payload, got
+
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        payload, got = runner.run(main())
+    assert payload == b"uv"
+    assert got == [b"1", b"2", b"3"]
+
+
+async def test_transport_path_batches_flushes_adaptively() -> None:
+    """The per-datagram transport path (uvloop's): a burst is fed to the engine and flushed once
+    (one call_soon); a lone datagram switches to flushing at once; batching is probed again."""
+    import socket
+
+    site = Site()
+    site.add("/", lambda r: Message(Code.CONTENT, b"x"))
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.settimeout(2)
+    addr = peer.getsockname()
+    mids = iter(range(1, 1000))
+
+    def request() -> bytes:
+        return Message(Code.GET, mtype=MessageType.CON, mid=next(mids), token=b"t").encode()
+
+    try:
+        async with await CoapEndpoint.create(site=site) as server:
+            assert server._batching
+            for _ in range(3):
+                server._datagram_received(request(), addr)
+            assert server.engine.stats.datagrams_sent == 0  # not flushed yet
+            await asyncio.sleep(0)
+            assert server.engine.stats.datagrams_sent == 3
+            assert server._batching
+            for _ in range(3):
+                assert decode(peer.recv(100)).code == Code.CONTENT
+            server._datagram_received(request(), addr)  # a batch of one
+            await asyncio.sleep(0)
+            assert not server._batching
+            for _ in range(16):
+                server._datagram_received(request(), addr)  # flushed at once
+            assert server.engine.stats.datagrams_sent == 4 + 16
+            assert server._batching  # probing again
+            for _ in range(17):
+                assert decode(peer.recv(100)).code == Code.CONTENT
+    finally:
+        peer.close()

@@ -53,12 +53,12 @@ from lwm2m.coap.errors import (
 )
 from lwm2m.coap.events import (
     CoapEvent,
-    NotificationReceived,
     ObservationEnded,
     ObserverRemoved,
     RequestFailed,
-    RequestReceived,
-    ResponseReceived,
+    notification_received,
+    request_received,
+    response_received,
 )
 from lwm2m.coap.message import Block, Message, check_options, decode, encode_uint
 from lwm2m.coap.numbers import Code
@@ -73,6 +73,7 @@ _RST: Final = 3
 _HEADER: Final = struct.Struct("!BBH")
 _EMPTY_ACK_BYTE: Final = 0x60  # version 1, type ACK, TKL 0
 _RST_BYTE: Final = 0x70
+_UINT_CACHE_1: Final = tuple(bytes((v,)) for v in range(256))
 _OBSERVE: Final = 6
 _BLOCK1: Final = 27
 _BLOCK2: Final = 23
@@ -227,7 +228,14 @@ class _ClientRequest(_Reliable):
     )
 
     def __init__(self, request_id: int, peer: _Peer, template: Message, token: bytes) -> None:
-        super().__init__(peer)
+        # _Reliable.__init__, inlined (one per request)
+        self.peer = peer
+        self.mid = -1
+        self.datagram = b""
+        self.retries = 0
+        self.timeout = 0.0
+        self.deadline: float | None = None
+        self.counted = False
         self.id = request_id
         self.remote = peer.addr
         self.template = template
@@ -455,6 +463,7 @@ class CoapEngine:
         self._by_resource: dict[tuple[str, ...], _ResourceState] = {}
         self._sweep_interval = self._lifetime / config.dedup_generations
         self._sweep_at: float | None = None
+        self._note_parts: tuple[Any, ...] | None = None
         self.stats = EngineStats()
 
     # ==========================================================================================
@@ -640,7 +649,23 @@ class CoapEngine:
         if peer.outstanding < self._nstart:  # _start_or_queue, inlined for the common case
             peer.outstanding += 1
             req.counted = True
-            self._send_request_message(req, now)
+            if req.confirmable and req.b1_body is None:
+                # _send_request_message and _transmit_con, inlined for a plain CON request.
+                req.state = _SENT
+                req.in_flight = True
+                mid = peer.next_mid
+                peer.next_mid = (mid + 1) & 0xFFFF
+                request.mid = mid
+                request.mtype = _CON
+                req.mid = mid
+                req.datagram = data = request.encode()
+                req.timeout = timeout = self._initial_timeout()
+                self._con_out[(peer.id << 16) | mid] = req
+                self._out.append((data, peer.addr))
+                req.deadline = when = now + timeout
+                heapq.heappush(self._timers, (when, next(self._timer_seq), req))
+            else:
+                self._send_request_message(req, now)
         else:
             self._start_or_queue(req, now)
         return req.id
@@ -1147,7 +1172,7 @@ class CoapEngine:
         if msg.mtype == _CON:
             exchange._ack_deadline = now + self.config.empty_ack_delay
             self._pending_acks.append(exchange)
-        self._events.append(RequestReceived(exchange))
+        self._events.append(request_received(exchange))
 
     def _on_block1(
         self, peer: _Peer, msg: Message, key: int, now: float
@@ -1383,6 +1408,78 @@ class CoapEngine:
         msg.options = options
         return msg
 
+    def _notification_parts(self, response: Message) -> tuple[Any, ...]:
+        """The encoded options of ``response`` around Observe, cached for the last response:
+        ``(response, options, payload, code, before, last, after, tail)`` where ``before`` holds
+        the options numbered below Observe, ``last`` the number of the last of them, ``after``
+        the options above Observe (delta-encoded from Observe) and ``tail`` the payload marker
+        and payload."""
+        parts = self._note_parts
+        options = response.options
+        payload = response.payload
+        if (
+            parts is not None
+            and parts[0] is response
+            and parts[1] is options
+            and parts[2] is payload
+            and parts[3] == response.code
+            and parts[8] == len(options)
+        ):
+            return parts
+        before = Message.__new__(Message)
+        before.options = [o for o in options if o[0] < _OBSERVE]
+        after = Message.__new__(Message)
+        after.options = [(_OBSERVE, b"")] + [o for o in options if o[0] > _OBSERVE]
+        for part in (before, after):
+            part.token = b""
+            part.payload = b""
+            part.mtype = part.code = part.mid = 0
+        last = before.options[-1][0] if before.options else 0
+        parts = (
+            response,
+            options,
+            payload,
+            response.code,
+            before.encode()[4:],
+            last,
+            after.encode()[5:],  # without the header and the empty Observe option
+            b"\xff" + payload if payload else b"",
+            len(options),
+        )
+        self._note_parts = parts
+        return parts
+
+    def _transmit_notification(
+        self, observation: Observation, response: Message, now: float
+    ) -> None:
+        """``_transmit_con(observation, _notification_message(observation, response))`` without
+        the intermediate Message: header, token, cached options, Observe, payload."""
+        _, _, _, code, before, last, after, tail, _ = self._notification_parts(response)
+        observation.sequence = seq = next_sequence(observation.sequence)
+        value = encode_uint(seq)
+        token = observation.token
+        peer = observation.peer
+        mid = peer.next_mid
+        peer.next_mid = (mid + 1) & 0xFFFF
+        data = b"".join(
+            (
+                _HEADER.pack(0x40 | len(token), code, mid),  # version 1, CON
+                token,
+                before,
+                _UINT_CACHE_1[((_OBSERVE - last) << 4) | len(value)],
+                value,
+                after,
+                tail,
+            )
+        )
+        observation.mid = mid
+        observation.datagram = data
+        observation.retries = 0
+        observation.timeout = timeout = self._initial_timeout()
+        self._con_out[(peer.id << 16) | mid] = observation
+        self._out.append((data, peer.addr))
+        self._arm(observation, now + timeout)
+
     def _send_notification(
         self, observation: Observation, response: Message, confirmable: bool | None, now: float
     ) -> None:
@@ -1417,6 +1514,15 @@ class CoapEngine:
                 return
             peer.outstanding += 1
             observation.counted = True
+        if confirmable and len(response.payload) <= (1 << (self.config.block_szx + 4)):
+            # The usual case: one CON datagram built from the cached encoded option blocks of
+            # ``response`` (shared by every observer of the resource), no per-observer Message.
+            observation._last_con = now
+            if not observation._inflight:
+                observation._inflight = True
+                observation._state.idle.pop(observation._key, None)
+            self._transmit_notification(observation, response, now)
+            return
         msg = self._notification_message(observation, response)
         if len(msg.payload) > (1 << (self.config.block_szx + 4)):
             registration = observation.request
@@ -1525,6 +1631,23 @@ class CoapEngine:
                     self.stats.bad_options += 1
                     self._fail(req, bad, now)
                     return
+            if (
+                req.state == _SENT
+                and req.b1_body is None
+                and not req.observing
+                and req.parent is None
+                and (req.raw_block2 or msg.code >> 5 != 2 or msg.get_option(_BLOCK2) is None)
+            ):
+                # The usual case, inlined (_handle_response, _deliver, _finish): a piggybacked
+                # final response, no block-wise transfer, no observation.
+                req.state = _DONE
+                del self._by_token[req.token]
+                self._requests.pop(req.id, None)
+                peer.refs -= 1
+                if req.counted:
+                    self._release(req, now)
+                self._events.append(response_received(req.id, msg, req.remote))
+                return
             self._handle_response(req, msg, now)
             return
         key = (peer.id << 16) | msg.mid
@@ -1718,20 +1841,20 @@ class CoapEngine:
                 return
             if not parent.delivered:
                 parent.delivered = True
-                self._events.append(ResponseReceived(parent.id, msg, parent.remote))
+                self._events.append(response_received(parent.id, msg, parent.remote))
             else:
-                self._events.append(NotificationReceived(parent.id, msg, parent.remote))
+                self._events.append(notification_received(parent.id, msg, parent.remote))
             return
         if req.observing:
             if not req.established and msg.code >> 5 == 2 and msg.get_option(_OBSERVE) is not None:
                 self._establish(req, msg, now)
                 req.delivered = True
-                self._events.append(ResponseReceived(req.id, msg, req.remote))
+                self._events.append(response_received(req.id, msg, req.remote))
                 return
             if req.established:
                 self._on_notification(req, msg, now)
                 return
-        self._events.append(ResponseReceived(req.id, msg, req.remote))
+        self._events.append(response_received(req.id, msg, req.remote))
         self._finish(req, now)
 
     @staticmethod
@@ -1765,7 +1888,7 @@ class CoapEngine:
                     return
                 self._spawn_block2_fetch(req, msg, block, now)
                 return
-        self._events.append(NotificationReceived(req.id, msg, req.remote))
+        self._events.append(notification_received(req.id, msg, req.remote))
 
     def _send_request_message(self, req: _ClientRequest, now: float) -> None:
         """Transmit the current message of ``req`` (next Block1 block if uploading)."""

@@ -90,3 +90,51 @@ CoapEvent: TypeAlias = (
     | RequestFailed
     | ObserverRemoved
 )
+
+
+# -- fast construction for the engine's hot path ------------------------------------------------
+#
+# A frozen dataclass's ``__init__`` stores every field through ``object.__setattr__`` (≈ 1.3 µs for
+# three fields). The engine builds one event per request and per notification, so it builds them
+# as plain slots objects of the identical layout and then assigns ``__class__`` (≈ 0.45 µs). The
+# result is an ordinary, immutable instance of the event class (eq, hash and repr included).
+
+
+class _MutableRequestReceived:
+    __slots__ = RequestReceived.__slots__
+
+    def __init__(self, exchange: Exchange) -> None:
+        self.exchange = exchange
+
+
+class _MutableResponse:
+    __slots__ = ResponseReceived.__slots__
+
+    def __init__(self, request_id: int, response: Message, remote: Any) -> None:
+        self.request_id = request_id
+        self.response = response
+        self.remote = remote
+
+
+assert NotificationReceived.__slots__ == ResponseReceived.__slots__
+
+
+def request_received(exchange: Exchange) -> RequestReceived:
+    """``RequestReceived(exchange)``, built cheaply."""
+    event: Any = _MutableRequestReceived(exchange)
+    event.__class__ = RequestReceived
+    return event  # type: ignore[no-any-return]
+
+
+def response_received(request_id: int, response: Message, remote: Any) -> ResponseReceived:
+    """``ResponseReceived(request_id, response, remote)``, built cheaply."""
+    event: Any = _MutableResponse(request_id, response, remote)
+    event.__class__ = ResponseReceived
+    return event  # type: ignore[no-any-return]
+
+
+def notification_received(request_id: int, response: Message, remote: Any) -> NotificationReceived:
+    """``NotificationReceived(request_id, response, remote)``, built cheaply."""
+    event: Any = _MutableResponse(request_id, response, remote)
+    event.__class__ = NotificationReceived
+    return event  # type: ignore[no-any-return]

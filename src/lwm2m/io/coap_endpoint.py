@@ -84,6 +84,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _BATCH = 64  # datagrams read per wake-up before yielding to other callbacks
+_GROW_AFTER = 8  # wake-ups in a row that used up a budget of 1 before the budget grows
+_PROBE_EVERY = 16  # transport path: datagrams flushed one by one before batching is tried again
 # socket.IP_RECVERR appears in Python 3.12; the Linux value is 11.
 _IP_RECVERR: int | None = getattr(socket, "IP_RECVERR", 11 if sys.platform == "linux" else None)
 _MAX_DATAGRAM = 65536
@@ -113,6 +115,21 @@ class CoapRequest:
     @property
     def uri_path(self) -> tuple[str, ...]:
         return self.message.uri_path
+
+
+class _MutableCoapRequest:
+    """The layout of :class:`CoapRequest` without the frozen ``__setattr__``: built and then
+    given the class :class:`CoapRequest` (≈ 0.5 µs instead of ≈ 1.5 µs per request)."""
+
+    __slots__ = CoapRequest.__slots__
+
+    def __init__(
+        self, message: Message, remote: Any, peer_identity: PeerIdentity | None, path: Any
+    ) -> None:
+        self.message = message
+        self.remote = remote
+        self.peer_identity = peer_identity
+        self.path = path
 
 
 Handler = Callable[[CoapRequest], "Message | Awaitable[Message]"]
@@ -257,6 +274,8 @@ class _Protocol(asyncio.DatagramProtocol):
     def __init__(self, endpoint: CoapEndpoint) -> None:
         self._endpoint = endpoint
         self.closed: asyncio.Future[None] = endpoint._loop.create_future()
+        # The transport looks the method up on the instance: skip one call per datagram.
+        self.datagram_received = endpoint._datagram_received  # type: ignore[method-assign]
 
     def datagram_received(self, data: bytes, addr: UdpAddress) -> None:
         self._endpoint._datagram_received(data, addr)
@@ -311,6 +330,11 @@ class CoapEndpoint:
         self._max_queue = max_notification_queue
         self._min_deadline = self.engine.config.transmission.ack_timeout
         self._budget = 1
+        self._full_wakeups = 0
+        self._batching = True
+        self._batched = 0
+        self._unbatched = 0
+        self._flush_pending = False
         self._on_observer_removed = on_observer_removed
         if self._sessions is not None:
             self._sessions.attach(self._security_wakeup)
@@ -610,11 +634,21 @@ class CoapEndpoint:
                 for plaintext, peer in self.security.unprotect(data, addr, now):
                     engine.receive_datagram(plaintext, peer, now)
         # Adaptive batch: grow while wake-ups find more datagrams than the budget (load), shrink
-        # to what was there otherwise, so a quiet endpoint rarely pays for a failing read.
+        # to what was there otherwise, so a quiet endpoint rarely pays for a failing read. From a
+        # budget of 1 it grows only after _GROW_AFTER wake-ups in a row that used it up: a client
+        # endpoint with one request in flight gets exactly one datagram per wake-up and would
+        # otherwise pay a failing read (a system call and an exception) every other time.
         if drained:
             self._budget = received or 1
-        elif budget < _BATCH:
-            self._budget = budget * 2
+            self._full_wakeups = 0
+        elif budget > 1:
+            if budget < _BATCH:
+                self._budget = budget * 2
+        else:
+            self._full_wakeups += 1
+            if self._full_wakeups >= _GROW_AFTER:
+                self._full_wakeups = 0
+                self._budget = 2
         if received:
             self._flush(now)
 
@@ -626,7 +660,30 @@ class CoapEndpoint:
         else:
             for plaintext, peer in self.security.unprotect(data, addr, now):
                 engine.receive_datagram(plaintext, peer, now)
+        # The transport (uvloop's) calls us once per datagram, several times in a row when a
+        # wake-up finds several. Batching mode: feed them all to the engine and flush once, from
+        # one call_soon per batch. A batch of one switches to flushing at once (a client endpoint
+        # with one request in flight: no call_soon per datagram); every _PROBE_EVERY datagrams
+        # the endpoint tries batching again.
+        if self._batching:
+            self._batched += 1
+            if not self._flush_pending:
+                self._flush_pending = True
+                self._loop.call_soon(self._batch_flush)
+            return
         self._flush(now)
+        self._unbatched += 1
+        if self._unbatched >= _PROBE_EVERY:
+            self._unbatched = 0
+            self._batching = True
+
+    def _batch_flush(self) -> None:
+        self._flush_pending = False
+        if self._batched <= 1:
+            self._batching = False
+        self._batched = 0
+        if not self._closed:
+            self._flush(self._loop.time())
 
     def _flush(self, now: float) -> None:
         """Dispatch events, send datagrams, re-arm the timer (aioquic's ``transmit``)."""
@@ -722,7 +779,8 @@ class CoapEndpoint:
         handler, rest = routed
         remote = exchange.remote
         identity = None if self._plain else self.security.peer_identity(remote)
-        request = CoapRequest(message, remote, identity, rest)
+        request: Any = _MutableCoapRequest(message, remote, identity, rest)
+        request.__class__ = CoapRequest
         try:
             result = handler(request)
         except Exception as exc:

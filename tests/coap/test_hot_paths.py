@@ -1,0 +1,154 @@
+"""The engine's inlined hot paths agree with the general code they short-cut."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import pytest
+
+from lwm2m.coap import (
+    CoapEngine,
+    Code,
+    Message,
+    MessageType,
+    NotificationReceived,
+    RequestReceived,
+    ResponseReceived,
+    decode,
+)
+from lwm2m.coap.events import notification_received, request_received, response_received
+
+from .helpers import CLIENT, SERVER, Net, exact_config
+from .test_observe import observe_setup
+
+
+def test_fast_events_equal_the_dataclass_events() -> None:
+    msg = Message(Code.CONTENT, b"x")
+    for fast, slow in (
+        (response_received(3, msg, CLIENT), ResponseReceived(3, msg, CLIENT)),
+        (notification_received(3, msg, CLIENT), NotificationReceived(3, msg, CLIENT)),
+    ):
+        assert type(fast) is type(slow)
+        assert fast == slow
+        assert repr(fast) == repr(slow)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            fast.request_id = 4  # type: ignore[misc]
+    sentinel: object = object()
+    event = request_received(sentinel)  # type: ignore[arg-type]
+    assert type(event) is RequestReceived
+    assert event == RequestReceived(sentinel)  # type: ignore[arg-type]
+    assert hash(event) == hash(RequestReceived(sentinel))  # type: ignore[arg-type]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.exchange = sentinel  # type: ignore[misc]
+
+
+def _random_response(rng: random.Random) -> Message:
+    numbers = rng.sample([1, 4, 5, 6, 8, 12, 14, 17, 20, 35, 60, 258, 2049], rng.randint(0, 6))
+    options = [(n, rng.randbytes(rng.choice([0, 1, 2, 12, 13, 14, 300]))) for n in numbers]
+    return Message(
+        rng.choice([Code.CONTENT, Code.CHANGED, Code.VALID]),
+        rng.randbytes(rng.choice([0, 1, 5, 100])),
+        options=options,
+    )
+
+
+@pytest.mark.parametrize("sequence", [0, 1, 254, 255, 256, 65_535, 65_536, (1 << 24) - 1])
+def test_notification_datagram_equals_the_general_encoding(sequence: int) -> None:
+    """``_transmit_notification`` (cached option blocks) builds the bytes that
+    ``_notification_message`` + ``Message.encode`` build, for any options and sequence."""
+    _net, _client, server, _rid, obs = observe_setup(notification_confirmable=True)
+    rng = random.Random(sequence)
+    for _ in range(40):
+        response = _random_response(rng)
+        obs.sequence = sequence
+        reference = server._notification_message(obs, response)
+        reference.mid = obs.peer.next_mid
+        expected = reference.encode()
+        obs.sequence = sequence
+        server._transmit_notification(obs, response, 0.0)
+        assert obs.datagram == expected
+        assert decode(obs.datagram) == reference
+        server._stop_transmission(obs)
+    server.datagrams_to_send(0.0)
+
+
+def test_notification_cache_follows_a_changed_response() -> None:
+    """The same Message object, changed after a notification, is encoded afresh."""
+    net, _client, server, _rid, obs = observe_setup(notification_confirmable=True)
+    response = Message(Code.CONTENT, b"one", content_format=0)
+    server.notify(obs, response, net.now)
+    net.flush()
+    response.payload = b"two"
+    server.notify(obs, response, net.now)
+    net.flush()
+    response.content_format = 60
+    server.notify(obs, response, net.now)
+    net.flush()
+    got = [e.response for e in net.take(CLIENT) if isinstance(e, NotificationReceived)]
+    assert [(m.payload, m.content_format) for m in got] == [(b"one", 0), (b"two", 0), (b"two", 60)]
+    assert [m.observe for m in got] == [1, 2, 3]
+
+
+def test_con_notifications_are_retransmitted_from_the_fast_path() -> None:
+    net, _client, server, _rid, obs = observe_setup(notification_confirmable=True)
+    net.drop = lambda w: w.src == SERVER and decode(w.data).mtype == MessageType.CON
+    server.notify(obs, Message(Code.CONTENT, b"lost"), net.now)
+    net.flush()
+    first = [w for w in net.sent_by(SERVER) if decode(w.data).mtype == MessageType.CON]
+    net.drop = None
+    net.run_until(net.now + 2.5)  # exact_config: ACK_TIMEOUT 2 s, no jitter
+    again = [w for w in net.sent_by(SERVER) if decode(w.data).mtype == MessageType.CON]
+    assert len(first) == 1
+    assert len(again) == 2
+    assert again[1].data == first[0].data  # the same datagram, same Message ID
+    assert server.stats.retransmissions == 1
+    got = [e for e in net.take(CLIENT) if isinstance(e, NotificationReceived)]
+    assert [e.response.payload for e in got] == [b"lost"]
+    assert not obs.in_flight
+
+
+def test_plain_request_fast_path_releases_nstart_and_cleans_up() -> None:
+    """NSTART = 1: the second request waits for the first; the inlined piggybacked-response path
+    frees the slot, forgets the token and fires exactly one event per request."""
+    net = Net()
+    client = net.add(CLIENT, seed=1)
+    server = net.add(SERVER, seed=2)
+    first = client.send_request(Message(Code.GET, uri_path="/a"), SERVER, net.now)
+    second = client.send_request(Message(Code.GET, uri_path="/b"), SERVER, net.now)
+    assert client.pending_requests == 2
+    answered = []
+    for _ in range(2):
+        net.flush()
+        (ev,) = net.take(SERVER)
+        assert isinstance(ev, RequestReceived)
+        answered.append(ev.exchange.request.uri_path)
+        server.send_response(ev.exchange, Message(Code.CONTENT, b"r"), net.now)
+    net.flush()
+    events = net.take(CLIENT)
+    assert [(type(e), e.request_id) for e in events] == [  # type: ignore[union-attr]
+        (ResponseReceived, first),
+        (ResponseReceived, second),
+    ]
+    assert answered == [("a",), ("b",)]
+    assert client.pending_requests == 0
+    assert not client._by_token
+    assert not client._con_out
+    net.run_until(net.now + 300)
+    assert client.stats.retransmissions == 0
+    assert client.stats.timeouts == 0
+
+
+def test_fast_request_path_matches_the_wire_format() -> None:
+    engine = CoapEngine(exact_config(), rng=random.Random(5))
+    request = Message(Code.GET, uri_path="/3/0", uri_query=["x=1"])
+    rid = engine.send_request(request, SERVER, 0.0)
+    ((data, addr),) = engine.datagrams_to_send(0.0)
+    assert addr == SERVER
+    assert data == request.encode()
+    sent = decode(data)
+    assert sent.mtype == MessageType.CON
+    assert sent.uri_path == ("3", "0")
+    assert engine.get_timer() == pytest.approx(2.0)
+    engine.cancel_request(rid, 0.0)
+    assert engine.pending_requests == 0
