@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from typing import Any
-
-import pytest
 
 from lwm2m.client import ClientConfig, ClientEngine, ObjectHandler, Peer, parse_config
 from lwm2m.client.engine import OutgoingNotification, OutgoingRequest
@@ -18,7 +15,7 @@ from lwm2m.codec.content_format import ContentFormat
 from lwm2m.model import Node, Path
 from lwm2m.model.registry import default_registry
 from lwm2m.operations.requests import Register
-from lwm2m.testing import FakeClock
+from lwm2m.testing import FakeClock, require_component
 
 WALL = 1_700_000_000.0
 START = 1000.0
@@ -206,11 +203,4 @@ def code(message: Message) -> str:
     return Code(message.code).dotted
 
 
-def require(condition: bool, what: str) -> None:
-    """Skip when a component is missing on a developer machine; fail under CI=true (as
-    tests/conftest.py's ``require``)."""
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"required test component missing under CI=true: {what}")
-    pytest.skip(f"missing test component: {what}")
+require = require_component

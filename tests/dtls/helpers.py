@@ -27,6 +27,7 @@ from lwm2m.dtls import (
     X509Verifier,
 )
 from lwm2m.dtls.constants import CipherSuite
+from lwm2m.testing import require_component
 
 CLIENT_ADDRESS: Hashable = ("10.0.0.1", 40000)
 PSK_IDENTITY = b"urn:imei:490154203237518"
@@ -340,14 +341,4 @@ class Link:
         return (at_server[-1] if at_server else b""), (at_client[-1] if at_client else b"")
 
 
-def require(condition: bool, what: str) -> None:
-    """Skip when an interop peer is missing on a developer machine; fail under CI=true."""
-    import os
-
-    import pytest
-
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"required test component missing under CI=true: {what}")
-    pytest.skip(f"missing test component: {what}")
+require = require_component

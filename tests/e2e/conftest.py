@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
@@ -28,6 +27,7 @@ from lwm2m.model.ddf import parse_ddf
 from lwm2m.model.registry import ModelRegistry, default_registry
 from lwm2m.server.events import Registered, ServerEvent
 from lwm2m.server.registration import ServerConfig
+from lwm2m.testing import require_component
 
 TIMEOUT = 5.0
 """Bound on every wait of the end-to-end tests."""
@@ -134,13 +134,7 @@ def bootstrap_config(
     )
 
 
-def require(condition: bool, what: str) -> None:
-    """Skip when an external component is missing on a developer machine; fail under CI=true."""
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"required test component missing under CI=true: {what}")
-    pytest.skip(f"missing test component: {what}")
+require = require_component
 
 
 async def bounded(awaitable: Any, within: float = TIMEOUT) -> Any:

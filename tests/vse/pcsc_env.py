@@ -19,18 +19,15 @@ from pathlib import Path
 
 import pytest
 
+from lwm2m.testing import require_component
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "pcsc-env.sh"
 READER_0 = "Virtual PCD 00 00"
 READER_1 = "Virtual PCD 00 01"
 
 
-def _require(condition: bool, what: str) -> None:
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"required test component missing under CI=true: {what}")
-    pytest.skip(f"missing test component: {what}")
+_require = require_component
 
 
 def _have_pyscard() -> bool:
