@@ -71,7 +71,8 @@ def _component_option(func: F) -> F:
         "uri",
         envvar=ENV_SECURE_COMPONENT,
         metavar="URI",
-        help=f"soft:PATH?passphrase-env=VAR or pkcs11:… (RFC 7512); env {ENV_SECURE_COMPONENT}.",
+        help=f"soft:PATH?passphrase-env=VAR, pkcs11:… (RFC 7512) or pcsc:reader=…; "
+        f"env {ENV_SECURE_COMPONENT}.",
     )(func)
     return decorated
 

@@ -4,7 +4,8 @@
   :class:`KeyHandle`, :class:`ComponentInfo` and the :class:`SecureComponentError` tree.
 - :func:`open_component` — a backend chosen by URI (:mod:`lwm2m.secure.uri`): ``soft:PATH``
   (software, encrypted file; :mod:`lwm2m.secure.soft`), ``pkcs11:`` (RFC 7512;
-  :mod:`lwm2m.secure.pkcs11`), ``pcsc:`` (later). Backends are imported only when used.
+  :mod:`lwm2m.secure.pkcs11`), ``pcsc:`` (a smart card through pcscd,
+  :mod:`lwm2m.secure.pcsc`). Backends are imported only when used.
 - :class:`SecureInstanceStore` — sensitive object instances (/0, /21, …) kept in a component,
   their secret resources as credentials referenced by label (SCS-4, SCS-5).
 - :mod:`lwm2m.secure.object` — the Secure Component LwM2M object (SCS-2).

@@ -435,7 +435,7 @@ class KeyHandle(Protocol):
 
 @runtime_checkable
 class SecureComponent(Protocol):
-    """A Secure Component backend (``soft:``, ``pkcs11:``, later ``pcsc:``).
+    """A Secure Component backend (``soft:``, ``pkcs11:``, ``pcsc:``).
 
     Open one with :func:`lwm2m.secure.open_component`; close it with :meth:`close` or a
     ``with`` block. Handles become unusable (:class:`ComponentClosed`) once it is closed.
