@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import random
 
 import pytest
 
 from lwm2m.coap import (
+    BadOptionError,
+    Block,
     CoapEngine,
     Code,
     Message,
     MessageType,
     NotificationReceived,
+    RequestFailed,
     RequestReceived,
     ResponseReceived,
     decode,
@@ -152,3 +156,91 @@ def test_fast_request_path_matches_the_wire_format() -> None:
     assert engine.get_timer() == pytest.approx(2.0)
     engine.cancel_request(rid, 0.0)
     assert engine.pending_requests == 0
+
+
+def test_first_transmission_timers_fifo_with_jitter_keep_rfc_timing() -> None:
+    """First-transmission deadlines go to a FIFO, or to the heap when jitter puts one before the
+    FIFO's tail; either way every request keeps its own ACK_TIMEOUT*jitter doubling schedule
+    (RFC 7252 §4.2) and timers fire in deadline order."""
+    engine = CoapEngine(rng=random.Random(7))  # default ACK_RANDOM_FACTOR 1.5: jitter
+    peers = [("192.0.2.1", 5000 + i) for i in range(40)]
+    sent: dict[object, list[float]] = {peer: [] for peer in peers}
+    for i, peer in enumerate(peers):
+        now = i * 0.05
+        engine.send_request(Message(Code.GET, uri_path="r"), peer, now)
+        for _, addr in engine.datagrams_to_send(now):
+            sent[addr].append(now)
+    assert engine._fifo
+    assert engine._timers
+    fired: list[float] = []
+    while (when := engine.get_timer()) is not None and when < 200:
+        engine.handle_timer(when)
+        for _, addr in engine.datagrams_to_send(when):
+            sent[addr].append(when)
+            fired.append(when)
+        while engine.next_event() is not None:
+            pass
+    assert fired == sorted(fired)
+    for times in sent.values():
+        assert len(times) == 5  # first transmission and MAX_RETRANSMIT = 4
+        first = times[1] - times[0]
+        assert 2.0 <= first <= 3.0
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert gaps == pytest.approx([first * 2**i for i in range(4)])
+    assert engine.pending_requests == 0
+
+
+def test_message_keyword_options_are_sorted() -> None:
+    msg = Message(Code.GET, uri_path="/a/b", uri_query=["x=1"], observe=0, accept=0)
+    assert [n for n, _ in msg.options] == [6, 11, 11, 15, 17]
+    assert Message(Code.GET, uri_path=("a", "b")).options == [(11, b"a"), (11, b"b")]
+    opts = [(12, b"\x00"), (11, b"p"), (11, b"q")]
+    assert Message(Code.GET, options=opts).options == [(11, b"p"), (11, b"q"), (12, b"\x00")]
+    assert Message(Code.GET, options=[(11, b"z")], uri_path="a").options == [
+        (11, b"z"),
+        (11, b"a"),
+    ]
+
+
+def _piggybacked(engine: CoapEngine, options: list[tuple[int, bytes]]) -> object:
+    engine.send_request(Message(Code.GET, uri_path="r"), SERVER, 0.0)
+    ((data, _),) = engine.datagrams_to_send(0.0)
+    req = decode(data)
+    response = Message(
+        Code.CONTENT,
+        b"x" * 16,
+        mtype=MessageType.ACK,
+        mid=req.mid,
+        token=req.token,
+        options=options,
+    )
+    engine.receive_datagram(response.encode(), SERVER, 0.0)
+    return engine.next_event()
+
+
+def test_piggybacked_response_option_checks() -> None:
+    """The inlined option check of piggybacked responses applies RFC 7252 §5.4 like
+    check_options: elective offenders dropped, a critical one rejects the response."""
+    engine = CoapEngine(exact_config(), rng=random.Random(1))
+    ev = _piggybacked(engine, [(12, b"\x00")])
+    assert isinstance(ev, ResponseReceived)
+    assert ev.response.options == [(12, b"\x00")]
+    # repeated non-repeatable elective, unknown elective, wrong-length elective: dropped
+    ev = _piggybacked(engine, [(12, b"\x00"), (12, b"\x01"), (14, b"\x01\x02\x03\x04\x05")])
+    assert isinstance(ev, ResponseReceived)
+    assert ev.response.options == [(12, b"\x00")]
+    ev = _piggybacked(engine, [(12, b"\x00"), (1000, b"z")])
+    assert isinstance(ev, ResponseReceived)
+    assert ev.response.options == [(12, b"\x00")]
+    assert engine.stats.bad_options == 0
+    # unknown critical option: the request fails
+    ev = _piggybacked(engine, [(12, b"\x00"), (1001, b"z")])
+    assert isinstance(ev, RequestFailed)
+    assert isinstance(ev.error, BadOptionError)
+    assert engine.stats.bad_options == 1
+    # Block2 behind a dropped elective option still starts the block-wise fetch
+    ev = _piggybacked(engine, [(1000, b"z"), (23, bytes([Block(0, True, 0).encode()]))])
+    assert ev is None
+    ((data, _),) = engine.datagrams_to_send(0.0)
+    assert decode(data).block2 == Block(1, False, 0)
+    assert engine.pending_requests == 1

@@ -61,11 +61,12 @@ from lwm2m.coap.events import (
     response_received,
 )
 from lwm2m.coap.message import Block, Message, check_options, decode, encode_uint
-from lwm2m.coap.numbers import Code
+from lwm2m.coap.numbers import OPTION_FORMATS, Code
 from lwm2m.coap.observe import is_fresh, next_sequence
 
 __all__ = ["CoapEngine", "EngineStats", "Exchange", "Observation"]
 
+_FORMATS_GET: Final = OPTION_FORMATS.get
 _CON: Final = 0
 _NON: Final = 1
 _ACK: Final = 2
@@ -448,7 +449,16 @@ class CoapEngine:
         self._peers: dict[Any, _Peer] = {}
         self._peer_ids = itertools.count(1)
         self._timers: list[tuple[float, int, Any]] = []
+        # First transmissions of CON requests: deadlines are now + ACK_TIMEOUT * jitter, nearly
+        # always non-decreasing, so a FIFO takes them (append/popleft instead of a heap push/pop);
+        # an entry earlier than the FIFO's tail goes to the heap. Both hold (when, seq, obj):
+        # the merged order is exactly the heap's.
+        self._fifo: deque[tuple[float, int, Any]] = deque()
         self._timer_seq = itertools.count()
+        self._ack_timeout = tp.ack_timeout
+        self._ack_span = tp.ack_timeout * (tp.ack_random_factor - 1.0)
+        self._block_szx = config.block_szx
+        self._request_block2_szx = config.request_block2_szx
         self._con_out: dict[int, _Reliable] = {}
         self._by_token: dict[bytes, _ClientRequest] = {}
         self._requests: dict[int, _ClientRequest] = {}
@@ -493,6 +503,14 @@ class CoapEngine:
                 deadline = when
                 break
             heapq.heappop(timers)
+        fifo = self._fifo
+        while fifo:
+            when, _, obj = fifo[0]
+            if obj.deadline == when:
+                if deadline is None or when < deadline:
+                    deadline = when
+                break
+            fifo.popleft()
         acks = self._pending_acks
         while acks:
             head = acks[0]
@@ -513,8 +531,15 @@ class CoapEngine:
     def handle_timer(self, now: float) -> None:
         """Run everything that is due at ``now``."""
         timers = self._timers
-        while timers and timers[0][0] <= now:
-            when, _, obj = heapq.heappop(timers)
+        fifo = self._fifo
+        while True:
+            # The earlier of both heads, ties by sequence number (the heap's order).
+            if fifo and fifo[0][0] <= now and (not timers or fifo[0] < timers[0]):
+                when, _, obj = fifo.popleft()
+            elif timers and timers[0][0] <= now:
+                when, _, obj = heapq.heappop(timers)
+            else:
+                break
             if obj.deadline != when:
                 continue  # rescheduled or cancelled
             obj.deadline = None
@@ -613,12 +638,22 @@ class CoapEngine:
         fetched completely before :class:`ResponseReceived` (§2.4). ``observe=0`` registers an
         observation (RFC 7641 §3.1): notifications follow as :class:`NotificationReceived`.
         """
-        if not request.is_request():
+        if not 0 < request.code < 0x20:
             raise CoapUsageError(f"code {Code(request.code)} is not a method")
-        peer = self._peer_for(remote, now)
-        req = _ClientRequest(next(self._request_ids), peer, request, self._new_token())
-        request.token = req.token
-        config = self.config
+        peer = self._peers.get(remote)
+        if peer is None:
+            peer = self._new_peer(remote, now)
+        # _new_token, inlined for the common case (a fresh token from the pool)
+        at = self._token_at
+        length = self._token_length
+        pool = self._token_pool
+        token = pool[at : at + length]
+        if length and at + length <= len(pool) and token not in self._by_token:
+            self._token_at = at + length
+        else:
+            token = self._new_token()
+        req = _ClientRequest(next(self._request_ids), peer, request, token)
+        request.token = token
         observe = block1_raw = block2_raw = None
         for number, value in request.options:  # one pass instead of three property look-ups
             if number == _OBSERVE:
@@ -631,10 +666,10 @@ class CoapEngine:
             req.observing = True
         if block2_raw is not None:
             req.raw_block2 = Block.decode(int.from_bytes(block2_raw, "big")).num > 0
-        elif config.request_block2_szx is not None:
-            request.block2 = Block(0, False, config.request_block2_szx)
+        elif self._request_block2_szx is not None:
+            request.block2 = Block(0, False, self._request_block2_szx)
         payload = request.payload
-        szx = config.block_szx
+        szx = self._block_szx
         if block1_raw is not None:
             szx = min(szx, Block.decode(int.from_bytes(block1_raw, "big")).szx)
             request.remove_option(_BLOCK1)
@@ -644,7 +679,7 @@ class CoapEngine:
             if self._concurrent_block1(peer, request):
                 request.request_tag = encode_uint(self._rng.getrandbits(32)) or b"\x00"
         peer.refs += 1
-        self._by_token[req.token] = req
+        self._by_token[token] = req
         self._requests[req.id] = req
         if peer.outstanding < self._nstart:  # _start_or_queue, inlined for the common case
             peer.outstanding += 1
@@ -659,11 +694,19 @@ class CoapEngine:
                 request.mtype = _CON
                 req.mid = mid
                 req.datagram = data = request.encode()
-                req.timeout = timeout = self._initial_timeout()
+                span = self._ack_span  # _initial_timeout, inlined
+                timeout = self._ack_timeout
+                if span:
+                    timeout += self._rng.random() * span
+                req.timeout = timeout
                 self._con_out[(peer.id << 16) | mid] = req
                 self._out.append((data, peer.addr))
                 req.deadline = when = now + timeout
-                heapq.heappush(self._timers, (when, next(self._timer_seq), req))
+                fifo = self._fifo
+                if not fifo or fifo[-1][0] <= when:
+                    fifo.append((when, next(self._timer_seq), req))
+                else:  # jitter put it before the FIFO's tail
+                    heapq.heappush(self._timers, (when, next(self._timer_seq), req))
             else:
                 self._send_request_message(req, now)
         else:
@@ -861,6 +904,7 @@ class CoapEngine:
         for observation in list(self._observations.values()):
             self._remove_observation(observation, None, now)
         self._timers.clear()
+        self._fifo.clear()
         self._pending_acks.clear()
         self._reassemblies.clear()
         self._block2_cache.clear()
@@ -951,11 +995,11 @@ class CoapEngine:
         heapq.heappush(self._timers, (when, next(self._timer_seq), obj))
 
     def _initial_timeout(self) -> float:
-        tp = self._tp
-        factor = tp.ack_random_factor
-        if factor == 1.0:
-            return tp.ack_timeout
-        return tp.ack_timeout * (1.0 + self._rng.random() * (factor - 1.0))
+        """ACK_TIMEOUT times a random factor in [1, ACK_RANDOM_FACTOR] (RFC 7252 §4.2)."""
+        span = self._ack_span
+        if not span:
+            return self._ack_timeout
+        return self._ack_timeout + self._rng.random() * span
 
     def _transmit_con(self, obj: _Reliable, msg: Message, now: float) -> None:
         """Send ``msg`` as CON with a fresh Message ID and start retransmission (§4.2)."""
@@ -1624,19 +1668,36 @@ class CoapEngine:
                 self._on_ack_or_rst_matched(obj, now)
                 return
             req.in_flight = False
-            if msg.options:
-                bad = check_options(msg)
-                if bad is not None:
-                    # RFC 7252 §5.4.1: the piggybacked response is rejected.
-                    self.stats.bad_options += 1
-                    self._fail(req, bad, now)
-                    return
+            block2 = False
+            options = msg.options
+            if options:
+                # check_options' rules (RFC 7252 §5.4) inlined for options that pass them all,
+                # noting Block2 on the way; anything else takes check_options itself.
+                previous = -1
+                for number, value in options:
+                    spec = _FORMATS_GET(number)
+                    if (
+                        spec is None
+                        or not spec[1] <= len(value) <= spec[2]
+                        or (number == previous and not spec[3])
+                    ):
+                        bad = check_options(msg)
+                        if bad is not None:
+                            # RFC 7252 §5.4.1: the piggybacked response is rejected.
+                            self.stats.bad_options += 1
+                            self._fail(req, bad, now)
+                            return
+                        block2 = msg.get_option(_BLOCK2) is not None
+                        break
+                    if number == _BLOCK2:
+                        block2 = True
+                    previous = number
             if (
                 req.state == _SENT
                 and req.b1_body is None
                 and not req.observing
                 and req.parent is None
-                and (req.raw_block2 or msg.code >> 5 != 2 or msg.get_option(_BLOCK2) is None)
+                and (not block2 or req.raw_block2 or msg.code >> 5 != 2)
             ):
                 # The usual case, inlined (_handle_response, _deliver, _finish): a piggybacked
                 # final response, no block-wise transfer, no observation.

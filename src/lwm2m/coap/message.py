@@ -177,18 +177,27 @@ class Message:
         self.mtype = mtype
         self.mid = mid
         self.token = token
+        # Sorting is skipped when a single keyword supplied every option (then they are in order).
         opts = [(int(n), bytes(v)) for n, v in options] if options else []
+        sources = 1 if opts else 0
         if uri_path is not None:
-            opts += [(_URI_PATH, p.encode()) for p in _split_path(uri_path)]
-        if uri_query is not None:
+            parts = _split_path(uri_path) if isinstance(uri_path, str) else uri_path
+            if parts:
+                opts += [(_URI_PATH, p.encode()) for p in parts]
+                sources += 1
+        if uri_query is not None and uri_query:
             opts += [(_URI_QUERY, q.encode()) for q in uri_query]
+            sources += 1
         if content_format is not None:
             opts.append((_CONTENT_FORMAT, encode_uint(content_format)))
+            sources += 1
         if accept is not None:
             opts.append((_ACCEPT, encode_uint(accept)))
+            sources += 1
         if observe is not None:
             opts.append((_OBSERVE, encode_uint(observe)))
-        if len(opts) > 1:
+            sources += 1
+        if sources > 1 or (options and len(opts) > 1):
             opts.sort(key=_option_number)
         self.options = opts
 
