@@ -8,11 +8,8 @@ credentials."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import hashlib
 import os
-import sys
-import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +50,7 @@ from lwm2m.io.lwm2m_client import DtlsConnector, LwM2MClient
 from lwm2m.model import ObjectInstance, SingleResource
 from lwm2m.model.values import ResourceType
 from lwm2m.secure import SecureComponent, SecureInstanceStore, missing_modules, open_component
+from secure.memscan import holders, reachable_data
 
 from .helpers import require
 
@@ -317,69 +315,6 @@ async def test_endpoint_name_bound_to_identity(pki: Pki) -> None:
 
 
 # -- Secure Component ----------------------------------------------------------------------------
-
-
-def _needles(secret: bytes) -> tuple[list[bytes], list[str], set[int]]:
-    import base64
-
-    encoded = [base64.b64encode(secret), base64.urlsafe_b64encode(secret)]
-    texts = [secret.hex(), secret.hex().upper(), *(e.decode() for e in encoded)]
-    binary = [secret, *(t.encode() for t in texts[:2]), *encoded]
-    return binary, texts, {int.from_bytes(secret, "big"), int.from_bytes(secret, "little")}
-
-
-def holders(mask: bytes, masked: bytes) -> list[Any]:
-    """Objects reachable from ``gc.get_objects()`` and the running frames that hold the secret
-    (``masked`` XOR ``mask``), its hex or base64, or its integer value — adapted from the scan of
-    ``tests/secure/test_pkcs11.py`` to return the holders themselves."""
-    secret = bytes(a ^ b for a, b in zip(mask, masked, strict=True))
-    binary, texts, numbers = _needles(secret)
-    gc.collect()
-    frames = [sys._getframe(), *sys._current_frames().values()]
-    roots: list[Any] = list(gc.get_objects())
-    for frame in frames:
-        while frame is not None:
-            roots.append(frame.f_locals)
-            frame = frame.f_back  # type: ignore[assignment]
-    seen = {id(secret), *map(id, binary), *map(id, texts), id(binary), id(texts), id(numbers)}
-    seen |= {id(n) for n in numbers} | {id(roots)}
-    found: list[Any] = []
-    stack = roots[:]
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, bytes | bytearray | memoryview):
-            if any(n in bytes(obj) for n in binary):
-                found.append(obj)
-        elif isinstance(obj, str):
-            if any(n in obj for n in texts):
-                found.append(obj)
-        elif type(obj) is int:
-            if obj in numbers:
-                found.append(obj)
-        else:
-            stack.extend(gc.get_referents(obj))
-    del secret, binary, texts, numbers, roots, stack
-    return found
-
-
-_CODE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType)
-
-
-def reachable_data(root: object) -> set[int]:
-    """Ids of the data reachable from ``root`` (instances and containers; not classes, modules
-    or functions, through which everything is reachable)."""
-    seen: set[int] = set()
-    stack = [root]
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen or isinstance(obj, _CODE):
-            continue
-        seen.add(id(obj))
-        stack.extend(gc.get_referents(obj))
-    return seen
 
 
 def provision(component: SecureComponent, uri: str, identity: bytes) -> tuple[bytes, bytes]:

@@ -30,11 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import gc
 import json
 import os
 import sys
-import types
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -282,55 +280,6 @@ def client_config(endpoint: str, bs_uri: str, bs_key: bytes) -> Any:
     )
 
 
-_CODE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType)
-
-
-def reachable_data(root: object) -> set[int]:
-    """Ids of the data reachable from ``root`` (not through classes, modules or functions)."""
-    seen: set[int] = set()
-    stack = [root]
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen or isinstance(obj, _CODE):
-            continue
-        seen.add(id(obj))
-        stack.extend(gc.get_referents(obj))
-    return seen
-
-
-def holders(mask: bytes, masked: bytes) -> list[Any]:
-    """The objects that :func:`secure.memscan.scan_for` reports, themselves (same needles, same
-    roots), so that a test can tell where they live."""
-    from secure.memscan import _needles, _stack_locals
-
-    secret = bytes(a ^ b for a, b in zip(mask, masked, strict=True))
-    binary, texts, numbers = _needles(secret)
-    gc.collect()
-    roots: list[Any] = [*gc.get_objects(), *_stack_locals()]
-    seen = {id(secret), *map(id, binary), *map(id, texts), id(binary), id(texts), id(numbers)}
-    seen |= {id(n) for n in numbers} | {id(roots)}
-    found: list[Any] = []
-    stack = roots[:]
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, bytes | bytearray | memoryview):
-            if any(n in bytes(obj) for n in binary):
-                found.append(obj)
-        elif isinstance(obj, str):
-            if any(n in obj for n in texts):
-                found.append(obj)
-        elif type(obj) is int:
-            if obj in numbers:
-                found.append(obj)
-        else:
-            stack.extend(gc.get_referents(obj))
-    del secret, binary, texts, numbers, roots, stack
-    return found
-
-
 async def bootstrap_and_register(
     servers: Servers, endpoint: str, bs_key: bytes, component: Any
 ) -> tuple[Any, dict[str, Any]]:
@@ -462,6 +411,7 @@ async def test_soft_secret_only_in_the_key_store(
     tmp_path: Path, servers_factory: Any, mode: str
 ) -> None:
     from lwm2m.secure import open_component
+    from secure.memscan import holders, reachable_data
 
     endpoint = f"urn:dev:ops:scs4-soft-{mode}"
     bs_key = os.urandom(16)

@@ -7,11 +7,12 @@ import base64
 import gc
 import os
 import sys
+import types
 from typing import Any
 
 from .conftest import reference_master_secret
 
-__all__ = ["provision", "scan_for"]
+__all__ = ["holders", "provision", "reachable_data", "scan_for"]
 
 
 def _needles(psk: bytes) -> tuple[list[bytes], list[str], set[int]]:
@@ -32,7 +33,7 @@ def _stack_locals() -> list[dict[str, Any]]:
     return found
 
 
-def scan_for(mask: bytes, masked: bytes) -> list[str]:
+def holders(mask: bytes, masked: bytes) -> list[Any]:
     """Objects reachable from ``gc.get_objects()`` and the running frames that hold the PSK
     (``masked`` XOR ``mask``), its hex or base64, or its integer value. The walk follows
     ``gc.get_referents`` transitively (untracked containers, e.g. dicts of bytes, included);
@@ -43,7 +44,7 @@ def scan_for(mask: bytes, masked: bytes) -> list[str]:
     roots: list[Any] = [*gc.get_objects(), *_stack_locals()]
     seen = {id(psk), *map(id, binary), *map(id, texts), id(binary), id(texts), id(numbers)}
     seen |= {id(n) for n in numbers} | {id(roots)}
-    found: list[str] = []
+    found: list[Any] = []
     stack = roots[:]
     while stack:
         obj = stack.pop()
@@ -51,19 +52,48 @@ def scan_for(mask: bytes, masked: bytes) -> list[str]:
             continue
         seen.add(id(obj))
         if isinstance(obj, bytes | bytearray | memoryview):
-            data = bytes(obj)
-            if any(n in data for n in binary):
-                found.append(f"{type(obj).__name__} of {len(data)} bytes")
+            if any(n in bytes(obj) for n in binary):
+                found.append(obj)
         elif isinstance(obj, str):
             if any(n in obj for n in texts):
-                found.append(f"str of {len(obj)} characters")
+                found.append(obj)
         elif type(obj) is int:
             if obj in numbers:
-                found.append("int")
+                found.append(obj)
         else:
             stack.extend(gc.get_referents(obj))
     del psk, binary, texts, numbers, roots, stack
     return found
+
+
+def scan_for(mask: bytes, masked: bytes) -> list[str]:
+    """:func:`holders`, described (type and size) rather than returned."""
+    described: list[str] = []
+    for obj in holders(mask, masked):
+        if isinstance(obj, str):
+            described.append(f"str of {len(obj)} characters")
+        elif type(obj) is int:
+            described.append("int")
+        else:
+            described.append(f"{type(obj).__name__} of {len(bytes(obj))} bytes")
+    return described
+
+
+_CODE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType)
+
+
+def reachable_data(root: object) -> set[int]:
+    """Ids of the data reachable from ``root`` (instances and containers; not classes, modules
+    or functions, through which everything is reachable)."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, _CODE):
+            continue
+        seen.add(id(obj))
+        stack.extend(gc.get_referents(obj))
+    return seen
 
 
 def provision(component: Any) -> tuple[bytes, bytes, Any]:
