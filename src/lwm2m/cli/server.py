@@ -84,14 +84,15 @@ def parse_address(text: str, option: str = "--bind") -> tuple[str, int]:
     return (host.strip("[]") or "0.0.0.0", int(port))
 
 
-def parse_store(text: str) -> str | None:
-    """``memory`` → None; ``sqlite:PATH`` → PATH; anything else is a one-line error."""
+def parse_store(text: str, option: str = "--store") -> str | None:
+    """``memory`` → None; ``sqlite:PATH`` → PATH; anything else is a one-line error naming
+    ``option``."""
     if text == "memory":
         return None
     kind, sep, path = text.partition(":")
     if kind == "sqlite" and sep and path:
         return path
-    raise click.ClickException(f"--store: {text!r} is not 'memory' or 'sqlite:PATH'")
+    raise click.ClickException(f"{option}: {text!r} is not 'memory' or 'sqlite:PATH'")
 
 
 async def open_store(path: str | None) -> RegistrationStore | None:
@@ -163,16 +164,6 @@ class DtlsOptions:
             or self.cert
             or self.key
         )
-
-
-def parse_security_store(text: str) -> str | None:
-    """``memory`` → None; ``sqlite:PATH`` → PATH."""
-    if text == "memory":
-        return None
-    kind, sep, path = text.partition(":")
-    if kind == "sqlite" and sep and path:
-        return path
-    raise click.ClickException(f"--security-store: {text!r} is not 'memory' or 'sqlite:PATH'")
 
 
 async def build_security(
@@ -490,7 +481,7 @@ def server_command(
     given = parse_address(bind) if bind is not None else None
     dtls = DtlsOptions(
         entries=[parse_psk(t) for t in psks] + [parse_rpk(t) for t in rpks],
-        security_store=parse_security_store(security_store),
+        security_store=parse_store(security_store, "--security-store"),
         trust_anchors=trust_anchors,
         cert=cert,
         key=key,
