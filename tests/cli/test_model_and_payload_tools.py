@@ -115,6 +115,7 @@ def test_opaque_and_objlnk_values_round_trip_as_hex_and_text(run) -> None:
         (("encode", "--format", "tlv", "--path", "/3/0", '{"9": "high"}'), "/3/0/9"),
         (("encode", "--format", "tlv", "--path", "/3/0", '{"999": 1}'), "unknown resource"),
         (("encode", "--format", "text", "--path", "/3/0", '{"9": 1}'), "/3/0"),
+        (("encode", "--format", "tlv", "--path", "/0/1", '{"5": "secret-zz"}'), "/0/1/5"),
     ],
 )
 def test_errors_are_one_clear_line(run, args: tuple[str, ...], message: str) -> None:
@@ -123,3 +124,4 @@ def test_errors_are_one_clear_line(run, args: tuple[str, ...], message: str) -> 
     assert message in result.output
     assert "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+    assert "secret-zz" not in result.output  # an Opaque value (maybe a key) is never echoed

@@ -54,7 +54,9 @@ def value_from_json(type_: ResourceType, data: Any, path: Path) -> Value:
             return ObjectLink.parse(data)
         return check_value(type_, data)
     except (ModelError, ValueError) as exc:
-        raise CodecError(f"bad {type_.value} value {data!r}: {exc}", path=str(path)) from None
+        # Opaque values may be keys (/0/x/5): never echo them.
+        shown = "" if type_ is ResourceType.OPAQUE else f" {data!r}"
+        raise CodecError(f"bad {type_.value} value{shown}: {exc}", path=str(path)) from None
 
 
 def node_to_json(node: Node) -> Any:
