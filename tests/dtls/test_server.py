@@ -10,11 +10,14 @@ from lwm2m.buffer import Buffer
 from lwm2m.dtls import (
     ApplicationData,
     ConnectionClosed,
+    ConnectionState,
     CookieGenerator,
     DtlsConfiguration,
+    DtlsConnection,
     DtlsServer,
     DtlsStateError,
     HandshakeCompleted,
+    ServerEvent,
 )
 from lwm2m.dtls import messages as m
 from lwm2m.dtls.constants import DTLS_1_0, ContentType, HandshakeType
@@ -165,6 +168,130 @@ def test_max_connections() -> None:
         Link(psk_client(), server, address=("10.0.0.1", n)).run()
     assert len(server) == 2
     assert {server.address_of(c) for c in server} == {("10.0.0.1", 0), ("10.0.0.1", 1)}
+
+
+class Network:
+    """Several clients and one server on an in-memory network, datagrams routed by address."""
+
+    def __init__(self, server: DtlsServer, clock: FakeClock) -> None:
+        self.server = server
+        self.clock = clock
+        self.clients: dict[tuple[str, int], DtlsConnection] = {}
+        self.client_events: dict[tuple[str, int], list[object]] = {}
+        self.server_events: list[ServerEvent] = []
+
+    def pump(self) -> None:
+        now = self.clock.now
+        for _ in range(100):
+            moved = False
+            for address, client in self.clients.items():
+                for data in client.datagrams_to_send(now):
+                    self.server.receive_datagram(data, address, now)
+                    moved = True
+                while (event := client.next_event()) is not None:
+                    self.client_events[address].append(event)
+            for data, address in self.server.datagrams_to_send(now):
+                self.clients[address].receive_datagram(data, now)  # type: ignore[index]
+                moved = True
+            while (server_event := self.server.next_event()) is not None:
+                self.server_events.append(server_event)
+            if not moved:
+                return
+        raise AssertionError("datagram storm")
+
+    def connect(self, port: int) -> DtlsConnection:
+        address = ("10.0.0.1", port)
+        client = self.clients[address] = psk_client()
+        self.client_events[address] = []
+        client.connect(self.clock.now)
+        self.pump()
+        return client
+
+    def send(self, port: int, payload: bytes) -> list[bytes]:
+        """``payload`` from the client at ``port``; what the server received (this call)."""
+        before = len(self.server_events)
+        self.clients[("10.0.0.1", port)].send(payload)
+        self.pump()
+        return [
+            e.event.data
+            for e in self.server_events[before:]
+            if isinstance(e.event, ApplicationData)
+        ]
+
+
+def stale_test_network() -> tuple[Network, FakeClock]:
+    clock = FakeClock(1000.0)
+    server = dtls_server(max_connections=2, stale_connection_threshold=60.0)
+    return Network(server, clock), clock
+
+
+def test_full_table_refuses_a_new_client_while_no_connection_is_stale() -> None:
+    net, clock = stale_test_network()
+    a, b = net.connect(1), net.connect(2)
+    assert a.state is b.state is ConnectionState.ESTABLISHED
+    clock.advance(59.0)  # b idle since its handshake, but not for 60 s
+    c = net.connect(3)
+    assert c.state is ConnectionState.HANDSHAKING  # its cookie-verified hello was ignored
+    assert len(net.server) == 2
+    assert net.server.connection_for(("10.0.0.1", 3)) is None
+    assert net.send(1, b"a") == [b"a"]
+    assert net.send(2, b"b") == [b"b"]
+
+
+def test_full_table_evicts_the_least_recently_active_stale_connection() -> None:
+    net, clock = stale_test_network()
+    net.connect(1)
+    net.connect(2)
+    old_b = net.server.connection_for(("10.0.0.1", 2))
+    clock.advance(30.0)
+    net.connect(3)  # refused; a and b are requeued as active now (t = 1030)
+    clock.advance(40.0)
+    assert net.send(1, b"a") == [b"a"]  # a is active at t = 1070, b is not
+    clock.advance(35.0)  # t = 1105: b idle for 75 s since it was requeued
+    del net.clients[("10.0.0.1", 3)]
+    c = net.connect(4)
+    assert c.state is ConnectionState.ESTABLISHED
+    assert {net.server.address_of(x) for x in net.server} == {("10.0.0.1", 1), ("10.0.0.1", 4)}
+    closed = [
+        e.event
+        for e in net.server_events
+        if e.connection is old_b and isinstance(e.event, ConnectionClosed)
+    ]
+    assert len(closed) == 1
+    assert closed[0].reason == "evicted: no record for 75 s"
+    # the evicted client was told (close_notify), so it can handshake again at once
+    b_closed = [e for e in net.client_events[("10.0.0.1", 2)] if isinstance(e, ConnectionClosed)]
+    assert len(b_closed) == 1
+    assert b_closed[0].by_peer
+    assert net.clients[("10.0.0.1", 2)].state is ConnectionState.CLOSED
+    assert net.send(1, b"still") == [b"still"]
+    assert net.send(4, b"new") == [b"new"]
+
+
+def test_a_busy_full_table_costs_one_pass_then_refuses_at_once() -> None:
+    """Each requeue is paid for by a record: a second hello right after finds the head fresh."""
+    net, clock = stale_test_network()
+    net.connect(1)
+    net.connect(2)
+    clock.advance(100.0)
+    assert net.send(1, b"x") == [b"x"]
+    assert net.send(2, b"y") == [b"y"]
+    queued = net.server._queued
+    net.connect(3)  # both requeued (active since queued), nothing evicted
+    assert [since for since, _ in queued.values()] == [1100.0, 1100.0]
+    first = list(queued)
+    net.connect(5)  # no record since: the head is fresh, refused without moving anything
+    assert list(queued) == first
+    assert len(net.server) == 2
+
+
+def test_eviction_can_be_disabled() -> None:
+    clock = FakeClock(1000.0)
+    net = Network(dtls_server(max_connections=1, stale_connection_threshold=None), clock)
+    net.connect(1)
+    clock.advance(10**6)
+    assert net.connect(2).state is ConnectionState.HANDSHAKING
+    assert net.send(1, b"a") == [b"a"]
 
 
 def test_new_client_hello_replaces_established_association() -> None:

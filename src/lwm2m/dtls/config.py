@@ -71,7 +71,16 @@ class DtlsConfiguration:
     """Server demultiplexer: the cookie secret rotates this often (the previous one stays valid
     for one more period)."""
     max_connections: int = 100000
-    """Server demultiplexer: most concurrent connections; new clients are ignored beyond it."""
+    """Server demultiplexer: most concurrent connections. At the limit, a new client (its
+    ClientHello with a valid cookie) takes the place of the least recently active connection if
+    that one is stale (see ``stale_connection_threshold``); otherwise it is ignored."""
+    stale_connection_threshold: float | None = 1800.0
+    """Server demultiplexer: seconds without an authenticated record from the peer after which
+    a connection is *stale* and may be evicted for a new client when ``max_connections`` is
+    reached (never before: a quiet LwM2M client in queue mode keeps its session). None: never
+    evict. The defaults (100,000 connections, 30 minutes) are of the order of Californium's
+    (``DTLS_MAX_CONNECTIONS`` 150,000, ``DTLS_STALE_CONNECTION_THRESHOLD`` 30 min, checked in
+    its DtlsConfig source), which uses the same rule."""
     key_log: KeyLogWriter | None = None
     """Debugging: write NSS key-log lines (``CLIENT_RANDOM <random> <master secret>``) here.
     Only honoured when every local credential has ``key_log_permitted``."""

@@ -522,12 +522,13 @@ class DtlsConnection:
         """The next event, or None."""
         return self._events.pop(0) if self._events else None
 
-    def close(self) -> None:
-        """Send close_notify (RFC 5246 §7.2.1) and end the connection."""
+    def close(self, reason: str = "closed locally") -> None:
+        """Send close_notify (RFC 5246 §7.2.1) and end the connection; ``reason`` goes into the
+        :class:`ConnectionClosed` event."""
         if self._state is _CS.CLOSED:
             return
         self._send_alert(_AL.WARNING, _AD.CLOSE_NOTIFY)
-        self._close(_AD.CLOSE_NOTIFY, by_peer=False, reason="closed locally")
+        self._close(_AD.CLOSE_NOTIFY, by_peer=False, reason=reason)
 
     def __repr__(self) -> str:
         role = "client" if self.is_client else "server"

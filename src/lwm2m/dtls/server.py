@@ -9,6 +9,13 @@
 - A new ClientHello from the address of an established connection starts a new handshake once
   its cookie verifies, replacing the old association (RFC 6347 §4.2.8).
 - Closed connections are forgotten after their last datagram was handed out.
+- At ``max_connections``, a new client takes the place of the least recently active connection
+  when that one is stale (no authenticated record for ``stale_connection_threshold`` seconds);
+  the evicted peer gets a close_notify and its :class:`ConnectionClosed` event says why. Peers
+  that moved (NAT rebinding without a CID) or vanished so cannot fill the table for good.
+  Activity is read off ``DtlsConnection.highest_authenticated_record`` when it matters (a
+  "second chance" queue), so the record fast paths, which adapters may call on the connection
+  directly, pay nothing for it.
 - Fast path: a datagram that is one application-data record of an established connection, from
   the connection's current address, goes straight to :meth:`DtlsConnection.open_record` (no
   per-datagram service step: such a record queues no datagram, changes no timer and ends nothing).
@@ -20,6 +27,7 @@ Addresses are opaque hashable values (for UDP: ``(host, port)``).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
@@ -43,6 +51,8 @@ from .messages import (
 from .record import MAX_CIPHERTEXT_EXPANSION, MAX_PLAINTEXT_LENGTH, RECORD_HEADER_LENGTH
 
 __all__ = ["DtlsServer", "ServerEvent"]
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     _CT = ContentType
@@ -146,6 +156,9 @@ class DtlsServer:
         self._addresses: dict[DtlsConnection, Hashable] = {}
         self._by_cid: dict[bytes, DtlsConnection] = {}
         self._timers: dict[DtlsConnection, float] = {}
+        # Connections by when they were queued, oldest first, with the newest authenticated
+        # record they had then (the same object, compared by identity): see _evict_stale.
+        self._queued: dict[DtlsConnection, tuple[float, tuple[int, int]]] = {}
         self._outgoing: list[tuple[bytes, Hashable]] = []
         self._events: list[ServerEvent] = []
 
@@ -237,7 +250,11 @@ class DtlsServer:
                     )
                 )
             return
-        if connection is None and len(self._addresses) >= self._configuration.max_connections:
+        if (
+            connection is None
+            and len(self._addresses) >= self._configuration.max_connections
+            and not self._evict_stale(now)
+        ):
             return
         if connection is not None:
             self._forget(connection)
@@ -252,6 +269,7 @@ class DtlsServer:
         )
         self._by_address[address] = connection
         self._addresses[connection] = address
+        self._queued[connection] = (now, connection.highest_authenticated_record)
         if cid:
             self._by_cid[cid] = connection
         connection.receive_datagram(data, now)
@@ -350,6 +368,37 @@ class DtlsServer:
         if cid and self._by_cid.get(cid) is connection:
             del self._by_cid[cid]
         self._timers.pop(connection, None)
+        self._queued.pop(connection, None)
+
+    def _evict_stale(self, now: float) -> bool:
+        """Close the least recently active connection if it is stale; whether one was.
+
+        The queue is in the order connections were (re)queued. A head that received an
+        authenticated record since it was queued goes to the back as if active now (a second
+        chance), so each move is paid for by a record and a full table of busy peers costs one
+        pass, not one per new hello. A head without such a record was last active before it
+        was queued; if that is not stale, nothing behind it is (queued later, or active since).
+        """
+        threshold = self._configuration.stale_connection_threshold
+        if threshold is None:
+            return False
+        queued = self._queued
+        for _ in range(len(queued)):
+            connection = next(iter(queued))
+            since, seen = queued[connection]
+            newest = connection.highest_authenticated_record
+            if newest is not seen:
+                del queued[connection]
+                queued[connection] = (now, newest)
+                continue
+            if now - since < threshold:
+                return False
+            address = self._addresses.get(connection)
+            logger.info("DTLS connection with %r evicted: idle for %.0f s", address, now - since)
+            connection.close(reason=f"evicted: no record for {now - since:.0f} s")
+            self._service(connection)
+            return True
+        return False
 
     def _new_connection_id(self) -> bytes | None:
         length = self._configuration.connection_id_length
