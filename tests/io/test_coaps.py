@@ -23,6 +23,7 @@ from lwm2m.dtls import (
     CipherSuite,
     DtlsConfiguration,
     DtlsCredentials,
+    DtlsSession,
     PskCredential,
     RawPublicKeyIdentity,
     RawPublicKeyVerifier,
@@ -504,3 +505,106 @@ async def test_reset_peer_opens_a_new_session(
     assert layer.stats.handshakes == 3
     layer.forget_peer(server.local_address)  # back to the default credentials
     assert layer.session_count == 0
+
+
+async def test_a_new_session_to_the_same_server_resumes_the_last_one(
+    pair: tuple[CoapEndpoint, CoapEndpoint, Resources],
+) -> None:
+    server, client, resources = pair
+    layer, server_layer = client.security, server.security
+    assert isinstance(layer, DtlsSecurityLayer)
+    assert isinstance(server_layer, DtlsSecurityLayer)
+    remote = server.local_address
+    await asyncio.wait_for(client.request(get("/who"), remote), TIMEOUT)
+    first = layer.handshake_result(layer.peer_for(remote))
+    assert first is not None
+    assert not first.session_resumed
+    layer.reset_peer(remote)
+    response = await asyncio.wait_for(client.request(get("/who"), remote), TIMEOUT)
+    assert response.payload == b"psk:" + IDENTITY.hex().encode()  # identity kept by the session
+    second = layer.handshake_result(layer.peer_for(remote))
+    assert second is not None
+    assert second.session_resumed
+    assert (layer.stats.handshakes, layer.stats.resumed) == (2, 1)
+    assert server_layer.stats.resumed == 1
+    # other credentials for the remote: never the old session
+    layer.set_peer(remote, PeerSecurity(DtlsCredentials(psk=SoftwarePsk(IDENTITY, KEY))))
+    await asyncio.wait_for(client.request(get("/who"), remote), TIMEOUT)
+    third = layer.handshake_result(layer.peer_for(remote))
+    assert third is not None
+    assert not third.session_resumed
+    assert len(resources.requests) == 3
+
+
+async def test_a_server_that_lost_the_session_answers_with_a_full_handshake() -> None:
+    resources = Resources()
+    async with (
+        await CoapEndpoint.create(site=resources.site, security=psk_server()) as server,
+        await CoapEndpoint.create(security=psk_client()) as client,
+    ):
+        layer = client.security
+        assert isinstance(layer, DtlsSecurityLayer)
+        remote = server.local_address
+        await asyncio.wait_for(client.request(get("/who"), remote), TIMEOUT)
+        server_layer = server.security
+        assert isinstance(server_layer, DtlsSecurityLayer)
+        demultiplexer = server_layer._server
+        assert demultiplexer is not None
+        demultiplexer.session_cache._sessions.clear()  # as after a server restart
+        layer.reset_peer(remote)
+        await asyncio.wait_for(client.request(get("/who"), remote), TIMEOUT)
+        result = layer.handshake_result(layer.peer_for(remote))
+        assert result is not None
+        assert not result.session_resumed
+        assert layer.stats.resumed == 0
+        assert len(resources.requests) == 2
+
+
+@pytest.mark.parametrize("setting", [{"resume_sessions": False}, {"max_resumable": 0}])
+async def test_resumption_can_be_turned_off(setting: dict[str, Any]) -> None:
+    async with (
+        await CoapEndpoint.create(site=Resources().site, security=psk_server()) as server,
+        await CoapEndpoint.create(security=psk_client(config=DtlsLayerConfig(**setting))) as client,
+    ):
+        layer = client.security
+        assert isinstance(layer, DtlsSecurityLayer)
+        for _ in range(2):
+            await asyncio.wait_for(client.request(get("/who"), server.local_address), TIMEOUT)
+            layer.reset_peer(server.local_address)
+        assert (layer.stats.handshakes, layer.stats.resumed) == (2, 0)
+        assert layer._resumable == {}
+
+
+async def test_a_failed_handshake_forgets_the_resumable_session() -> None:
+    store = SoftwarePskStore({IDENTITY: KEY})
+    server_layer = DtlsSecurityLayer(server_credentials=DtlsCredentials(psk_store=store))
+    async with (
+        await CoapEndpoint.create(site=Resources().site, security=server_layer) as server,
+        await CoapEndpoint.create(security=psk_client()) as client,
+    ):
+        layer = client.security
+        assert isinstance(layer, DtlsSecurityLayer)
+        remote = server.local_address
+        await asyncio.wait_for(client.request(get("/who"), remote), TIMEOUT)
+        assert len(layer._resumable) == 1
+        # as after a server restart that also lost our identity: the next handshake fails
+        demultiplexer = server_layer._server
+        assert demultiplexer is not None
+        demultiplexer.session_cache._sessions.clear()
+        store._credentials.clear()
+        layer.reset_peer(remote)
+        with pytest.raises(DtlsSessionError, match="unknown_psk_identity"):
+            await asyncio.wait_for(client.request(get("/who"), remote), TIMEOUT)
+        assert layer._resumable == {}
+
+
+def test_resumable_sessions_are_bounded_oldest_first() -> None:
+    layer = psk_client(config=DtlsLayerConfig(max_resumable=2))
+    security = PeerSecurity(DtlsCredentials(psk=SoftwarePsk(IDENTITY, KEY)))
+    for port in (1, 2, 3):
+        session = DtlsSession(bytes([port]) * 32, 0xC0A8, b"\x5a" * 48, True, None)
+        layer._keep_resumable(("10.0.0.9", port), security, session)
+    assert list(layer._resumable) == [("10.0.0.9", 2), ("10.0.0.9", 3)]
+    shown = repr(layer._resumable)
+    assert "ZZZZ" not in shown
+    assert "\\x5a" not in shown

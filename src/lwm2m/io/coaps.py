@@ -32,6 +32,13 @@ roles, as an LwM2M endpoint needs:
   ``DtlsServer.open_record``, from the session's current address only); anything else (other
   content types, replays, records that do not authenticate, a CID record from a new address)
   goes through ``receive_datagram`` and the demultiplexer as before.
+- **Resumption.** A client session that ends (the server closed or evicted it, a reset after a
+  timeout) leaves its :class:`~lwm2m.dtls.DtlsSession`; the next session to the same remote with
+  the same :class:`PeerSecurity` offers it (abbreviated handshake, RFC 5246 §7.3): one round trip
+  less and no key operation of the credential (no ECDHE, no signature, no Secure Component
+  access). A server that lost the session answers with a full handshake. A session is never
+  offered again after a failed handshake or a fatal alert, nor with other credentials; the layer
+  keeps the master secret of at most ``max_resumable`` remotes (``resume_sessions=False``: none).
 - **Timers.** Flight retransmissions (RFC 6347 §4.2.4) run on the endpoint's single timer.
 - **Close.** Closing the endpoint sends close_notify on every session.
 - **Plain peers.** :meth:`~DtlsSecurityLayer.allow_plain` lets one remote speak plain CoAP over the
@@ -88,6 +95,7 @@ from lwm2m.dtls import (
     DtlsConnection,
     DtlsCredentials,
     DtlsServer,
+    DtlsSession,
     DtlsStateError,
     HandshakeCompleted,
     PeerAddressChanged,
@@ -191,12 +199,18 @@ class DtlsLayerConfig:
     """CoAP datagrams kept per peer while its handshake runs (beyond: dropped; CoAP retries)."""
     worker_threads: int = 2
     """Threads for blocking credential backends."""
+    resume_sessions: bool = True
+    """Client role: offer the last session with a remote when opening a new one (see the module
+    docstring, "Resumption")."""
+    max_resumable: int = 64
+    """Client role: most remotes whose last session is kept for resumption (oldest dropped;
+    0: none)."""
 
 
 class LayerStats:
     """Counters of a :class:`DtlsSecurityLayer`."""
 
-    __slots__ = ("dropped", "handshake_failures", "handshakes", "offloaded")
+    __slots__ = ("dropped", "handshake_failures", "handshakes", "offloaded", "resumed")
 
     def __init__(self) -> None:
         self.handshakes = 0
@@ -207,6 +221,8 @@ class LayerStats:
         """Datagrams to send that had no session (or did not fit one record)."""
         self.offloaded = 0
         """Handshake steps run in a worker thread."""
+        self.resumed = 0
+        """Handshakes completed as a resumption (abbreviated; both roles)."""
 
 
 def transport_identity(identity: DtlsPeerIdentity | None) -> PeerIdentity | None:
@@ -395,6 +411,8 @@ class DtlsSecurityLayer:
         )
         self._default = PeerSecurity(client_credentials) if client_credentials is not None else None
         self._peers: dict[tuple[Any, ...], PeerSecurity] = {}
+        # Client role: the last session per remote and the settings it was made with.
+        self._resumable: dict[tuple[Any, ...], tuple[PeerSecurity, DtlsSession]] = {}
         self._plain: set[tuple[Any, ...]] = set()
         self._clients: dict[tuple[Any, ...], _Session] = {}
         self._by_key: dict[Any, _Session] = {}
@@ -473,6 +491,7 @@ class DtlsSecurityLayer:
         key = _address_key(remote)
         self._peers.pop(key, None)
         self._plain.discard(key)
+        self._resumable.pop(key, None)
         session = self._clients.get(key)
         if session is not None:
             self._end_session(session, "peer forgotten", close=True)
@@ -522,13 +541,14 @@ class DtlsSecurityLayer:
                 f"no DTLS session with {_describe(key)} and no client credentials to open one"
             )
         base = self.config.dtls
+        last = self._resumable.get(key)
         configuration = dataclasses.replace(
             base,
             is_client=True,
             cipher_suites=security.cipher_suites or base.cipher_suites,
             connection_id=b"" if self.config.client_connection_id else None,
             key_log=self._key_log,
-            session=None,
+            session=last[1] if last is not None and last[0] is security else None,
         )
         connection = DtlsConnection(configuration=configuration, credentials=security.credentials)
         try:
@@ -857,6 +877,8 @@ class DtlsSecurityLayer:
     ) -> None:
         assert isinstance(address, tuple)
         self.stats.handshakes += 1
+        if event.session_resumed:
+            self.stats.resumed += 1
         key: Any = SessionKey(address) if event.connection_id else address
         session = _Session(connection, address, key, client=False)
         session.established = True
@@ -950,7 +972,11 @@ class DtlsSecurityLayer:
         if kind is HandshakeCompleted:
             assert isinstance(event, HandshakeCompleted)
             self.stats.handshakes += 1
+            if event.session_resumed:
+                self.stats.resumed += 1
             session.established = True
+            if session.client and session.security is not None:
+                self._keep_resumable(session.address, session.security, event.session)
             session.identity = transport_identity(event.peer_identity)
             if session.client and self._clients.get(session.address) is session:
                 self._live[session.address] = session
@@ -979,8 +1005,26 @@ class DtlsSecurityLayer:
                 "DTLS alert %s from %s", _alert_name(event.description), _describe(session.address)
             )
 
+    def _keep_resumable(
+        self, remote: tuple[Any, ...], security: PeerSecurity, session: DtlsSession | None
+    ) -> None:
+        resumable = self._resumable
+        resumable.pop(remote, None)
+        limit = self.config.max_resumable
+        if session is None or not self.config.resume_sessions or limit <= 0:
+            return
+        while len(resumable) >= limit:
+            del resumable[next(iter(resumable))]
+        resumable[remote] = (security, session)
+
     def _closed_event(self, session: _Session, event: ConnectionClosed) -> None:
         where = _describe(session.address)
+        if session.client and (
+            not session.established
+            or not (event.alert is None or event.alert == AlertDescription.CLOSE_NOTIFY)
+        ):
+            # A failed handshake (perhaps of a resumption) or a fatal alert: start afresh.
+            self._resumable.pop(session.address, None)
         if not session.established:
             self.stats.handshake_failures += 1
             if event.alert is None:
