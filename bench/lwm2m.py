@@ -23,6 +23,9 @@ machine. Cases, in this order:
   both move the same 194-byte representation. The two rates are measured REPEATS times,
   interleaved, best kept; this process's CPU time per request is reported too
   (``coap_get_cpu_us``, ``read_cpu_us``), which a shared machine disturbs far less than rates;
+* **the same pair for one resource** (``read_resource_vs_coap``, not a target): bare GET and
+  LwM2M Read of /3/0/9 as text/plain ("100"), to show what the LwM2M layer costs per request
+  apart from decoding the 20-record payload;
 * **notifications/s**: the server observes /3/0/9 on every client, then each client sends 20 CON
   notifications (256 unacknowledged at most over all clients); counted when the server publishes
   the decoded :class:`~lwm2m.server.events.NotificationReceived`.
@@ -59,6 +62,7 @@ REPEATS = 2
 NOTIFICATIONS_PER_CLIENT = 20
 NOTIFY_WINDOW = 256
 ECHO_DURATION = 2.0
+BATTERY_LEVEL = b"100"  # /3/0/9 as text/plain (the single-resource case)
 LINKS = b'</>;ct="60 110 112 11542",</1/0>,</3/0>,</3>;ver=1.1,</4/0>;ver=1.3,</5/0>,</6/0>'
 
 # -- a minimal CoAP codec (RFC 7252 §3), independent of lwm2m.coap -------------------------------
@@ -231,9 +235,13 @@ class Clients:
                         ACK, CONTENT, mid, token, [(OBSERVE, b""), (CONTENT_FORMAT, b"")], b"87"
                     )
                 else:
-                    # the Accept the request names (SenML CBOR or TLV), TLV without one
+                    # the Accept the request names (SenML CBOR or TLV), TLV without one; a
+                    # resource path (/3/0/9) is answered as text/plain
                     cf = int.from_bytes(accept[0], "big") if accept else 11542
-                    payload = self.payloads.get(cf)
+                    if len(options.get(URI_PATH, ())) == 3:
+                        payload = BATTERY_LEVEL if cf == 0 else None
+                    else:
+                        payload = self.payloads.get(cf)
                     if payload is None:
                         reply = coap_encode(ACK, 0x86, mid, token)  # 4.06 Not Acceptable
                     else:
@@ -477,6 +485,20 @@ async def main() -> dict[str, Any]:
             response = await server.read(endpoints[i % CLIENTS], "/3/0")
             assert response.content is not None
 
+        async def coap_get_resource(i: int) -> None:
+            address = by_name[endpoints[i % CLIENTS]]
+            request = Message(Code.GET, uri_path="/3/0/9", accept=0)
+            response = await coap.request(request, address)
+            assert response.payload == BATTERY_LEVEL
+
+        async def lwm2m_read_resource(i: int) -> None:
+            response = await server.read(endpoints[i % CLIENTS], battery, accept=text)
+            assert response.content.value == 100  # type: ignore[union-attr]
+
+        from lwm2m.codec.content_format import ContentFormat as _CF
+
+        battery, text = Path(3, 0, 9), _CF.TEXT
+
         coap_rates, read_rates = [], []
         me, them = psutil.Process(), psutil.Process(process.pid)
 
@@ -508,6 +530,23 @@ async def main() -> dict[str, Any]:
         results["read_vs_coap"] = round(max(read_rates) / max(coap_rates), 3)
         results["coap_get_cpu_us"] = round(min(coap_cpu) * 1e6, 1)
         results["read_cpu_us"] = round(min(read_cpu) * 1e6, 1)
+
+        # the same pair for one resource (/3/0/9, text/plain): what the LwM2M layer costs
+        # without the 20-record payload to decode
+        get_rates, single_rates, get_cpu, single_cpu = [], [], [], []
+        for _ in range(REPEATS):
+            c0 = cpu()
+            get_rates.append(await measure_rate(coap_get_resource, DURATION))
+            c1 = cpu()
+            single_rates.append(await measure_rate(lwm2m_read_resource, DURATION))
+            c2 = cpu()
+            get_cpu.append((c1[0] - c0[0]) / (get_rates[-1] * DURATION))
+            single_cpu.append((c2[0] - c1[0]) / (single_rates[-1] * DURATION))
+        results["coap_get_resource_per_s"] = round(max(get_rates))
+        results["read_resource_per_s"] = round(max(single_rates))
+        results["read_resource_vs_coap"] = round(max(single_rates) / max(get_rates), 3)
+        results["coap_get_resource_cpu_us"] = round(min(get_cpu) * 1e6, 1)
+        results["read_resource_cpu_us"] = round(min(single_cpu) * 1e6, 1)
 
         # notifications
         async def observe(i: int) -> None:
@@ -543,6 +582,11 @@ def report(results: dict[str, Any]) -> None:
         ("Read / CoAP GET", "read_vs_coap", ""),
         ("CPU per bare CoAP GET (requesting process)", "coap_get_cpu_us", "us"),
         ("CPU per LwM2M Read (server process)", "read_cpu_us", "us"),
+        ("bare CoAP GET /3/0/9 (text), 64 in flight", "coap_get_resource_per_s", "/s"),
+        ("LwM2M Read /3/0/9 (text), 64 in flight", "read_resource_per_s", "/s"),
+        ("Read /3/0/9 / CoAP GET /3/0/9", "read_resource_vs_coap", ""),
+        ("CPU per bare CoAP GET /3/0/9 / per Read /3/0/9", "coap_get_resource_cpu_us", "us"),
+        ("", "read_resource_cpu_us", "us"),
         ("registrations (1,000 at once)", "registrations_per_s", "/s"),
         ("Observe registrations, 64 in flight", "observes_per_s", "/s"),
         ("CON notifications ingested (20,000)", "notifications_per_s", "/s"),
