@@ -240,6 +240,75 @@ def test_fast_path_is_taken_for_usual_payloads() -> None:
         senml._fast_decode(executable, Path(3, 0), MODEL, codec.labels)
 
 
+def _fast_and_general(pack: list[Any], path: Path) -> tuple[object, object]:
+    """The fast path's result (or _Fallback) and the general path's result (or CodecError)."""
+    codec = SenmlCborCodec()
+    fast: object
+    general: object
+    try:
+        fast = senml._fast_decode(pack, path, MODEL, codec.labels)
+    except senml._Fallback as exc:
+        fast = exc
+    try:
+        general = codec._decode_general(pack, path, MODEL)
+    except CodecError as exc:
+        general = exc
+    return fast, general
+
+
+@pytest.mark.parametrize(
+    ("path", "pack"),
+    [
+        # resources in descending order
+        (Path(3, 0), [{-2: "/3/0/", 0: "9", 2: 5}, {0: "1", 3: "x"}, {0: "0", 3: "y"}]),
+        # a multiple resource's instances in descending order, and before a lower resource id
+        (Path(3, 0), [{-2: "/3/0/", 0: "7/2", 2: 1}, {0: "7/0", 2: 2}, {0: "6/1", 2: 3}]),
+        # instances in descending order
+        (Path(3), [{-2: "/3/1/", 0: "9", 2: 1}, {-2: "/3/0/", 0: "7/1", 2: 2}, {0: "0", 3: "z"}]),
+    ],
+)
+def test_fast_path_sorts_what_arrives_out_of_order(path: Path, pack: list[Any]) -> None:
+    """Out-of-order ids are taken by the fast path and come out sorted, as the general path
+    sorts them; the containers are rebuilt, so nothing of the one-pass views remains."""
+    fast, general = _fast_and_general(pack, path)
+    assert not isinstance(general, CodecError)
+    assert fast == general
+    assert isinstance(fast, ObjectInstance | ObjectNode)
+    instances = fast.instances.values() if isinstance(fast, ObjectNode) else [fast]
+    if isinstance(fast, ObjectNode):
+        assert list(fast.instances) == sorted(fast.instances)
+    for instance in instances:
+        assert list(instance.resources) == sorted(instance.resources)
+        for resource in instance.resources.values():
+            if isinstance(resource, MultipleResource):
+                assert list(resource.instances) == sorted(resource.instances)
+
+
+@pytest.mark.parametrize(
+    "pack",
+    [
+        # a multiple resource split in two runs (valid: the general path decides)
+        [{-2: "/3/0/", 0: "7/0", 2: 1}, {0: "9", 2: 5}, {0: "7/1", 2: 2}],
+        # the same resource instance twice, and the same single resource twice (errors)
+        [{-2: "/3/0/", 0: "7/0", 2: 1}, {0: "7/0", 2: 2}],
+        [{-2: "/3/0/", 0: "9", 2: 1}, {0: "9", 2: 2}],
+        # no bn before the first value
+        [{0: "9", 2: 1}],
+        # a 3-item array is no record, even when its items would index like one
+        [["9", "/3/0/", 100]],
+    ],
+)
+def test_fast_path_leaves_unusual_packs_to_the_general_path(pack: list[Any]) -> None:
+    fast, general = _fast_and_general(pack, Path(3, 0))
+    assert isinstance(fast, senml._Fallback)
+    codec = SenmlCborCodec()
+    if isinstance(general, CodecError):
+        with pytest.raises(CodecError):
+            codec.decode(codec.encode_pack(pack), Path(3, 0), MODEL)
+    else:
+        assert codec.decode(codec.encode_pack(pack), Path(3, 0), MODEL) == general
+
+
 # -- the leaf tree and composite helpers ---------------------------------------------------------
 
 

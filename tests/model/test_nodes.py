@@ -217,6 +217,9 @@ def test_trusted_containers_equal_public_ones(
     assert list(fast_on.instances) == sorted(iids)
     with pytest.raises(TypeError):
         fast_oi.resources[1] = fast_mr  # type: ignore[index]  # still read-only
+    for frozen in (fast_mr, fast_oi, fast_on):  # built as builders, genuine frozen nodes now
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            frozen.id = 1  # type: ignore[misc]
 
 
 def test_resource_type_hash_is_identity_based() -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import pickle
+
 import pytest
 
 from lwm2m.coap.message import Message, decode
@@ -11,6 +15,7 @@ from lwm2m.codec.content_format import ContentFormat
 from lwm2m.codec.link import Attributes, Link
 from lwm2m.errors import (
     BadRequest,
+    CodecError,
     MethodNotAllowed,
     NotFound,
     RequestError,
@@ -51,7 +56,7 @@ from lwm2m.operations.requests import (
     WriteAttributes,
     WriteComposite,
 )
-from lwm2m.operations.responses import Response
+from lwm2m.operations.responses import Response, content_response
 
 MODEL = default_registry()
 INT = ResourceType.INTEGER
@@ -293,3 +298,67 @@ def test_response_properties() -> None:
     assert Response(0x45).is_success
     assert Response(0x84).dotted_code == "4.04"
     assert not Response(0x84).is_success
+
+
+def test_response_constructor_freezes_its_containers() -> None:
+    """The hand-written constructor keeps the dataclass's positional order and copies the
+    containers it is given (a caller's list or dict cannot change the response later)."""
+    composite = {Path(1, 0, 1): LIFETIME}
+    location = ["rd", "x"]
+    response = Response(0x45, None, composite, [Link("/3")], location, ContentFormat.LINK, "d")
+    composite.clear()
+    location.append("y")
+    assert response.composite == {Path(1, 0, 1): LIFETIME}
+    assert response.links == (Link("/3"),)
+    assert response.location == ("rd", "x")
+    assert (response.content_format, response.diagnostic) == (ContentFormat.LINK, "d")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        response.code = 0x44  # type: ignore[misc]
+    assert Response(0x44) == Response(code=0x44, diagnostic="")
+    assert hash(Response(0x44)) == hash(Response(0x44))
+
+
+def test_content_response_equals_the_constructor() -> None:
+    fast = content_response(0x45, LIFETIME, ContentFormat.TLV)
+    slow = Response(0x45, content=LIFETIME, content_format=ContentFormat.TLV)
+    assert type(fast) is Response
+    assert fast == slow
+    assert hash(fast) == hash(slow)
+    assert repr(fast) == repr(slow)
+    assert copy.deepcopy(fast) == slow
+    assert pickle.loads(pickle.dumps(fast)) == slow
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.code = 0x44  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        Read(Path(3, 0), ContentFormat.SENML_CBOR),
+        Read(Path(3, 0, 1)),
+        Read(Path()),
+        Read(Path(3000, 65534, 1023, 1024), ContentFormat.TLV),
+    ],
+)
+def test_read_request_equals_the_keyword_construction(request_: Read) -> None:
+    """The Read fast path of encode_request builds the options list itself: the same message
+    as the Message keywords build, and a list of its own per message."""
+    segments = [str(i) for i in request_.path.ids]
+    expected = Message(Code.GET, uri_path=segments, accept=request_.accept)
+    message = encode_request(request_, MODEL)
+    assert message.encode() == expected.encode()
+    assert message.options == expected.options
+    assert encode_request(request_, MODEL).options is not message.options
+
+
+def test_decode_response_rejects_unknown_content_formats() -> None:
+    message = Message(Code.CONTENT, b"\x00", content_format=9999)
+    with pytest.raises(CodecError, match="unsupported content format 9999"):
+        decode_response(Read(Path(3, 0)), message, MODEL)
+    message = Message(Code.CONTENT, b"\x00")
+    with pytest.raises(CodecError, match="response without Content-Format"):
+        decode_response(Read(Path(3, 0)), message, MODEL)
+    text = Message(Code.CONTENT, b"300", content_format=0)  # TEXT is 0: a falsy member
+    response = decode_response(Read(Path(1, 0, 1)), text, MODEL)
+    assert response.content == LIFETIME
+    assert response.content_format is ContentFormat.TEXT

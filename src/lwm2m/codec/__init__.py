@@ -35,11 +35,19 @@ _CODECS: dict[ContentFormat, tuple[str, str]] = {
     ContentFormat.LWM2M_CBOR: ("lwm2m.codec.lwm2m_cbor", "Lwm2mCborCodec"),
 }
 
-_instances: dict[ContentFormat, NodeCodec] = {}
+_instances: dict[int, NodeCodec] = {}  # keyed by ContentFormat members, found by plain ints too
 
 
 def codec_for(content_format: int) -> NodeCodec:
     """The node codec of ``content_format``; CodecError for formats that carry no nodes."""
+    # The usual call first: a plain dict look-up (an int finds its member, IntEnum hashes as
+    # int), no Enum call (the dearer part of this function, and it runs per payload).
+    try:
+        codec = _instances.get(content_format)
+    except TypeError:  # unhashable: the Enum call below names the error
+        codec = None
+    if codec is not None:
+        return codec
     try:
         cf = ContentFormat(content_format)
     except ValueError:

@@ -57,6 +57,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, NamedTuple, NoReturn
 
 from lwm2m.codec._common import check_node_at, fail, resource_definition
@@ -66,12 +67,16 @@ from lwm2m.constants import MAX_ID
 from lwm2m.errors import CodecError, InvalidPathError
 from lwm2m.model.definitions import ResourceDefinition
 from lwm2m.model.nodes import (
+    MultipleBuilder,
     MultipleResource,
     Node,
     ObjectInstance,
+    ObjectInstanceBuilder,
     ObjectNode,
     Resource,
     ResourceInstance,
+    ResourceInstanceBuilder,
+    SingleBuilder,
     SingleResource,
     trusted_multiple,
     trusted_object,
@@ -724,6 +729,11 @@ def _base_ids(bn: str) -> tuple[int, ...] | None:
     return ids  # type: ignore[return-value]
 
 
+class _Never:
+    """A type no decoded value has: values of this resource type always go through the
+    converter."""
+
+
 def _fast_decode(
     pack: object,
     path: Path,
@@ -735,11 +745,18 @@ def _fast_decode(
 
     Handles records made of ``bn`` (``/oid/iid/``), ``n`` (``rid`` or ``rid/riid``) and the
     value label of the resource's type, all valid; anything else (time fields, other name
-    splits, non-map records, any error) falls back to the general resolver, so the result is
-    always the general path's result (tested). Written for speed: SenML CBOR decoding must stay
-    within a small factor of ``cbor2.loads`` (bench/codecs.py). ``name_cache`` keeps what a
-    relative name means per object definition (keyed by the identity of its resources mapping,
-    which the entry holds, so the id cannot be reused) across calls.
+    splits, an instance or a multiple resource split in two runs, non-map records, any error)
+    falls back to the general resolver, so the result is always the general path's result
+    (tested). Written for speed: SenML CBOR decoding must stay within a small factor of
+    ``cbor2.loads`` (bench/codecs.py), and a server's Read spends most of its time here.
+    ``name_cache`` keeps what a relative name means per object definition (keyed by the
+    identity of its resources mapping, which the entry holds, so the id cannot be reused)
+    across calls.
+
+    One pass builds the nodes: each instance and multiple resource is created when its run
+    starts, over a read-only view of the dict the following records fill (the node never
+    escapes before the pass ends). Ids in ascending order, the usual case, need no sorting;
+    a container whose ids arrive out of order is rebuilt sorted at the end.
     """
     ids = path.ids
     if type(pack) is not list or not pack or len(ids) > 2:
@@ -750,8 +767,6 @@ def _fast_decode(
         raise _Fallback
     rdefs = object_definition.resources
     want_iid = ids[1] if len(ids) == 2 else -1
-    convert_table = _JSON_CONVERT if labels.text_opaque else _CBOR_CONVERT
-    value_keys = labels.value_keys
     names: dict[str, _NameInfo]
     if name_cache is None:
         names = {}
@@ -762,31 +777,39 @@ def _fast_decode(
                 name_cache.clear()
             cached = name_cache[id(rdefs)] = (rdefs, {})
         names = cached[1]
-    instances: dict[int, dict[int, Any]] = {}
-    # None until the first bn: a record before it fails `rid in current` with TypeError
-    current: dict[int, Any] = None  # type: ignore[assignment]
-    iid = last = -1  # the current instance and its last resource id
-    unordered: set[int] = set()  # instances whose resources are not in ascending id order
+    instances: dict[int, ObjectInstance] = {}
+    # None until the first bn: a record before it fails on `current` with TypeError
+    current: dict[int, Resource] = None  # type: ignore[assignment]
+    iid = last = last_riid = -1  # the current instance, its last resource id, the last riid
+    values: dict[int, ResourceInstance] = {}  # the instances of the current multiple resource
+    unordered: list[int] = []  # instances whose resource ids are not ascending
+    resort: list[tuple[dict[int, Resource], int, ResourceType]] = []  # likewise, multiples
     bn_key, n_key = labels.bn, labels.n
-    single = trusted_single
-    has_multiple = False
+    proxy = MappingProxyType
     try:
         for record in pack:
             if len(record) != 2:
-                if len(record) != 3:
-                    raise _Fallback
-                base = _base_ids(record[bn_key])
+                if len(record) != 3 or type(record) is not dict:
+                    raise _Fallback  # also keeps a 3-item list from passing for a record
+                base = _BASE_IDS.get(record[bn_key])  # _base_ids' cache, inlined
+                if base is None:  # not cached yet (or cached as not canonical: None again)
+                    base = _base_ids(record[bn_key])
                 if base is None or base[0] != oid or (want_iid >= 0 and base[1] != want_iid):
                     raise _Fallback
                 iid = base[1]
                 if iid in instances:  # an instance split in two runs: unusual
                     raise _Fallback
-                current = instances[iid] = {}
+                current = {}
+                inst = ObjectInstanceBuilder()
+                inst.id = iid
+                inst.resources = proxy(current)
+                inst.__class__ = ObjectInstance
+                instances[iid] = inst
                 last = -1
             try:
                 info = names[record[n_key]]
             except KeyError:  # a name not seen yet (or no name: KeyError again, a fallback)
-                info = _name_info(record[n_key], rdefs, value_keys, convert_table)
+                info = _name_info(record[n_key], rdefs, labels)
                 if len(names) >= _CACHE_LIMIT:  # peers choose the names: keep the cache bounded
                     names.clear()
                 names[record[n_key]] = info
@@ -798,58 +821,63 @@ def _fast_decode(
             if type(value) is not as_is or (as_is is int and not lo <= value <= hi):  # type: ignore[operator]
                 value = convert(value)
             if riid < 0:
-                # Ascending ids (the usual order) can be no duplicate and need no sorting.
-                if rid <= last:
+                if rid <= last:  # ascending ids (the usual order) can be no duplicate
                     if rid in current:
                         raise _Fallback
-                    unordered.add(iid)
+                    if not unordered or unordered[-1] != iid:
+                        unordered.append(iid)
                 last = rid
-                current[rid] = single(rid, rtype, value)
+                single = SingleBuilder()
+                single.id = rid
+                single.type = rtype
+                single.value = value
+                single.__class__ = SingleResource
+                current[rid] = single
                 continue
-            has_multiple = True
-            if rid != last:
-                if rid < last:
-                    unordered.add(iid)
+            if rid != last:  # a multiple resource starts
+                if rid in current:  # a duplicate, or split in two runs: unusual
+                    raise _Fallback
+                if rid < last and (not unordered or unordered[-1] != iid):
+                    unordered.append(iid)
                 last = rid
-            values = current.get(rid)
-            if values is None:
-                values = current[rid] = {}
-            if riid in values:
-                raise _Fallback
-            values[riid] = trusted_resource_instance(riid, rtype, value)
+                last_riid = -1
+                values = {}
+                multiple = MultipleBuilder()
+                multiple.id = rid
+                multiple.type = rtype
+                multiple.instances = proxy(values)
+                multiple.__class__ = MultipleResource
+                current[rid] = multiple
+            if riid <= last_riid:
+                if riid in values:
+                    raise _Fallback
+                resort.append((current, rid, rtype))
+            last_riid = riid
+            instance = ResourceInstanceBuilder()
+            instance.id = riid
+            instance.type = rtype
+            instance.value = value
+            instance.__class__ = ResourceInstance
+            values[riid] = instance
     except (_Bad, LookupError, TypeError, AttributeError):
         # Not the usual shape (a non-map record, a missing or unhashable key, a bad value):
         # the general path decides, and names the error if there is one.
         raise _Fallback from None
-    built: dict[int, ObjectInstance] = {}
-    for iid, resources in instances.items():
-        for rid, entry in resources.items() if has_multiple else ():
-            if type(entry) is dict:
-                resources[rid] = trusted_multiple(rid, _type_of(entry), entry)
-        built[iid] = trusted_object_instance(iid, resources, iid not in unordered)
+    for resources, rid, rtype in resort:
+        old = resources[rid]
+        assert isinstance(old, MultipleResource)
+        resources[rid] = trusted_multiple(rid, rtype, dict(old.instances))
+    for iid in unordered:
+        instances[iid] = trusted_object_instance(iid, dict(instances[iid].resources))
     if want_iid >= 0:
-        return built[want_iid]
-    return trusted_object(oid, built)
-
-
-def _type_of(values: dict[int, ResourceInstance]) -> ResourceType:
-    return next(iter(values.values())).type
-
-
-class _Never:
-    """A type no decoded value has: values of this resource type always go through the
-    converter."""
+        return instances[want_iid]
+    return trusted_object(oid, instances)
 
 
 _NameInfo = tuple[int, int, Hashable, type, int, int, _Convert, ResourceType]
 
 
-def _name_info(
-    name: str,
-    rdefs: Mapping[int, ResourceDefinition],
-    value_keys: tuple[Hashable, ...],
-    convert_table: dict[str, _Convert],
-) -> _NameInfo:
+def _name_info(name: str, rdefs: Mapping[int, ResourceDefinition], labels: Labels) -> _NameInfo:
     """What the fast path needs to know about a relative name ``rid`` or ``rid/riid``:
     (rid, riid or -1, value label, the Python type taken as is, its integer range, the
     converter, the resource type)."""
@@ -863,7 +891,7 @@ def _name_info(
     expected = _KIND_BY_TYPE.get(key)
     if expected is None:
         raise _Fallback
-    convert = convert_table[key]
+    convert = (_JSON_CONVERT if labels.text_opaque else _CBOR_CONVERT)[key]
     as_is: type = _AS_IS.get(key, _Never)
     if convert is _to_bytes_b64:  # Opaque in JSON is text, never taken as is
         as_is = _Never
@@ -871,7 +899,7 @@ def _name_info(
     return (
         rel[0],
         rel[1] if len(rel) == 2 else -1,
-        value_keys[expected],
+        labels.value_keys[expected],
         as_is,
         lo,
         hi,
@@ -1135,7 +1163,7 @@ class SenmlCodec:
 
     def decode(self, data: bytes, path: Path, model: ObjectModel) -> Node:
         """Decode the content of ``path``: every name must resolve to a path under it."""
-        if path.level is PathLevel.ROOT:
+        if not path.ids:  # the root (``path.level`` is an Enum call, dear on this hot path)
             fail(path, "the root path carries no node in this format")
         pack = self.decode_pack(data)
         try:

@@ -222,7 +222,6 @@ _RI_ID, _RI_TYPE, _RI_VALUE = _setters(ResourceInstance, "id", "type", "value")
 _MR_ID, _MR_TYPE, _MR_INSTANCES = _setters(MultipleResource, "id", "type", "instances")
 _OI_ID, _OI_RESOURCES = _setters(ObjectInstance, "id", "resources")
 _ON_ID, _ON_INSTANCES = _setters(ObjectNode, "id", "instances")
-_new = object.__new__
 
 
 # -- trusted construction ------------------------------------------------------------------------
@@ -234,16 +233,19 @@ _new = object.__new__
 
 
 def _builder(cls: type) -> type:
-    """A plain slots class with the memory layout of the leaf node class ``cls``.
+    """A plain slots class with the memory layout of the node class ``cls``.
 
-    A trusted leaf is built as an instance of this class, whose slots are set with ordinary
+    A trusted node is built as an instance of this class, whose slots are set with ordinary
     attribute stores, and then becomes a ``cls`` by ``__class__`` assignment (allowed between
     classes of the same layout; the object is then a genuine ``cls``). That is markedly cheaper
-    than ``object.__new__(cls)`` and three slot-descriptor calls, and decoders build one leaf
-    per value. The probe below makes a layout change fail at import rather than at run time.
+    than ``object.__new__(cls)`` and a slot-descriptor call per field, and decoders build one
+    node per value. The builder shares ``cls``'s bases (``_Container`` adds no slots), which
+    the layout check requires. The probe below makes a layout change fail at import rather than
+    at run time.
     """
     names = tuple(f.name for f in fields(cls))
-    builder = type(f"_{cls.__name__}Builder", (), {"__slots__": names, "__module__": __name__})
+    namespace = {"__slots__": names, "__module__": __name__}
+    builder = type(f"_{cls.__name__}Builder", cls.__bases__, namespace)
     probe = builder()
     for name in names:
         setattr(probe, name, None)
@@ -251,13 +253,20 @@ def _builder(cls: type) -> type:
     return builder
 
 
-_SingleBuilder = _builder(SingleResource)
-_InstanceBuilder = _builder(ResourceInstance)
+# The builders, for decoders that inline the construction of their (many) nodes exactly as the
+# trusted constructors below do it: ``node = SingleBuilder(); node.id = ...; node.type = ...;
+# node.value = ...; node.__class__ = SingleResource``. Containers get a MappingProxyType over a
+# dict sorted by id, as ``_sorted_proxy`` makes it. Internal to the lwm2m package.
+SingleBuilder = _builder(SingleResource)
+ResourceInstanceBuilder = _builder(ResourceInstance)
+MultipleBuilder = _builder(MultipleResource)
+ObjectInstanceBuilder = _builder(ObjectInstance)
+ObjectBuilder = _builder(ObjectNode)
 
 
 def trusted_single(id: int, type: ResourceType, value: Value) -> SingleResource:
     """``SingleResource(id, type, value)`` for a checked id and a checked ``type`` value."""
-    node = _SingleBuilder()
+    node = SingleBuilder()
     node.id = id
     node.type = type
     node.value = value
@@ -267,7 +276,7 @@ def trusted_single(id: int, type: ResourceType, value: Value) -> SingleResource:
 
 def trusted_resource_instance(id: int, type: ResourceType, value: Value) -> ResourceInstance:
     """``ResourceInstance(id, type, value)`` for a checked id and a checked ``type`` value."""
-    node = _InstanceBuilder()
+    node = ResourceInstanceBuilder()
     node.id = id
     node.type = type
     node.value = value
@@ -280,11 +289,12 @@ def trusted_multiple(
 ) -> MultipleResource:
     """``MultipleResource(id, type, instances)``: ``instances`` maps each instance's id to it,
     all of ``type``; the node takes the dict over. ``ordered``: the ids are ascending."""
-    node: MultipleResource = _new(MultipleResource)
-    _MR_ID(node, id)
-    _MR_TYPE(node, type)
-    _MR_INSTANCES(node, _sorted_proxy(instances, ordered))
-    return node
+    node = MultipleBuilder()
+    node.id = id
+    node.type = type
+    node.instances = _sorted_proxy(instances, ordered)
+    node.__class__ = MultipleResource
+    return node  # type: ignore[no-any-return]
 
 
 def trusted_object_instance(
@@ -292,10 +302,11 @@ def trusted_object_instance(
 ) -> ObjectInstance:
     """``ObjectInstance(id, resources)``: ``resources`` maps each resource's id to it; the node
     takes the dict over. ``ordered``: the ids are ascending."""
-    node: ObjectInstance = _new(ObjectInstance)
-    _OI_ID(node, id)
-    _OI_RESOURCES(node, _sorted_proxy(resources, ordered))
-    return node
+    node = ObjectInstanceBuilder()
+    node.id = id
+    node.resources = _sorted_proxy(resources, ordered)
+    node.__class__ = ObjectInstance
+    return node  # type: ignore[no-any-return]
 
 
 def trusted_object(
@@ -303,7 +314,8 @@ def trusted_object(
 ) -> ObjectNode:
     """``ObjectNode(id, instances)``: ``instances`` maps each instance's id to it; the node takes
     the dict over. ``ordered``: the ids are ascending."""
-    node: ObjectNode = _new(ObjectNode)
-    _ON_ID(node, id)
-    _ON_INSTANCES(node, _sorted_proxy(instances, ordered))
-    return node
+    node = ObjectBuilder()
+    node.id = id
+    node.instances = _sorted_proxy(instances, ordered)
+    node.__class__ = ObjectNode
+    return node  # type: ignore[no-any-return]

@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import cast
 
-from lwm2m.coap.message import Message
-from lwm2m.coap.numbers import Code
+from lwm2m.coap.message import Message, encode_uint
+from lwm2m.coap.numbers import Code, OptionNumber
 from lwm2m.codec import codec_for, composite_codec_for
 from lwm2m.codec.content_format import ContentFormat
 from lwm2m.codec.link import Attributes, Link, decode_links, encode_links
@@ -66,7 +66,7 @@ from lwm2m.operations.requests import (
     WriteAttributes,
     WriteComposite,
 )
-from lwm2m.operations.responses import Response
+from lwm2m.operations.responses import Response, content_response
 
 __all__ = [
     "decode_downlink",
@@ -78,6 +78,11 @@ __all__ = [
 ]
 
 _LINK = int(ContentFormat.LINK)
+_URI_PATH = int(OptionNumber.URI_PATH)
+_ACCEPT = int(OptionNumber.ACCEPT)
+_FORMATS: dict[int, ContentFormat] = {int(cf): cf for cf in ContentFormat}
+"""Content-Format number -> member: a dict look-up instead of an Enum call (several times
+dearer) on every request and response."""
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -85,6 +90,23 @@ _LINK = int(ContentFormat.LINK)
 
 def _path_segments(path: Path) -> list[str]:
     return [str(i) for i in path.ids]
+
+
+_SEGMENT_BYTES = tuple((_URI_PATH, str(i).encode()) for i in range(1024))
+"""The Uri-Path option of each small id, ready made (ids are mostly small)."""
+
+
+def _get(path: Path, accept: int | None) -> Message:
+    """``Message(Code.GET, uri_path=_path_segments(path), accept=accept)``, with the options
+    list built directly (in option-number order, as ``Message.options`` requires: Uri-Path 11
+    before Accept 17) rather than by the keyword conversions and the sort. Every message gets
+    its own list; the tuples in it are immutable."""
+    message = Message(Code.GET)
+    options = [_SEGMENT_BYTES[i] if i < 1024 else (_URI_PATH, str(i).encode()) for i in path.ids]
+    if accept is not None:
+        options.append((_ACCEPT, encode_uint(accept)))
+    message.options = options
+    return message
 
 
 def _path_of(message: Message) -> Path:
@@ -98,10 +120,10 @@ def _path_of(message: Message) -> Path:
 def _format(number: int | None, default: ContentFormat | None = None) -> ContentFormat | None:
     if number is None:
         return default
-    try:
-        return ContentFormat(number)
-    except ValueError:
-        raise UnsupportedContentFormat(f"unsupported content format {number}") from None
+    cf = _FORMATS.get(number)
+    if cf is None:
+        raise UnsupportedContentFormat(f"unsupported content format {number}")
+    return cf
 
 
 def _required_format(message: Message) -> ContentFormat:
@@ -142,6 +164,8 @@ def _int_param(params: dict[str, str | None], key: str) -> int | None:
 
 def encode_request(request: DownlinkRequest | UplinkRequest, model: ObjectModel) -> Message:
     """The CoAP request of ``request`` (Message ID and token are left to the CoAP layer)."""
+    if type(request) is Read:  # a server's most frequent request: no pattern matching
+        return _get(request.path, request.accept)
     match request:
         case Read(path, accept) | BootstrapRead(path, accept):
             return Message(Code.GET, uri_path=_path_segments(path), accept=accept)
@@ -484,16 +508,28 @@ def decode_response(
 ) -> Response:
     """What ``message`` answers to ``request``; raises CodecError on a bad payload."""
     code = message.code
-    diagnostic = ""
     if code >> 5 != 2:
-        diagnostic = message.payload.decode("utf-8", "replace")
-        return Response(code, diagnostic=diagnostic)
-    location = message.location_path or None
+        return Response(code, diagnostic=message.payload.decode("utf-8", "replace"))
     cf = message.content_format
-    fmt = None if cf is None else _response_format(cf)
+    fmt = None
+    if cf is not None:
+        fmt = _FORMATS.get(cf)
+        if fmt is None:
+            raise CodecError(f"unsupported content format {cf}")
     payload = message.payload
+    # The usual answer first: a node for a Read / Observe / Bootstrap-Read. The exact-type test
+    # spares the isinstance check on that hot path; the request classes are disjoint (slotted,
+    # they cannot share a subclass), so the order of the branches does not matter.
+    if payload and (
+        type(request) in _NODE_REQUESTS or isinstance(request, Read | Observe | BootstrapRead)
+    ):
+        path = request.path  # type: ignore[union-attr]
+        if fmt is None:
+            raise CodecError("response without Content-Format", path=str(path))
+        return content_response(code, codec_for(fmt).decode(payload, path, model), fmt)
     if isinstance(request, Discover | BootstrapDiscover | Register):
         links = tuple(decode_links(payload)) if payload else ()
+        location = message.location_path or None
         return Response(code, links=links, location=location, content_format=fmt)
     if isinstance(request, ReadComposite | ObserveComposite) and payload:
         if fmt is None:
@@ -502,16 +538,7 @@ def decode_response(
         if any(node is None for node in composite.values()):
             raise CodecError("composite response with a value-less record")
         return Response(code, composite=cast(dict[Path, "Node"], composite), content_format=fmt)
-    if isinstance(request, Read | Observe | BootstrapRead) and payload:
-        if fmt is None:
-            raise CodecError("response without Content-Format", path=str(request.path))
-        node = codec_for(fmt).decode(payload, request.path, model)
-        return Response(code, content=node, content_format=fmt)
-    return Response(code, location=location, content_format=fmt)
+    return Response(code, location=message.location_path or None, content_format=fmt)
 
 
-def _response_format(number: int) -> ContentFormat:
-    try:
-        return ContentFormat(number)
-    except ValueError:
-        raise CodecError(f"unsupported content format {number}") from None
+_NODE_REQUESTS = frozenset({Read, Observe, BootstrapRead})

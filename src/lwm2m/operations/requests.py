@@ -18,7 +18,7 @@ Payload-carrying requests hold typed nodes; the mapping encodes them with a mode
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TypeAlias, TypeVar
@@ -161,12 +161,18 @@ class Deregister:
 # -- Device Management and Service Enablement interface (§6.3) --------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Read:
     """``GET /o[/i[/r[/ri]]]`` [Accept] (§6.3.1)."""
 
     path: Path
     accept: ContentFormat | None = None
+
+    def __init__(self, path: Path, accept: ContentFormat | None = None) -> None:
+        # Hand-written rather than the dataclass __init__ (object.__setattr__ per field): the
+        # slot setters cost less, and a server builds a Read per request.
+        _READ_PATH(self, path)
+        _READ_ACCEPT(self, accept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,3 +330,6 @@ DownlinkRequest: TypeAlias = (
 )
 
 UplinkRequest: TypeAlias = BootstrapRequest | Register | Update | Deregister | Send
+
+_READ_PATH: Callable[[object, object], None] = vars(Read)["path"].__set__
+_READ_ACCEPT: Callable[[object, object], None] = vars(Read)["accept"].__set__
