@@ -32,7 +32,14 @@ from lwm2m.codec._common import check_node_at, fail, resource_definition, typed
 from lwm2m.codec.content_format import ContentFormat
 from lwm2m.errors import ModelError
 from lwm2m.model.definitions import ResourceDefinition
-from lwm2m.model.nodes import MultipleResource, Node, ResourceInstance, SingleResource
+from lwm2m.model.nodes import (
+    MultipleResource,
+    Node,
+    ResourceInstance,
+    SingleResource,
+    trusted_resource_instance,
+    trusted_single,
+)
 from lwm2m.model.path import Path, PathLevel
 from lwm2m.model.registry import ObjectModel
 from lwm2m.model.values import ObjectLink, ResourceType, Value
@@ -79,9 +86,13 @@ def _single_node(
 ) -> SingleResource | ResourceInstance:
     """The node for a decoded single ``value`` at a resource or resource-instance ``path``."""
     typed_value = typed(path, type_, value)
-    if path.level is PathLevel.RESOURCE:
-        return SingleResource(path.ids[2], type_, typed_value)
-    return ResourceInstance(path.ids[3], type_, typed_value)
+    # The value is checked just above and the ids are those of a valid Path: the trusted
+    # constructors skip the second check (this runs for every single-value read and
+    # notification).
+    ids = path.ids
+    if len(ids) == 3:
+        return trusted_single(ids[2], type_, typed_value)
+    return trusted_resource_instance(ids[3], type_, typed_value)
 
 
 def _single_value(
