@@ -21,6 +21,36 @@ def exact_config(**kwargs: Any) -> CoapConfig:
     return CoapConfig(transmission=tp, **kwargs)
 
 
+class CheckedEngine(CoapEngine):
+    """A CoapEngine that checks :meth:`CoapEngine.deadline_added_before` like a driver relies
+    on it: ``armed`` is the timer such a driver would have armed (lowered by every
+    :meth:`get_timer` result, cleared by :meth:`handle_timer`), and :meth:`check_timer` asserts
+    that every deadline earlier than it was reported."""
+
+    armed: float | None = None
+
+    def get_timer(self) -> float | None:
+        when = super().get_timer()
+        if when is not None and (self.armed is None or when < self.armed):
+            self.armed = when
+        return when
+
+    def handle_timer(self, now: float) -> None:
+        super().handle_timer(now)
+        self.armed = None  # a driver calls get_timer after handle_timer
+
+    def check_timer(self) -> None:
+        armed = self.armed
+        if armed is None:
+            self.get_timer()
+            return
+        reported = self.deadline_added_before(armed)
+        when = self.get_timer()
+        assert reported or when is None or when >= armed, (
+            f"deadline {when} earlier than the armed {armed} was not reported"
+        )
+
+
 @dataclass
 class Wire:
     """One datagram seen on the wire."""
@@ -45,7 +75,7 @@ class Net:
     drop: Callable[[Wire], bool] | None = None
 
     def add(self, addr: Addr, config: CoapConfig | None = None, seed: int = 1) -> CoapEngine:
-        engine = CoapEngine(config or exact_config(), rng=random.Random(seed))
+        engine = CheckedEngine(config or exact_config(), rng=random.Random(seed))
         self.engines[addr] = engine
         self.events[addr] = []
         return engine
@@ -71,6 +101,9 @@ class Net:
                 while (ev := engine.next_event()) is not None:
                     moved = True
                     self.events[addr].append(ev)
+            for engine in self.engines.values():
+                if isinstance(engine, CheckedEngine):
+                    engine.check_timer()
             if not moved:
                 return
         raise AssertionError("network did not settle")

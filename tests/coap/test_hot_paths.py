@@ -21,6 +21,7 @@ from lwm2m.coap import (
     ResponseReceived,
     decode,
 )
+from lwm2m.coap.dedup import DuplicateCache
 from lwm2m.coap.events import notification_received, request_received, response_received
 
 from .helpers import CLIENT, SERVER, Net, exact_config
@@ -244,3 +245,77 @@ def test_piggybacked_response_option_checks() -> None:
     ((data, _),) = engine.datagrams_to_send(0.0)
     assert decode(data).block2 == Block(1, False, 0)
     assert engine.pending_requests == 1
+
+
+def test_deadline_added_before_reports_every_earlier_deadline() -> None:
+    """A driver whose timer is armed may skip get_timer() while deadline_added_before() is
+    False: each source of deadlines (first transmissions, retransmission timers, empty ACKs, the
+    duplicate cache, the peer sweep) reports, and answered requests leave the timer queues."""
+    client = CoapEngine(exact_config(), rng=random.Random(1))
+    assert client.get_timer() is None
+    client.send_request(Message(Code.GET, uri_path="/a"), SERVER, 0.0)
+    assert client.deadline_added_before(float("inf"))  # first transmission and peer sweep
+    armed = client.get_timer()
+    assert armed == pytest.approx(2.0)  # ACK_TIMEOUT
+    assert not client.deadline_added_before(armed)  # get_timer() took everything into account
+    ((data, _),) = client.datagrams_to_send(0.0)
+    request = decode(data)
+    response = Message(Code.CONTENT, b"x", mtype=MessageType.ACK, mid=request.mid)
+    response.token = request.token
+    client.receive_datagram(response.encode(), SERVER, 0.1)
+    assert isinstance(client.next_event(), ResponseReceived)
+    assert not client.deadline_added_before(armed)
+    assert not client._fifo  # the answered request is not kept alive until the timer fires
+    # The timer fires (nothing due), the driver re-arms at the peer sweep; a new request's
+    # first transmission is earlier and must be reported.
+    client.handle_timer(armed)
+    armed = client.get_timer()
+    assert armed is not None
+    assert armed > 10.0
+    client.send_request(Message(Code.GET, uri_path="/b"), SERVER, 3.0)
+    assert client.deadline_added_before(armed)
+    assert client.get_timer() == pytest.approx(5.0)
+    assert not client.deadline_added_before(5.0)
+
+    server = CoapEngine(exact_config(), rng=random.Random(2))
+    con = Message(Code.GET, mtype=MessageType.CON, mid=7, token=b"t", uri_path="/r")
+    server.receive_datagram(con.encode(), CLIENT, 0.0)
+    assert server.deadline_added_before(float("inf"))  # duplicate cache, peer sweep
+    armed = server.get_timer()
+    assert armed == pytest.approx(0.5)  # the empty ACK of the unanswered request
+    (event,) = [server.next_event()]
+    assert isinstance(event, RequestReceived)
+    server.send_response(event.exchange, Message(Code.CONTENT), 0.1)
+    far = 100.0
+    assert not server.deadline_added_before(far)  # answered: no empty ACK due any more
+    con2 = Message(Code.GET, mtype=MessageType.CON, mid=8, token=b"u", uri_path="/r")
+    server.receive_datagram(con2.encode(), CLIENT, 0.2)
+    assert server.deadline_added_before(far)  # unanswered: its empty ACK is due at 0.7
+    assert not server.deadline_added_before(0.7)
+    assert server.get_timer() == pytest.approx(0.7)
+
+
+def test_duplicate_cache_is_one_dict_across_generations() -> None:
+    """Entries of every generation are found with one look-up; dropping a generation (expiry or
+    the hard cap) removes exactly its keys, also after they were updated."""
+    cache = DuplicateCache(80.0, max_entries=15, generations=4)  # 3 per generation, 5 generations
+    assert not cache.deadline_added
+    cache.add(1, b"a", 0.0)
+    assert cache.deadline_added  # the first entry of a generation
+    cache.deadline_added = False
+    cache.add(2, b"b", 1.0)
+    assert not cache.deadline_added
+    cache.put(3, b"c", 25.0)  # rotates (slice of 20 s): 1 and 2 are closed at 25
+    cache.put(1, b"A", 26.0)  # updated in its closed generation
+    assert [cache.get(k) for k in (1, 2, 3)] == [b"A", b"b", b"c"]
+    assert len(cache) == 3
+    cache.expire(25.0 + 80.0)
+    assert [cache.get(k) for k in (1, 2, 3)] == [None, None, b"c"]
+    cache.add(1, b"again", 106.0)  # a key that expired comes back into a new generation
+    assert cache.get(1) == b"again"
+    for key in range(100, 140):  # the cap evicts whole generations, oldest first
+        cache.add(key, b"", 107.0)
+    assert len(cache) <= cache.capacity
+    assert cache.evicted > 0
+    assert cache.get(139) == b""
+    assert cache.get(3) is None

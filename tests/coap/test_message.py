@@ -87,6 +87,7 @@ def test_decode_keeps_unknown_options_and_repeats_in_order() -> None:
         (b"\x40\x01\x00\x01\x1e\x00", True),  # truncated 2-byte length
         (b"\x40\x01\x00\x01\x13ab", True),  # truncated value
         (b"\x40\x01\x00\x01\xe0\xff\xff\xe0\xff\xff", True),  # option number > 65535
+        (b"\x40\x01\x00\x01\xe0\xfe\xed\xc0", True),  # 65530, then a 1-byte delta of 12
     ],
 )
 def test_malformed(data: bytes, has_mid: bool) -> None:

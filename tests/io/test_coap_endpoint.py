@@ -26,6 +26,7 @@ from lwm2m.coap import (
 from lwm2m.io.coap_endpoint import (
     CoapEndpoint,
     CoapRequest,
+    Handler,
     Site,
     _Protocol,
     loop_factory,
@@ -168,6 +169,27 @@ async def test_routing_by_longest_prefix() -> None:
         site.remove("/a/b")
         r3 = await c.request(Message(Code.GET, uri_path="/a/b/c"), server.local_address)
         assert r3.payload == b"a:b/c"
+
+
+def test_site_route_prefers_the_longest_prefix() -> None:
+    def handler(name: str) -> Handler:
+        return lambda r: Message(Code.CONTENT, name.encode())
+
+    site = Site()
+    a, ab, abcd = handler("a"), handler("ab"), handler("abcd")
+    site.add("/a", a)
+    site.add("/a/b", ab)
+    site.add("/a/b/c/d", abcd)
+    assert site.route(("a", "b")) == (ab, ())  # the whole path
+    assert site.route(("a", "b", "c")) == (ab, ("c",))
+    assert site.route(("a", "b", "c", "d", "e", "f")) == (abcd, ("e", "f"))  # longer than any
+    assert site.route(("a", "x", "c", "d")) == (a, ("x", "c", "d"))
+    assert site.route(()) is None
+    assert site.route(("b",)) is None
+    root = handler("root")
+    site.add("/", root)
+    assert site.route(()) == (root, ())
+    assert site.route(("b", "c")) == (root, ("b", "c"))
 
 
 async def test_async_handlers_and_errors() -> None:

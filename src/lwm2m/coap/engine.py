@@ -23,7 +23,9 @@ The engine never reads a clock or touches a socket. Inputs: :meth:`CoapEngine.re
 API calls (:meth:`~CoapEngine.send_request`, :meth:`~CoapEngine.send_response`,
 :meth:`~CoapEngine.notify`, ...) and :meth:`~CoapEngine.handle_timer`, each with ``now``. Outputs:
 :meth:`~CoapEngine.datagrams_to_send`, :meth:`~CoapEngine.next_event` and
-:meth:`~CoapEngine.get_timer`. After any input, drain both outputs and re-arm the timer.
+:meth:`~CoapEngine.get_timer`. After any input, drain both outputs and re-arm the timer; a
+driver with a timer armed may ask :meth:`~CoapEngine.deadline_added_before` first and skip
+:meth:`~CoapEngine.get_timer` when no earlier deadline appeared (the usual case per datagram).
 
 Peers are identified by whatever hashable address the caller passes (``(host, port)`` for UDP,
 a session key for DTLS). Randomness (Message IDs, tokens, retransmission jitter) comes from an
@@ -86,6 +88,8 @@ _REQUEST_TAG: Final = 292
 _CONTINUE: Final = int(Code.CONTINUE)
 _FETCH: Final = int(Code.FETCH)
 _GET: Final = int(Code.GET)
+_INF: Final = float("inf")
+_REQUEST_ACTED: Final = frozenset({_OBSERVE, _BLOCK2, _BLOCK1})  # what send_request looks at
 
 # request states (client role)
 _QUEUED: Final = 0  # waiting for an NSTART slot
@@ -100,6 +104,24 @@ def _no_response_suppresses(mask: int, code: int) -> bool:
     """RFC 7967 §2.1: bit 2 suppresses 2.xx, bit 8 4.xx, bit 16 5.xx."""
     cls = code >> 5
     return bool((cls == 2 and mask & 2) or (cls == 4 and mask & 8) or (cls == 5 and mask & 16))
+
+
+def _acted_on(
+    options: list[tuple[int, bytes]],
+) -> tuple[bytes | None, bytes | None, bytes | None, bytes | None]:
+    """The raw Observe, Block1, Block2 and No-Response values of a request's (checked)
+    options; the last occurrence wins, as in the inline pass of ``_on_request``."""
+    observe = block1_raw = block2_raw = no_response = None
+    for number, value in options:
+        if number == _OBSERVE:
+            observe = value
+        elif number == _BLOCK2:
+            block2_raw = value
+        elif number == _BLOCK1:
+            block1_raw = value
+        elif number == _NO_RESPONSE:
+            no_response = value
+    return observe, block1_raw, block2_raw, no_response
 
 
 class EngineStats:
@@ -290,17 +312,26 @@ class Exchange:
         "request",
     )
 
-    def __init__(self, request: Message, peer: _Peer, key: int) -> None:
+    def __init__(
+        self,
+        request: Message,
+        peer: _Peer,
+        key: int,
+        block1: Block | None = None,
+        block2: Block | None = None,
+        observe: bytes | None = None,
+        no_response: int = 0,
+    ) -> None:
         self.request = request
         self._peer = peer
         self._key = key
         self._acked = False
         self._responded = False
         self._ack_deadline = 0.0
-        self._block1: Block | None = None
-        self._block2: Block | None = None
-        self._observe: bytes | None = None
-        self._no_response = 0
+        self._block1 = block1
+        self._block2 = block2
+        self._observe = observe
+        self._no_response = no_response
 
     @property
     def remote(self) -> Any:
@@ -458,6 +489,8 @@ class CoapEngine:
         self._ack_timeout = tp.ack_timeout
         self._ack_span = tp.ack_timeout * (tp.ack_random_factor - 1.0)
         self._block_szx = config.block_szx
+        self._block_size = 1 << (config.block_szx + 4)
+        self._empty_ack_delay = config.empty_ack_delay
         self._request_block2_szx = config.request_block2_szx
         self._con_out: dict[int, _Reliable] = {}
         self._by_token: dict[bytes, _ClientRequest] = {}
@@ -473,6 +506,9 @@ class CoapEngine:
         self._by_resource: dict[tuple[str, ...], _ResourceState] = {}
         self._sweep_interval = self._lifetime / config.dedup_generations
         self._sweep_at: float | None = None
+        # The earliest deadline created since the last get_timer() (inf: none), for
+        # deadline_added_before(): every place that creates a deadline lowers it.
+        self._added = _INF
         self._note_parts: tuple[Any, ...] | None = None
         self.stats = EngineStats()
 
@@ -495,6 +531,8 @@ class CoapEngine:
 
     def get_timer(self) -> float | None:
         """When :meth:`handle_timer` should be called next (None: no timer needed)."""
+        self._added = _INF
+        self._dedup.deadline_added = False
         deadline: float | None = None
         timers = self._timers
         while timers:
@@ -527,6 +565,40 @@ class CoapEngine:
         if sweep is not None and (deadline is None or sweep < deadline):
             deadline = sweep
         return deadline
+
+    def deadline_added_before(self, when: float) -> bool:
+        """Whether a deadline earlier than ``when`` may have appeared since the last
+        :meth:`get_timer` call.
+
+        A driver whose timer is armed at ``when`` (a value :meth:`get_timer` returned, or any
+        earlier time) may skip :meth:`get_timer` after an input when this is False: the deadlines
+        known at that call were all at ``when`` or later, later inputs only added deadlines
+        (reported here) or removed some, so the armed timer is still early enough. It fires at
+        worst too early, and :meth:`handle_timer` then finds nothing due. After
+        :meth:`handle_timer` call :meth:`get_timer` itself.
+
+        Like :meth:`get_timer` it drops entries that are no longer due (cancelled or
+        rescheduled timers, answered requests) from the heads of the timer queues, so that
+        answered requests and acknowledged notifications are not kept alive until the timer
+        fires. Empty-ACK deadlines are not reported when created: they are ``now`` plus a
+        constant, so the head of their queue is the earliest, and it is checked here; a server
+        that answers every request at once thus skips :meth:`get_timer` as well.
+        """
+        fifo = self._fifo
+        while fifo and fifo[0][2].deadline != fifo[0][0]:
+            fifo.popleft()
+        timers = self._timers
+        while timers and timers[0][2].deadline != timers[0][0]:
+            heapq.heappop(timers)
+        acks = self._pending_acks
+        while acks:
+            head = acks[0]
+            if not (head._responded or head._acked):
+                if head._ack_deadline < when:
+                    return True
+                break
+            acks.popleft()
+        return self._added < when or self._dedup.deadline_added
 
     def handle_timer(self, now: float) -> None:
         """Run everything that is due at ``now``."""
@@ -652,16 +724,18 @@ class CoapEngine:
             self._token_at = at + length
         else:
             token = self._new_token()
-        req = _ClientRequest(next(self._request_ids), peer, request, token)
+        rid = next(self._request_ids)
+        req = _ClientRequest(rid, peer, request, token)
         request.token = token
         observe = block1_raw = block2_raw = None
         for number, value in request.options:  # one pass instead of three property look-ups
-            if number == _OBSERVE:
-                observe = value
-            elif number == _BLOCK2:
-                block2_raw = value
-            elif number == _BLOCK1:
-                block1_raw = value
+            if number in _REQUEST_ACTED:
+                if number == _OBSERVE:
+                    observe = value
+                elif number == _BLOCK2:
+                    block2_raw = value
+                else:
+                    block1_raw = value
         if observe == b"":  # Observe=0 is the empty uint
             req.observing = True
         if block2_raw is not None:
@@ -669,22 +743,25 @@ class CoapEngine:
         elif self._request_block2_szx is not None:
             request.block2 = Block(0, False, self._request_block2_szx)
         payload = request.payload
-        szx = self._block_szx
-        if block1_raw is not None:
-            szx = min(szx, Block.decode(int.from_bytes(block1_raw, "big")).szx)
+        if block1_raw is None:
+            szx = self._block_szx
+            blockwise = len(payload) > self._block_size
+        else:
+            szx = min(self._block_szx, Block.decode(int.from_bytes(block1_raw, "big")).szx)
             request.remove_option(_BLOCK1)
-        if len(payload) > (1 << (szx + 4)):
+            blockwise = len(payload) > (1 << (szx + 4))
+        if blockwise:
             req.b1_body = payload
             req.b1_szx = szx
             if self._concurrent_block1(peer, request):
                 request.request_tag = encode_uint(self._rng.getrandbits(32)) or b"\x00"
         peer.refs += 1
         self._by_token[token] = req
-        self._requests[req.id] = req
+        self._requests[rid] = req
         if peer.outstanding < self._nstart:  # _start_or_queue, inlined for the common case
             peer.outstanding += 1
             req.counted = True
-            if req.confirmable and req.b1_body is None:
+            if not blockwise and req.confirmable:
                 # _send_request_message and _transmit_con, inlined for a plain CON request.
                 req.state = _SENT
                 req.in_flight = True
@@ -702,6 +779,8 @@ class CoapEngine:
                 self._con_out[(peer.id << 16) | mid] = req
                 self._out.append((data, peer.addr))
                 req.deadline = when = now + timeout
+                if when < self._added:
+                    self._added = when
                 fifo = self._fifo
                 if not fifo or fifo[-1][0] <= when:
                     fifo.append((when, next(self._timer_seq), req))
@@ -711,7 +790,7 @@ class CoapEngine:
                 self._send_request_message(req, now)
         else:
             self._start_or_queue(req, now)
-        return req.id
+        return rid
 
     def cancel_request(self, request_id: int, now: float) -> None:
         """Forget a request (no event). For an observation this is the *reactive* cancellation of
@@ -776,7 +855,8 @@ class CoapEngine:
         peer = exchange._peer
         response.token = req.token
         code = response.code
-        if not response.is_response():
+        cls = code >> 5
+        if cls != 2 and cls != 4 and cls != 5:  # Message.is_response, inlined
             raise CoapUsageError(f"code {Code(code)} is not a response code")
         mask = exchange._no_response
         if mask and _no_response_suppresses(mask, code):
@@ -788,7 +868,11 @@ class CoapEngine:
         observation: Observation | None = None
         if exchange._observe is not None:
             observation = self._observe_registration(exchange, response, now)
-        elif response.options and response.get_option(_OBSERVE) is not None:
+        elif (
+            response.options
+            and response.options[0][0] <= _OBSERVE  # sorted: else no Observe
+            and response.get_option(_OBSERVE) is not None
+        ):
             response.remove_option(_OBSERVE)
         if exchange._block1 is not None:
             response.block1 = exchange._block1  # RFC 7959 §2.3: echo on the final response
@@ -935,7 +1019,9 @@ class CoapEngine:
         peer = _Peer(addr, next(self._peer_ids), self._rng.getrandbits(16), now)
         self._peers[addr] = peer
         if self._sweep_at is None:
-            self._sweep_at = now + self._sweep_interval
+            self._sweep_at = when = now + self._sweep_interval
+            if when < self._added:
+                self._added = when
         return peer
 
     def _peer_for(self, addr: Any, now: float) -> _Peer:
@@ -954,7 +1040,9 @@ class CoapEngine:
         ]
         for addr in dead:
             del self._peers[addr]
-        self._sweep_at = now + self._sweep_interval if self._peers else None
+        self._sweep_at = when = now + self._sweep_interval if self._peers else None
+        if when is not None and when < self._added:
+            self._added = when
 
     @staticmethod
     def _next_mid(peer: _Peer) -> int:
@@ -992,6 +1080,8 @@ class CoapEngine:
 
     def _arm(self, obj: Any, when: float) -> None:
         obj.deadline = when
+        if when < self._added:
+            self._added = when
         heapq.heappush(self._timers, (when, next(self._timer_seq), obj))
 
     def _initial_timeout(self) -> float:
@@ -1162,19 +1252,32 @@ class CoapEngine:
                 else:
                     self._out.append((self._empty_ack_bytes(msg.mid), peer.addr))
             return
-        if msg.options:
-            bad = check_options(msg)
-            if bad is not None:
-                self.stats.bad_options += 1
-                if msg.mtype == _CON:
-                    # RFC 7252 §5.4.1: 4.02 (Bad Option) for a CON request ...
-                    self._reply(peer, msg, Message(Code.BAD_OPTION, str(bad).encode()), key, now)
-                else:
-                    dedup.put(key, b"", now)  # ... and silently ignore a NON one.
-                return
-            # One pass for the options the engine acts on.
+        options = msg.options
+        if options:
+            # One pass for the options the engine acts on, applying check_options' rules (RFC
+            # 7252 §5.4) on the way; the first offender hands over to check_options itself.
             observe = block1_raw = block2_raw = no_response = None
-            for number, value in msg.options:
+            previous = -1
+            for number, value in options:
+                spec = _FORMATS_GET(number)
+                if (
+                    spec is None
+                    or not spec[1] <= len(value) <= spec[2]
+                    or (number == previous and not spec[3])
+                ):
+                    bad = check_options(msg)
+                    if bad is not None:
+                        self.stats.bad_options += 1
+                        if msg.mtype == _CON:
+                            # RFC 7252 §5.4.1: 4.02 (Bad Option) for a CON request ...
+                            reply = Message(Code.BAD_OPTION, str(bad).encode())
+                            self._reply(peer, msg, reply, key, now)
+                        else:
+                            dedup.put(key, b"", now)  # ... and silently ignore a NON one.
+                        return
+                    observe, block1_raw, block2_raw, no_response = _acted_on(msg.options)
+                    break
+                previous = number
                 if number < _BLOCK2:
                     if number == _OBSERVE:
                         observe = value
@@ -1204,17 +1307,21 @@ class CoapEngine:
                 old = self._observations.get((peer.id, msg.token))
                 if old is not None:
                     self._remove_observation(old, "deregistered", now)
-            exchange = Exchange(msg, peer, key)
-            exchange._block1 = exchange_block1
-            exchange._block2 = block2
-            exchange._observe = observe
-            if no_response is not None:
-                exchange._no_response = int.from_bytes(no_response, "big")
+            exchange = Exchange(
+                msg,
+                peer,
+                key,
+                exchange_block1,
+                block2,
+                observe,
+                0 if no_response is None else int.from_bytes(no_response, "big"),
+            )
         else:
             exchange = Exchange(msg, peer, key)
-        dedup.put(key, exchange, now)
+        dedup.add(key, exchange, now)  # get() missed above and nothing remembered it since
         if msg.mtype == _CON:
-            exchange._ack_deadline = now + self.config.empty_ack_delay
+            # Not reported to deadline_added_before: that looks at the queue's head itself.
+            exchange._ack_deadline = now + self._empty_ack_delay
             self._pending_acks.append(exchange)
         self._events.append(request_received(exchange))
 
@@ -1706,7 +1813,11 @@ class CoapEngine:
                 self._requests.pop(req.id, None)
                 peer.refs -= 1
                 if req.counted:
-                    self._release(req, now)
+                    if peer.queue:
+                        self._release(req, now)  # and start queued work
+                    else:
+                        req.counted = False
+                        peer.outstanding -= 1
                 self._events.append(response_received(req.id, msg, req.remote))
                 return
             self._handle_response(req, msg, now)

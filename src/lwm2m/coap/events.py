@@ -103,38 +103,40 @@ CoapEvent: TypeAlias = (
 class _MutableRequestReceived:
     __slots__ = RequestReceived.__slots__
 
-    def __init__(self, exchange: Exchange) -> None:
-        self.exchange = exchange
-
 
 class _MutableResponse:
     __slots__ = ResponseReceived.__slots__
 
-    def __init__(self, request_id: int, response: Message, remote: Any) -> None:
-        self.request_id = request_id
-        self.response = response
-        self.remote = remote
-
 
 assert NotificationReceived.__slots__ == ResponseReceived.__slots__
+
+# The builders fill a bare instance (no ``__init__`` call: one Python call per event, not two).
+_new = object.__new__
 
 
 def request_received(exchange: Exchange) -> RequestReceived:
     """``RequestReceived(exchange)``, built cheaply."""
-    event: Any = _MutableRequestReceived(exchange)
+    event: Any = _new(_MutableRequestReceived)
+    event.exchange = exchange
     event.__class__ = RequestReceived
     return event  # type: ignore[no-any-return]
 
 
 def response_received(request_id: int, response: Message, remote: Any) -> ResponseReceived:
     """``ResponseReceived(request_id, response, remote)``, built cheaply."""
-    event: Any = _MutableResponse(request_id, response, remote)
+    event: Any = _new(_MutableResponse)
+    event.request_id = request_id
+    event.response = response
+    event.remote = remote
     event.__class__ = ResponseReceived
     return event  # type: ignore[no-any-return]
 
 
 def notification_received(request_id: int, response: Message, remote: Any) -> NotificationReceived:
     """``NotificationReceived(request_id, response, remote)``, built cheaply."""
-    event: Any = _MutableResponse(request_id, response, remote)
+    event: Any = _new(_MutableResponse)
+    event.request_id = request_id
+    event.response = response
+    event.remote = remote
     event.__class__ = NotificationReceived
     return event  # type: ignore[no-any-return]

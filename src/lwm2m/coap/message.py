@@ -40,7 +40,11 @@ __all__ = [
 ]
 
 _HEADER: Final = struct.Struct("!BBH")
+_HEADER_PACK: Final = _HEADER.pack
 _PAYLOAD_MARKER: Final = 0xFF
+_PAYLOAD_MARKER_BYTE: Final = b"\xff"
+_BYTE: Final = tuple(bytes((v,)) for v in range(256))
+_new_object: Final = object.__new__
 
 # Option numbers as plain ints for the hot path (IntEnum attribute access is slower).
 _IF_MATCH: Final = 1
@@ -178,15 +182,24 @@ class Message:
         self.mid = mid
         self.token = token
         # Sorting is skipped when a single keyword supplied every option (then they are in order).
-        opts = [(int(n), bytes(v)) for n, v in options] if options else []
-        sources = 1 if opts else 0
+        # Plain loops rather than comprehensions: a comprehension is a function call of its own,
+        # which costs more than the one to three segments of a usual path.
+        if options:
+            opts = [(int(n), bytes(v)) for n, v in options]
+            sources = 1 if opts else 0
+        else:
+            opts = []
+            sources = 0
         if uri_path is not None:
-            parts = _split_path(uri_path) if isinstance(uri_path, str) else uri_path
-            if parts:
-                opts += [(_URI_PATH, p.encode()) for p in parts]
+            if isinstance(uri_path, str):
+                uri_path = _split_path(uri_path)
+            if uri_path:
+                for part in uri_path:
+                    opts.append((_URI_PATH, part.encode()))
                 sources += 1
-        if uri_query is not None and uri_query:
-            opts += [(_URI_QUERY, q.encode()) for q in uri_query]
+        if uri_query:
+            for query in uri_query:
+                opts.append((_URI_QUERY, query.encode()))
             sources += 1
         if content_format is not None:
             opts.append((_CONTENT_FORMAT, encode_uint(content_format)))
@@ -205,30 +218,32 @@ class Message:
 
     def encode(self) -> bytes:
         """The datagram bytes (RFC 7252 §3)."""
+        # The pieces are joined once at the end: cheaper than growing a bytearray piece by piece
+        # and copying it into bytes.
         token = self.token
         tkl = len(token)
         if tkl > 8:
             raise CoapUsageError(f"token of {tkl} bytes (at most 8, RFC 7252 §3)")
         try:
-            out = bytearray(_HEADER.pack(0x40 | (self.mtype << 4) | tkl, self.code, self.mid))
+            header = _HEADER_PACK(0x40 | (self.mtype << 4) | tkl, self.code, self.mid)
         except struct.error as exc:
             raise CoapUsageError(f"bad header field: {exc}") from None
-        out += token
+        parts = [header, token]
         last = 0
         for number, value in self.options:
             delta = number - last
             last = number
             length = len(value)
             if delta < 13 and length < 13:
-                out.append((delta << 4) | length)
+                parts.append(_BYTE[(delta << 4) | length])
             else:
-                _push_extended(out, delta, length)
-            out += value
+                parts.append(_extended_header(delta, length))
+            parts.append(value)
         payload = self.payload
         if payload:
-            out.append(_PAYLOAD_MARKER)
-            out += payload
-        return bytes(out)
+            parts.append(_PAYLOAD_MARKER_BYTE)
+            parts.append(payload)
+        return b"".join(parts)
 
     # -- generic option access ------------------------------------------------------------------
 
@@ -273,7 +288,15 @@ class Message:
         self.set_option(number, None if value is None else encode_uint(value))
 
     def _get_strings(self, number: int) -> tuple[str, ...]:
-        return tuple(v.decode("utf-8", "replace") for n, v in self.options if n == number)
+        # A plain loop that stops past ``number`` (the options are sorted): the server reads
+        # ``uri_path`` of every request.
+        values = []
+        for n, v in self.options:
+            if n == number:
+                values.append(v.decode("utf-8", "replace"))
+            elif n > number:
+                break
+        return tuple(values)
 
     def _set_strings(self, number: int, values: Iterable[str] | None) -> None:
         self.set_option(number, None if values is None else [s.encode() for s in values])
@@ -553,7 +576,7 @@ def _option_number(option: tuple[int, bytes]) -> int:
     return option[0]
 
 
-def _push_extended(out: bytearray, delta: int, length: int) -> None:
+def _extended_header(delta: int, length: int) -> bytes:
     """Option header with extended delta/length fields (RFC 7252 §3.1)."""
     if delta < 13:
         dn, dext = delta, b""
@@ -571,9 +594,7 @@ def _push_extended(out: bytearray, delta: int, length: int) -> None:
         ln, lext = 14, (length - 269).to_bytes(2, "big")
     else:
         raise CoapUsageError(f"option value of {length} bytes too long")
-    out.append((dn << 4) | ln)
-    out += dext
-    out += lext
+    return bytes(((dn << 4) | ln,)) + dext + lext
 
 
 def decode(data: bytes) -> Message:
@@ -601,60 +622,64 @@ def decode(data: bytes) -> Message:
     if code == 0 and (tkl or n > 4):
         # RFC 7252 §4.1: an Empty message has no token and no bytes after the Message ID.
         raise MessageFormatError("bytes after an Empty message header", mtype=mtype, mid=mid)
-    msg = Message.__new__(Message)
+    msg = _new_object(Message)
     msg.mtype = mtype
     msg.code = code
     msg.mid = mid
     msg.token = data[4:pos]
     options: list[tuple[int, bytes]] = []
-    payload = b""
+    msg.options = options
+    msg.payload = b""
     number = 0
     while pos < n:
         byte = data[pos]
         pos += 1
-        if byte == _PAYLOAD_MARKER:
-            if pos >= n:
-                raise MessageFormatError("payload marker without payload", mtype=mtype, mid=mid)
-            payload = data[pos:]
-            break
-        delta = byte >> 4
-        length = byte & 0x0F
-        if delta >= 13:
-            if delta == 13:
+        if byte < 0xD0 and byte & 0x0F < 13:
+            # The usual option: delta and length fit in the first byte.
+            number += byte >> 4
+            end = pos + (byte & 0x0F)
+        else:
+            if byte == _PAYLOAD_MARKER:
                 if pos >= n:
-                    raise MessageFormatError("truncated option delta", mtype=mtype, mid=mid)
-                delta = data[pos] + 13
-                pos += 1
-            elif delta == 14:
-                if pos + 2 > n:
-                    raise MessageFormatError("truncated option delta", mtype=mtype, mid=mid)
-                delta = ((data[pos] << 8) | data[pos + 1]) + 269
-                pos += 2
-            else:
-                raise MessageFormatError("option delta nibble 15", mtype=mtype, mid=mid)
-        if length >= 13:
-            if length == 13:
-                if pos >= n:
-                    raise MessageFormatError("truncated option length", mtype=mtype, mid=mid)
-                length = data[pos] + 13
-                pos += 1
-            elif length == 14:
-                if pos + 2 > n:
-                    raise MessageFormatError("truncated option length", mtype=mtype, mid=mid)
-                length = ((data[pos] << 8) | data[pos + 1]) + 269
-                pos += 2
-            else:
-                raise MessageFormatError("option length nibble 15", mtype=mtype, mid=mid)
-        number += delta
+                    raise MessageFormatError("payload marker without payload", mtype=mtype, mid=mid)
+                msg.payload = data[pos:]
+                return msg
+            delta = byte >> 4
+            length = byte & 0x0F
+            if delta >= 13:
+                if delta == 13:
+                    if pos >= n:
+                        raise MessageFormatError("truncated option delta", mtype=mtype, mid=mid)
+                    delta = data[pos] + 13
+                    pos += 1
+                elif delta == 14:
+                    if pos + 2 > n:
+                        raise MessageFormatError("truncated option delta", mtype=mtype, mid=mid)
+                    delta = ((data[pos] << 8) | data[pos + 1]) + 269
+                    pos += 2
+                else:
+                    raise MessageFormatError("option delta nibble 15", mtype=mtype, mid=mid)
+            if length >= 13:
+                if length == 13:
+                    if pos >= n:
+                        raise MessageFormatError("truncated option length", mtype=mtype, mid=mid)
+                    length = data[pos] + 13
+                    pos += 1
+                elif length == 14:
+                    if pos + 2 > n:
+                        raise MessageFormatError("truncated option length", mtype=mtype, mid=mid)
+                    length = ((data[pos] << 8) | data[pos + 1]) + 269
+                    pos += 2
+                else:
+                    raise MessageFormatError("option length nibble 15", mtype=mtype, mid=mid)
+            number += delta
+            end = pos + length
         if number > 0xFFFF:
             raise MessageFormatError(f"option number {number}", mtype=mtype, mid=mid)
-        end = pos + length
         if end > n:
             raise MessageFormatError("truncated option value", mtype=mtype, mid=mid)
         options.append((number, data[pos:end]))
         pos = end
-    msg.options = options
-    msg.payload = payload
     return msg
 
 

@@ -44,6 +44,7 @@ import functools
 import logging
 import socket
 import sys
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -118,18 +119,14 @@ class CoapRequest:
 
 
 class _MutableCoapRequest:
-    """The layout of :class:`CoapRequest` without the frozen ``__setattr__``: built and then
-    given the class :class:`CoapRequest` (≈ 0.5 µs instead of ≈ 1.5 µs per request)."""
+    """The layout of :class:`CoapRequest` without the frozen ``__setattr__``: filled in (no
+    ``__init__`` call) and then given the class :class:`CoapRequest` (≈ 0.4 µs instead of
+    ≈ 1.5 µs per request)."""
 
     __slots__ = CoapRequest.__slots__
 
-    def __init__(
-        self, message: Message, remote: Any, peer_identity: PeerIdentity | None, path: Any
-    ) -> None:
-        self.message = message
-        self.remote = remote
-        self.peer_identity = peer_identity
-        self.path = path
+
+_new_object = object.__new__
 
 
 Handler = Callable[[CoapRequest], "Message | Awaitable[Message]"]
@@ -156,10 +153,21 @@ class Site:
     def route(self, path: tuple[str, ...]) -> tuple[Handler, tuple[str, ...]] | None:
         """The handler for ``path`` and the rest of the path, or None."""
         routes = self._routes
-        for n in range(min(len(path), self._longest), -1, -1):
+        # The whole path first (usually a route of its own), then ever shorter prefixes; a plain
+        # countdown costs a quarter of min() and range() per request.
+        n = len(path)
+        if n <= self._longest:
+            handler = routes.get(path)
+            if handler is not None:
+                return handler, ()
+            n -= 1
+        else:
+            n = self._longest
+        while n >= 0:
             handler = routes.get(path[:n])
             if handler is not None:
                 return handler, path[n:]
+            n -= 1
         return None
 
 
@@ -303,7 +311,15 @@ class CoapEndpoint:
         max_notification_queue: int = 64,
         on_observer_removed: Callable[[Observation, str], None] | None = None,
     ) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
+        # ``loop.time()`` is ``time.monotonic()`` unless the loop says otherwise; calling the
+        # latter directly saves a Python call per datagram and per request.
+        loop_time = loop.time
+        self._time: Callable[[], float] = (
+            time.monotonic
+            if getattr(loop_time, "__func__", None) is asyncio.BaseEventLoop.time
+            else loop_time
+        )
         self.engine = engine if engine is not None else CoapEngine(config)
         self.site = site if site is not None else Site()
         self.security: SecurityLayer = security if security is not None else PlainUdp()
@@ -328,7 +344,6 @@ class CoapEndpoint:
         self._closing = False
         self._closed = False
         self._max_queue = max_notification_queue
-        self._min_deadline = self.engine.config.transmission.ack_timeout
         self._budget = 1
         self._full_wakeups = 0
         self._batching = True
@@ -424,24 +439,38 @@ class CoapEndpoint:
         """
         if self._closing:
             raise RequestCancelled("the endpoint is closed")
-        now = self._loop.time()
-        peer = remote if self._plain else self.security.connect(remote, now)
-        request_id = self.engine.send_request(message, peer, now)
-        future: asyncio.Future[Message] = self._loop.create_future()
-        self._pending[request_id] = future
-        if self._sessions is not None:
-            self._track(request_id, peer)
-        # send_request produces datagrams, never events; and the new retransmission deadline
-        # lies at least ACK_TIMEOUT ahead, so an already armed earlier timer is good enough.
-        self._send(now)
-        at = self._timer_at
-        if at is None or at > now + self._min_deadline:
+        loop = self._loop
+        now = self._time()
+        engine = self.engine
+        future: asyncio.Future[Message]
+        if self._plain:
+            request_id = engine.send_request(message, remote, now)
+            future = loop.create_future()
+            self._pending[request_id] = future
+            # send_request produces datagrams, never events. _send and _arm_timer, inlined:
+            sendto = self._sendto
+            for data, addr in engine.datagrams_to_send(now):
+                try:
+                    sendto(data, addr)
+                except OSError as exc:
+                    self._send_failed(addr, exc)
+            at = self._timer_at
+            if at is None or engine.deadline_added_before(at):
+                self._rearm_timer(at)
+        else:
+            peer = self.security.connect(remote, now)
+            request_id = engine.send_request(message, peer, now)
+            future = loop.create_future()
+            self._pending[request_id] = future
+            if self._sessions is not None:
+                self._track(request_id, peer)
+            self._send(now)
             self._arm_timer()
         try:
             return await future
         except asyncio.CancelledError:
             if self._pending.pop(request_id, None) is not None:
-                self.engine.cancel_request(request_id, self._loop.time())
+                self.engine.cancel_request(request_id, self._time())
             raise
 
     async def observe(self, message: Message, remote: UdpAddress) -> ClientObservation:
@@ -453,7 +482,7 @@ class CoapEndpoint:
         message.observe = 0
         if self._closing:
             raise RequestCancelled("the endpoint is closed")
-        now = self._loop.time()
+        now = self._time()
         peer = remote if self._plain else self.security.connect(remote, now)
         request_id = self.engine.send_request(message, peer, now)
         observation = ClientObservation(self, request_id, self._max_queue)
@@ -468,7 +497,7 @@ class CoapEndpoint:
         except BaseException:
             self._observations.pop(request_id, None)
             if self._pending.pop(request_id, None) is not None:
-                self.engine.cancel_request(request_id, self._loop.time())
+                self.engine.cancel_request(request_id, self._time())
             raise
         observation.response = response
         if response.observe is None or response.code >> 5 != 2:
@@ -496,7 +525,7 @@ class CoapEndpoint:
         layer = self._sessions
         if layer is None or self._closed:
             return
-        now = self._loop.time()
+        now = self._time()
         engine = self.engine
         for plaintext, peer in layer.received(now):
             engine.receive_datagram(plaintext, peer, now)
@@ -520,7 +549,7 @@ class CoapEndpoint:
                 observation._end(None, error)
 
     def _cancel_observation(self, observation: ClientObservation, proactive: bool) -> None:
-        now = self._loop.time()
+        now = self._time()
         if proactive:
             self.engine.cancel_observation(observation.request_id, now)
         else:
@@ -529,7 +558,7 @@ class CoapEndpoint:
         self._flush(now)
 
     def _reregister(self, observation: ClientObservation) -> None:
-        now = self._loop.time()
+        now = self._time()
         self.engine.reregister(observation.request_id, now)
         self._flush(now)
 
@@ -545,7 +574,7 @@ class CoapEndpoint:
         """Send ``response`` as a notification to every observer of ``path``; returns their
         number. Pending state is merged while CON notifications are in flight."""
         key = tuple(p for p in path.split("/") if p) if isinstance(path, str) else tuple(path)
-        now = self._loop.time()
+        now = self._time()
         count = self.engine.notify_resource(key, response, now, confirmable=confirmable)
         if count:
             self._flush(now)
@@ -555,7 +584,7 @@ class CoapEndpoint:
         self, observation: Observation, response: Message, *, confirmable: bool | None = None
     ) -> bool:
         """Notify one observer (e.g. with a representation specific to its request)."""
-        now = self._loop.time()
+        now = self._time()
         sent = self.engine.notify(observation, response, now, confirmable=confirmable)
         self._flush(now)
         return sent
@@ -577,7 +606,7 @@ class CoapEndpoint:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        now = self._loop.time()
+        now = self._time()
         self.engine.shutdown(now)
         self._dispatch(now)
         self._send(now)
@@ -611,7 +640,7 @@ class CoapEndpoint:
         if sock is None:  # pragma: no cover - closed between wake-up and call
             return
         recvfrom = sock.recvfrom
-        now = self._loop.time()
+        now = self._time()
         engine = self.engine
         plain = self._plain
         received = 0
@@ -650,10 +679,15 @@ class CoapEndpoint:
                 self._full_wakeups = 0
                 self._budget = 2
         if received:
-            self._flush(now)
+            # _flush, inlined (one call less per wake-up)
+            self._dispatch(now)
+            self._send(now)
+            at = self._timer_at
+            if at is None or not plain or engine.deadline_added_before(at):
+                self._rearm_timer(at)
 
     def _datagram_received(self, data: bytes, addr: UdpAddress) -> None:
-        now = self._loop.time()
+        now = self._time()
         engine = self.engine
         if self._plain:
             engine.receive_datagram(data, addr, now)
@@ -683,7 +717,7 @@ class CoapEndpoint:
             self._batching = False
         self._batched = 0
         if not self._closed:
-            self._flush(self._loop.time())
+            self._flush(self._time())
 
     def _flush(self, now: float) -> None:
         """Dispatch events, send datagrams, re-arm the timer (aioquic's ``transmit``)."""
@@ -707,11 +741,23 @@ class CoapEndpoint:
         for data, addr in out:
             try:
                 sendto(data, addr)
-            except OSError as exc:  # buffer full, unreachable, ...: UDP may drop, CON retries
-                self.stats.network_errors += 1
-                logger.debug("send to %r failed: %r", addr, exc)
+            except OSError as exc:
+                self._send_failed(addr, exc)
+
+    def _send_failed(self, addr: Any, exc: OSError) -> None:
+        # Buffer full, unreachable, ...: UDP may drop, CON retries.
+        self.stats.network_errors += 1
+        logger.debug("send to %r failed: %r", addr, exc)
 
     def _arm_timer(self) -> None:
+        at = self._timer_at
+        if at is not None and self._plain and not self.engine.deadline_added_before(at):
+            return  # no deadline earlier than the armed timer appeared: it still fits
+        self._rearm_timer(at)
+
+    def _rearm_timer(self, at: float | None) -> None:
+        """Arm the timer at the engine's (and security layer's) next deadline unless the one
+        armed at ``at`` comes first."""
         when = self.engine.get_timer()
         if not self._plain:
             other = self.security.get_timer()
@@ -719,7 +765,6 @@ class CoapEndpoint:
                 when = other
         if when is None:
             return
-        at = self._timer_at
         if at is not None and at <= when:
             return  # an earlier (or equal) wake-up is already scheduled
         if self._timer is not None:
@@ -732,7 +777,7 @@ class CoapEndpoint:
         self._timer_at = None
         if self._closing:
             return
-        now = self._loop.time()
+        now = self._time()
         self.engine.handle_timer(now)
         if not self._plain:
             self.security.handle_timer(now)
@@ -779,7 +824,11 @@ class CoapEndpoint:
         handler, rest = routed
         remote = exchange.remote
         identity = None if self._plain else self.security.peer_identity(remote)
-        request: Any = _MutableCoapRequest(message, remote, identity, rest)
+        request: Any = _new_object(_MutableCoapRequest)
+        request.message = message
+        request.remote = remote
+        request.peer_identity = identity
+        request.path = rest
         request.__class__ = CoapRequest
         try:
             result = handler(request)
@@ -787,7 +836,10 @@ class CoapEndpoint:
             self._respond(exchange, self._error_response(exc), now)
             return
         if type(result) is Message:
-            self._respond(exchange, result, now)
+            try:  # _respond, inlined for the usual direct answer
+                self.engine.send_response(exchange, result, now)
+            except CoapError:
+                self._unusable_response(exchange, now)
             return
         assert not isinstance(result, Message)
         # The handler's coroutine becomes the task itself (no wrapper coroutine), so cancelling it
@@ -807,7 +859,7 @@ class CoapEndpoint:
         else:
             exc = task.exception()
             response = task.result() if exc is None else self._error_response(exc)
-        now = self._loop.time()
+        now = self._time()
         self._respond(exchange, response, now)
         self._flush(now)
 
@@ -815,10 +867,15 @@ class CoapEndpoint:
         try:
             self.engine.send_response(exchange, response, now)
         except CoapError:
-            self.stats.handler_errors += 1
-            logger.exception("handler returned an unusable response")
-            exchange._responded = False
-            self.engine.send_response(exchange, Message(Code.INTERNAL_SERVER_ERROR), now)
+            self._unusable_response(exchange, now)
+
+    def _unusable_response(self, exchange: Exchange, now: float) -> None:
+        """The engine refused the handler's response (logged from the ``except`` block):
+        answer 5.00 instead."""
+        self.stats.handler_errors += 1
+        logger.exception("handler returned an unusable response")
+        exchange._responded = False
+        self.engine.send_response(exchange, Message(Code.INTERNAL_SERVER_ERROR), now)
 
     def _error_response(self, exc: BaseException) -> Message:
         if isinstance(exc, ErrorResponse):
