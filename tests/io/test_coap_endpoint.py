@@ -669,3 +669,78 @@ async def test_transport_path_batches_flushes_adaptively() -> None:
                 assert decode(peer.recv(100)).code == Code.CONTENT
     finally:
         peer.close()
+
+
+def record_sends(endpoint: CoapEndpoint, fail: bool = False) -> list[bytes]:
+    """Wrap the endpoint's socket send: what it sent (or, with ``fail``, refused with OSError)."""
+    sent: list[bytes] = []
+    original = endpoint._sendto
+
+    def sendto(data: bytes, addr: Any) -> object:
+        sent.append(data)
+        if fail:
+            raise OSError("buffer full")
+        return original(data, addr)
+
+    endpoint._sendto = sendto
+    return sent
+
+
+async def test_requests_issued_in_one_loop_pass_leave_together() -> None:
+    many = CoapConfig(transmission=TransmissionParameters(nstart=64))  # 40 in flight to one peer
+    site = Site()
+    site.add("/", Store().handle)
+    async with (
+        await CoapEndpoint.create(site=site) as server,
+        await CoapEndpoint.create(config=many) as client,
+    ):
+        sent = record_sends(client)
+        where = server.local_address
+        alone = asyncio.ensure_future(client.request(Message(Code.GET, uri_path="/r"), where))
+        await asyncio.sleep(0)
+        assert len(sent) == 1  # a lone request goes out at once
+        assert (await alone).payload == b"hello"
+        sent.clear()
+        tasks = [
+            asyncio.ensure_future(client.request(Message(Code.GET, uri_path="/r"), where))
+            for _ in range(40)
+        ]
+        await asyncio.sleep(0)  # the 40 tasks sent in the pass that just ran
+        # the first went alone, the next ones were held and left 16 at a time; 7 still wait for
+        # the end of the pass
+        assert len(sent) == 1 + 16 + 16
+        await asyncio.sleep(0)
+        assert len(sent) == 40
+        responses = await asyncio.wait_for(asyncio.gather(*tasks), 5)
+        assert [r.payload for r in responses] == [b"hello"] * 40
+
+
+async def test_held_requests_are_dropped_on_close_and_send_errors_are_counted() -> None:
+    fast = dataclasses.replace(FAST, transmission=dataclasses.replace(FAST.transmission, nstart=8))
+    async with await CoapEndpoint.create(config=fast) as client:
+        async with await CoapEndpoint.create() as ghost:
+            dead = ghost.local_address
+        sent = record_sends(client, fail=True)
+        tasks = [
+            asyncio.ensure_future(client.request(Message(Code.GET, uri_path="/x"), dead))
+            for _ in range(3)
+        ]
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert len(sent) == 3  # one at once, two held then sent: all refused by the socket
+        assert client.stats.network_errors >= 3
+        for task in tasks:  # CON requests: retransmitted until they time out, never raised
+            assert not task.done()
+        more = [
+            asyncio.ensure_future(client.request(Message(Code.GET, uri_path="/y"), dead))
+            for _ in range(2)
+        ]
+        await asyncio.sleep(0)  # both held (others in flight)
+        assert client._cork is not None
+        await client.close()
+        assert client._cork is None  # held requests are not sent after close
+        await asyncio.sleep(0)  # the end-of-pass send finds nothing
+        assert len(sent) == 3
+        for task in tasks + more:
+            with pytest.raises(RequestCancelled):
+                await task
