@@ -18,6 +18,10 @@ What is measured:
   TLS_PSK_WITH_AES_128_CCM_8; ECDHE is TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 on P-256 with X.509
   chains and mutual authentication. Raw public keys (RFC 7250, which Mbed TLS 2.28 lacks) are
   measured on our server only, driven by our own client (still server time only).
+- **Resumed PSK handshakes** (``psk_resumed_handshakes_per_s``, server CPU time as above): our
+  client offering the session of an earlier full handshake (abbreviated handshake, RFC 5246
+  §7.3, what the ``coaps`` layer does when it reconnects), our server resuming it from its
+  session cache. No Mbed TLS figure: python-mbedtls offers no session resumption to drive.
 - **Pair throughput** (``*_pair_handshakes_per_s``, for continuity with earlier reports): our
   client and our server against python-mbedtls's client and server, both ends in one process,
   wall-clock time of whole handshakes.
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime
 import gc
 import json
@@ -66,6 +71,7 @@ from lwm2m.dtls import (
     DtlsConnection,
     DtlsCredentials,
     DtlsServer,
+    DtlsSession,
     HandshakeCompleted,
     RawPublicKeyVerifier,
     SoftwarePsk,
@@ -316,9 +322,13 @@ class MbedtlsClient:
 class OurClient:
     """Our DtlsConnection as a driver (for raw public keys, which Mbed TLS 2.28 lacks)."""
 
-    def __init__(self, config: DtlsConfiguration, creds: DtlsCredentials) -> None:
+    def __init__(
+        self, config: DtlsConfiguration, creds: DtlsCredentials, *, expect_resumed: bool = False
+    ) -> None:
         self._connection = DtlsConnection(configuration=config, credentials=creds)
         self._started = False
+        self._expect_resumed = expect_resumed
+        self.session: DtlsSession | None = None
 
     def step(self, incoming: list[bytes]) -> tuple[list[bytes], bool]:
         connection = self._connection
@@ -329,7 +339,11 @@ class OurClient:
             connection.receive_datagram(datagram, 0.0)
         done = False
         while (event := connection.next_event()) is not None:
-            done = done or isinstance(event, HandshakeCompleted)
+            if isinstance(event, HandshakeCompleted):
+                done = True
+                self.session = event.session
+                if self._expect_resumed and not event.session_resumed:
+                    raise AssertionError("the server did not resume the session")
         return connection.datagrams_to_send(0.0), done
 
 
@@ -489,7 +503,27 @@ def server_side_rates(material: Pki, seconds: float) -> dict[str, float | None]:
     results["ecdhe_rpk_handshakes_per_s"] = round(
         server_rate(lambda: OurClient(config, creds), our_server_handshakes(server), seconds), 1
     )
+    results["psk_resumed_handshakes_per_s"] = round(resumed_psk_rate(seconds), 1)
     return results
+
+
+def resumed_psk_rate(seconds: float) -> float:
+    """Abbreviated PSK handshakes per second of server CPU (see the module docstring)."""
+    config, creds, server = psk_setup()
+    first = OurClient(config, creds)
+    serve = our_server_handshakes(server)
+    steps = serve(0)  # one full handshake: the server caches its session
+    next(steps)
+    outgoing, client_done = first.step([])
+    server_done = False
+    while not (client_done and server_done):
+        replies, _, server_done = steps.send(outgoing)
+        outgoing, client_done = first.step(replies)
+    steps.close()
+    session = first.session
+    assert session is not None
+    resuming = dataclasses.replace(config, session=session)
+    return server_rate(lambda: OurClient(resuming, creds, expect_resumed=True), serve, seconds)
 
 
 # -- records and memory ---------------------------------------------------------------------------
