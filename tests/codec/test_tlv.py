@@ -440,9 +440,14 @@ def test_fast_paths_agree_with_the_general_paths(
             fast = tlv._fast_decode(payload, path, TEST_MODEL)
         except tlv._Fallback:
             continue  # the general path decides
-        assert fast == general
-        if general is not None:
-            assert repr(fast) == repr(general)
+        if general is None:
+            assert fast is None
+            continue
+        # repr shows every value exactly and is NaN-safe: two decodes of a NaN are two float
+        # objects, and nan != nan, so node equality cannot hold for them.
+        assert repr(fast) == repr(general)
+        if "nan" not in repr(general):
+            assert fast == general
 
 
 def test_fast_decode_takes_the_usual_shapes() -> None:
