@@ -16,8 +16,10 @@ from lwm2m.coap import (
     Message,
     MessageType,
     NotificationReceived,
+    RequestCancelled,
     RequestFailed,
     RequestReceived,
+    RequestTimeout,
     ResponseReceived,
     decode,
 )
@@ -319,3 +321,101 @@ def test_duplicate_cache_is_one_dict_across_generations() -> None:
     assert cache.evicted > 0
     assert cache.get(139) == b""
     assert cache.get(3) is None
+
+
+class _Waiter:
+    """A minimal Waiter (what asyncio.Future offers) that records what it was given."""
+
+    def __init__(self, done: bool = False) -> None:
+        self.result: Message | None = None
+        self.error: BaseException | None = None
+        self._done = done
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, result: Message, /) -> None:
+        assert not self._done
+        self._done = True
+        self.result = result
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        assert not self._done
+        self._done = True
+        self.error = exception
+
+
+def _answer(net: Net, server: CoapEngine, response: Message) -> None:
+    net.flush()
+    for ev in net.take(SERVER):
+        assert isinstance(ev, RequestReceived)
+        server.send_response(ev.exchange, response, net.now)
+    net.flush()
+
+
+def test_waiter_takes_the_piggybacked_response_instead_of_an_event() -> None:
+    net = Net()
+    client = net.add(CLIENT, seed=1)
+    server = net.add(SERVER, seed=2)
+    waiter = _Waiter()
+    client.send_request(Message(Code.GET, uri_path="/a"), SERVER, net.now, waiter)
+    _answer(net, server, Message(Code.CONTENT, b"r", content_format=0))
+    assert net.take(CLIENT) == []
+    assert waiter.result is not None
+    assert waiter.result.payload == b"r"
+    assert waiter.result.content_format == 0
+    assert client.pending_requests == 0
+    assert not client._by_token
+
+
+def test_waiter_takes_a_block_wise_response_and_a_separate_one() -> None:
+    net = Net()
+    client = net.add(CLIENT, seed=1)
+    server = net.add(SERVER, exact_config(block_szx=0), seed=2)
+    body = bytes(range(100))
+    waiter = _Waiter()
+    client.send_request(Message(Code.GET, uri_path="/big"), SERVER, net.now, waiter)
+    _answer(net, server, Message(Code.CONTENT, body))
+    assert net.take(CLIENT) == []
+    assert waiter.result is not None
+    assert waiter.result.payload == body
+    # A separate response (empty ACK first, RFC 7252 §5.2.2).
+    separate = _Waiter()
+    client.send_request(Message(Code.GET, uri_path="/slow"), SERVER, net.now, separate)
+    net.flush()
+    (ev,) = net.take(SERVER)
+    assert isinstance(ev, RequestReceived)
+    server.acknowledge(ev.exchange, net.now)
+    net.flush()
+    assert separate.result is None
+    server.send_response(ev.exchange, Message(Code.CONTENT, b"late"), net.now)
+    net.flush()
+    assert net.take(CLIENT) == []
+    assert separate.result is not None
+    assert separate.result.payload == b"late"
+    assert client.pending_requests == 0
+
+
+def test_waiter_takes_failures_and_a_done_waiter_is_left_alone() -> None:
+    net = Net()
+    net.drop = lambda w: True  # a black hole: every request times out
+    client = net.add(CLIENT, seed=1)
+    timed_out = _Waiter()
+    client.send_request(Message(Code.GET, uri_path="/a"), SERVER, net.now, timed_out)
+    net.run_until(net.now + 300)
+    assert net.take(CLIENT) == []
+    assert isinstance(timed_out.error, RequestTimeout)
+    # Already done (a cancelled future): neither set_result nor set_exception is called.
+    net.drop = None
+    server = net.add(SERVER, seed=2)
+    cancelled = _Waiter(done=True)
+    client.send_request(Message(Code.GET, uri_path="/a"), SERVER, net.now, cancelled)
+    _answer(net, server, Message(Code.CONTENT))
+    assert net.take(CLIENT) == []
+    assert client.pending_requests == 0
+    # Shutdown fails a pending request through its waiter.
+    pending = _Waiter()
+    client.send_request(Message(Code.GET, uri_path="/a"), SERVER, net.now, pending)
+    client.shutdown(net.now)
+    assert net.take(CLIENT) == []
+    assert isinstance(pending.error, RequestCancelled)

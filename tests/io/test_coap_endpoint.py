@@ -594,6 +594,23 @@ async def test_read_budget_grows_under_load_and_shrinks_when_quiet() -> None:
     assert grown >= 1
 
 
+async def test_read_budget_probes_back_off_for_one_datagram_per_wake_up() -> None:
+    """A client endpoint with one request in flight gets one datagram per wake-up: each probe
+    with a budget of 2 that finds nothing more doubles the wait before the next one (a failing
+    read costs a system call and an exception), up to a bound."""
+    site = Site()
+    site.add("/", lambda r: Message(Code.CONTENT, b"x"))
+    async with await CoapEndpoint.create(site=site) as server, await CoapEndpoint.create() as c:
+        if c._sock is None:  # pragma: no cover - loops without add_reader
+            pytest.skip("the endpoint does not read its socket itself")
+        for _ in range(200):
+            await c.request(Message(Code.GET), server.local_address)
+        assert c._budget == 1
+        assert c._grow_after > 8
+        assert c._grow_after <= 64
+        assert c._waiting == 0
+
+
 def test_uvloop_round_trip_and_observe() -> None:
     if not uvloop_available():  # pragma: no cover - depends on the machine
         pytest.skip("uvloop is not installed")

@@ -40,7 +40,7 @@ import random
 import struct
 import zlib
 from collections import deque
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from lwm2m.coap.config import CoapConfig
 from lwm2m.coap.dedup import DuplicateCache
@@ -66,7 +66,7 @@ from lwm2m.coap.message import Block, Message, check_options, decode, encode_uin
 from lwm2m.coap.numbers import OPTION_FORMATS, Code
 from lwm2m.coap.observe import is_fresh, next_sequence
 
-__all__ = ["CoapEngine", "EngineStats", "Exchange", "Observation"]
+__all__ = ["CoapEngine", "EngineStats", "Exchange", "Observation", "Waiter"]
 
 _FORMATS_GET: Final = OPTION_FORMATS.get
 _CON: Final = 0
@@ -210,6 +210,19 @@ class _Peer:
         self.observations: dict[bytes, Observation] | None = None
 
 
+class Waiter(Protocol):
+    """Where :meth:`CoapEngine.send_request` may deliver a request's outcome directly (an
+    :class:`asyncio.Future` fits): ``set_result(response)`` or ``set_exception(error)`` instead of
+    a :class:`ResponseReceived` or :class:`RequestFailed` event. A waiter that is already done
+    (e.g. a cancelled future) is left alone."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: Message, /) -> None: ...
+
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
+
 class _Reliable:
     """Something that may be sent as a Confirmable message and hold an NSTART slot."""
 
@@ -248,9 +261,17 @@ class _ClientRequest(_Reliable):
         "state",
         "template",
         "token",
+        "waiter",
     )
 
-    def __init__(self, request_id: int, peer: _Peer, template: Message, token: bytes) -> None:
+    def __init__(
+        self,
+        request_id: int,
+        peer: _Peer,
+        template: Message,
+        token: bytes,
+        waiter: Waiter | None = None,
+    ) -> None:
         # _Reliable.__init__, inlined (one per request)
         self.peer = peer
         self.mid = -1
@@ -280,6 +301,7 @@ class _ClientRequest(_Reliable):
         self.b2_template: Message | None = None
         self.raw_block2 = False
         self.parent: _ClientRequest | None = None
+        self.waiter = waiter
 
 
 class _SeparateResponse(_Reliable):
@@ -702,13 +724,22 @@ class CoapEngine:
     # client role API
     # ==========================================================================================
 
-    def send_request(self, request: Message, remote: Any, now: float) -> int:
+    def send_request(
+        self, request: Message, remote: Any, now: float, waiter: Waiter | None = None
+    ) -> int:
         """Send ``request`` (CON unless its ``mtype`` is NON) to ``remote``; returns its id.
 
         The engine sets token and Message ID on the message (do not reuse it). A payload larger
         than the block size is sent with Block1 (RFC 7959 §2.5); a response with Block2 is
         fetched completely before :class:`ResponseReceived` (§2.4). ``observe=0`` registers an
         observation (RFC 7641 §3.1): notifications follow as :class:`NotificationReceived`.
+
+        With a ``waiter`` (e.g. an :class:`asyncio.Future`) the response is handed to
+        ``waiter.set_result`` and a failure to ``waiter.set_exception``, from within the input
+        call that completes the request, instead of :class:`ResponseReceived` and
+        :class:`RequestFailed` events (other events of the request are unchanged). A driver that
+        waits on a future per request saves building, queueing and dispatching one event per
+        response. The waiter must not call back into the engine.
         """
         if not 0 < request.code < 0x20:
             raise CoapUsageError(f"code {Code(request.code)} is not a method")
@@ -725,7 +756,7 @@ class CoapEngine:
         else:
             token = self._new_token()
         rid = next(self._request_ids)
-        req = _ClientRequest(rid, peer, request, token)
+        req = _ClientRequest(rid, peer, request, token, waiter)
         request.token = token
         observe = block1_raw = block2_raw = None
         for number, value in request.options:  # one pass instead of three property look-ups
@@ -982,8 +1013,7 @@ class CoapEngine:
                 if req.observing and req.established:
                     self._events.append(ObservationEnded(req.id, None))
                 else:
-                    error = RequestCancelled("engine shut down")
-                    self._events.append(RequestFailed(req.id, error))
+                    self._failed(req, RequestCancelled("engine shut down"))
             self._finish(req, now)
         for observation in list(self._observations.values()):
             self._remove_observation(observation, None, now)
@@ -1818,7 +1848,11 @@ class CoapEngine:
                     else:
                         req.counted = False
                         peer.outstanding -= 1
-                self._events.append(response_received(req.id, msg, req.remote))
+                waiter = req.waiter
+                if waiter is None:
+                    self._events.append(response_received(req.id, msg, req.remote))
+                elif not waiter.done():
+                    waiter.set_result(msg)
                 return
             self._handle_response(req, msg, now)
             return
@@ -2013,7 +2047,7 @@ class CoapEngine:
                 return
             if not parent.delivered:
                 parent.delivered = True
-                self._events.append(response_received(parent.id, msg, parent.remote))
+                self._response(parent, msg)
             else:
                 self._events.append(notification_received(parent.id, msg, parent.remote))
             return
@@ -2021,13 +2055,29 @@ class CoapEngine:
             if not req.established and msg.code >> 5 == 2 and msg.get_option(_OBSERVE) is not None:
                 self._establish(req, msg, now)
                 req.delivered = True
-                self._events.append(response_received(req.id, msg, req.remote))
+                self._response(req, msg)
                 return
             if req.established:
                 self._on_notification(req, msg, now)
                 return
-        self._events.append(response_received(req.id, msg, req.remote))
+        self._response(req, msg)
         self._finish(req, now)
+
+    def _response(self, req: _ClientRequest, msg: Message) -> None:
+        """Hand the response of ``req`` to its waiter or queue :class:`ResponseReceived`."""
+        waiter = req.waiter
+        if waiter is None:
+            self._events.append(response_received(req.id, msg, req.remote))
+        elif not waiter.done():
+            waiter.set_result(msg)
+
+    def _failed(self, req: _ClientRequest, error: CoapError) -> None:
+        """Hand the failure of ``req`` to its waiter or queue :class:`RequestFailed`."""
+        waiter = req.waiter
+        if waiter is None:
+            self._events.append(RequestFailed(req.id, error))
+        elif not waiter.done():
+            waiter.set_exception(error)
 
     @staticmethod
     def _establish(req: _ClientRequest, msg: Message, now: float) -> None:
@@ -2115,7 +2165,7 @@ class CoapEngine:
         if ended:
             self._events.append(ObservationEnded(req.id, None))
         else:
-            self._events.append(RequestFailed(req.id, error))
+            self._failed(req, error)
 
     def _finish(self, req: _ClientRequest, now: float) -> None:
         if req.state == _DONE:

@@ -54,6 +54,7 @@ from lwm2m.coap.config import CoapConfig
 from lwm2m.coap.engine import CoapEngine, Exchange, Observation
 from lwm2m.coap.errors import CoapError, ErrorResponse, RequestCancelled
 from lwm2m.coap.events import (
+    CoapEvent,
     NotificationReceived,
     ObservationEnded,
     ObserverRemoved,
@@ -86,6 +87,7 @@ logger = logging.getLogger(__name__)
 
 _BATCH = 64  # datagrams read per wake-up before yielding to other callbacks
 _GROW_AFTER = 8  # wake-ups in a row that used up a budget of 1 before the budget grows
+_GROW_AFTER_MAX = 64  # ... at most, after growing found nothing more again and again
 _PROBE_EVERY = 16  # transport path: datagrams flushed one by one before batching is tried again
 _CORK_LIMIT = 16  # requests' datagrams held back per loop pass at most (see CoapEndpoint.request)
 # socket.IP_RECVERR appears in Python 3.12; the Linux value is 11.
@@ -338,6 +340,9 @@ class CoapEndpoint:
         self._sendto: Callable[[bytes, Any], object] = self._not_bound
         self._local_address: UdpAddress = ()
         self._pending: dict[int, asyncio.Future[Message]] = {}
+        """Futures of requests completed through events (observe registrations, sessions)."""
+        self._waiting = 0
+        """Plain requests in flight whose future the engine resolves itself (its waiter)."""
         self._observations: dict[int, ClientObservation] = {}
         self._tasks: set[asyncio.Future[Message]] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -347,6 +352,8 @@ class CoapEndpoint:
         self._max_queue = max_notification_queue
         self._budget = 1
         self._full_wakeups = 0
+        self._grow_after = _GROW_AFTER
+        self._probing = False
         self._batching = True
         self._batched = 0
         self._unbatched = 0
@@ -445,11 +452,11 @@ class CoapEndpoint:
         loop = self._loop
         now = self._time()
         engine = self.engine
-        future: asyncio.Future[Message]
+        future: asyncio.Future[Message] = loop.create_future()
         if self._plain:
-            request_id = engine.send_request(message, remote, now)
-            future = loop.create_future()
-            self._pending[request_id] = future
+            # The engine resolves the future itself (its waiter): no ResponseReceived or
+            # RequestFailed event to build and dispatch, no entry in _pending.
+            request_id = engine.send_request(message, remote, now, future)
             # send_request produces datagrams, never events. _send and _arm_timer, inlined.
             out = engine.datagrams_to_send(now)
             cork = self._cork
@@ -457,7 +464,7 @@ class CoapEndpoint:
                 cork += out
                 if len(cork) >= _CORK_LIMIT:
                     self._uncork()
-            elif out and len(self._pending) > 1:
+            elif out and (self._waiting or self._pending):
                 # Other requests are in flight: their tasks, resumed in this loop pass, will send
                 # too. Their datagrams leave together at the end of the pass (at most
                 # _CORK_LIMIT at a time), so the peers wake up once per burst instead of once per
@@ -476,15 +483,21 @@ class CoapEndpoint:
             at = self._timer_at
             if at is None or engine.deadline_added_before(at):
                 self._rearm_timer(at)
-        else:
-            peer = self.security.connect(remote, now)
-            request_id = engine.send_request(message, peer, now)
-            future = loop.create_future()
-            self._pending[request_id] = future
-            if self._sessions is not None:
-                self._track(request_id, peer)
-            self._send(now)
-            self._arm_timer()
+            self._waiting += 1
+            try:
+                return await future
+            except asyncio.CancelledError:
+                engine.cancel_request(request_id, self._time())  # a no-op once it completed
+                raise
+            finally:
+                self._waiting -= 1
+        peer = self.security.connect(remote, now)
+        request_id = engine.send_request(message, peer, now)
+        self._pending[request_id] = future
+        if self._sessions is not None:
+            self._track(request_id, peer)
+        self._send(now)
+        self._arm_timer()
         try:
             return await future
         except asyncio.CancelledError:
@@ -687,21 +700,46 @@ class CoapEndpoint:
         # budget of 1 it grows only after _GROW_AFTER wake-ups in a row that used it up: a client
         # endpoint with one request in flight gets exactly one datagram per wake-up and would
         # otherwise pay a failing read (a system call and an exception) every other time.
+        # Each time growing finds nothing more (the endpoint really gets one datagram per
+        # wake-up), the next attempt waits twice as long, up to _GROW_AFTER_MAX wake-ups: the
+        # failing read then costs a client endpoint almost nothing per request. One that finds
+        # more resets the wait.
         if drained:
             self._budget = received or 1
             self._full_wakeups = 0
+            if self._probing:
+                self._probing = False
+                if received <= 1 and self._grow_after < _GROW_AFTER_MAX:
+                    self._grow_after *= 2
         elif budget > 1:
+            if self._probing:
+                self._probing = False
+                self._grow_after = _GROW_AFTER
             if budget < _BATCH:
                 self._budget = budget * 2
         else:
             self._full_wakeups += 1
-            if self._full_wakeups >= _GROW_AFTER:
+            if self._full_wakeups >= self._grow_after:
                 self._full_wakeups = 0
                 self._budget = 2
+                self._probing = True
         if received:
-            # _flush, inlined (one call less per wake-up)
-            self._dispatch(now)
-            self._send(now)
+            # _flush, inlined (two calls less per wake-up): a client endpoint's plain response
+            # resolves its future inside receive_datagram and leaves no event and no datagram.
+            event = engine.next_event()
+            if event is not None:
+                self._dispatch(now, event)
+            if plain:
+                out = engine.datagrams_to_send(now)
+                if out and not self._closed:
+                    sendto = self._sendto
+                    for data, addr in out:
+                        try:
+                            sendto(data, addr)
+                        except OSError as exc:
+                            self._send_failed(addr, exc)
+            else:
+                self._send(now)
             at = self._timer_at
             if at is None or not plain or engine.deadline_added_before(at):
                 self._rearm_timer(at)
@@ -815,9 +853,12 @@ class CoapEndpoint:
             self.security.handle_timer(now)
         self._flush(now)
 
-    def _dispatch(self, now: float) -> None:
-        engine = self.engine
-        while (event := engine.next_event()) is not None:
+    def _dispatch(self, now: float, event: CoapEvent | None = None) -> None:
+        """Handle the engine's events, starting with ``event`` if the caller took it already."""
+        next_event = self.engine.next_event
+        if event is None:
+            event = next_event()
+        while event is not None:
             if type(event) is RequestReceived:
                 self._on_request(event.exchange, now)
             elif type(event) is ResponseReceived:
@@ -844,6 +885,7 @@ class CoapEndpoint:
                     self._on_observer_removed(event.observation, event.reason)
                 except Exception:
                     logger.exception("on_observer_removed callback failed")
+            event = next_event()
 
     def _on_request(self, exchange: Exchange, now: float) -> None:
         message = exchange.request
