@@ -491,8 +491,10 @@ class CoapEndpoint:
                 raise
             finally:
                 self._waiting -= 1
+        # Through a security layer: the engine resolves the future too (its waiter); the entry
+        # in _pending lets a failed session fail the request (_fail_peer) until it completes.
         peer = self.security.connect(remote, now)
-        request_id = engine.send_request(message, peer, now)
+        request_id = engine.send_request(message, peer, now, future)
         self._pending[request_id] = future
         if self._sessions is not None:
             self._track(request_id, peer)
@@ -504,6 +506,8 @@ class CoapEndpoint:
             if self._pending.pop(request_id, None) is not None:
                 self.engine.cancel_request(request_id, self._time())
             raise
+        finally:
+            self._pending.pop(request_id, None)
 
     async def observe(self, message: Message, remote: UdpAddress) -> ClientObservation:
         """Register an observation (GET/FETCH with Observe=0) and wait for the first response.
@@ -741,7 +745,7 @@ class CoapEndpoint:
             else:
                 self._send(now)
             at = self._timer_at
-            if at is None or not plain or engine.deadline_added_before(at):
+            if self._timer_moved(at):
                 self._rearm_timer(at)
 
     def _datagram_received(self, data: bytes, addr: UdpAddress) -> None:
@@ -821,9 +825,20 @@ class CoapEndpoint:
 
     def _arm_timer(self) -> None:
         at = self._timer_at
-        if at is not None and self._plain and not self.engine.deadline_added_before(at):
-            return  # no deadline earlier than the armed timer appeared: it still fits
-        self._rearm_timer(at)
+        if self._timer_moved(at):
+            self._rearm_timer(at)
+
+    def _timer_moved(self, at: float | None) -> bool:
+        """Whether the timer armed at ``at`` may be too late now: nothing armed, the engine
+        reports an earlier deadline (``deadline_added_before``), or the security layer's next
+        deadline (cheap to ask: it caches it) is earlier. Otherwise the armed timer still fits
+        (it may fire early, and then finds nothing due)."""
+        if at is None or self.engine.deadline_added_before(at):
+            return True
+        if self._plain:
+            return False
+        other = self.security.get_timer()
+        return other is not None and other < at
 
     def _rearm_timer(self, at: float | None) -> None:
         """Arm the timer at the engine's (and security layer's) next deadline unless the one
