@@ -474,12 +474,7 @@ class CoapEndpoint:
                 self._cork = list(out)
                 loop.call_soon(self._uncork)
             else:
-                sendto = self._sendto
-                for data, addr in out:
-                    try:
-                        sendto(data, addr)
-                    except OSError as exc:
-                        self._send_failed(addr, exc)
+                self._transmit(out)
             at = self._timer_at
             if at is None or engine.deadline_added_before(at):
                 self._rearm_timer(at)
@@ -736,12 +731,7 @@ class CoapEndpoint:
             if plain:
                 out = engine.datagrams_to_send(now)
                 if out and not self._closed:
-                    sendto = self._sendto
-                    for data, addr in out:
-                        try:
-                            sendto(data, addr)
-                        except OSError as exc:
-                            self._send_failed(addr, exc)
+                    self._transmit(out)
             else:
                 self._send(now)
             at = self._timer_at
@@ -797,31 +787,25 @@ class CoapEndpoint:
                 protected += protect(data, peer, now)
             protected += security.datagrams_to_send(now)
             out = protected
-        if not out or self._closed:
-            return
-        sendto = self._sendto
-        for data, addr in out:
-            try:
-                sendto(data, addr)
-            except OSError as exc:
-                self._send_failed(addr, exc)
+        if out and not self._closed:
+            self._transmit(out)
 
     def _uncork(self) -> None:
         """Send the requests held back in this loop pass (see :meth:`request`)."""
         out, self._cork = self._cork, None
-        if not out or self._closed:
-            return
+        if out and not self._closed:
+            self._transmit(out)
+
+    def _transmit(self, out: list[tuple[bytes, Any]]) -> None:
+        """Put ``out`` on the socket; a failure is counted and logged, never raised (buffer
+        full, unreachable, ...: UDP may drop, CON retransmits)."""
         sendto = self._sendto
         for data, addr in out:
             try:
                 sendto(data, addr)
             except OSError as exc:
-                self._send_failed(addr, exc)
-
-    def _send_failed(self, addr: Any, exc: OSError) -> None:
-        # Buffer full, unreachable, ...: UDP may drop, CON retries.
-        self.stats.network_errors += 1
-        logger.debug("send to %r failed: %r", addr, exc)
+                self.stats.network_errors += 1
+                logger.debug("send to %r failed: %r", addr, exc)
 
     def _arm_timer(self) -> None:
         at = self._timer_at
