@@ -27,6 +27,7 @@ from lwm2m.bootstrap.session import BootstrapEvent, BootstrapStarted
 from lwm2m.cli.printing import bootstrap_event_line, make_console
 from lwm2m.cli.server import (
     DtlsOptions,
+    bind_failed,
     build_security,
     dtls_options,
     load_registry,
@@ -107,9 +108,7 @@ async def run_bootstrap_server(
             try:
                 await server.start(bind)
             except OSError as exc:
-                raise click.ClickException(
-                    f"cannot bind {bind[0]}:{bind[1]}: {exc.strerror or exc}"
-                ) from None
+                raise bind_failed(bind, exc) from None
             host, port = server.local_address
             names = ", ".join(sorted(configs)) or "none"
             scheme = "coap" if layer is None else "coaps"

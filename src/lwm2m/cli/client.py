@@ -36,7 +36,7 @@ import click
 from rich.console import Console
 
 from lwm2m.cli.printing import client_event_line, make_console
-from lwm2m.cli.server import stop_on_signals
+from lwm2m.cli.server import bind_failed, stop_on_signals
 from lwm2m.client import ClientConfig, parse_config
 from lwm2m.client.config import ConfigError
 from lwm2m.client.objects import (
@@ -296,9 +296,7 @@ async def run_client(
         try:
             await client.start()
         except OSError as exc:
-            host, port = config.bind
-            reason = exc.strerror or exc
-            raise click.ClickException(f"cannot bind {host}:{port}: {reason}") from None
+            raise bind_failed(config.bind, exc) from None
         try:
             host, port = client.local_address[:2]
             console.print(f"on udp {host}:{port} — Ctrl-C to deregister", markup=False)

@@ -62,6 +62,7 @@ from lwm2m.store.sqlite import SqliteRegistrationStore, SqliteSecurityStore
 
 __all__ = [
     "DtlsOptions",
+    "bind_failed",
     "build_security",
     "load_registry",
     "open_store",
@@ -228,6 +229,11 @@ async def build_security(
     return store, layer, options.allow_plain, "DTLS: " + ", ".join(parts)
 
 
+def bind_failed(bind: tuple[str, int], exc: OSError) -> click.ClickException:
+    """The one-line message when a command cannot bind its socket (address in use, ...)."""
+    return click.ClickException(f"cannot bind {bind[0]}:{bind[1]}: {exc.strerror or exc}")
+
+
 @contextlib.contextmanager
 def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
     """Set ``stop`` on SIGINT / SIGTERM (once: a second Ctrl-C interrupts the clean-up)."""
@@ -335,9 +341,7 @@ async def run_server(
             try:
                 await server.start(bind)
             except OSError as exc:
-                raise click.ClickException(
-                    f"cannot bind {bind[0]}:{bind[1]}: {exc.strerror or exc}"
-                ) from None
+                raise bind_failed(bind, exc) from None
             host, port = server.local_address
             kept = len(await server.registrations())
             scheme = "coap" if layer is None else "coaps"

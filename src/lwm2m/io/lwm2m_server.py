@@ -1290,7 +1290,7 @@ class LwM2MServer:
         The format defaults to TLV, or SenML for 1.1 clients that did not list TLV."""
         registration = await self._registration(endpoint)
         cf = ContentFormat(self._write_format(registration, content_format))
-        return await self.request(endpoint, Write(_path(path), node, replace, cf))
+        return await self._request(registration, Write(_path(path), node, replace, cf))
 
     async def write_attributes(
         self,
@@ -1329,7 +1329,7 @@ class LwM2MServer:
             None if resources is None else tuple(resources),
             cf,
         )
-        return await self.request(endpoint, operation)
+        return await self._request(registration, operation)
 
     async def delete(self, endpoint: str, path: Path | str) -> Response:
         """Delete an object instance (Core §6.3.7)."""
@@ -1347,7 +1347,7 @@ class LwM2MServer:
         registration = await self._registration(endpoint)
         cf = ContentFormat(self._composite_format(registration, content_format))
         operation = ReadComposite(tuple(_path(p) for p in paths), cf, accept or cf)
-        return await self.request(endpoint, operation)
+        return await self._request(registration, operation)
 
     async def write_composite(
         self,
@@ -1359,7 +1359,7 @@ class LwM2MServer:
         """Write-Composite (Core §6.3.9), atomic at the client."""
         registration = await self._registration(endpoint)
         cf = ContentFormat(self._composite_format(registration, content_format))
-        return await self.request(endpoint, WriteComposite(nodes, cf))
+        return await self._request(registration, WriteComposite(nodes, cf))
 
     async def observe(
         self,
@@ -1372,10 +1372,10 @@ class LwM2MServer:
         (also published as :class:`NotificationReceived`). A client that answers without the
         Observe option gives an inactive handle (nothing is stored). ``accept`` defaults to
         :meth:`preferred_format`."""
+        registration = await self._registration(endpoint)
         if accept is None:
-            registration = await self._registration(endpoint)
             accept = self.preferred_format(registration)
-        return await self._observe(endpoint, Observe(_path(path), accept))
+        return await self._observe(registration, Observe(_path(path), accept))
 
     async def observe_composite(
         self,
@@ -1389,12 +1389,12 @@ class LwM2MServer:
         registration = await self._registration(endpoint)
         cf = ContentFormat(self._composite_format(registration, content_format))
         operation = ObserveComposite(tuple(_path(p) for p in paths), cf, accept or cf)
-        return await self._observe(endpoint, operation)
+        return await self._observe(registration, operation)
 
     async def _observe(
-        self, endpoint: str, operation: Observe | ObserveComposite
+        self, registration: Registration, operation: Observe | ObserveComposite
     ) -> ObservationHandle:
-        registration = await self._registration(endpoint)
+        endpoint = registration.endpoint
         model = self.models.for_registration(registration)
         message = encode_request(operation, model)
         coap = await self._exchange(registration, message, self.endpoint.observe)
