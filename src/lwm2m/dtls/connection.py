@@ -65,7 +65,7 @@ from .events import (
     DtlsEvent,
     HandshakeCompleted,
 )
-from .handshake import Handshake, OutgoingMessage, SessionCache
+from .handshake import Handshake, HandshakeState, OutgoingMessage, SessionCache
 from .messages import HANDSHAKE_HEADER_LENGTH, HandshakeFragment, encode_handshake
 from .record import (
     MAX_CIPHERTEXT_EXPANSION,
@@ -116,6 +116,13 @@ _WINDOW_SIZE = ReplayWindow.SIZE
 #: The few distinct ``max_application_data`` values, shared by the connections (memory).
 _SEAL_LIMITS: dict[int, int] = {}
 _WINDOW_MASK = (1 << ReplayWindow.SIZE) - 1
+_EXPECT_CLIENT_HELLO = HandshakeState.SERVER_EXPECT_CLIENT_HELLO
+_EXPECT_KEY_EXCHANGE = HandshakeState.SERVER_EXPECT_CLIENT_KEY_EXCHANGE
+#: An epoch-0 record holding one whole handshake message: the record header (type, version,
+#: epoch, seq_hi, seq_lo, length), then the handshake header as msg_type+length, message_seq,
+#: fragment_offset's high 16 bits, its low byte + fragment_length (RFC 6347 §4.1, §4.2.2).
+_PLAIN_HANDSHAKE_RECORD = struct.Struct("!BHHHIHIHHI")
+_HANDSHAKE_RECORD_OVERHEAD = RECORD_HEADER_LENGTH + HANDSHAKE_HEADER_LENGTH
 
 
 class ConnectionState(Enum):
@@ -369,6 +376,15 @@ class DtlsConnection:
             return
         cid_length = len(self.connection_id) if self.connection_id else 0
         try:
+            # The two flights a server gets in nearly every handshake, in one pass (each falls
+            # back to the general path below for any other shape).
+            handshake = self._handshake
+            if handshake is not None:
+                state = handshake.state
+                if state is _EXPECT_CLIENT_HELLO and self._receive_client_hello(data, now):
+                    return
+                if state is _EXPECT_KEY_EXCHANGE and self._receive_key_exchange_flight(data, now):
+                    return
             for record in parse_datagram(data, cid_length):
                 self._receive_record(record, now)
                 if self._is_closed():
@@ -601,6 +617,125 @@ class DtlsConnection:
                 if epoch:
                     raise AlertUnexpectedMessage(f"unexpected content type {content_type}")
 
+    def _receive_client_hello(self, data: bytes, now: float) -> bool:
+        """Server: a datagram that is one epoch-0 record holding one whole ClientHello, the next
+        message expected (how a hello nearly always arrives), handed to the handshake without
+        the record list and the per-record dispatch. Like the general path, any DTLS record
+        version is accepted on it (RFC 6347 §4.1). Any other shape returns False with nothing
+        changed: :meth:`receive_datagram` parses the datagram the general way.
+        """
+        end = len(data)
+        if end < RECORD_HEADER_LENGTH + HANDSHAKE_HEADER_LENGTH:
+            return False
+        content_type, version, epoch, seq_hi, seq_lo, length = _RECORD_HEADER.unpack_from(data)
+        type_and_length, message_seq = _TYPE_LENGTH_SEQ.unpack_from(data, RECORD_HEADER_LENGTH)
+        body_length = type_and_length & 0xFFFFFF
+        reassembler = self._reassembler
+        window = self._epoch0_window
+        seq = (seq_hi << 32) | seq_lo
+        if (
+            content_type != _HANDSHAKE
+            or version >> 8 != 0xFE
+            or epoch
+            or RECORD_HEADER_LENGTH + length != end
+            or length > self._configuration.max_record_plaintext
+            or type_and_length >> 24 != _HT.CLIENT_HELLO
+            or body_length + HANDSHAKE_HEADER_LENGTH != length
+            or int.from_bytes(data[19:25], "big") != body_length  # offset 0, the whole message
+            or message_seq != reassembler.next_seq
+            or not reassembler.is_empty()
+            or window is None
+            or not window.is_fresh(seq)
+        ):
+            return False
+        window.mark(seq)
+        reassembler.take_whole(body_length)
+        self._handle_message(_HT.CLIENT_HELLO, message_seq, data[25:], 0, now)
+        return True
+
+    def _receive_key_exchange_flight(self, data: bytes, now: float) -> bool:
+        """Server: the client's last flight as it nearly always arrives (RFC 6347 §4.2.4, flight
+        5 without a client certificate): ClientKeyExchange, ChangeCipherSpec and Finished, each
+        one whole DTLS 1.2 record, in this order, filling the datagram. The first two records
+        are taken here without the record list and the per-record dispatch; the Finished record
+        goes to :meth:`_receive_record` once the keys exist.
+
+        The checks and effects are the general path's. Any other shape returns False before
+        anything changed, and :meth:`receive_datagram` parses the datagram the general way:
+        a record that is not fresh, another version or order, a fragment, a message that is not
+        the next one, a size over the limits, a connection ID.
+        """
+        end = len(data)
+        if end < 3 * RECORD_HEADER_LENGTH + HANDSHAKE_HEADER_LENGTH + 1 or self._deferred:
+            return False
+        type1, version1, epoch1, hi1, lo1, length1 = _RECORD_HEADER.unpack_from(data)
+        ccs = RECORD_HEADER_LENGTH + length1
+        if (
+            type1 != _HANDSHAKE
+            or version1 != DTLS_1_2
+            or epoch1
+            or ccs + RECORD_HEADER_LENGTH + 1 > end
+            or length1 > self._configuration.max_record_plaintext
+        ):
+            return False
+        type2, version2, epoch2, hi2, lo2, length2 = _RECORD_HEADER.unpack_from(data, ccs)
+        finished = ccs + RECORD_HEADER_LENGTH + 1
+        if (
+            type2 != _CHANGE_CIPHER_SPEC
+            or version2 != DTLS_1_2
+            or epoch2
+            or length2 != 1
+            or data[finished - 1] != 1
+            or finished + RECORD_HEADER_LENGTH > end
+        ):
+            return False
+        type3, version3, epoch3, hi3, lo3, length3 = _RECORD_HEADER.unpack_from(data, finished)
+        if (
+            type3 != _HANDSHAKE
+            or version3 != DTLS_1_2
+            or epoch3 != 1
+            or finished + RECORD_HEADER_LENGTH + length3 != end
+            or length3 > _MAX_FRAGMENT
+        ):
+            return False
+        # The key exchange record holds exactly one whole message, the next one expected.
+        type_and_length, message_seq = _TYPE_LENGTH_SEQ.unpack_from(data, RECORD_HEADER_LENGTH)
+        length = type_and_length & 0xFFFFFF
+        reassembler = self._reassembler
+        if (
+            type_and_length >> 24 != _HT.CLIENT_KEY_EXCHANGE
+            or message_seq != reassembler.next_seq
+            or int.from_bytes(data[19:25], "big") != length  # offset 0, the whole message
+            or length + HANDSHAKE_HEADER_LENGTH != length1
+            or not reassembler.is_empty()
+        ):
+            return False
+        window = self._epoch0_window
+        seq1 = (hi1 << 32) | lo1
+        seq2 = (hi2 << 32) | lo2
+        # The ChangeCipherSpec after the key exchange: then it is fresh once that is marked.
+        if window is None or not window.is_fresh(seq1) or seq2 <= seq1:
+            return False
+        # From here on, what the general path does with these records, in its order.
+        window.mark(seq1)
+        reassembler.take_whole(length)
+        self._handle_message(_HT.CLIENT_KEY_EXCHANGE, message_seq, data[25:ccs], 0, now)
+        if self._state is _CS.CLOSED:  # pragma: no cover - _handle_message raises instead
+            return True
+        window.mark(seq2)
+        self._receive_record(
+            RawRecord(
+                _HANDSHAKE,
+                DTLS_1_2,
+                1,
+                (hi3 << 32) | lo3,
+                b"",
+                data[finished + RECORD_HEADER_LENGTH :],
+            ),
+            now,
+        )
+        return True
+
     def _receive_alert(self, payload: bytes, epoch: int) -> None:
         if len(payload) != 2:
             raise AlertDecodeError("malformed alert")
@@ -721,7 +856,7 @@ class DtlsConnection:
         completed = handshake.completed
         if completed is not None:
             self._state = _CS.ESTABLISHED
-            limit = self.max_application_data
+            limit = self.max_application_data  # fixed from now on
             self._seal_limit = _SEAL_LIMITS.setdefault(limit, limit)  # one int object per value
             self.handshake_result = completed
             self._events.append(completed)
@@ -755,26 +890,53 @@ class DtlsConnection:
         self._flight_sent_at = now
         max_size = self._configuration.max_datagram_size
         current = b""
-        for item in self._flight:
-            epoch = item.epoch
-            protection = self._write_protection if epoch else _NULL
-            assert protection is not None
-            overhead = RECORD_HEADER_LENGTH + len(protection.cid) + protection.overhead
-            if item.content_type == _CHANGE_CIPHER_SPEC:
-                record = self._protect(_CHANGE_CIPHER_SPEC, item.body, epoch)
+        write_seq = self._write_seq
+        for content_type, epoch, msg_type, message_seq, body in self._flight:
+            if content_type == _CHANGE_CIPHER_SPEC:
+                record = self._protect(_CHANGE_CIPHER_SPEC, body, epoch)
                 if current and len(current) + len(record) > max_size:
                     self._datagrams.append(current)
                     current = b""
                 current += record
                 continue
-            body = item.body
-            if epoch > self._write_epoch:
-                self._write_epoch = epoch
-            if len(body) <= max_size - len(current) - overhead - HANDSHAKE_HEADER_LENGTH:
+            if epoch:
+                protection = self._write_protection
+                assert protection is not None
+                overhead = _HANDSHAKE_RECORD_OVERHEAD + len(protection.cid) + protection.overhead
+                if epoch > self._write_epoch:
+                    self._write_epoch = epoch
+            else:
+                protection = _NULL
+                overhead = _HANDSHAKE_RECORD_OVERHEAD
+            length = len(body)
+            if length <= max_size - len(current) - overhead:
                 # The whole message fits the datagram being filled: one unfragmented record.
-                fragment = encode_handshake(item.msg_type, item.message_seq, body)
-                current += self._protect(_HANDSHAKE, fragment, epoch)
+                if epoch:
+                    fragment = encode_handshake(msg_type, message_seq, body)
+                    current += self._protect(_HANDSHAKE, fragment, epoch)
+                    continue
+                # Epoch 0 (no protection): header, handshake header and body in one step.
+                seq = write_seq[0]
+                if seq > _MAX_SEQUENCE:
+                    raise DtlsStateError("sequence numbers exhausted")
+                write_seq[0] = seq + 1
+                current += (
+                    _PLAIN_HANDSHAKE_RECORD.pack(
+                        _HANDSHAKE,
+                        DTLS_1_2,
+                        0,
+                        seq >> 32,
+                        seq & 0xFFFFFFFF,
+                        length + HANDSHAKE_HEADER_LENGTH,
+                        (msg_type << 24) | length,
+                        message_seq,
+                        0,
+                        length,
+                    )
+                    + body
+                )
                 continue
+            overhead = RECORD_HEADER_LENGTH + len(protection.cid) + protection.overhead
             offset = 0
             while True:
                 space = max_size - len(current) - overhead - HANDSHAKE_HEADER_LENGTH
@@ -785,7 +947,7 @@ class DtlsConnection:
                 chunk = max(min(space, len(body) - offset), 0)
                 if chunk == 0 and offset < len(body):
                     chunk = min(64, len(body) - offset)  # absurdly small MTU: still progress
-                fragment = encode_handshake(item.msg_type, item.message_seq, body, offset, chunk)
+                fragment = encode_handshake(msg_type, message_seq, body, offset, chunk)
                 current += self._protect(_HANDSHAKE, fragment, epoch)
                 offset += chunk
                 if offset >= len(body):

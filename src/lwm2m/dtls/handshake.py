@@ -364,6 +364,30 @@ class Handshake:
         buf = Buffer(body)
         state = self._state
         match state, msg_type:
+            case _HS.SERVER_EXPECT_CLIENT_HELLO, _HT.CLIENT_HELLO:
+                self._add_transcript(msg_type, message_seq, body)
+                self._server_handle_client_hello(m.pull_client_hello(buf))
+            case _HS.SERVER_EXPECT_CERTIFICATE, _HT.CERTIFICATE:
+                self._add_transcript(msg_type, message_seq, body)
+                raw = self._client_cert_type == _CERT.RAW_PUBLIC_KEY
+                self._server_handle_certificate(m.pull_certificate(buf, raw))
+            case (
+                _HS.SERVER_EXPECT_CLIENT_KEY_EXCHANGE,
+                _HT.CLIENT_KEY_EXCHANGE,
+            ):
+                is_psk = self.cipher_suite in _PSK_SUITES
+                exchange = m.pull_client_key_exchange(buf, is_psk)
+                if buf.remaining():
+                    raise AlertDecodeError("trailing bytes in ClientKeyExchange")
+                self._add_transcript(msg_type, message_seq, body)
+                self._server_handle_client_key_exchange(exchange)
+            case _HS.SERVER_EXPECT_CERTIFICATE_VERIFY, _HT.CERTIFICATE_VERIFY:
+                verify = m.pull_certificate_verify(buf)
+                self._check_signature(verify.signature_scheme, verify.signature, self._transcript)
+                self._add_transcript(msg_type, message_seq, body)
+                self._set_state(_HS.SERVER_EXPECT_FINISHED)
+            case _HS.SERVER_EXPECT_FINISHED, _HT.FINISHED:
+                self._server_handle_finished(m.pull_finished(buf), message_seq)
             case _HS.CLIENT_EXPECT_SERVER_HELLO, _HT.HELLO_VERIFY_REQUEST:
                 self._client_handle_hello_verify_request(m.pull_hello_verify_request(buf))
             case _HS.CLIENT_EXPECT_SERVER_HELLO, _HT.SERVER_HELLO:
@@ -401,30 +425,6 @@ class Handshake:
                 self._client_send_key_exchange()
             case _HS.CLIENT_EXPECT_FINISHED, _HT.FINISHED:
                 self._client_handle_finished(m.pull_finished(buf), message_seq)
-            case _HS.SERVER_EXPECT_CLIENT_HELLO, _HT.CLIENT_HELLO:
-                self._add_transcript(msg_type, message_seq, body)
-                self._server_handle_client_hello(m.pull_client_hello(buf))
-            case _HS.SERVER_EXPECT_CERTIFICATE, _HT.CERTIFICATE:
-                self._add_transcript(msg_type, message_seq, body)
-                raw = self._client_cert_type == _CERT.RAW_PUBLIC_KEY
-                self._server_handle_certificate(m.pull_certificate(buf, raw))
-            case (
-                _HS.SERVER_EXPECT_CLIENT_KEY_EXCHANGE,
-                _HT.CLIENT_KEY_EXCHANGE,
-            ):
-                is_psk = self.cipher_suite in _PSK_SUITES
-                exchange = m.pull_client_key_exchange(buf, is_psk)
-                if buf.remaining():
-                    raise AlertDecodeError("trailing bytes in ClientKeyExchange")
-                self._add_transcript(msg_type, message_seq, body)
-                self._server_handle_client_key_exchange(exchange)
-            case _HS.SERVER_EXPECT_CERTIFICATE_VERIFY, _HT.CERTIFICATE_VERIFY:
-                verify = m.pull_certificate_verify(buf)
-                self._check_signature(verify.signature_scheme, verify.signature, self._transcript)
-                self._add_transcript(msg_type, message_seq, body)
-                self._set_state(_HS.SERVER_EXPECT_FINISHED)
-            case _HS.SERVER_EXPECT_FINISHED, _HT.FINISHED:
-                self._server_handle_finished(m.pull_finished(buf), message_seq)
             case _:
                 raise AlertUnexpectedMessage(
                     f"handshake message type {msg_type} unexpected in state {state.name}"
@@ -540,24 +540,24 @@ class Handshake:
         session = None
         if self._session_id:
             session = DtlsSession(
-                session_id=self._session_id,
-                cipher_suite=self.cipher_suite,
-                master_secret=self._master_secret,
-                extended_master_secret=self._ems,
-                peer_identity=self._peer_identity,
+                self._session_id,
+                self.cipher_suite,
+                self._master_secret,
+                self._ems,
+                self._peer_identity,
             )
             if not self.is_client and self._session_cache is not None and not self._resumed:
                 self._session_cache.put(session)
         negotiated_cid = self._peer_connection_id is not None
-        self.completed = HandshakeCompleted(
-            cipher_suite=self.cipher_suite,
-            peer_identity=self._peer_identity,
-            session_resumed=self._resumed,
-            extended_master_secret=self._ems,
-            connection_id=(self._connection_id or b"") if negotiated_cid else None,
-            peer_connection_id=self._peer_connection_id,
-            session=session if self.is_client else None,
-            psk_identity_hint=self._psk_hint,
+        self.completed = HandshakeCompleted(  # positional: the field order of the class
+            self.cipher_suite,
+            self._peer_identity,
+            self._resumed,
+            self._ems,
+            (self._connection_id or b"") if negotiated_cid else None,
+            self._peer_connection_id,
+            session if self.is_client else None,
+            self._psk_hint,
         )
         self._set_state(_HS.POST_HANDSHAKE)
 
@@ -763,18 +763,19 @@ class Handshake:
         self.client_random = hello.random
         randoms = os.urandom(64)  # server random and, for a new session, its session_id
         self.server_random = randoms[:32]
-        extensions = hello.extensions
-        reneg = m.find_extension(extensions, _ET.RENEGOTIATION_INFO)
+        # One dict for the look-ups below (the parser rejected duplicate extensions).
+        extensions = dict(hello.extensions) if hello.extensions else {}
+        reneg = extensions.get(_ET.RENEGOTIATION_INFO)
         if reneg is not None and reneg != _EMPTY_RENEGOTIATION_INFO:
             raise AlertHandshakeFailure("renegotiation is not supported")
         secure_reneg = (
             reneg is not None or _SUITE.TLS_EMPTY_RENEGOTIATION_INFO_SCSV in hello.cipher_suites
         )
-        ems_data = m.find_extension(extensions, _ET.EXTENDED_MASTER_SECRET)
+        ems_data = extensions.get(_ET.EXTENDED_MASTER_SECRET)
         if ems_data:
             raise AlertDecodeError("extended_master_secret is empty")
         self._ems = ems_data is not None
-        cid_data = m.find_extension(extensions, _ET.CONNECTION_ID)
+        cid_data = extensions.get(_ET.CONNECTION_ID)
         if cid_data is not None and self._connection_id is not None:
             self._peer_connection_id = m.decode_opaque8(cid_data)
         reply: list[tuple[int, bytes]] = []
@@ -822,23 +823,18 @@ class Handshake:
         is_psk = suite in _PSK_SUITES
         if not is_psk:
             server_type, client_type = cert_types
-            if m.find_extension(extensions, _ET.EC_POINT_FORMATS) is not None:
+            if _ET.EC_POINT_FORMATS in extensions:
                 reply.append((_ET.EC_POINT_FORMATS, _UNCOMPRESSED))
-            if m.find_extension(extensions, _ET.SERVER_CERTIFICATE_TYPE) is not None:
+            if _ET.SERVER_CERTIFICATE_TYPE in extensions:
                 reply.append((_ET.SERVER_CERTIFICATE_TYPE, bytes([server_type])))
-            if (
-                client_type is not None
-                and m.find_extension(extensions, _ET.CLIENT_CERTIFICATE_TYPE) is not None
-            ):
+            if client_type is not None and _ET.CLIENT_CERTIFICATE_TYPE in extensions:
                 reply.append((_ET.CLIENT_CERTIFICATE_TYPE, bytes([client_type])))
             self._server_cert_type = server_type
             self._client_cert_type = client_type if client_type is not None else 0
             self._certificate_requested = client_type is not None
         self._send_body(
             _HT.SERVER_HELLO,
-            m.encode_server_hello(
-                m.ServerHello(self.server_random, self._session_id, suite, 0, tuple(reply))
-            ),
+            m.server_hello_body(self.server_random, self._session_id, suite, reply),
         )
         creds = self._credentials
         if is_psk:

@@ -64,6 +64,7 @@ HANDSHAKE_HEADER_LENGTH = 12
 _HANDSHAKE_HEADER = struct.Struct("!IHHI")
 _EXTENSION_HEADER = struct.Struct("!HH")
 _SUITE_COMPRESSION = struct.Struct("!HB")
+_DTLS_1_2_BYTES = DTLS_1_2.to_bytes(2, "big")
 
 Extensions = tuple[tuple[int, bytes], ...]
 
@@ -384,6 +385,25 @@ def encode_server_hello(msg: ServerHello) -> bytes:
         + msg.session_id
         + _SUITE_COMPRESSION.pack(msg.cipher_suite, msg.compression_method)
         + extensions
+    )
+
+
+def server_hello_body(
+    random: bytes, session_id: bytes, cipher_suite: int, extensions: list[tuple[int, bytes]]
+) -> bytes:
+    """A server's ServerHello body: DTLS 1.2, null compression, ``extensions`` (the block is
+    written even when empty); the bytes of :func:`encode_server_hello` of that message, without
+    building the :class:`ServerHello`.
+    """
+    inner = b"".join([_EXTENSION_HEADER.pack(t, len(data)) + data for t, data in extensions])
+    return (
+        _DTLS_1_2_BYTES
+        + random
+        + bytes([len(session_id)])
+        + session_id
+        + _SUITE_COMPRESSION.pack(cipher_suite, 0)
+        + len(inner).to_bytes(2, "big")
+        + inner
     )
 
 

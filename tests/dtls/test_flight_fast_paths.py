@@ -1,0 +1,249 @@
+"""The server connection's one-pass handling of the ClientHello and of the client's last flight
+agrees with the general record path, on the canonical datagrams and on every one-byte mutation
+of them.
+
+Randomness is made deterministic (the handshake module's ``os.urandom``), so two servers fed
+the same datagrams must send the same bytes: one server takes the fast paths, the other is
+forced through the general path (:class:`GeneralOnly`), and everything observable is compared
+after every datagram: the datagrams sent, the events, the connection and handshake states, and
+the newest authenticated record.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Iterator
+
+import pytest
+
+from lwm2m.dtls import handshake as handshake_module
+from lwm2m.dtls.config import DtlsConfiguration
+from lwm2m.dtls.connection import ConnectionState, DtlsConnection
+from lwm2m.dtls.constants import DTLS_1_0, ContentType, HandshakeType
+from lwm2m.dtls.events import HandshakeCompleted
+from lwm2m.dtls.record import RECORD_HEADER_LENGTH, parse_datagram
+
+from .helpers import PSK_IDENTITY, psk_client, psk_server_credentials
+
+Observed = tuple[object, ...]
+
+
+class GeneralOnly(DtlsConnection):
+    """A connection that never takes the flight fast paths."""
+
+    __slots__ = ()
+
+    def _receive_client_hello(self, data: bytes, now: float) -> bool:
+        return False
+
+    def _receive_key_exchange_flight(self, data: bytes, now: float) -> bool:
+        return False
+
+
+class Counting(DtlsConnection):
+    """A connection that counts the datagrams its fast paths took."""
+
+    __slots__ = ()
+    taken: list[str] = []  # a per-test log, reset by the fixture
+
+    def _receive_client_hello(self, data: bytes, now: float) -> bool:
+        taken = super()._receive_client_hello(data, now)
+        if taken:
+            Counting.taken.append("hello")
+        return taken
+
+    def _receive_key_exchange_flight(self, data: bytes, now: float) -> bool:
+        try:
+            taken = super()._receive_key_exchange_flight(data, now)
+        except Exception:  # taken, and failed: the caller turns it into an alert
+            Counting.taken.append("key exchange")
+            raise
+        if taken:
+            Counting.taken.append("key exchange")
+        return taken
+
+
+@pytest.fixture(autouse=True)
+def deterministic_randomness(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        handshake_module, "os", types.SimpleNamespace(urandom=lambda n: bytes(range(n)))
+    )
+    Counting.taken = []
+
+
+def new_server(kind: type[DtlsConnection] = DtlsConnection) -> DtlsConnection:
+    return kind(
+        configuration=DtlsConfiguration(is_client=False), credentials=psk_server_credentials()
+    )
+
+
+def client_datagrams() -> list[bytes]:
+    """The client's datagrams of a whole handshake against a server connection (no cookie
+    exchange: that is the demultiplexer's): the ClientHello, then flight 5."""
+    client = psk_client()
+    server = new_server()
+    client.connect(0.0)
+    sent: list[bytes] = []
+    for _ in range(4):
+        for datagram in client.datagrams_to_send(0.0):
+            sent.append(datagram)
+            server.receive_datagram(datagram, 0.0)
+        for datagram in server.datagrams_to_send(0.0):
+            client.receive_datagram(datagram, 0.0)
+    assert isinstance(client.next_event(), HandshakeCompleted)
+    assert len(sent) == 2
+    return sent
+
+
+def observe(server: DtlsConnection, data: bytes) -> Observed:
+    server.receive_datagram(data, 0.0)
+    events = []
+    while (event := server.next_event()) is not None:
+        events.append(repr(event))
+    handshake = server._handshake
+    return (
+        server.datagrams_to_send(0.0),
+        events,
+        server.state,
+        handshake.state if handshake is not None else None,
+        server.highest_authenticated_record,
+        server.get_timer(),
+    )
+
+
+def both(datagrams: list[bytes]) -> tuple[list[Observed], list[Observed]]:
+    fast, general = new_server(Counting), new_server(GeneralOnly)
+    return [observe(fast, d) for d in datagrams], [observe(general, d) for d in datagrams]
+
+
+def test_the_canonical_flights_take_the_fast_paths_and_agree() -> None:
+    hello, flight = client_datagrams()
+    assert [r.content_type for r in parse_datagram(flight)] == [
+        ContentType.HANDSHAKE,
+        ContentType.CHANGE_CIPHER_SPEC,
+        ContentType.HANDSHAKE,
+    ]
+    fast, general = both([hello, flight])
+    assert Counting.taken == ["hello", "key exchange"]
+    assert fast == general
+    assert fast[-1][2] is ConnectionState.ESTABLISHED
+    assert fast[-1][1][0].startswith("HandshakeCompleted(")
+
+
+def test_a_split_flight_goes_the_general_way_with_the_same_result() -> None:
+    hello, flight = client_datagrams()
+    records = [
+        flight[start : start + RECORD_HEADER_LENGTH + length]
+        for start, length in _record_spans(flight)
+    ]
+    assert len(records) == 3
+    fast, general = both([hello, *records])
+    assert Counting.taken == ["hello"]
+    assert fast == general
+    assert fast[-1][2] is ConnectionState.ESTABLISHED
+    # The same keys, sequence numbers and Finished as from the one-datagram flight.
+    assert fast[-1][0] == both([hello, flight])[0][-1][0]
+
+
+def _record_spans(datagram: bytes) -> list[tuple[int, int]]:
+    spans = []
+    pos = 0
+    while pos < len(datagram):
+        length = int.from_bytes(datagram[pos + 11 : pos + 13], "big")
+        spans.append((pos, length))
+        pos += RECORD_HEADER_LENGTH + length
+    return spans
+
+
+def _mutations(data: bytes) -> Iterator[bytes]:
+    for position in range(len(data)):
+        for mask in (0x01, 0x80, 0xFF):
+            mutated = bytearray(data)
+            mutated[position] ^= mask
+            yield bytes(mutated)
+    yield data + b"\x00"
+    yield data[:-1]
+
+
+def test_every_one_byte_change_of_the_hello_agrees() -> None:
+    hello, flight = client_datagrams()
+    for mutated in _mutations(hello):
+        fast, general = both([mutated, flight])
+        assert fast == general, mutated.hex()
+
+
+def test_every_one_byte_change_of_the_last_flight_agrees() -> None:
+    hello, flight = client_datagrams()
+    for mutated in _mutations(flight):
+        fast, general = both([hello, mutated])
+        assert fast == general, mutated.hex()
+
+
+def _with_record(flight: bytes, index: int, **changes: int) -> bytes:
+    """``flight`` with header fields of record ``index`` replaced."""
+    start, _ = _record_spans(flight)[index]
+    out = bytearray(flight)
+    if "version" in changes:
+        out[start + 1 : start + 3] = changes["version"].to_bytes(2, "big")
+    if "seq" in changes:
+        out[start + 5 : start + 11] = changes["seq"].to_bytes(6, "big")
+    if "epoch" in changes:
+        out[start + 3 : start + 5] = changes["epoch"].to_bytes(2, "big")
+    return bytes(out)
+
+
+@pytest.mark.parametrize(
+    ("index", "changes", "taken"),
+    [
+        (0, {"version": DTLS_1_0}, False),  # epoch 0 accepts any DTLS version: general path
+        (1, {"seq": 0}, False),  # ChangeCipherSpec numbered before the key exchange
+        (1, {"seq": 0xFFFF}, True),  # a gap in the numbering is fine
+        (2, {"epoch": 2}, False),
+        (2, {"version": DTLS_1_0}, False),
+    ],
+)
+def test_unusual_headers_agree(index: int, changes: dict[str, int], taken: bool) -> None:
+    hello, flight = client_datagrams()
+    mutated = _with_record(flight, index, **changes)
+    fast, general = both([hello, mutated])
+    assert Counting.taken == ["hello", "key exchange"] if taken else ["hello"]
+    assert fast == general
+
+
+def test_reordered_records_agree() -> None:
+    hello, flight = client_datagrams()
+    (a, la), (b, lb), (c, lc) = _record_spans(flight)
+    cke = flight[a : a + RECORD_HEADER_LENGTH + la]
+    ccs = flight[b : b + RECORD_HEADER_LENGTH + lb]
+    fin = flight[c : c + RECORD_HEADER_LENGTH + lc]
+    for datagram in (ccs + cke + fin, cke + fin + ccs, cke + fin):
+        fast, general = both([hello, datagram])
+        assert fast == general
+
+
+def test_a_retransmitted_hello_is_not_taken_twice() -> None:
+    hello, flight = client_datagrams()
+    fast, general = both([hello, hello, flight])
+    assert Counting.taken == ["hello", "key exchange"]
+    assert fast == general
+    assert fast[-1][2] is ConnectionState.ESTABLISHED
+
+
+def test_an_unknown_identity_fails_alike() -> None:
+    hello, flight = client_datagrams()
+    start = flight.index(b"\x00" + bytes([len(PSK_IDENTITY)]) + PSK_IDENTITY)
+    mutated = bytearray(flight)
+    mutated[start + 2] ^= 0x20  # same length, another identity
+    fast, general = both([hello, bytes(mutated)])
+    assert Counting.taken == ["hello", "key exchange"]
+    assert fast == general
+    assert fast[-1][2] is ConnectionState.CLOSED
+
+
+def test_the_key_exchange_message_type_is_checked() -> None:
+    hello, flight = client_datagrams()
+    mutated = bytearray(flight)
+    mutated[RECORD_HEADER_LENGTH] = HandshakeType.CERTIFICATE
+    fast, general = both([hello, bytes(mutated)])
+    assert Counting.taken == ["hello"]
+    assert fast == general
