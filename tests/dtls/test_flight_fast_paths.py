@@ -19,9 +19,10 @@ import pytest
 from lwm2m.dtls import handshake as handshake_module
 from lwm2m.dtls.config import DtlsConfiguration
 from lwm2m.dtls.connection import ConnectionState, DtlsConnection
-from lwm2m.dtls.constants import DTLS_1_0, ContentType, HandshakeType
+from lwm2m.dtls.constants import DTLS_1_0, DTLS_1_2, ContentType, HandshakeType
 from lwm2m.dtls.events import HandshakeCompleted
-from lwm2m.dtls.record import RECORD_HEADER_LENGTH, parse_datagram
+from lwm2m.dtls.messages import HANDSHAKE_HEADER_LENGTH, encode_handshake
+from lwm2m.dtls.record import RECORD_HEADER_LENGTH, RawRecord, parse_datagram
 
 from .helpers import PSK_IDENTITY, psk_client, psk_server_credentials
 
@@ -80,6 +81,10 @@ def new_server(kind: type[DtlsConnection] = DtlsConnection) -> DtlsConnection:
 def client_datagrams() -> list[bytes]:
     """The client's datagrams of a whole handshake against a server connection (no cookie
     exchange: that is the demultiplexer's): the ClientHello, then flight 5."""
+    return handshake_client()[1]
+
+
+def handshake_client() -> tuple[DtlsConnection, list[bytes]]:
     client = psk_client()
     server = new_server()
     client.connect(0.0)
@@ -92,7 +97,7 @@ def client_datagrams() -> list[bytes]:
             client.receive_datagram(datagram, 0.0)
     assert isinstance(client.next_event(), HandshakeCompleted)
     assert len(sent) == 2
-    return sent
+    return client, sent
 
 
 def observe(server: DtlsConnection, data: bytes) -> Observed:
@@ -247,3 +252,36 @@ def test_the_key_exchange_message_type_is_checked() -> None:
     fast, general = both([hello, bytes(mutated)])
     assert Counting.taken == ["hello"]
     assert fast == general
+
+
+@pytest.mark.parametrize(
+    ("msg_type", "seq_delta", "fragment_length"),
+    [
+        (HandshakeType.FINISHED, 1, 12),  # a later message: buffered, not handled
+        (HandshakeType.FINISHED, 0, 6),  # a fragment of the Finished
+        (HandshakeType.CERTIFICATE_VERIFY, 0, 12),  # another message in the new epoch
+    ],
+)
+def test_an_unusual_finished_record_goes_the_general_way(
+    msg_type: int, seq_delta: int, fragment_length: int
+) -> None:
+    """A Finished record that authenticates but is not one whole next Finished message."""
+    client, (hello, flight) = handshake_client()
+    start = _record_spans(flight)[2][0]
+    seq = int.from_bytes(flight[start + 5 : start + 11], "big")
+    protection = client._write_protection
+    assert protection is not None
+    plaintext = protection.decrypt(
+        RawRecord(
+            ContentType.HANDSHAKE, DTLS_1_2, 1, seq, b"", flight[start + RECORD_HEADER_LENGTH :]
+        )
+    )
+    assert plaintext is not None
+    verify_data = plaintext[1][HANDSHAKE_HEADER_LENGTH:]
+    message_seq = int.from_bytes(plaintext[1][4:6], "big") + seq_delta
+    body = encode_handshake(msg_type, message_seq, verify_data, 0, fragment_length)
+    record = protection.encrypt(ContentType.HANDSHAKE, DTLS_1_2, 1, seq, body)
+    fast, general = both([hello, flight[:start] + record])
+    assert Counting.taken == ["hello", "key exchange"]
+    assert fast == general
+    assert fast[-1][2] is not ConnectionState.ESTABLISHED

@@ -67,6 +67,7 @@ from .events import (
 )
 from .handshake import Handshake, HandshakeState, OutgoingMessage, SessionCache
 from .messages import HANDSHAKE_HEADER_LENGTH, HandshakeFragment, encode_handshake
+from .prf import VERIFY_DATA_LENGTH
 from .record import (
     MAX_CIPHERTEXT_EXPANSION,
     MAX_PLAINTEXT_LENGTH,
@@ -118,6 +119,11 @@ _SEAL_LIMITS: dict[int, int] = {}
 _WINDOW_MASK = (1 << ReplayWindow.SIZE) - 1
 _EXPECT_CLIENT_HELLO = HandshakeState.SERVER_EXPECT_CLIENT_HELLO
 _EXPECT_KEY_EXCHANGE = HandshakeState.SERVER_EXPECT_CLIENT_KEY_EXCHANGE
+_EXPECT_FINISHED = HandshakeState.SERVER_EXPECT_FINISHED
+#: A whole Finished message (RFC 5246 §7.4.9, 12 bytes of verify_data) with its DTLS header.
+_WHOLE_FINISHED = HANDSHAKE_HEADER_LENGTH + VERIFY_DATA_LENGTH
+_FINISHED_TYPE_AND_LENGTH = (int(HandshakeType.FINISHED) << 24) | VERIFY_DATA_LENGTH
+_FINISHED_FRAGMENT = bytes(3) + VERIFY_DATA_LENGTH.to_bytes(3, "big")  # offset 0, length 12
 #: An epoch-0 record holding one whole handshake message: the record header (type, version,
 #: epoch, seq_hi, seq_lo, length), then the handshake header as msg_type+length, message_seq,
 #: fragment_offset's high 16 bits, its low byte + fragment_length (RFC 6347 §4.1, §4.2.2).
@@ -723,17 +729,40 @@ class DtlsConnection:
         if self._state is _CS.CLOSED:  # pragma: no cover - _handle_message raises instead
             return True
         window.mark(seq2)
-        self._receive_record(
-            RawRecord(
-                _HANDSHAKE,
-                DTLS_1_2,
-                1,
-                (hi3 << 32) | lo3,
-                b"",
-                data[finished + RECORD_HEADER_LENGTH :],
-            ),
-            now,
+        seq3 = (hi3 << 32) | lo3
+        record = RawRecord(
+            _HANDSHAKE, DTLS_1_2, 1, seq3, b"", data[finished + RECORD_HEADER_LENGTH :]
         )
+        # The Finished: one whole message, the next one, in a record that authenticates; else
+        # the general path takes the record (and decides on a record that does not decrypt).
+        protection = self._read_protection
+        handshake = self._handshake
+        read_window = self._read_window
+        result = (
+            protection.decrypt(record)
+            if protection is not None
+            and not protection.cid
+            and handshake is not None
+            and handshake.state is _EXPECT_FINISHED
+            and read_window.is_fresh(seq3)
+            else None
+        )
+        if result is None or result[0] != _HANDSHAKE or len(result[1]) != _WHOLE_FINISHED:
+            self._receive_record(record, now)
+            return True
+        plaintext = result[1]
+        type_and_length, message_seq = _TYPE_LENGTH_SEQ.unpack_from(plaintext)
+        if (
+            type_and_length != _FINISHED_TYPE_AND_LENGTH
+            or message_seq != reassembler.next_seq
+            or plaintext[6:12] != _FINISHED_FRAGMENT
+        ):
+            self._receive_record(record, now)
+            return True
+        read_window.mark(seq3)
+        self._highest_record = (1, seq3)  # the first record of the new epoch to authenticate
+        reassembler.take_whole(VERIFY_DATA_LENGTH)
+        self._handle_message(_HT.FINISHED, message_seq, plaintext[12:], 1, now)
         return True
 
     def _receive_alert(self, payload: bytes, epoch: int) -> None:
