@@ -6,7 +6,9 @@ import math
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from lwm2m.codec import text
 from lwm2m.codec.text import TextCodec
 from lwm2m.errors import CodecError
 from lwm2m.model import (
@@ -176,3 +178,71 @@ def test_encode_errors(node: Node, path: str, message: str) -> None:
 def test_encode_resource_unknown_to_the_model() -> None:
     node = SingleResource(77, ResourceType.BOOLEAN, True)
     assert CODEC.encode(node, Path(3, 0, 77), CORE) == b"1"
+
+
+# -- the fast path agrees with the general path --------------------------------------------------
+
+_FAST_PATHS = [
+    Path(TEST_OBJECT.id, 0, rid, *riid)
+    for rid in (0, 1, 2, 3, 6, 8, 10, 11, 16, 20, 99)  # every type, single and multiple
+    for riid in ((), (0,))
+] + [Path(TEST_OBJECT.id + 1, 0, 0), Path(TEST_OBJECT.id, 0)]
+
+_FAST_DATA = st.one_of(
+    st.binary(max_size=24),
+    st.text(max_size=24).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    st.integers(0, 10**20).map(lambda i: str(i).encode()),
+    st.integers(0, 10**20).map(lambda i: b"0" + str(i).encode()),
+    st.sampled_from([b"", b"+5", b"-0", b"1_0", b" 1", "١٢".encode(), b"9" * 19]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(_FAST_PATHS), _FAST_DATA)
+def test_fast_path_agrees_with_general_path(path: Path, data: bytes) -> None:
+    try:
+        general: object = text._decode_general(data, path, TEST_MODEL)
+    except CodecError as exc:
+        general = exc
+    fast = text._fast_decode(data, path, TEST_MODEL)
+    if fast is not None:
+        assert not isinstance(general, CodecError), f"fast path accepted what fails: {general}"
+        assert fast == general
+        assert type(fast.value) is type(general.value)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("data", "path", "node"),
+    [
+        (b"100", Path(3, 0, 9), SingleResource(9, ResourceType.INTEGER, 100)),
+        (b"007", Path(3, 0, 9), SingleResource(9, ResourceType.INTEGER, 7)),
+        (b"1367491215", Path(3, 0, 13), SingleResource(13, ResourceType.TIME, 1367491215)),
+        (b"9" * 18, Path(1, 0, 11), SingleResource(11, ResourceType.UNSIGNED_INTEGER, 10**18 - 1)),
+        ("é".encode(), Path(3, 0, 14), SingleResource(14, ResourceType.STRING, "é")),
+        (b"", Path(3, 0, 0), SingleResource(0, ResourceType.STRING, "")),
+        (b"5", Path(3, 0, 6, 1), ResourceInstance(1, ResourceType.INTEGER, 5)),
+    ],
+)
+def test_fast_path_is_taken_for_usual_payloads(data: bytes, path: Path, node: Node) -> None:
+    assert text._fast_decode(data, path, CORE) == node
+    assert CODEC.decode(data, path, CORE) == node
+
+
+@pytest.mark.parametrize(
+    ("data", "path"),
+    [
+        (b"9" * 19, Path(3, 0, 9)),  # may not fit: the general path checks the range
+        (b"+5", Path(3, 0, 9)),
+        (b"1", Path(3441, 0, 3)),  # Float
+        (b"1", Path(1, 0, 6)),  # Boolean
+        (b"\xff", Path(3, 0, 0)),  # not UTF-8
+        (b"1", Path(3, 0, 6)),  # a multiple resource at a resource path
+        (b"1", Path(3, 0, 9, 0)),  # a single resource at a resource-instance path
+        (b"1", Path(3, 0, 99)),  # unknown resource
+        (b"1", Path(4242, 0, 0)),  # unknown object
+        (b"1", Path(3, 0)),  # not a single value
+        (bytearray(b"1"), Path(3, 0, 9)),  # not bytes
+    ],
+)
+def test_fast_path_leaves_the_rest_to_the_general_path(data: bytes, path: Path) -> None:
+    assert text._fast_decode(data, path, CORE) is None

@@ -61,6 +61,23 @@ def test_versions_sort_numerically() -> None:
     assert got.version == "2.0"
 
 
+def test_latest_version_follows_every_add() -> None:
+    """The latest version is kept by add(): an older version added later does not replace it,
+    a replaced latest version is seen at once, by the registry and by its views."""
+    reg = ModelRegistry([definition(9, "1.10")])
+    view = reg.view({9: "1.2", 4242: "1.0"})  # a pin for an unknown version, one for no object
+    reg.add(definition(9, "1.9"))
+    assert reg.get(9) is view.object_definition(9) is reg.get(9, "1.10")
+    reg.add(definition(9, "1.10", name="replaced"))
+    got = view.object_definition(9)
+    assert got is not None
+    assert got.name == "replaced"
+    reg.add(definition(9, "1.2"))
+    assert view.object_definition(9) is reg.get(9, "1.2")  # the pin now exists
+    assert view.object_definition(4242) is None
+    assert reg.get(4242, "1.0") is None
+
+
 def test_add_replace() -> None:
     reg = ModelRegistry([definition(9, name="old")])
     reg.add(definition(9, name="new"))

@@ -338,6 +338,7 @@ def test_content_response_equals_the_constructor() -> None:
         Read(Path(3, 0, 1)),
         Read(Path()),
         Read(Path(3000, 65534, 1023, 1024), ContentFormat.TLV),
+        Read(Path(3, 0), 9999),  # type: ignore[arg-type]  # no ready-made Accept option
     ],
 )
 def test_read_request_equals_the_keyword_construction(request_: Read) -> None:
@@ -348,6 +349,7 @@ def test_read_request_equals_the_keyword_construction(request_: Read) -> None:
     message = encode_request(request_, MODEL)
     assert message.encode() == expected.encode()
     assert message.options == expected.options
+    assert message.code == Code.GET
     assert encode_request(request_, MODEL).options is not message.options
 
 

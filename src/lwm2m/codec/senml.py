@@ -835,10 +835,11 @@ def _fast_decode(
                 current[rid] = single
                 continue
             if rid != last:  # a multiple resource starts
-                if rid in current:  # a duplicate, or split in two runs: unusual
-                    raise _Fallback
-                if rid < last and (not unordered or unordered[-1] != iid):
-                    unordered.append(iid)
+                if rid < last:  # ids above the last one cannot be in `current` yet
+                    if rid in current:  # a duplicate, or split in two runs: unusual
+                        raise _Fallback
+                    if not unordered or unordered[-1] != iid:
+                        unordered.append(iid)
                 last = rid
                 last_riid = -1
                 values = {}

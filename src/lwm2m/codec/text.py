@@ -193,6 +193,45 @@ def _show(text: str) -> str:
     return repr(text if len(text) <= 40 else text[:40] + "...")
 
 
+_FAST_TEXT = {ResourceType.STRING: True, ResourceType.CORELNK: True}
+_FAST_DIGITS = {
+    ResourceType.INTEGER: True,
+    ResourceType.TIME: True,
+    ResourceType.UNSIGNED_INTEGER: True,
+}
+
+
+def _fast_decode(data: bytes, path: Path, model: ObjectModel) -> Node | None:
+    """The node of the usual payloads (text of a String or Corelnk, or at most 18 ASCII digits
+    of an Integer, Time or Unsigned Integer: below 2**63, in range for all three) at a known
+    resource of the right multiplicity; None for anything else, which the general path decodes
+    (and names the error of). Notifications and single-resource reads come here."""
+    ids = path.ids
+    level = len(ids)
+    if level < 3 or type(data) is not bytes:
+        return None
+    definition = model.object_definition(ids[0])
+    resource = definition.resources.get(ids[2]) if definition is not None else None
+    if resource is None or resource.multiple is not (level == 4):
+        return None
+    type_ = resource.type
+    value: Value
+    if type_ in _FAST_DIGITS:
+        if not data.isdigit() or len(data) > 18:  # bytes.isdigit: ASCII digits only
+            return None
+        value = int(data)
+    elif type_ in _FAST_TEXT:
+        try:
+            value = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    else:
+        return None
+    if level == 3:
+        return trusted_single(ids[2], type_, value)
+    return trusted_resource_instance(ids[3], type_, value)
+
+
 class TextCodec:
     """Plain text (CF 0) for a single resource or a resource instance."""
 
@@ -206,9 +245,17 @@ class TextCodec:
             fail(path, "String value is not valid Unicode (lone surrogate)")
 
     def decode(self, data: bytes, path: Path, model: ObjectModel) -> Node:
-        definition = _single_definition(path, model, "plain text")
-        try:
-            text = bytes(data).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            fail(path, f"plain text is not valid UTF-8 (byte {exc.start})")
-        return _single_node(path, definition.type, parse_value(path, definition.type, text))
+        node = _fast_decode(data, path, model)
+        if node is not None:
+            return node
+        return _decode_general(data, path, model)
+
+
+def _decode_general(data: bytes, path: Path, model: ObjectModel) -> Node:
+    """Every payload and path: the reference the fast path must agree with."""
+    definition = _single_definition(path, model, "plain text")
+    try:
+        text = bytes(data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        fail(path, f"plain text is not valid UTF-8 (byte {exc.start})")
+    return _single_node(path, definition.type, parse_value(path, definition.type, text))

@@ -43,6 +43,9 @@ class ModelRegistry:
 
     def __init__(self, definitions: Iterable[ObjectDefinition] = ()) -> None:
         self._by_id: dict[int, dict[str, ObjectDefinition]] = {}
+        # the latest version of each object, kept by add(): codecs ask for it per payload, and
+        # the max() over version strings costs about 1 µs
+        self._latest: dict[int, ObjectDefinition] = {}
         for definition in definitions:
             self.add(definition)
 
@@ -52,15 +55,14 @@ class ModelRegistry:
         if not replace and definition.version in versions:
             raise ModelError(f"object {definition.id} version {definition.version} already known")
         versions[definition.version] = definition
+        self._latest[definition.id] = versions[max(versions, key=_version_key)]
 
     def get(self, object_id: int, version: str | None = None) -> ObjectDefinition | None:
         """The definition of ``object_id`` at ``version``, or its latest version if None."""
-        versions = self._by_id.get(object_id)
-        if not versions:
-            return None
         if version is None:
-            return versions[max(versions, key=_version_key)]
-        return versions.get(version)
+            return self._latest.get(object_id)
+        versions = self._by_id.get(object_id)
+        return versions.get(version) if versions is not None else None
 
     def versions(self, object_id: int) -> list[str]:
         return sorted(self._by_id.get(object_id, {}), key=_version_key)
@@ -119,12 +121,16 @@ class ModelView:
         self._versions = versions
 
     def object_definition(self, object_id: int) -> ObjectDefinition | None:
+        # ModelRegistry.get inlined: codecs ask once or more per payload
+        registry = self._registry
         version = self._versions.get(object_id)
         if version is not None:
-            pinned = self._registry.get(object_id, version)
-            if pinned is not None:
-                return pinned
-        return self._registry.get(object_id)
+            versions = registry._by_id.get(object_id)
+            if versions is not None:
+                pinned = versions.get(version)
+                if pinned is not None:
+                    return pinned
+        return registry._latest.get(object_id)
 
 
 def resource_definition(

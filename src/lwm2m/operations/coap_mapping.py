@@ -95,16 +95,22 @@ def _path_segments(path: Path) -> list[str]:
 _SEGMENT_BYTES = tuple((_URI_PATH, str(i).encode()) for i in range(1024))
 """The Uri-Path option of each small id, ready made (ids are mostly small)."""
 
+_ACCEPT_OPTIONS = {int(cf): (_ACCEPT, encode_uint(cf)) for cf in ContentFormat}
+"""The Accept option of each known content format, ready made."""
+
+_GET = int(Code.GET)
+
 
 def _get(path: Path, accept: int | None) -> Message:
     """``Message(Code.GET, uri_path=_path_segments(path), accept=accept)``, with the options
     list built directly (in option-number order, as ``Message.options`` requires: Uri-Path 11
     before Accept 17) rather than by the keyword conversions and the sort. Every message gets
     its own list; the tuples in it are immutable."""
-    message = Message(Code.GET)
+    message = Message(_GET)
     options = [_SEGMENT_BYTES[i] if i < 1024 else (_URI_PATH, str(i).encode()) for i in path.ids]
     if accept is not None:
-        options.append((_ACCEPT, encode_uint(accept)))
+        option = _ACCEPT_OPTIONS.get(accept)
+        options.append(option if option is not None else (_ACCEPT, encode_uint(accept)))
     message.options = options
     return message
 
