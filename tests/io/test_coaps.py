@@ -153,6 +153,30 @@ async def test_psk_get_put_observe_and_identity(
     assert server.security.stats.handshakes == 1  # type: ignore[attr-defined]
 
 
+async def test_datagrams_of_one_flush_are_protected_each_and_requests_leave_no_state() -> None:
+    """Two observers notified at once: the endpoint protects the engine's two datagrams of one
+    flush (each for its own session). A finished request leaves no per-peer entry behind."""
+    resources = Resources()
+    async with (
+        await CoapEndpoint.create(site=resources.site, security=psk_server()) as server,
+        await CoapEndpoint.create(security=psk_client()) as first,
+        await CoapEndpoint.create(security=psk_client()) as second,
+    ):
+        remote = server.local_address
+        observations = [
+            await asyncio.wait_for(client.observe(get("/obs"), remote), TIMEOUT)
+            for client in (first, second)
+        ]
+        assert server.notify("/obs", Message(Code.CONTENT, b"v1")) == 2
+        for observation in observations:
+            notification = await asyncio.wait_for(anext(aiter(observation)), TIMEOUT)
+            assert notification.payload == b"v1"
+        response = await asyncio.wait_for(first.request(get("/who"), remote), TIMEOUT)
+        assert response.code == Code.CONTENT
+        assert first._pending == {}
+        assert list(first._peer_of) == [observations[0].request_id]  # the observation only
+
+
 async def test_wrong_psk_fails_the_request_at_once() -> None:
     wrong = os.urandom(16)
     async with (

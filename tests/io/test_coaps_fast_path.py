@@ -131,3 +131,20 @@ def test_cid_record_from_a_new_address_moves_the_session_once_authenticated() ->
     ((record, _),) = client.protect(b"back home", peer, 1.0)
     assert server.unprotect(record, CLIENT, 1.0) == [(b"back home", key)]
     assert server.address_of(key) == CLIENT
+
+
+@pytest.mark.parametrize("cid_length", [0, 4])
+def test_a_record_too_short_for_its_cipher_delivers_nothing(cid_length: int) -> None:
+    """A well-framed record of the current epoch whose fragment cannot hold the explicit nonce
+    and the tag: the fast path declines it, the general path drops it, nothing changes."""
+    client, server = layers(cid_length)
+    peer, key = handshake(client, server)
+    ((record, _),) = client.protect(b"whole", peer, 1.0)
+    start = 13 + cid_length  # the fragment follows the length field
+    short = record[: start - 2] + (10).to_bytes(2, "big") + record[start : start + 10]
+    assert server.unprotect(short, CLIENT, 1.0) == []
+    assert server.unprotect(record, CLIENT, 1.0) == [(b"whole", key)]
+    ((answer, _),) = server.protect(b"reply", key, 1.0)
+    short = answer[:11] + (15).to_bytes(2, "big") + answer[13:28]
+    assert client.unprotect(short, SERVER, 1.0) == []
+    assert client.unprotect(answer, SERVER, 1.0) == [(b"reply", peer)]

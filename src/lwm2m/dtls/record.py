@@ -62,7 +62,13 @@ _CID_TYPE = bytes([_CT.TLS12_CID])
 _HEADER = struct.Struct("!BHHHIH")
 _AAD = struct.Struct("!HHIBHH")  # epoch, seq_hi, seq_lo, type, version, length
 _U16 = struct.Struct("!H")
-_CID_RECORD_PREFIX = struct.Struct("!BHHHI")  # a tls12_cid record up to its CID
+# The CCM_8 fast paths pack epoch||sequence_number as one 64-bit field: it is the record's
+# sequence field, the explicit nonce (RFC 6655 §3) and the AAD's seq_num (RFC 5246 §6.2.3.3).
+_CCM_HEADER = struct.Struct("!BHQHQ")  # type, version, epoch+seq, length, explicit nonce
+_CCM_CID_PREFIX = struct.Struct("!BHQ")  # tls12_cid, version, epoch+seq (the CID follows)
+_CCM_NONCE = struct.Struct("!4sQ")  # implicit IV, explicit nonce
+_CCM_AAD = struct.Struct("!QBHH")  # epoch+seq, type, version, length
+_CCM_LENGTH_NONCE = struct.Struct("!HQ")  # a CID record's length, explicit nonce
 _APPLICATION_DATA = int(ContentType.APPLICATION_DATA)
 _APPLICATION_DATA_TYPE = bytes([_APPLICATION_DATA])  # the inner type byte of a CID record
 #: The start of the CID AAD / MAC input by CID length: placeholder, tls12_cid, cid_length
@@ -266,7 +272,7 @@ class Ccm8Protection(RecordProtection):
     overhead = 8 + 8 + 1
 
     def __init__(self, key: bytes, iv: bytes, cid: bytes = b"") -> None:
-        super().__init__(cid)
+        self.cid = cid
         self._aead = AESCCM(key, tag_length=8)
         self._iv = iv
 
@@ -313,40 +319,48 @@ class Ccm8Protection(RecordProtection):
             return None
 
     def seal_application_data(self, epoch: int, seq: int, plaintext: bytes) -> bytes:
-        seq_hi = seq >> 32
-        seq_lo = seq & 0xFFFFFFFF
+        # epoch||seq in one 64-bit field (the caller keeps seq below 2**48): header, explicit
+        # nonce, nonce and AAD are each one struct pack.
+        number = (epoch << 48) | seq
         length = len(plaintext)
         cid = self.cid
         if cid:
-            prefix = _CID_RECORD_PREFIX.pack(_CT.TLS12_CID, DTLS_1_2, epoch, seq_hi, seq_lo) + cid
-            explicit = prefix[3:11]
+            prefix = _CCM_CID_PREFIX.pack(_CT.TLS12_CID, DTLS_1_2, number) + cid
             aad = _CID_AAD_START[len(cid)] + prefix + _U16.pack(length + 1)
             ciphertext = self._aead.encrypt(
-                self._iv + explicit, plaintext + _APPLICATION_DATA_TYPE, aad
+                _CCM_NONCE.pack(self._iv, number), plaintext + _APPLICATION_DATA_TYPE, aad
             )
-            return prefix + _U16.pack(length + 17) + explicit + ciphertext
-        header = _HEADER.pack(_APPLICATION_DATA, DTLS_1_2, epoch, seq_hi, seq_lo, length + 16)
-        explicit = header[3:11]
-        aad = _AAD.pack(epoch, seq_hi, seq_lo, _APPLICATION_DATA, DTLS_1_2, length)
-        return header + explicit + self._aead.encrypt(self._iv + explicit, plaintext, aad)
+            return prefix + _CCM_LENGTH_NONCE.pack(length + 17, number) + ciphertext
+        return _CCM_HEADER.pack(
+            _APPLICATION_DATA, DTLS_1_2, number, length + 16, number
+        ) + self._aead.encrypt(
+            _CCM_NONCE.pack(self._iv, number),
+            plaintext,
+            _CCM_AAD.pack(number, _APPLICATION_DATA, DTLS_1_2, length),
+        )
 
     def open_application_data(self, data: bytes, epoch: int, seq: int) -> bytes | None:
-        # The AAD is rebuilt from the wire header (the caller checked its fields); the explicit
-        # nonce comes from the fragment, as in decrypt().
+        # The explicit nonce comes from the fragment, as in decrypt(). The AAD: without a CID it
+        # is built from the header fields (the caller checked them against the wire), with one
+        # from the wire header.
         cid = self.cid
         start = RECORD_HEADER_LENGTH + len(cid)
         length = len(data) - start - 16  # plaintext (CID: DTLSInnerPlaintext) length
         if length < 0:
             return None
-        nonce = self._iv + data[start : start + 8]
         try:
             if cid:
                 aad = _CID_AAD_START[len(cid)] + data[: start - 2] + _U16.pack(length)
-                inner = self._aead.decrypt(nonce, data[start + 8 :], aad)
+                inner = self._aead.decrypt(
+                    self._iv + data[start : start + 8], data[start + 8 :], aad
+                )
                 content_type, plaintext = _inner_type(inner)
                 return plaintext if content_type == _APPLICATION_DATA else None
-            aad = data[3:11] + data[:3] + _U16.pack(length)
-            return self._aead.decrypt(nonce, data[21:], aad)
+            return self._aead.decrypt(
+                self._iv + data[13:21],
+                data[21:],
+                _CCM_AAD.pack((epoch << 48) | seq, _APPLICATION_DATA, DTLS_1_2, length),
+            )
         except InvalidTag:
             return None
 

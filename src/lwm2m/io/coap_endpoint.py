@@ -486,15 +486,19 @@ class CoapEndpoint:
                 raise
             finally:
                 self._waiting -= 1
-        # Through a security layer: the engine resolves the future too (its waiter); the entry
-        # in _pending lets a failed session fail the request (_fail_peer) until it completes.
+        # Through a security layer: the engine resolves the future too (its waiter); the entries
+        # in _pending and _peer_of let a failed session fail the request (_fail_peer) until it
+        # completes. Both go when it ends (no _track: its bulk pruning is for observations).
         peer = self.security.connect(remote, now)
         request_id = engine.send_request(message, peer, now, future)
         self._pending[request_id] = future
-        if self._sessions is not None:
-            self._track(request_id, peer)
+        sessions = self._sessions is not None
+        if sessions:
+            self._peer_of[request_id] = peer
         self._send(now)
-        self._arm_timer()
+        at = self._timer_at
+        if self._timer_moved(at):
+            self._rearm_timer(at)
         try:
             return await future
         except asyncio.CancelledError:
@@ -503,6 +507,8 @@ class CoapEndpoint:
             raise
         finally:
             self._pending.pop(request_id, None)
+            if sessions:
+                self._peer_of.pop(request_id, None)
 
     async def observe(self, message: Message, remote: UdpAddress) -> ClientObservation:
         """Register an observation (GET/FETCH with Observe=0) and wait for the first response.
@@ -675,6 +681,7 @@ class CoapEndpoint:
         now = self._time()
         engine = self.engine
         plain = self._plain
+        unprotect = None if plain else self.security.unprotect
         received = 0
         budget = self._budget
         drained = False
@@ -689,10 +696,10 @@ class CoapEndpoint:
                 logger.debug("network error: %r", exc)
                 continue
             received += 1
-            if plain:
+            if unprotect is None:
                 engine.receive_datagram(data, addr, now)
             else:
-                for plaintext, peer in self.security.unprotect(data, addr, now):
+                for plaintext, peer in unprotect(data, addr, now):
                     engine.receive_datagram(plaintext, peer, now)
         # Adaptive batch: grow while wake-ups find more datagrams than the budget (load), shrink
         # to what was there otherwise, so a quiet endpoint rarely pays for a failing read. From a
@@ -780,13 +787,24 @@ class CoapEndpoint:
     def _send(self, now: float) -> None:
         out = self.engine.datagrams_to_send(now)
         if not self._plain:
+            # The engine's datagrams protected, then the layer's own (handshake flights, what a
+            # completed handshake released). Usually one datagram or none: no list of our own.
             security = self.security
-            protect = security.protect
-            protected: list[tuple[bytes, Any]] = []
-            for data, peer in out:
-                protected += protect(data, peer, now)
-            protected += security.datagrams_to_send(now)
-            out = protected
+            if out:
+                protect = security.protect
+                if len(out) == 1:
+                    data, peer = out[0]
+                    out = protect(data, peer, now)
+                else:
+                    protected: list[tuple[bytes, Any]] = []
+                    for data, peer in out:
+                        protected += protect(data, peer, now)
+                    out = protected
+                more = security.datagrams_to_send(now)
+                if more:
+                    out = out + more
+            else:
+                out = security.datagrams_to_send(now)
         if out and not self._closed:
             self._transmit(out)
 
