@@ -177,10 +177,13 @@ class SessionCache:
     def put(self, session: DtlsSession) -> None:
         if self._capacity <= 0:
             return
-        self._sessions[session.session_id] = session
-        self._sessions.move_to_end(session.session_id)
-        while len(self._sessions) > self._capacity:
-            self._sessions.popitem(last=False)
+        sessions = self._sessions
+        session_id = session.session_id
+        if session_id in sessions:
+            sessions.move_to_end(session_id)
+        sessions[session_id] = session  # a new key goes to the end
+        if len(sessions) > self._capacity:
+            sessions.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._sessions)
