@@ -206,6 +206,10 @@ def test_session_cache_lru() -> None:
     assert cache.get(sessions[1].session_id) is None
     assert len(cache) == 2
     assert repr(cache) == "SessionCache(2/2)"
+    cache.put(sessions[0])  # stored again: most recently used, nothing evicted
+    cache.put(sessions[1])
+    assert cache.get(sessions[2].session_id) is None
+    assert cache.get(sessions[0].session_id) is sessions[0]
     disabled = SessionCache(0)
     disabled.put(sessions[0])
     assert len(disabled) == 0
