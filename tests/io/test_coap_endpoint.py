@@ -32,7 +32,13 @@ from lwm2m.io.coap_endpoint import (
     loop_factory,
     uvloop_available,
 )
-from lwm2m.io.coap_transport import PeerIdentity, PlainUdp, SecurityLayer, UdpAddress
+from lwm2m.io.coap_transport import (
+    OutputFlagLayer,
+    PeerIdentity,
+    PlainUdp,
+    SecurityLayer,
+    UdpAddress,
+)
 
 
 def spy_datagrams(endpoint: CoapEndpoint) -> asyncio.Queue[bytes]:
@@ -497,6 +503,136 @@ async def test_security_layer_seam_attaches_identity() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+class FlagLayer(XorLayer):
+    """XorLayer with the optional ``output_pending`` flag, its own queued datagrams (a
+    "handshake flight") and a deadline; counts the calls the flag lets the endpoint skip."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.output_pending = False
+        self.queued: list[tuple[bytes, UdpAddress]] = []
+        self.deadline: float | None = None
+        self.drains = 0
+        self.timer_asks = 0
+        self.fired = asyncio.Event()
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, UdpAddress]]:
+        self.drains += 1
+        out, self.queued = self.queued, []
+        return out
+
+    def get_timer(self) -> float | None:
+        self.timer_asks += 1
+        self.output_pending = False
+        return self.deadline
+
+    def handle_timer(self, now: float) -> None:
+        super().handle_timer(now)
+        if self.deadline is not None and self.deadline <= now:
+            self.deadline = None
+            self.output_pending = True
+            self.fired.set()
+
+
+async def test_output_flag_lets_the_endpoint_skip_the_layer_only_while_it_is_false() -> None:
+    assert isinstance(FlagLayer(), OutputFlagLayer)
+    assert not isinstance(XorLayer(), OutputFlagLayer)
+    site = Site()
+    site.add("/", lambda r: Message(Code.CONTENT, b"ok"))
+    layer = FlagLayer()
+    loop = asyncio.get_running_loop()
+    async with (
+        await CoapEndpoint.create(site=site, security=XorLayer()) as server,
+        await CoapEndpoint.create(security=layer) as client,
+    ):
+        remote = server.local_address
+        assert (await client.request(Message(Code.GET), remote)).payload == b"ok"
+        # Nothing queued, no deadline changed: a GET round trip never asks the layer.
+        drains, asks = layer.drains, layer.timer_asks
+        for _ in range(3):
+            assert (await client.request(Message(Code.GET), remote)).payload == b"ok"
+        assert (layer.drains, layer.timer_asks) == (drains, asks)
+        # Queued output (a flight) with the flag set goes out with the next request.
+        sink = await CoapEndpoint.create()
+        try:
+            arrivals = spy_datagrams(sink)
+            layer.queued.append((b"\x50\x01\x00\x07", sink.local_address))  # NON GET, mid 7
+            layer.output_pending = True
+            assert (await client.request(Message(Code.GET), remote)).payload == b"ok"
+            async with asyncio.timeout(5):
+                assert await arrivals.get() == b"\x50\x01\x00\x07"
+            assert layer.drains == drains + 1
+            assert not layer.output_pending  # get_timer was asked as well, and cleared it
+            # A new deadline earlier than the armed timer: armed, and handle_timer runs then.
+            layer.deadline = loop.time() + 0.02
+            layer.output_pending = True
+            assert (await client.request(Message(Code.GET), remote)).payload == b"ok"
+            async with asyncio.timeout(5):
+                await layer.fired.wait()
+            # The same from a datagram's wake-up: the layer queued output while unprotecting.
+            layer.queued.append((b"\x50\x01\x00\x08", sink.local_address))
+            original = layer.unprotect
+
+            def unprotect(data: bytes, addr: UdpAddress, now: float) -> list[tuple[bytes, Any]]:
+                layer.output_pending = True
+                return original(data, addr, now)
+
+            layer.unprotect = unprotect  # type: ignore[method-assign]
+            assert (await client.request(Message(Code.GET), remote)).payload == b"ok"
+            async with asyncio.timeout(5):
+                assert await arrivals.get() == b"\x50\x01\x00\x08"
+        finally:
+            await sink.close()
+
+
+async def test_output_flag_timer_uses_the_last_deadline_while_the_flag_is_false() -> None:
+    layer = FlagLayer()
+    async with await CoapEndpoint.create(security=layer) as endpoint:
+        loop = asyncio.get_running_loop()
+        layer.deadline = at = loop.time() + 100.0
+        layer.output_pending = True
+        endpoint._arm_timer()
+        assert endpoint._timer_at == at
+        assert endpoint._security_at == at
+        asks = layer.timer_asks
+        # The flag is False: the armed timer fits, and re-arming takes the remembered deadline.
+        assert not endpoint._timer_moved(at + 1.0)
+        endpoint._rearm_timer(None)
+        assert endpoint._timer_at == at
+        assert layer.timer_asks == asks
+        # Set: asked again.
+        layer.deadline = earlier = loop.time() + 50.0
+        layer.output_pending = True
+        assert endpoint._timer_moved(at)
+        assert layer.timer_asks == asks + 1
+        layer.output_pending = True
+        endpoint._rearm_timer(at)
+        assert endpoint._timer_at == earlier
+
+
+async def test_a_request_protects_every_datagram_the_engine_has() -> None:
+    site = Site()
+    site.add("/", lambda r: Message(Code.CONTENT, b"ok"))
+    async with (
+        await CoapEndpoint.create(site=site, security=XorLayer()) as server,
+        await CoapEndpoint.create(security=FlagLayer()) as client,
+    ):
+        arrivals = spy_datagrams(server)
+        engine = client.engine
+        original = engine.datagrams_to_send
+        extra = Message(Code.GET, mtype=MessageType.NON, mid=9, token=b"x").encode()
+
+        def two(now: float) -> list[tuple[bytes, Any]]:
+            out = original(now)
+            engine.datagrams_to_send = original  # type: ignore[method-assign]
+            return [(extra, ("xor", server.local_address)), *out]
+
+        engine.datagrams_to_send = two  # type: ignore[method-assign]
+        assert (await client.request(Message(Code.GET), server.local_address)).payload == b"ok"
+        async with asyncio.timeout(5):
+            assert await arrivals.get() == extra
 
 
 def test_uvloop_is_optional_and_works_when_present() -> None:

@@ -34,7 +34,7 @@ from lwm2m.dtls import (
 )
 from lwm2m.dtls.trust import spki_der
 from lwm2m.io.coap_endpoint import CoapEndpoint, CoapRequest, Site
-from lwm2m.io.coap_transport import SecurityLayer, SessionLayer
+from lwm2m.io.coap_transport import OutputFlagLayer, SecurityLayer, SessionLayer
 from lwm2m.io.coaps import (
     DtlsLayerConfig,
     DtlsSecurityLayer,
@@ -78,16 +78,44 @@ class Resources:
         return Message(Code.CONTENT, b"v0", observe=0)
 
 
+class CheckedLayer(DtlsSecurityLayer):
+    """A DtlsSecurityLayer that checks the ``output_pending`` contract every time the endpoint
+    reads the flag: while it is False, ``datagrams_to_send`` has nothing and ``get_timer`` would
+    return what it returned last (the endpoint skips both calls then)."""
+
+    quiet_reads = 0
+
+    @property  # type: ignore[override]
+    def output_pending(self) -> bool:
+        flag: bool = self._flag
+        if not flag:
+            CheckedLayer.quiet_reads += 1
+            server = self._server
+            assert not self._out
+            assert server is None or not server._outgoing
+            assert not self._server_timer_dirty
+            assert not self._client_timer_dirty
+            fresh = [t for t in (server and server.get_timer(), *self._timers.values()) if t]
+            assert min(fresh, default=None) == self._last
+        return flag
+
+    @output_pending.setter
+    def output_pending(self, value: bool) -> None:
+        self._flag = value
+
+    def get_timer(self) -> float | None:
+        self._last = deadline = super().get_timer()
+        return deadline
+
+
 def psk_server(**layer: Any) -> DtlsSecurityLayer:
-    return DtlsSecurityLayer(
+    return CheckedLayer(
         server_credentials=DtlsCredentials(psk_store=SoftwarePskStore({IDENTITY: KEY})), **layer
     )
 
 
 def psk_client(key: bytes = KEY, identity: bytes = IDENTITY, **layer: Any) -> DtlsSecurityLayer:
-    return DtlsSecurityLayer(
-        client_credentials=DtlsCredentials(psk=SoftwarePsk(identity, key)), **layer
-    )
+    return CheckedLayer(client_credentials=DtlsCredentials(psk=SoftwarePsk(identity, key)), **layer)
 
 
 @pytest.fixture
@@ -110,6 +138,8 @@ async def test_psk_get_put_observe_and_identity(
     server, client, resources = pair
     assert isinstance(server.security, SessionLayer)
     assert isinstance(server.security, SecurityLayer)
+    assert isinstance(server.security, OutputFlagLayer)
+    quiet = CheckedLayer.quiet_reads
     remote = server.local_address
     # several requests before the handshake completed: queued, then released in order
     responses = await asyncio.wait_for(
@@ -151,6 +181,7 @@ async def test_psk_get_put_observe_and_identity(
     assert back.code == Code.CHANGED
     assert client.security.stats.handshakes == 1  # type: ignore[attr-defined]
     assert server.security.stats.handshakes == 1  # type: ignore[attr-defined]
+    assert CheckedLayer.quiet_reads > quiet  # the flag let the endpoints skip the layer
 
 
 async def test_datagrams_of_one_flush_are_protected_each_and_requests_leave_no_state() -> None:

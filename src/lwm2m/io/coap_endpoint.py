@@ -65,6 +65,7 @@ from lwm2m.coap.events import (
 from lwm2m.coap.message import Message
 from lwm2m.coap.numbers import Code
 from lwm2m.io.coap_transport import (
+    OutputFlagLayer,
     PeerIdentity,
     PlainUdp,
     SecurityLayer,
@@ -327,6 +328,13 @@ class CoapEndpoint:
         self.site = site if site is not None else Site()
         self.security: SecurityLayer = security if security is not None else PlainUdp()
         self._plain = type(self.security) is PlainUdp
+        self._flag: OutputFlagLayer | None = (
+            self.security if isinstance(self.security, OutputFlagLayer) else None
+        )
+        """The layer, if it keeps ``output_pending``: while that is False, ``datagrams_to_send``
+        and ``get_timer`` are not called (see :mod:`lwm2m.io.coap_transport`)."""
+        self._security_at: float | None = None
+        """What ``security.get_timer()`` returned last (flagged layers)."""
         self._sessions: SessionLayer | None = (
             self.security if isinstance(self.security, SessionLayer) else None
         )
@@ -489,26 +497,46 @@ class CoapEndpoint:
         # Through a security layer: the engine resolves the future too (its waiter); the entries
         # in _pending and _peer_of let a failed session fail the request (_fail_peer) until it
         # completes. Both go when it ends (no _track: its bulk pruning is for observations).
-        peer = self.security.connect(remote, now)
+        security = self.security
+        peer = security.connect(remote, now)
         request_id = engine.send_request(message, peer, now, future)
-        self._pending[request_id] = future
-        sessions = self._sessions is not None
-        if sessions:
-            self._peer_of[request_id] = peer
-        self._send(now)
+        pending = self._pending
+        pending[request_id] = future
+        peers = self._peer_of if self._sessions is not None else None
+        if peers is not None:
+            peers[request_id] = peer
+        # _send and _timer_moved, inlined. The engine made the request's datagram; a flagged
+        # layer with nothing to add (an established session) is not asked for more.
+        out = engine.datagrams_to_send(now)
+        if len(out) == 1:
+            data, key = out[0]
+            out = security.protect(data, key, now)
+        elif out:
+            out = self._protect_all(out, now)
+        flag = self._flag
+        if flag is None or flag.output_pending:
+            more = security.datagrams_to_send(now)
+            if more:
+                out = out + more if out else more
+        if out:
+            self._transmit(out)  # not closed: _closing was checked above
         at = self._timer_at
-        if self._timer_moved(at):
+        if (
+            at is None
+            or engine.deadline_added_before(at)
+            or ((flag is None or flag.output_pending) and self._security_earlier(at))
+        ):
             self._rearm_timer(at)
         try:
             return await future
         except asyncio.CancelledError:
-            if self._pending.pop(request_id, None) is not None:
-                self.engine.cancel_request(request_id, self._time())
+            if pending.pop(request_id, None) is not None:
+                engine.cancel_request(request_id, self._time())
             raise
         finally:
-            self._pending.pop(request_id, None)
-            if sessions:
-                self._peer_of.pop(request_id, None)
+            pending.pop(request_id, None)
+            if peers is not None:
+                peers.pop(request_id, None)
 
     async def observe(self, message: Message, remote: UdpAddress) -> ClientObservation:
         """Register an observation (GET/FETCH with Observe=0) and wait for the first response.
@@ -735,14 +763,22 @@ class CoapEndpoint:
             event = engine.next_event()
             if event is not None:
                 self._dispatch(now, event)
+            out = engine.datagrams_to_send(now)
+            at = self._timer_at
             if plain:
-                out = engine.datagrams_to_send(now)
                 if out and not self._closed:
                     self._transmit(out)
-            else:
-                self._send(now)
-            at = self._timer_at
-            if self._timer_moved(at):
+                if at is None or engine.deadline_added_before(at):
+                    self._rearm_timer(at)
+                return
+            # _send and _timer_moved, inlined for a flagged layer with nothing to report (a
+            # client endpoint's response: no datagram to send, no deadline changed).
+            flag = self._flag
+            if out or flag is None or flag.output_pending:
+                self._send_protected(out, now)
+                if self._timer_moved(at):
+                    self._rearm_timer(at)
+            elif at is None or engine.deadline_added_before(at):
                 self._rearm_timer(at)
 
     def _datagram_received(self, data: bytes, addr: UdpAddress) -> None:
@@ -787,26 +823,36 @@ class CoapEndpoint:
     def _send(self, now: float) -> None:
         out = self.engine.datagrams_to_send(now)
         if not self._plain:
-            # The engine's datagrams protected, then the layer's own (handshake flights, what a
-            # completed handshake released). Usually one datagram or none: no list of our own.
-            security = self.security
-            if out:
-                protect = security.protect
-                if len(out) == 1:
-                    data, peer = out[0]
-                    out = protect(data, peer, now)
-                else:
-                    protected: list[tuple[bytes, Any]] = []
-                    for data, peer in out:
-                        protected += protect(data, peer, now)
-                    out = protected
-                more = security.datagrams_to_send(now)
-                if more:
-                    out = out + more
-            else:
-                out = security.datagrams_to_send(now)
+            flag = self._flag
+            if out or flag is None or flag.output_pending:
+                self._send_protected(out, now)
+        elif out and not self._closed:
+            self._transmit(out)
+
+    def _send_protected(self, out: list[tuple[bytes, Any]], now: float) -> None:
+        """Protect and send the engine's datagrams ``out``, then the layer's own (handshake
+        flights, what a completed handshake released) unless its flag says it has none.
+        Usually one datagram or none: no list of our own."""
+        security = self.security
+        if len(out) == 1:
+            data, peer = out[0]
+            out = security.protect(data, peer, now)
+        elif out:
+            out = self._protect_all(out, now)
+        flag = self._flag
+        if flag is None or flag.output_pending:
+            more = security.datagrams_to_send(now)
+            if more:
+                out = out + more if out else more
         if out and not self._closed:
             self._transmit(out)
+
+    def _protect_all(self, out: list[tuple[bytes, Any]], now: float) -> list[tuple[bytes, Any]]:
+        protect = self.security.protect
+        protected: list[tuple[bytes, Any]] = []
+        for data, peer in out:
+            protected += protect(data, peer, now)
+        return protected
 
     def _uncork(self) -> None:
         """Send the requests held back in this loop pass (see :meth:`request`)."""
@@ -839,7 +885,14 @@ class CoapEndpoint:
             return True
         if self._plain:
             return False
-        other = self.security.get_timer()
+        flag = self._flag
+        if flag is not None and not flag.output_pending:
+            return False  # the armed timer is no later than the deadline the layer gave last
+        return self._security_earlier(at)
+
+    def _security_earlier(self, at: float) -> bool:
+        """Whether the security layer's deadline (asked now) is earlier than ``at``."""
+        self._security_at = other = self.security.get_timer()
         return other is not None and other < at
 
     def _rearm_timer(self, at: float | None) -> None:
@@ -847,7 +900,11 @@ class CoapEndpoint:
         armed at ``at`` comes first."""
         when = self.engine.get_timer()
         if not self._plain:
-            other = self.security.get_timer()
+            flag = self._flag
+            if flag is not None and not flag.output_pending:
+                other = self._security_at
+            else:
+                self._security_at = other = self.security.get_timer()
             if other is not None and (when is None or other < when):
                 when = other
         if when is None:

@@ -34,6 +34,16 @@ A layer with sessions that can end or deliver outside those calls (DTLS, see
   observation to such a peer fails with that error instead of timing out;
 * :meth:`SessionLayer.close` ends every session (DTLS close_notify) when the endpoint closes, and
   :meth:`SessionLayer.wait_closed` waits for the layer's worker threads.
+
+A layer may also keep the optional :class:`OutputFlagLayer` attribute ``output_pending``, a
+plain bool the endpoint reads instead of calling :meth:`~SecurityLayer.datagrams_to_send` and
+:meth:`~SecurityLayer.get_timer` after every datagram and request (two calls and a list per
+GET, most of them with nothing to report). The contract: whenever ``datagrams_to_send`` could
+return a datagram, or ``get_timer`` could return another value than it last returned, the flag
+is True; the layer may clear it only in those two calls. :meth:`~SecurityLayer.protect` and
+:meth:`~SecurityLayer.unprotect` return their datagrams and plaintexts directly and need not set
+it. While it is False the endpoint skips both calls and keeps using the deadline ``get_timer``
+returned last. A layer without the attribute is asked every time.
 """
 
 from __future__ import annotations
@@ -42,7 +52,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["PeerIdentity", "PlainUdp", "SecurityLayer", "SessionLayer", "UdpAddress"]
+__all__ = [
+    "OutputFlagLayer",
+    "PeerIdentity",
+    "PlainUdp",
+    "SecurityLayer",
+    "SessionLayer",
+    "UdpAddress",
+]
 
 UdpAddress = tuple[Any, ...]
 """``(host, port)`` for IPv4, ``(host, port, flowinfo, scope_id)`` for IPv6."""
@@ -119,6 +136,15 @@ class SessionLayer(SecurityLayer, Protocol):
     async def wait_closed(self) -> None:
         """Wait for background work (worker threads) to finish after :meth:`close`."""
         ...
+
+
+@runtime_checkable
+class OutputFlagLayer(SecurityLayer, Protocol):
+    """The optional output flag of the seam (see the module docstring)."""
+
+    output_pending: bool
+    """False: :meth:`datagrams_to_send` has nothing and :meth:`get_timer` would return what it
+    returned last (the endpoint skips both calls)."""
 
 
 class PlainUdp:

@@ -446,6 +446,12 @@ class DtlsSecurityLayer:
         self._client_timer_dirty = False
         self._server_timer: float | None = None
         self._server_timer_dirty = True
+        self.output_pending = True
+        """The :class:`~lwm2m.io.coap_transport.OutputFlagLayer` flag: set wherever output is
+        queued (``_out``) or a timer becomes dirty, cleared by :meth:`datagrams_to_send` and
+        :meth:`get_timer` when neither is left. The server's own output never lingers in the
+        :class:`~lwm2m.dtls.DtlsServer` past a layer call (every call that can make some
+        drains it into ``_out``)."""
         self._wakeup: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -599,6 +605,7 @@ class DtlsSecurityLayer:
             return []
         server.receive_datagram(data, key, now)
         self._server_timer_dirty = True
+        self.output_pending = True
         return self._drain_server(now)
 
     def protect(self, data: bytes, peer: Any, now: float) -> list[tuple[bytes, UdpAddress]]:
@@ -629,6 +636,7 @@ class DtlsSecurityLayer:
         server = self._server
         if server is not None:
             out.extend(server.datagrams_to_send(now))  # type: ignore[arg-type]
+        self.output_pending = self._server_timer_dirty or self._client_timer_dirty
         return out
 
     def peer_identity(self, peer: Any) -> PeerIdentity | None:
@@ -643,6 +651,7 @@ class DtlsSecurityLayer:
         if self._client_timer_dirty:
             self._client_timer_dirty = False
             self._client_timer = min(self._timers.values(), default=None)
+        self.output_pending = bool(self._out)
         a, b = self._server_timer, self._client_timer
         if a is None:
             return b
@@ -655,6 +664,7 @@ class DtlsSecurityLayer:
         if server is not None and self._server_timer is not None and self._server_timer <= now:
             server.handle_timer(now)
             self._server_timer_dirty = True
+            self.output_pending = True
             self._received.extend(self._drain_server(now))
         for session, deadline in list(self._timers.items()):
             if deadline <= now and not session.busy:
@@ -702,6 +712,7 @@ class DtlsSecurityLayer:
         self._live.clear()
         self._timers.clear()
         self._client_timer_dirty = True
+        self.output_pending = True
         for task in self._tasks:
             task.cancel()
 
@@ -750,15 +761,18 @@ class DtlsSecurityLayer:
         if deadline is None:
             if self._timers.pop(session, None) is not None:
                 self._client_timer_dirty = True
+                self.output_pending = True
         elif self._timers.get(session) != deadline:
             self._timers[session] = deadline
             self._client_timer_dirty = True
+            self.output_pending = True
 
     def _take(self, session: _Session, now: float) -> None:
         datagrams = session.connection.datagrams_to_send(now)
         if datagrams:
             address = session.address
             self._out.extend((datagram, address) for datagram in datagrams)
+            self.output_pending = True
 
     def _offload(self, session: _Session, data: bytes, now: float) -> None:
         """Run one handshake step of a blocking-credential connection in a worker thread."""
@@ -827,6 +841,7 @@ class DtlsSecurityLayer:
         if datagrams:
             address = session.address
             self._out.extend((datagram, address) for datagram in datagrams)
+            self.output_pending = True
         if session.client and session in self._timers:  # e.g. a lingering last flight ended
             self._update_timer(session)
         return out
@@ -834,7 +849,10 @@ class DtlsSecurityLayer:
     def _drain_server(self, now: float) -> list[tuple[bytes, Any]]:
         server = self._server
         assert server is not None
-        self._out.extend(server.datagrams_to_send(now))  # type: ignore[arg-type]
+        datagrams = server.datagrams_to_send(now)
+        if datagrams:
+            self._out.extend(datagrams)  # type: ignore[arg-type]
+            self.output_pending = True
         out: list[tuple[bytes, Any]] = []
         while (item := server.next_event()) is not None:
             event = item.event
@@ -962,6 +980,7 @@ class DtlsSecurityLayer:
         for data in datagrams:
             server.receive_datagram(data, key, now)
         self._server_timer_dirty = True
+        self.output_pending = True
         self._received.extend(self._drain_server(now))
         self._wake()
 
@@ -1051,7 +1070,9 @@ class DtlsSecurityLayer:
             and server.connection_for(session.address) is session.connection
         ):
             server.close(session.address)  # the demultiplexer forgets the closed connection
+            self._out.extend(server.datagrams_to_send(0.0))  # type: ignore[arg-type]
             self._server_timer_dirty = True
+            self.output_pending = True
         if self._closed:  # our own close(): nobody is waiting any more
             logger.debug("%s", message)
             return
@@ -1086,6 +1107,7 @@ class DtlsSecurityLayer:
             del self._by_key[session.key]
         if self._timers.pop(session, None) is not None:
             self._client_timer_dirty = True
+            self.output_pending = True
 
     def _fail(self, key: Any, error: Exception) -> None:
         self._failed.append((key, error))
