@@ -497,29 +497,17 @@ class CoapEndpoint:
         # Through a security layer: the engine resolves the future too (its waiter); the entries
         # in _pending and _peer_of let a failed session fail the request (_fail_peer) until it
         # completes. Both go when it ends (no _track: its bulk pruning is for observations).
-        security = self.security
-        peer = security.connect(remote, now)
+        peer = self.security.connect(remote, now)
         request_id = engine.send_request(message, peer, now, future)
         pending = self._pending
         pending[request_id] = future
         peers = self._peer_of if self._sessions is not None else None
         if peers is not None:
             peers[request_id] = peer
-        # _send and _timer_moved, inlined. The engine made the request's datagram; a flagged
-        # layer with nothing to add (an established session) is not asked for more.
-        out = engine.datagrams_to_send(now)
-        if len(out) == 1:
-            data, key = out[0]
-            out = security.protect(data, key, now)
-        elif out:
-            out = self._protect_all(out, now)
+        # _send, and _timer_moved inlined: a flagged layer with nothing to add (an established
+        # session) is not asked for more datagrams or its deadline.
+        self._send_protected(engine.datagrams_to_send(now), now)
         flag = self._flag
-        if flag is None or flag.output_pending:
-            more = security.datagrams_to_send(now)
-            if more:
-                out = out + more if out else more
-        if out:
-            self._transmit(out)  # not closed: _closing was checked above
         at = self._timer_at
         if (
             at is None
