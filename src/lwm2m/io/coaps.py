@@ -596,9 +596,13 @@ class DtlsSecurityLayer:
         if not data:
             return []
         session = self._clients.get(key)
-        if session is not None and not _is_client_hello(data):
-            return self._client_input(session, data, now)
         server = self._server
+        if session is not None and not _is_client_hello(data):
+            # Ours unless the peer is in its own handshake with our server: the peer's
+            # handshake wins (its completion ends our client session, _server_established).
+            rival = server.connection_for(key) if server is not None else None
+            if rival is None or rival.state is not ConnectionState.HANDSHAKING:
+                return self._client_input(session, data, now)
         if server is None:
             return []
         if self.psk_loader is not None and self._park(data, key):
@@ -700,6 +704,7 @@ class DtlsSecurityLayer:
                 self._take(session, now)
         server = self._server
         if server is not None:
+            self._server_timer_dirty = True
             for connection in server:
                 address = server.address_of(connection)
                 if address is not None:
@@ -934,6 +939,12 @@ class DtlsSecurityLayer:
         displaced = self._by_address.get(new)
         if displaced is not None and displaced is not session:
             self._forget(displaced)
+            self._fail(
+                displaced.key,
+                DtlsSessionError(
+                    f"the DTLS session with {_describe(new)} was displaced by another session"
+                ),
+            )
         self._by_address[new] = session
         self._live[new] = session
         session.address = new
