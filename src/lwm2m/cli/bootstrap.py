@@ -69,6 +69,10 @@ def load_file(path: str, registry: ModelRegistry) -> BootstrapFile:
         return load_bootstrap_file(path, model=registry)
     except OSError as exc:
         raise click.ClickException(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
 
 
 def load_configs(path: str, registry: ModelRegistry) -> dict[str, BootstrapConfig]:

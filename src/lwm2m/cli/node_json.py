@@ -75,8 +75,9 @@ def _mapping(data: Any, path: Path) -> Mapping[int, Any]:
     out: dict[int, Any] = {}
     for key, value in data.items():
         try:
-            out[Path.parse(f"/{key}").ids[0]] = value
-        except (ModelError, IndexError):
+            (out_id,) = Path.parse(f"/{key}").ids  # one id, nothing else
+            out[out_id] = value
+        except (ModelError, ValueError):
             raise CodecError(f"key {key!r} is not an id", path=str(path)) from None
     return out
 

@@ -71,6 +71,7 @@ from typing import Any, Generic, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from lwm2m.coap.config import CoapConfig
 from lwm2m.coap.errors import CoapError
@@ -389,7 +390,9 @@ async def check_endpoint(
 
 def public_key_spki(data: bytes) -> bytes:
     """The DER SubjectPublicKeyInfo in ``data``: a PEM or DER public key, or the public key of
-    a PEM or DER certificate. Raises ValueError (naming no content)."""
+    a PEM or DER certificate, which must be a P-256 key (the only curve of the DTLS stack's
+    ECDHE_ECDSA suites: another key could never authenticate). Raises ValueError (naming no
+    content)."""
     try:
         if data.lstrip().startswith(b"-----BEGIN"):
             if b"CERTIFICATE" in data.split(b"\n", 1)[0]:
@@ -406,6 +409,8 @@ def public_key_spki(data: bytes) -> bytes:
         )
     except (ValueError, TypeError, AttributeError):
         raise ValueError("not a public key or certificate (PEM or DER)") from None
+    if not (isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)):
+        raise ValueError("not a P-256 (secp256r1) key: the only curve DTLS uses here")
     return der
 
 
