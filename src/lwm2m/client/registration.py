@@ -219,6 +219,8 @@ class Registration:
         self._move(RegistrationState.UPDATING)
         self.update_wanted = False
         self.deadline = None
+        if self.sleeping:  # any Update ends queue-mode sleep: Awake once it succeeded
+            self._waking = True
         return [Send.UPDATE]
 
     def register_done(

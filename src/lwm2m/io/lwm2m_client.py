@@ -536,7 +536,8 @@ class LwM2MClient:
     # -- the glue ------------------------------------------------------------------------------
 
     def _now(self) -> float:
-        assert self._loop is not None
+        if self._loop is None:
+            raise RuntimeError("the client is not started")
         return self._loop.time()
 
     def _waiter(self, predicate: Callable[[ClientEvent], bool]) -> asyncio.Future[ClientEvent]:
