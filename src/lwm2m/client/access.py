@@ -127,8 +127,9 @@ class AccessControl:
         handler = self._tree.get(ACL_OBJECT)
         if handler is None or object_id == ACL_OBJECT or not self.enforced:
             return
-        if self.entry_for(object_id, instance_id) is not None:
-            return
+        stale = self.entry_for(object_id, instance_id)
+        if stale is not None:  # left over from an instance removed locally: not the creator's
+            self._tree.delete(ACL_OBJECT, stale.instance_id)
         used = set(handler.instance_ids())
         iid = next(i for i in range(MAX_ID) if i not in used)
         node = acl_instance(iid, object_id, instance_id, short_server_id)

@@ -234,7 +234,9 @@ class DeviceManagement:
     def discover(self, ssid: int, path: Path) -> list[Link]:
         """Discover (§6.3.2): the object, instances and resources below ``path`` with the
         attributes this server attached, ``dim`` for multiple resources and ``ver`` for objects
-        whose version is not 1.0. No access right is needed."""
+        whose version is not 1.0. No access right is needed: the 1.0 and 1.1 definitions of
+        object 2 grant Read, Observe and Write-Attributes with the R bit, not Discover (checked
+        in the OMA registry's 2.xml, both versions)."""
         object_id = self._visible(path)
         if path.level is PathLevel.RESOURCE_INSTANCE:
             raise BadRequest("Discover addresses an object, an instance or a resource")
