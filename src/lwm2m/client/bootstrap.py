@@ -245,6 +245,8 @@ def bootstrap_read(tree: ObjectTree, request: BootstrapRead, formats: FormatPoli
         raise Unauthorized(f"/{object_id} cannot be read")
     if object_id not in (1, 2):
         raise MethodNotAllowed("Bootstrap-Read addresses /1 or /2")
+    if request.path.level > PathLevel.OBJECT_INSTANCE:
+        raise BadRequest("Bootstrap-Read addresses an object or an object instance")
     node = tree.read(request.path)
     return Response(
         Code.CONTENT, content=node, content_format=formats.for_node(node, request.accept)
@@ -430,6 +432,11 @@ class BootstrapSession:
     def active(self) -> bool:
         """Between the decision to bootstrap and Finish (or giving up)."""
         return self.state is not BootstrapState.IDLE
+
+    @property
+    def exchanging(self) -> bool:
+        """A Bootstrap-Request is out or the bootstrap server is writing (not waiting)."""
+        return self.state in (BootstrapState.REQUESTING, BootstrapState.BOOTSTRAPPING)
 
     def _move(self, event: _Input) -> BootstrapState:
         target = TRANSITIONS[self.state].get(event)

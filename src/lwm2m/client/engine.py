@@ -250,6 +250,7 @@ class ClientEngine:
         self._refresh_attributes = False
         self._bootstrap_wanted = False
         self._purge_at: float | None = None
+        self._purge_deferred = False  # the purge fell due during a bootstrap
         self.on_change: Callable[[], None] | None = None
         """Called when an object changes outside an engine input (the application set a
         value): the driver should call :meth:`handle_timer` soon so that observers are
@@ -637,6 +638,7 @@ class ClientEngine:
         self._load_accounts()
         bs = self._bootstrap_account()
         self._purge_at = now + bs.account_timeout if bs and bs.account_timeout > 0 else None
+        self._purge_deferred = False
         self._begin(now, after_bootstrap=True)
 
     def _bootstrap_account(self) -> ServerAccount | None:
@@ -667,6 +669,9 @@ class ClientEngine:
         if snapshot is not None:
             self.tree.restore(snapshot)
             self.bootstrap.snapshot = None
+        if self._purge_deferred:  # the BS Account Timeout (/0/x/12) passed meanwhile
+            self._purge_deferred = False
+            self._purge_at = self._now
         self._accounts_dirty = False
         self._load_accounts()
         self._events.append(BootstrapFailed(reason, self.bootstrap.deadline))
@@ -730,9 +735,12 @@ class ClientEngine:
         self._bootstrap_timer(now)
         if self._purge_at is not None and now >= self._purge_at:
             self._purge_at = None
-            bs = self._bootstrap_account()
-            if bs is not None and not self.bootstrap.active:
-                self.tree.delete(0, bs.security_instance_id)
+            if self.bootstrap.exchanging:  # purged if this bootstrap fails (a success re-arms)
+                self._purge_deferred = True
+            else:
+                bs = self._bootstrap_account()
+                if bs is not None:
+                    self.tree.delete(0, bs.security_instance_id)
         for registration in list(self.registrations.values()):
             self._apply(registration, registration.handle_timer(now), now)
         self._after_input(now)
@@ -830,7 +838,8 @@ class ClientEngine:
         for account in dm_accounts:
             ssid = account.short_server_id
             assert ssid is not None
-            if ssid in self.registrations:
+            existing = self.registrations.get(ssid)
+            if existing is not None and existing.state is not RegistrationState.DEREGISTERED:
                 continue
             registration = Registration(
                 account, queue_mode=self.config.queue_mode, awake_time=self.config.awake_time
