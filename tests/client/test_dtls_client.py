@@ -478,7 +478,7 @@ def test_psk_account_and_cipher_suite_resource() -> None:
     for broken, match in (
         (credentials(SecurityMode.PSK, secret_key=key), "/0/3/3"),
         (credentials(SecurityMode.PSK, identity=b"id"), "/0/3/5"),
-        (credentials(SecurityMode.NO_SEC), "does not use DTLS"),
+        (credentials(SecurityMode.NO_SEC), "has no DTLS credentials"),
     ):
         with pytest.raises(CredentialError, match=match) as error:
             account_security(broken, URI)

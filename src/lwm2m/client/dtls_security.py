@@ -115,7 +115,9 @@ def account_security(
     elif mode in (SecurityMode.RPK, SecurityMode.CERTIFICATE):
         allowed = _ECDHE_SUITES
     else:
-        raise CredentialError(f"{where}: security mode {mode.name} does not use DTLS credentials")
+        raise CredentialError(  # NoSec has none; certificates via EST (4) are not supported
+            f"{where}: security mode {mode.name} has no DTLS credentials here"
+        )
     suites = _suites(credentials.ciphersuites, allowed, where)
     raw = credentials.secret_key.reveal()
     handle = resolve(raw, mode) if resolve is not None and raw else None

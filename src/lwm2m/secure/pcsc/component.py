@@ -524,8 +524,8 @@ class PcscComponent:
             data = self._read_file(_DIRECTORY, "directory")
         except ObjectNotFound:
             session.directory, session.directory_exists = Directory(), False
-        else:
-            session.directory = Directory.decode(data)
+        else:  # empty: created, but its first PUT OBJECT never completed
+            session.directory = Directory.decode(data) if data else Directory()
             session.directory_exists = True
         return session.directory
 
@@ -993,7 +993,10 @@ class PcscComponent:
         while len(out) < length:
             want = min(256, length - len(out))
             command = iotsafe.get_random(want, channel=0)
-            out += self._call(command.on_channel, "IoT SAFE GET RANDOM")
+            chunk = self._call(command.on_channel, "IoT SAFE GET RANDOM")
+            if not chunk:  # a card answering 9000 without data would loop forever
+                raise IotSafeError("GET RANDOM answered no data", offset=len(out), field="random")
+            out += chunk
         return bytes(out[:length])
 
     def read_file(self, ref: ObjectRef | str | bytes) -> bytes:
@@ -1009,7 +1012,12 @@ class PcscComponent:
         while len(out) < size:
             want = min(_CHUNK, size - len(out))
             command = iotsafe.read_file(target, len(out), want, channel=0)
-            out += self._call(command.on_channel, "IoT SAFE READ FILE")
+            chunk = self._call(command.on_channel, "IoT SAFE READ FILE")
+            if not chunk:  # below the size GET DATA reported: the card would be asked forever
+                raise IotSafeError(
+                    f"file ended at {len(out)} of {size} bytes", offset=len(out), field="file"
+                )
+            out += chunk
         return bytes(out)
 
     # -- life cycle -----------------------------------------------------------------------------

@@ -115,6 +115,8 @@ class Directory:
                 check_label(label)
                 if not (is_managed(container) and (extra is None or isinstance(extra, bytes))):
                     raise ValueError(f"bad entry {label!r}")
+                if kind == _KINDS[CredentialKind.KEY_PAIR]:  # its public point must be usable
+                    ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), extra or b"")
                 creds[label] = Entry(_KINDS_BACK[kind], container, extra)
             instances: dict[tuple[int, int], bytes] = {}
             for oid, iid, container in doc["inst"]:
