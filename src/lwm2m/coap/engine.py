@@ -2156,7 +2156,7 @@ class CoapEngine:
 
     def _fail(self, req: _ClientRequest, error: CoapError, now: float) -> None:
         parent = req.parent
-        ended = req.state == _CANCELLING or (req.observing and req.established)
+        ended = req.state == _CANCELLING
         self._finish(req, now)
         if parent is not None:
             if parent.state != _DONE and isinstance(error, BlockwiseError | RequestTimeout):

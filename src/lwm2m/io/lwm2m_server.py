@@ -877,7 +877,13 @@ class LwM2MServer:
     # -- registrations --------------------------------------------------------------------------
 
     async def registration(self, endpoint: str) -> Registration | None:
-        return await self.store.get_by_endpoint(endpoint)
+        """The client's registration; None also once its lifetime ran out (before the sweep)."""
+        registration = await self.store.get_by_endpoint(endpoint)
+        if registration is not None and registration.is_expired(
+            self.clock(), self.config.lifetime_grace
+        ):
+            return None
+        return registration
 
     async def registrations(self) -> list[Registration]:
         return await self.store.registrations()
@@ -1011,7 +1017,10 @@ class LwM2MServer:
     async def _located(self, location: str) -> Registration:
         parts = location.strip("/").split("/")
         registration = await self.store.get(parts[1]) if len(parts) == 2 else None
-        if registration is None:
+        # Past its lifetime a registration is over, even before the next sweep removes it.
+        if registration is None or registration.is_expired(
+            self.clock(), self.config.lifetime_grace
+        ):
             raise NotFound("no such registration")
         return registration
 
@@ -1047,7 +1056,9 @@ class LwM2MServer:
         self, request: Deregister, address: Address, identity: PeerIdentity | None
     ) -> Message:
         registration = await self._located(request.location)
-        if identity is not None and registration.identity not in (None, identity):
+        # An authenticated registration is de-registered only by the same identity (a plain
+        # request, which has none, included).
+        if registration.identity is not None and identity != registration.identity:
             raise BadRequest("De-register from another identity than the registration's")
         context = RequestContext(registration.endpoint, address, identity, registration)
         await self._authorize(request, context)

@@ -399,11 +399,9 @@ def apply_update(
     come from the client that registered).
     """
     config = config or ServerConfig()
-    if (
-        identity is not None
-        and registration.identity is not None
-        and identity != registration.identity
-    ):
+    # An authenticated registration is updated only by the same identity (a plain request,
+    # which has none, included).
+    if registration.identity is not None and identity != registration.identity:
         raise BadRequest("Update from another identity than the registration's")
     lifetime = registration.lifetime
     if update.lifetime is not None:

@@ -191,6 +191,10 @@ class SqliteRegistrationStore:
     def __init__(self, database: _Database, cache: MemoryRegistrationStore) -> None:
         self._db = database
         self._cache = cache
+        # Each change is written first and applied to the cache once the transaction
+        # committed, so a failed write leaves both as they were; the lock keeps the changes in
+        # one order across the awaits.
+        self._writing = asyncio.Lock()
 
     @classmethod
     async def open(
@@ -222,19 +226,23 @@ class SqliteRegistrationStore:
             await self._db.run(lambda c: _transaction(c, statements))
 
     async def add(self, registration: Registration) -> Deregistration | None:
-        replaced = self._cache._add(registration)
-        statements = []
-        if replaced is not None:
-            statements.append(_delete_registration(replaced.registration.id))
-        statements.append(_put_registration(registration))
-        await self._write(statements)
-        return replaced
+        async with self._writing:
+            cache = self._cache
+            statements = [
+                _delete_registration(rid)
+                for rid in {cache._by_endpoint.get(registration.endpoint), registration.id}
+                if rid is not None and rid in cache._by_id
+            ]
+            statements.append(_put_registration(registration))
+            await self._write(statements)
+            return cache._add(registration)
 
     async def update(self, registration: Registration) -> UpdatedRegistration | None:
-        updated = self._cache._update(registration)
-        if updated is not None:
+        async with self._writing:
+            if registration.id not in self._cache._by_id:
+                return None
             await self._write([_put_registration(registration)])
-        return updated
+            return self._cache._update(registration)
 
     async def get(self, registration_id: str) -> Registration | None:
         return await self._cache.get(registration_id)
@@ -249,10 +257,11 @@ class SqliteRegistrationStore:
         return await self._cache.get_by_identity(identity)
 
     async def remove(self, registration_id: str) -> Deregistration | None:
-        removed = self._cache._remove(registration_id)
-        if removed is not None:
+        async with self._writing:
+            if registration_id not in self._cache._by_id:
+                return None
             await self._write([_delete_registration(registration_id)])
-        return removed
+            return self._cache._remove(registration_id)
 
     async def registrations(self) -> list[Registration]:
         return await self._cache.registrations()
@@ -264,27 +273,30 @@ class SqliteRegistrationStore:
         return await self._cache.expired(now, grace)
 
     async def remove_expired(self, now: float, grace: float = 0.0) -> list[Deregistration]:
-        removed = self._cache._remove_expired(now, grace)
-        await self._write([_delete_registration(d.registration.id) for d in removed])
-        return removed
+        async with self._writing:
+            expired = self._cache._expired(now, grace)
+            await self._write([_delete_registration(r.id) for r in expired])
+            removed = [self._cache._remove(r.id) for r in expired]
+            return [gone for gone in removed if gone is not None]
 
     async def add_observation(self, observation: Observation) -> bool:
-        if not self._cache._add_observation(observation):
-            return False
-        await self._write(
-            [
-                (
-                    "INSERT OR REPLACE INTO observations (token, registration_id, data) "
-                    "VALUES (?,?,?)",
+        async with self._writing:
+            if observation.registration_id not in self._cache._by_id:
+                return False
+            await self._write(
+                [
                     (
-                        observation.token,
-                        observation.registration_id,
-                        dumps(observation_to_json(observation)),
-                    ),
-                )
-            ]
-        )
-        return True
+                        "INSERT OR REPLACE INTO observations (token, registration_id, data) "
+                        "VALUES (?,?,?)",
+                        (
+                            observation.token,
+                            observation.registration_id,
+                            dumps(observation_to_json(observation)),
+                        ),
+                    )
+                ]
+            )
+            return self._cache._add_observation(observation)
 
     async def get_observation(self, token: bytes) -> Observation | None:
         return await self._cache.get_observation(token)
@@ -296,18 +308,20 @@ class SqliteRegistrationStore:
         return await self._cache.all_observations()
 
     async def remove_observation(self, token: bytes) -> Observation | None:
-        removed = self._cache._remove_observation(token)
-        if removed is not None:
+        async with self._writing:
+            if token not in self._cache._observations:
+                return None
             await self._write([("DELETE FROM observations WHERE token = ?", (token,))])
-        return removed
+            return self._cache._remove_observation(token)
 
     async def remove_observations(self, registration_id: str) -> list[Observation]:
-        removed = self._cache._remove_observations(registration_id)
-        if removed:
+        async with self._writing:
+            if not self._cache._by_registration.get(registration_id):
+                return []
             await self._write(
                 [("DELETE FROM observations WHERE registration_id = ?", (registration_id,))]
             )
-        return removed
+            return self._cache._remove_observations(registration_id)
 
     async def close(self) -> None:
         await self._db.close()
