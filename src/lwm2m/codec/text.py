@@ -193,12 +193,8 @@ def _show(text: str) -> str:
     return repr(text if len(text) <= 40 else text[:40] + "...")
 
 
-_FAST_TEXT = {ResourceType.STRING: True, ResourceType.CORELNK: True}
-_FAST_DIGITS = {
-    ResourceType.INTEGER: True,
-    ResourceType.TIME: True,
-    ResourceType.UNSIGNED_INTEGER: True,
-}
+_FAST_TEXT = frozenset({ResourceType.STRING, ResourceType.CORELNK})
+_FAST_DIGITS = frozenset({ResourceType.INTEGER, ResourceType.TIME, ResourceType.UNSIGNED_INTEGER})
 
 
 def _fast_decode(data: bytes, path: Path, model: ObjectModel) -> Node | None:

@@ -504,16 +504,11 @@ class CoapEndpoint:
         peers = self._peer_of if self._sessions is not None else None
         if peers is not None:
             peers[request_id] = peer
-        # _send, and _timer_moved inlined: a flagged layer with nothing to add (an established
-        # session) is not asked for more datagrams or its deadline.
+        # A flagged layer with nothing to add (an established session) is not asked for more
+        # datagrams or its deadline (_send_protected, _timer_moved).
         self._send_protected(engine.datagrams_to_send(now), now)
-        flag = self._flag
         at = self._timer_at
-        if (
-            at is None
-            or engine.deadline_added_before(at)
-            or ((flag is None or flag.output_pending) and self._security_earlier(at))
-        ):
+        if self._timer_moved(at):
             self._rearm_timer(at)
         try:
             return await future
@@ -759,14 +754,12 @@ class CoapEndpoint:
                 if at is None or engine.deadline_added_before(at):
                     self._rearm_timer(at)
                 return
-            # _send and _timer_moved, inlined for a flagged layer with nothing to report (a
-            # client endpoint's response: no datagram to send, no deadline changed).
+            # A flagged layer with nothing to report (a client endpoint's response: no datagram
+            # to send, no deadline changed) is not asked (_timer_moved checks the flag too).
             flag = self._flag
             if out or flag is None or flag.output_pending:
                 self._send_protected(out, now)
-                if self._timer_moved(at):
-                    self._rearm_timer(at)
-            elif at is None or engine.deadline_added_before(at):
+            if self._timer_moved(at):
                 self._rearm_timer(at)
 
     def _datagram_received(self, data: bytes, addr: UdpAddress) -> None:

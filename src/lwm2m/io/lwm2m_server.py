@@ -879,11 +879,11 @@ class LwM2MServer:
     async def registration(self, endpoint: str) -> Registration | None:
         """The client's registration; None also once its lifetime ran out (before the sweep)."""
         registration = await self.store.get_by_endpoint(endpoint)
-        if registration is not None and registration.is_expired(
-            self.clock(), self.config.lifetime_grace
-        ):
-            return None
-        return registration
+        return None if registration is None or self._over(registration) else registration
+
+    def _over(self, registration: Registration) -> bool:
+        """Past its lifetime (and the grace): over, even before the expiry sweep removes it."""
+        return registration.is_expired(self.clock(), self.config.lifetime_grace)
 
     async def registrations(self) -> list[Registration]:
         return await self.store.registrations()
@@ -1017,10 +1017,7 @@ class LwM2MServer:
     async def _located(self, location: str) -> Registration:
         parts = location.strip("/").split("/")
         registration = await self.store.get(parts[1]) if len(parts) == 2 else None
-        # Past its lifetime a registration is over, even before the next sweep removes it.
-        if registration is None or registration.is_expired(
-            self.clock(), self.config.lifetime_grace
-        ):
+        if registration is None or self._over(registration):
             raise NotFound("no such registration")
         return registration
 
@@ -1056,9 +1053,7 @@ class LwM2MServer:
         self, request: Deregister, address: Address, identity: PeerIdentity | None
     ) -> Message:
         registration = await self._located(request.location)
-        # An authenticated registration is de-registered only by the same identity (a plain
-        # request, which has none, included).
-        if registration.identity is not None and identity != registration.identity:
+        if not registration.accepts(identity):
             raise BadRequest("De-register from another identity than the registration's")
         context = RequestContext(registration.endpoint, address, identity, registration)
         await self._authorize(request, context)

@@ -324,6 +324,12 @@ class Registration:
     def is_expired(self, now: float, grace: float = 0.0) -> bool:
         return now > self.expires_at(grace)
 
+    def accepts(self, identity: PeerIdentity | None) -> bool:
+        """Whether a request with ``identity`` may update or end this registration: any
+        request for a plain one, only the same identity for an authenticated one (a plain
+        request, which has none, included)."""
+        return self.identity is None or identity == self.identity
+
     def supports(self, content_format: int) -> bool:
         """Whether the client advertised ``content_format`` (always true when it listed none)."""
         return not self.links.content_formats or content_format in self.links.content_formats
@@ -395,13 +401,12 @@ def apply_update(
 ) -> Registration:
     """The registration after ``update`` (Core §6.2.2); raises BadRequest for invalid fields.
 
-    A different authenticated identity than the registration's is a 4.00 (the Update does not
-    come from the client that registered).
+    A request the registration does not :meth:`~Registration.accepts` (another identity, or
+    none for an authenticated registration) is a 4.00: it does not come from the client that
+    registered.
     """
     config = config or ServerConfig()
-    # An authenticated registration is updated only by the same identity (a plain request,
-    # which has none, included).
-    if registration.identity is not None and identity != registration.identity:
+    if not registration.accepts(identity):
         raise BadRequest("Update from another identity than the registration's")
     lifetime = registration.lifetime
     if update.lifetime is not None:

@@ -57,11 +57,17 @@ class MemoryRegistrationStore:
         if identity is not None and self._by_identity.get(identity) == rid:
             del self._by_identity[identity]
 
+    def _replaced_by(self, registration: Registration) -> set[str]:
+        """The ids :meth:`_add` removes for ``registration``: the endpoint's previous
+        registration, and the same id again (a client re-using a location is not possible; a
+        caller bug)."""
+        ids = {self._by_endpoint.get(registration.endpoint), registration.id}
+        return {rid for rid in ids if rid is not None and rid in self._by_id}
+
     def _add(self, registration: Registration) -> Deregistration | None:
         previous_id = self._by_endpoint.get(registration.endpoint)
         replaced = self._remove(previous_id) if previous_id is not None else None
         if registration.id in self._by_id:
-            # Same id again (a client re-using a location is not possible; a caller bug).
             self._remove(registration.id)
         self._index(registration)
         return replaced

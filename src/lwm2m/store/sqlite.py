@@ -228,11 +228,7 @@ class SqliteRegistrationStore:
     async def add(self, registration: Registration) -> Deregistration | None:
         async with self._writing:
             cache = self._cache
-            statements = [
-                _delete_registration(rid)
-                for rid in {cache._by_endpoint.get(registration.endpoint), registration.id}
-                if rid is not None and rid in cache._by_id
-            ]
+            statements = [_delete_registration(rid) for rid in cache._replaced_by(registration)]
             statements.append(_put_registration(registration))
             await self._write(statements)
             return cache._add(registration)
