@@ -10,6 +10,10 @@ PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check
 TEST_DEBS := libcoap3-bin openssl softhsm2 pcscd vsmartcard-vpcd libpcsclite-dev swig \
              autoconf automake libtool
 
+# The Node.js test peer (lwm2m-node-lib, an independent LwM2M implementation), pinned by its
+# package-lock.json; npm comes with Debian's nodejs when the machine has no Node.js yet.
+NODE_PEER := tests/e2e/node_peer
+
 .PHONY: demo test lint typecheck imports unit fuzz bench system-deps clean
 
 $(VENV)/.base: pyproject.toml
@@ -27,6 +31,11 @@ $(VENV)/.dev: pyproject.toml $(VENV)/.base
 system-deps:
 	@scripts/ensure-system-deps.sh $(TEST_DEBS)
 
+$(NODE_PEER)/node_modules/.installed: $(NODE_PEER)/package-lock.json
+	@command -v npm >/dev/null || scripts/ensure-system-deps.sh nodejs npm
+	@cd $(NODE_PEER) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 demo: $(VENV)/.base
 	$(BIN)/lwm2m demo
 
@@ -40,7 +49,7 @@ typecheck: $(VENV)/.dev
 imports: $(VENV)/.dev
 	$(BIN)/lint-imports
 
-unit: $(VENV)/.dev system-deps
+unit: $(VENV)/.dev system-deps $(NODE_PEER)/node_modules/.installed
 	$(BIN)/python -m pytest --cov=lwm2m --cov-branch --cov-report=term:skip-covered
 
 test: lint typecheck imports unit
@@ -52,4 +61,4 @@ bench: $(VENV)/.dev
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage build src/*.egg-info
+	rm -rf $(VENV) $(NODE_PEER)/node_modules .pytest_cache .mypy_cache .ruff_cache .coverage build src/*.egg-info

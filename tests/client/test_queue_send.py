@@ -129,3 +129,22 @@ def test_send_while_sleeping_wakes_first() -> None:
     h.engine.send([Path(3, 0, 0)], h.now)
     kinds = [type(r.operation) for r in h.take()]
     assert kinds == [Update, Send]
+
+
+def test_send_skips_a_server_registered_as_1_0() -> None:
+    """Send is a 1.1 operation (Core §6.4.6): a server that accepted only a 1.0 Register gets
+    none, the others still do."""
+    acl = [{"object": 3, "instance": 0, "owner": 101, "rights": {"0": "R"}}]
+    h = Harness(config(server(101, mute_send=False), server(102, mute_send=False), acl=acl))
+    h.start()
+    for request in h.take(Register):
+        if request.connection.short_server_id == 101:
+            h.respond(request, Code.PRECONDITION_FAILED)
+            (request,) = h.take(Register)
+        h.respond(request, Code.CREATED, location=("rd", f"r{request.connection.short_server_id}"))
+    assert h.engine.registrations[101].version == "1.0"
+    assert len(h.engine.send([Path(3, 0, 0)], h.now)) == 1
+    (sent,) = h.take(Send)
+    assert sent.connection.short_server_id == 102
+    with pytest.raises(LocalProtocolError):
+        h.engine.send([Path(3, 0, 0)], h.now, short_server_id=101)

@@ -286,3 +286,71 @@ def test_account_removed_and_added_at_runtime() -> None:
     h.advance(0)
     (register,) = h.take(Register)
     assert register.connection.short_server_id == 102
+
+
+# -- enabler version fallback (Core §6.2.1: a server refuses a version it does not support) -----
+
+
+def test_a_4_12_to_a_1_1_register_registers_again_as_1_0() -> None:
+    """A 1.0 server answers lwm2m=1.1 with 4.12 (Transport Table 6.7-2): the client registers
+    again at once as 1.0, without counting a retry. The 1.0 Register has no 1.1 parts: no
+    ``ct`` on the root link, and queue mode as the binding letter ``Q``, not the ``Q``
+    parameter. Its Updates carry the same binding, and so does a later Register of the same
+    registration (the server will not have learnt 1.1 meanwhile); a restart tries 1.1."""
+    h = Harness(config(server(101, lifetime=120, binding="U"), queue_mode=True))
+    h.start()
+    (first,) = h.take(Register)
+    assert "lwm2m=1.1" in first.message.uri_query
+    h.respond(first, Code.PRECONDITION_FAILED)
+    assert h.take_events(RegistrationFailed) == []
+    (second,) = h.take(Register)
+    assert second.message.uri_query == ("ep=test-ep", "lt=120", "lwm2m=1.0", "b=UQ")
+    root = decode_links(second.message.payload)[0]
+    assert (root.uri, root.content_formats) == ("/", ())
+    assert root.resource_types == ("oma.lwm2m",)
+    h.respond(second, Code.CREATED, location=("rd", "v10"))
+    assert h.take_events(Registered) == [Registered(101, "/rd/v10", "1.0")]
+    assert code(h.request(Code.PUT, "/1/0/1", payload=b"600", cf=CF.TEXT)) == "2.04"
+    (update,) = h.take(Update)
+    assert update.message.uri_query == ("lt=600",)  # the binding did not change: not sent
+    h.respond(update)
+    # the server forgets the client: it registers again, still as 1.0
+    h.engine.request_update(h.now)
+    (update,) = h.take(Update)
+    h.respond(update, Code.NOT_FOUND)
+    (again,) = h.take(Register)
+    assert "lwm2m=1.0" in again.message.uri_query
+    h.respond(again, Code.CREATED, location=("rd", "v10b"))
+    # a stopped and restarted client starts from 1.1 again
+    h.engine.stop(h.now)
+    (deregister,) = h.take()
+    h.respond(deregister, Code.DELETED)
+    h.engine.start(h.now)
+    (restart,) = h.take(Register)
+    assert "lwm2m=1.1" in restart.message.uri_query
+
+
+def test_a_4_12_to_the_1_0_register_is_an_ordinary_failure() -> None:
+    h = Harness(config(server(101, retry_timer=10, bootstrap_on_failure=False)))
+    h.start()
+    (first,) = h.take(Register)
+    h.respond(first, Code.PRECONDITION_FAILED)
+    (second,) = h.take(Register)
+    h.respond(second, Code.PRECONDITION_FAILED)
+    (failed,) = h.take_events(RegistrationFailed)
+    assert failed.reason.startswith("4.12")
+    assert failed.retry_at == h.now + 10
+    assert h.take(Register) == []
+    h.advance(10)
+    (retry,) = h.take(Register)
+    assert "lwm2m=1.0" in retry.message.uri_query  # retries keep the version reached
+
+
+def test_minimum_version_1_1_disables_the_fallback() -> None:
+    h = Harness(config(server(101, bootstrap_on_failure=False), minimum_lwm2m_version="1.1"))
+    h.start()
+    (first,) = h.take(Register)
+    h.respond(first, Code.PRECONDITION_FAILED)
+    (failed,) = h.take_events(RegistrationFailed)
+    assert failed.reason.startswith("4.12")
+    assert h.take(Register) == []

@@ -561,6 +561,14 @@ def test_load_config(tmp_path: FsPath) -> None:
         ({"endpoint": "e", "bootstrap": {"uri": "coap://h"}, "awake_time": "x"}, "number"),
         ({"endpoint": "e", "bootstrap": {"uri": "coap://h"}, "bind": "nope"}, "host:port"),
         ({"endpoint": "e", "bootstrap": {"uri": "coap://h"}, "bind": 5}, "host:port"),
+        (
+            {"endpoint": "e", "bootstrap": {"uri": "coap://h"}, "minimum_lwm2m_version": 1.0},
+            "minimum_lwm2m_version",
+        ),
+        (
+            {"endpoint": "e", "bootstrap": {"uri": "coap://h"}, "minimum_lwm2m_version": "1.2"},
+            '"1.0" or "1.1"',
+        ),
         ({"endpoint": "e", "bootstrap": {"uri": "coap://h"}, "formats": []}, "formats"),
         (
             {"endpoint": "e", "bootstrap": {"uri": "coap://h"}, "formats": {"single": "gif"}},

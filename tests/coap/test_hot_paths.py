@@ -94,7 +94,7 @@ def test_notification_cache_follows_a_changed_response() -> None:
     net.flush()
     got = [e.response for e in net.take(CLIENT) if isinstance(e, NotificationReceived)]
     assert [(m.payload, m.content_format) for m in got] == [(b"one", 0), (b"two", 0), (b"two", 60)]
-    assert [m.observe for m in got] == [1, 2, 3]
+    assert [m.observe for m in got] == [2, 3, 4]  # after the registration response's 1
 
 
 def test_con_notifications_are_retransmitted_from_the_fast_path() -> None:

@@ -39,7 +39,7 @@ def observe_setup(**server_kw: object) -> tuple[Net, CoapEngine, CoapEngine, int
     net.flush()
     (first,) = net.take(CLIENT)
     assert isinstance(first, ResponseReceived)
-    assert first.response.observe == 0
+    assert first.response.observe == 1  # the first number is 1, never 0 (see engine)
     return net, client, server, rid, obs
 
 
@@ -59,7 +59,7 @@ def test_register_and_receive_notifications_with_rising_sequence() -> None:
         net.flush()
     evs = net.take(CLIENT)
     assert [e.request_id for e in evs] == [rid] * 3  # type: ignore[union-attr]
-    assert [e.response.observe for e in evs] == [1, 2, 3]  # type: ignore[union-attr]
+    assert [e.response.observe for e in evs] == [2, 3, 4]  # type: ignore[union-attr]
     assert [e.response.payload for e in evs] == [b"v1", b"v2", b"v3"]  # type: ignore[union-attr]
     # NON by default (configurable)
     assert {w.msg.mtype for w in net.sent_by(SERVER)[1:]} == {NON}

@@ -353,6 +353,33 @@ def test_read_request_equals_the_keyword_construction(request_: Read) -> None:
     assert encode_request(request_, MODEL).options is not message.options
 
 
+def test_a_response_without_content_format_is_in_the_accepted_format() -> None:
+    """RFC 7252 §5.10.4: a 2.05 answer to an Accept is in that format, so a response that
+    leaves the option out (lwm2m-node-lib's client) decodes with the request's Accept; a
+    payload that is not in that format is still an error naming it."""
+    bare = Message(Code.CONTENT, b"300")
+    for request in (
+        Read(Path(1, 0, 1), ContentFormat.TEXT),
+        Observe(Path(1, 0, 1), ContentFormat.TEXT),
+        BootstrapRead(Path(1, 0, 1), ContentFormat.TEXT),
+    ):
+        response = decode_response(request, bare, MODEL)
+        assert response.content == LIFETIME
+        assert response.content_format is ContentFormat.TEXT
+    with pytest.raises(CodecError):
+        decode_response(Read(Path(1, 0, 1), ContentFormat.TLV), bare, MODEL)
+    senml = Message(Code.CONTENT, b'[{"n":"/1/0/1","v":300}]')
+    for composite in (
+        ReadComposite((Path(1, 0, 1),), accept=ContentFormat.SENML_JSON),
+        ObserveComposite((Path(1, 0, 1),), accept=ContentFormat.SENML_JSON),
+    ):
+        response = decode_response(composite, senml, MODEL)
+        assert response.composite == {Path(1, 0, 1): LIFETIME}
+        assert response.content_format is ContentFormat.SENML_JSON
+    with pytest.raises(CodecError, match="composite response without Content-Format"):
+        decode_response(ReadComposite((Path(1, 0, 1),)), senml, MODEL)
+
+
 def test_decode_response_rejects_unknown_content_formats() -> None:
     message = Message(Code.CONTENT, b"\x00", content_format=9999)
     with pytest.raises(CodecError, match="unsupported content format 9999"):

@@ -183,6 +183,9 @@ class ClientConfig:
     """The ``pct`` of the Bootstrap-Request; None omits it."""
     bind: tuple[str, int] = ("0.0.0.0", 0)
     """Local UDP address of the asyncio runner."""
+    minimum_lwm2m_version: str = "1.0"
+    """The lowest enabler version to register with: a server that refuses 1.1 with 4.12 gets
+    a 1.0 Register when this is ``1.0`` (the default), none when it is ``1.1``."""
 
 
 # -- parsing -----------------------------------------------------------------------------------
@@ -199,7 +202,7 @@ def load_config(path: str | os.PathLike[str]) -> ClientConfig:
 
 
 _TOP = {"endpoint", "servers", "bootstrap", "acl", "device", "queue_mode", "awake_time"}
-_TOP |= {"formats", "bind"}
+_TOP |= {"formats", "bind", "minimum_lwm2m_version"}
 _SECURITY = {
     "security_mode",
     "psk_identity",
@@ -264,7 +267,14 @@ def parse_config(data: Mapping[str, Any]) -> ClientConfig:
         formats=_formats(data.get("formats", {})),
         bootstrap_preferred_format=_preferred(data.get("formats", {})),
         bind=_bind(data.get("bind", "0.0.0.0:0")),
+        minimum_lwm2m_version=_version(data.get("minimum_lwm2m_version", "1.0")),
     )
+
+
+def _version(value: object) -> str:
+    if value not in ("1.0", "1.1"):
+        raise ConfigError(f'minimum_lwm2m_version: "1.0" or "1.1" expected, not {value!r}')
+    return value
 
 
 def _known(where: str, table: Mapping[str, Any], allowed: set[str]) -> None:

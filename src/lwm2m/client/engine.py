@@ -96,6 +96,7 @@ from lwm2m.coap.message import Message
 from lwm2m.coap.numbers import Code
 from lwm2m.codec.base import TimestampedNodes
 from lwm2m.codec.link import Link, format_links
+from lwm2m.constants import LWM2M_VERSION
 from lwm2m.errors import (
     CodecError,
     LocalProtocolError,
@@ -390,6 +391,8 @@ class ClientEngine:
             if short_server_id is not None and ssid != short_server_id:
                 continue
             if not registration.registered or registration.account.mute_send:
+                continue
+            if registration.version == "1.0":  # Send is a 1.1 operation (Core §6.4.6)
                 continue
             nodes: dict[Path, Node] = {}
             for path in paths:
@@ -707,6 +710,12 @@ class ClientEngine:
                 code = response.code if response is not None else None
                 self._events.append(SendCompleted(request_id, pending.ssid, code))
             case "register" if registration is not None:
+                if response is not None and response.code == Code.PRECONDITION_FAILED:
+                    effects = registration.version_refused(self.config.minimum_lwm2m_version)
+                    if effects:
+                        self._apply(registration, effects, now)
+                        self._after_input(now)
+                        return
                 location = None
                 if success and response is not None:
                     location = "/" + "/".join(response.location_path)
@@ -902,15 +911,14 @@ class ClientEngine:
                 case _:
                     self._events.append(effect)
 
-    def _object_links(self) -> tuple[Link, ...]:
+    def _object_links(self, version: str = LWM2M_VERSION) -> tuple[Link, ...]:
         """The Register payload (§6.2.1): ``</>;rt="oma.lwm2m";ct=...`` then every object and
-        instance except /0 and /21, with ``ver`` for objects whose version is not 1.0."""
-        links = [
-            Link(
-                "/",
-                [("rt", "oma.lwm2m"), ("ct", self.formats.content_formats_attribute())],
-            )
-        ]
+        instance except /0 and /21, with ``ver`` for objects whose version is not 1.0. For a
+        1.0 server the root link has no ``ct`` (a 1.1 attribute)."""
+        root: list[tuple[str, str]] = [("rt", "oma.lwm2m")]
+        if version != "1.0":
+            root.append(("ct", self.formats.content_formats_attribute()))
+        links = [Link("/", root)]
         for handler in self.tree:
             definition = handler.definition
             if definition.id in BOOTSTRAP_ONLY_OBJECTS:
@@ -929,15 +937,17 @@ class ClientEngine:
         # a new registration starts without observations (§6.2.1); cleared now, not at its 2.01,
         # because the server may observe before the 2.01 reaches us
         self.observations.remove_server(registration.ssid)
-        links = self._object_links()
+        links = self._object_links(registration.version)
+        binding = _binding(registration)
         registration.in_flight = RegistrationParameters(
-            account.lifetime, account.binding_letters, format_links(links)
+            account.lifetime, binding, format_links(links)
         )
         op = Register(
             self.config.endpoint,
             lifetime=account.lifetime,
-            binding=account.binding_letters,
-            queue_mode=registration.queue_mode,
+            lwm2m_version=registration.version,
+            binding=binding,
+            queue_mode=registration.queue_mode and registration.version != "1.0",
             objects=links,
         )
         self._send(op, "register", account)
@@ -945,9 +955,9 @@ class ClientEngine:
     def _send_update(self, registration: Registration) -> None:
         account = registration.account
         assert registration.location is not None
-        links = self._object_links()
+        links = self._object_links(registration.version)
         current = RegistrationParameters(
-            account.lifetime, account.binding_letters, format_links(links)
+            account.lifetime, _binding(registration), format_links(links)
         )
         sent = registration.sent
         registration.in_flight = current
@@ -1079,3 +1089,12 @@ class ClientEngine:
                     )
                 )
             observation.stored.clear()
+
+
+def _binding(registration: Registration) -> str:
+    """The ``b`` parameter: 1.1 letters, with the 1.0 queue flag ``Q`` appended for a 1.0
+    server (1.1 sends queue mode as its own ``Q`` parameter instead)."""
+    letters = registration.account.binding_letters
+    if registration.version == "1.0" and registration.queue_mode:
+        return letters + "Q"
+    return letters

@@ -53,6 +53,8 @@ class Registered:
     short_server_id: int
     location: str
     """The registration's Location-Path, e.g. ``/rd/5a3f``."""
+    lwm2m_version: str = "1.1"
+    """The enabler version the server accepted: ``1.0`` after it refused 1.1 with 4.12."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,7 @@ from lwm2m.client.events import (
     ServerDisabled,
     Sleeping,
 )
+from lwm2m.constants import LWM2M_VERSION
 from lwm2m.errors import LocalProtocolError
 
 __all__ = [
@@ -130,6 +131,9 @@ class Registration:
         self.queue_mode = queue_mode or account.queue_binding
         self.awake_time = awake_time
         self.state = RegistrationState.IDLE
+        self.version = LWM2M_VERSION
+        """The enabler version of the next Register: 1.1, or 1.0 once the server refused 1.1
+        (see :meth:`version_refused`)."""
         self.deadline: float | None = None
         self.location: str | None = None
         self.attempt = 0
@@ -174,6 +178,7 @@ class Registration:
         ):
             self._move(RegistrationState.WAITING)
             self.attempt = self.sequence = 0
+            self.version = LWM2M_VERSION  # a new registration tries the highest version again
             self.deadline = now + (self.account.initial_delay if delay is None else delay)
         return []
 
@@ -237,8 +242,19 @@ class Registration:
             self.deadline = now + update_delay(self.account.lifetime)
             self.activity(now)
             self.sleeping = False
-            return [Registered(self.ssid, location)]
+            return [Registered(self.ssid, location, self.version)]
         return self._retry(now, reason or "Register failed")
+
+    def version_refused(self, minimum: str) -> list[Effect]:
+        """The server answered the Register with 4.12 (Core §6.2.1: a server refuses an enabler
+        version it does not support; Transport Table 6.7-2 names the code). If a lower version
+        is allowed (``minimum``), the Register goes again at once as 1.0, not counted as a
+        retry; otherwise it is an ordinary failure (the caller then calls
+        :meth:`register_done`)."""
+        if self.state is not RegistrationState.REGISTERING or self.version <= minimum:
+            return []
+        self.version = "1.0"
+        return [Send.REGISTER]
 
     def _retry(self, now: float, reason: str) -> list[Effect]:
         account = self.account

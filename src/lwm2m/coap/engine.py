@@ -1519,7 +1519,9 @@ class CoapEngine:
             if old is not None and wants:
                 self._remove_observation(old, "replaced", now)
             return None
-        sequence = 0
+        # The first number is 1, not 0: RFC 7641 allows any start, and node-coap (under
+        # lwm2m-node-lib's server) drops a response whose Observe is not above 0 as stale.
+        sequence = 1
         if old is not None:
             # Same endpoint and token: replace the entry (RFC 7641 §4.1), keep numbers rising.
             sequence = next_sequence(old.sequence)

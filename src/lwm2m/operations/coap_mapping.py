@@ -522,6 +522,11 @@ def decode_response(
         fmt = _FORMATS.get(cf)
         if fmt is None:
             raise CodecError(f"unsupported content format {cf}")
+    elif type(request) in _ACCEPTING:
+        # RFC 7252 §5.10.4: a 2.xx answer to an Accept is in the accepted format (a server that
+        # cannot return it must answer 4.06), so the Accept names the format of a response
+        # that leaves the Content-Format option out (lwm2m-node-lib's client does).
+        fmt = request.accept  # type: ignore[union-attr]
     payload = message.payload
     # The usual answer first: a node for a Read / Observe / Bootstrap-Read. The exact-type test
     # spares the isinstance check on that hot path; the request classes are disjoint (slotted,
@@ -531,7 +536,7 @@ def decode_response(
     ):
         path = request.path  # type: ignore[union-attr]
         if fmt is None:
-            raise CodecError("response without Content-Format", path=str(path))
+            raise CodecError("response without Content-Format (and no Accept)", path=str(path))
         return content_response(code, codec_for(fmt).decode(payload, path, model), fmt)
     if isinstance(request, Discover | BootstrapDiscover | Register):
         links = tuple(decode_links(payload)) if payload else ()
@@ -539,7 +544,7 @@ def decode_response(
         return Response(code, links=links, location=location, content_format=fmt)
     if isinstance(request, ReadComposite | ObserveComposite) and payload:
         if fmt is None:
-            raise CodecError("composite response without Content-Format")
+            raise CodecError("composite response without Content-Format (and no Accept)")
         composite = composite_codec_for(fmt).decode_nodes(payload, model, paths=request.paths)
         if any(node is None for node in composite.values()):
             raise CodecError("composite response with a value-less record")
@@ -548,3 +553,4 @@ def decode_response(
 
 
 _NODE_REQUESTS = frozenset({Read, Observe, BootstrapRead})
+_ACCEPTING = frozenset({Read, Observe, BootstrapRead, ReadComposite, ObserveComposite})
