@@ -5,10 +5,10 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check
 
 # Debian packages the tests need — interop peers (libcoap, openssl), SoftHSM2, pcscd with the
-# vpcd virtual reader, and what pyscard and DTLSSocket (tinydtls) need to build — installed
-# only when missing.
+# vpcd virtual reader, and what pyscard, DTLSSocket (tinydtls) and Wakaama (cmake) need to
+# build — installed only when missing.
 TEST_DEBS := libcoap3-bin openssl softhsm2 pcscd vsmartcard-vpcd libpcsclite-dev swig \
-             autoconf automake libtool
+             autoconf automake libtool cmake
 
 # The Node.js test peer (lwm2m-node-lib, an independent LwM2M implementation), pinned by its
 # package-lock.json; npm comes with Debian's nodejs when the machine has no Node.js yet.
@@ -31,6 +31,11 @@ $(VENV)/.dev: pyproject.toml $(VENV)/.base
 system-deps:
 	@scripts/ensure-system-deps.sh $(TEST_DEBS)
 
+# Eclipse Wakaama's example client and server (C, LwM2M 1.0), built from the tree an npm package
+# carries (checked by SHA-256) into build/wakaama.
+build/wakaama/.holdoff-0: scripts/build-wakaama.sh
+	@scripts/build-wakaama.sh build/wakaama
+
 $(NODE_PEER)/node_modules/.installed: $(NODE_PEER)/package-lock.json
 	@command -v npm >/dev/null || scripts/ensure-system-deps.sh nodejs npm
 	@cd $(NODE_PEER) && npm ci --no-audit --no-fund --loglevel=error
@@ -49,7 +54,7 @@ typecheck: $(VENV)/.dev
 imports: $(VENV)/.dev
 	$(BIN)/lint-imports
 
-unit: $(VENV)/.dev system-deps $(NODE_PEER)/node_modules/.installed
+unit: $(VENV)/.dev system-deps $(NODE_PEER)/node_modules/.installed build/wakaama/.holdoff-0
 	$(BIN)/python -m pytest --cov=lwm2m --cov-branch --cov-report=term:skip-covered
 
 test: lint typecheck imports unit

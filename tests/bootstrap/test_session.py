@@ -26,6 +26,7 @@ from lwm2m.codec.content_format import ContentFormat
 from lwm2m.codec.link import Link
 from lwm2m.errors import LocalProtocolError
 from lwm2m.model import Path, ResourceType, SingleResource
+from lwm2m.model.registry import default_registry
 from lwm2m.operations.requests import (
     BootstrapDelete,
     BootstrapDiscover,
@@ -207,3 +208,83 @@ def test_write_format(
     session = BootstrapSession("d", config(content_format=configured), preferred_format=preferred)
     writes = [t for t in session.tasks if isinstance(t, BootstrapWrite)]
     assert {w.content_format for w in writes} == {expected}
+
+
+# -- writes fitted to the object versions a Bootstrap-Discover reports --------------------------
+
+
+def fitted_writes(links: tuple[Link, ...] | None, **kwargs: object) -> list[object]:
+    """Run a session whose Discover answers ``links`` (None: the Discover fails, 4.04); the
+    Bootstrap-Writes it sent and its write steps."""
+    session = BootstrapSession("dev1", config(discover=True, **kwargs), registry=default_registry())
+    sent: list[object] = []
+    while requests := session.requests_to_send():
+        (request,) = requests
+        if isinstance(request, BootstrapDiscover):
+            code = Code.CONTENT if links is not None else Code.NOT_FOUND
+            session.receive_response(Response(code, links=links))
+            continue
+        if isinstance(request, BootstrapWrite):
+            sent.append(request)
+        session.receive_response(Response(Code.CHANGED))
+    steps = [e for e in events(session) if isinstance(e, BootstrapStep)]
+    return sent + [s for s in steps if s.operation == "write"]
+
+
+ONE_OH = (Link("/", {"lwm2m": "1.0"}), Link("/0/1"), Link("/1/0"), Link("/3/0"))
+
+
+def test_writes_leave_out_what_the_clients_object_version_lacks() -> None:
+    """A 1.0 client (no ``ver``: object version 1.0) gets /1/0 without 1.1's Mute Send
+    (/1/x/23), and the step names what was left out; the Security instance loses nothing."""
+    servers = (ServerInstance(0, 101, lifetime=300, mute_send=False),)
+    security_write, server_write, security_step, server_step = fitted_writes(
+        ONE_OH, servers=servers
+    )
+    assert isinstance(security_write, BootstrapWrite)
+    assert isinstance(server_write, BootstrapWrite)
+    assert security_write.node == config().security[0].to_instance()
+    assert set(server_write.node.resources) == {0, 1, 6, 7}  # type: ignore[union-attr]
+    assert isinstance(security_step, BootstrapStep)
+    assert isinstance(server_step, BootstrapStep)
+    assert security_step.omitted == ()
+    assert server_step.omitted == (Path(1, 0, 23),)
+    assert server_step.ok
+
+
+@pytest.mark.parametrize(
+    "links",
+    [
+        (Link("/", {"lwm2m": "1.1"}), Link("/1", {"ver": "1.1"}), Link("/1/0")),
+        None,  # the Discover failed: nothing is known, the writes go as configured
+        (Link("/1", {"ver": "9.9"}), Link("/1/0")),  # a version the registry lacks
+    ],
+)
+def test_writes_go_as_configured_when_the_version_has_them_or_is_unknown(
+    links: tuple[Link, ...] | None,
+) -> None:
+    servers = (ServerInstance(0, 101, lifetime=300, mute_send=False),)
+    _, server_write, _, server_step = fitted_writes(links, servers=servers)
+    assert isinstance(server_write, BootstrapWrite)
+    assert 23 in server_write.node.resources  # type: ignore[union-attr]
+    assert isinstance(server_step, BootstrapStep)
+    assert server_step.omitted == ()
+
+
+def test_a_failed_fitted_write_still_names_what_it_left_out() -> None:
+    servers = (ServerInstance(0, 101, lifetime=300, mute_send=False),)
+    session = BootstrapSession(
+        "dev1", config(discover=True, servers=servers), registry=default_registry()
+    )
+    answers = iter(
+        [Response(Code.CONTENT, links=ONE_OH), Response(Code.DELETED), Response(Code.CHANGED)]
+    )
+    while True:
+        (request,) = session.requests_to_send()
+        if isinstance(request, BootstrapWrite) and request.path == Path(1, 0):
+            session.request_failed("timeout")
+            break
+        session.receive_response(next(answers))
+    (step,) = [e for e in events(session) if isinstance(e, BootstrapStep) and e.error]
+    assert step.omitted == (Path(1, 0, 23),)
+    assert session.state is SessionState.FAILED

@@ -39,7 +39,7 @@ def test_model_show_prints_the_definition_as_a_table(run) -> None:
 @pytest.mark.parametrize(
     ("ref", "message"),
     [
-        ("3/9.9", "no definition of object 3/9.9; known versions: 1.1"),
+        ("3/9.9", "no definition of object 3/9.9; known versions: 1.0, 1.1"),
         ("4242", "no definition of object 4242"),
         ("x", "is not OBJECT[/VERSION]"),
     ],
@@ -55,7 +55,7 @@ def test_model_check_summarises_good_and_bad_files(run, tmp_path: FsPath) -> Non
     bundled = FsPath(__file__).resolve().parents[2] / "src/lwm2m/model/objects"
     good = run("model", "check", str(bundled))
     assert good.exit_code == 0, good.output
-    assert "10 valid, 0 invalid, 10 files" in good.output
+    assert "13 valid, 0 invalid, 13 files" in good.output
     bad = tmp_path / "bad.xml"
     bad.write_text("<LWM2M><Object><Name>x</Name></Object></LWM2M>")
     result = run("model", "check", str(bundled / "3-1_1.xml"), str(bad))

@@ -167,6 +167,11 @@ def test_bootstrap_event_lines() -> None:
     )
     found = bs.BootstrapStep("ep", 0, "discover", Path(), 0x45, links=(Link("/0/1"),))
     assert plain(bootstrap_event_line(found, 3)).endswith("-> 2.05 Content (1 links)")
+    fitted = bs.BootstrapStep("ep", 3, "write", Path(1, 0), 0x44, omitted=(Path(1, 0, 23),))
+    assert plain(bootstrap_event_line(fitted, 5)) == (
+        "step 4/5       ep write /1/0 -> 2.04 Changed "
+        "(left out /1/0/23: not in the client's object version)"
+    )
     assert plain(bootstrap_event_line(bs.BootstrapFinished("ep"))).startswith("finished       ep")
     assert plain(bootstrap_event_line(bs.BootstrapFailed("ep", "4.06"))) == "failed         ep 4.06"
     assert plain(info_line("observing", "ep", "/3/0/9")) == "observing      ep /3/0/9"

@@ -20,11 +20,14 @@ BUNDLED = list(default_registry())
 
 def test_expected_files() -> None:
     assert FILES == [
+        "0-1_0.xml",
         "0-1_1.xml",
+        "1-1_0.xml",
         "1-1_1.xml",
         "2-1_0.xml",
         "2-1_1.xml",
         "21-1_0.xml",
+        "3-1_0.xml",
         "3-1_1.xml",
         "4-1_3.xml",
         "5-1_1.xml",

@@ -22,13 +22,19 @@ def definition(object_id: int, version: str = "1.0", name: str = "X") -> ObjectD
 def test_bundled_definitions(bundled: ModelRegistry) -> None:
     assert bundled.object_ids() == [0, 1, 2, 3, 4, 5, 6, 7, 21]
     assert bundled.versions(2) == ["1.0", "1.1"]
-    assert len(bundled) == 10
-    assert [(d.id, d.version) for d in bundled][:4] == [
+    assert len(bundled) == 13
+    assert [(d.id, d.version) for d in bundled][:6] == [
+        (0, "1.0"),
         (0, "1.1"),
+        (1, "1.0"),
         (1, "1.1"),
         (2, "1.0"),
         (2, "1.1"),
     ]
+    for oid in (0, 1, 3):  # the 1.0 versions are for 1.0 clients; 1.1 stays the latest
+        latest = bundled.get(oid)
+        assert latest is not None
+        assert latest.version == "1.1"
     security = bundled.get(0)
     assert security is not None
     assert all(r.operations is Operations.NONE for r in security.resources.values())
@@ -156,7 +162,7 @@ def test_user_ddf_overrides_bundled(tmp_path: Path, bundled: ModelRegistry) -> N
     device = bundled.get(3, "1.1")
     assert device is not None
     assert device.name == "Vendor Device"
-    assert bundled.versions(3) == ["1.1"]
+    assert bundled.versions(3) == ["1.0", "1.1"]
     latest = bundled.get(4)
     assert latest is not None
     assert latest.name == "CM 2"

@@ -6,7 +6,12 @@ LwM2M-TS-Core 1.1 §5.2.7 (client-initiated bootstrap), §6.1.3 (Bootstrap-Reque
 answered 2.04, the server runs, one request at a time:
 
 1. an optional **Bootstrap-Discover** of ``/`` (its links are reported; a failure is reported and
-   the session goes on);
+   the session goes on). It tells the client's object versions (``</1>;ver=1.1``; an object
+   listed without ``ver`` is at 1.0): each later Bootstrap-Write of an object instance then
+   leaves out the resources that the client's version of the object does not define (a 1.0
+   client answers 4.04 to a write of /1/x/23 Mute Send, say), and its step names them in
+   ``omitted``. Without a Discover, or for a version the registry does not hold, the writes
+   go as configured;
 2. **Bootstrap-Delete** of each configured path (``/`` by default: the client keeps its
    Bootstrap-Server account, §6.1.7.5; a failure is reported and the session goes on);
 3. one **Bootstrap-Write** per /0, /1, /2 instance and extra write (a failure ends the session:
@@ -31,7 +36,9 @@ from lwm2m.bootstrap.config import BootstrapConfig
 from lwm2m.codec.content_format import ContentFormat
 from lwm2m.codec.link import Link
 from lwm2m.errors import LocalProtocolError
+from lwm2m.model.nodes import ObjectInstance
 from lwm2m.model.path import Path
+from lwm2m.model.registry import ModelRegistry
 from lwm2m.operations.requests import (
     BootstrapDelete,
     BootstrapDiscover,
@@ -107,6 +114,8 @@ class BootstrapStep:
     code: int | None
     error: str | None = None
     links: tuple[Link, ...] | None = None
+    omitted: tuple[Path, ...] = ()
+    """Resources a Bootstrap-Write left out: the client's object version lacks them."""
 
     @property
     def ok(self) -> bool:
@@ -148,6 +157,8 @@ class BootstrapSession:
     :param endpoint: the client's endpoint name (from the Bootstrap-Request).
     :param config: what to write.
     :param preferred_format: the client's ``pct`` (Core §6.1.3), if any.
+    :param registry: the object definitions by version, to fit the writes to the versions a
+        Bootstrap-Discover reports (no fitting without it).
     """
 
     def __init__(
@@ -156,8 +167,10 @@ class BootstrapSession:
         config: BootstrapConfig,
         *,
         preferred_format: ContentFormat | None = None,
+        registry: ModelRegistry | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.registry = registry
         self.config = config
         self.content_format = write_format(config, preferred_format)
         tasks: list[BootstrapTask] = []
@@ -172,6 +185,7 @@ class BootstrapSession:
         self.tasks: tuple[BootstrapTask, ...] = tuple(tasks)
         self.state = SessionState.RUNNING
         self.discovered: tuple[Link, ...] | None = None
+        self._omitted: tuple[Path, ...] = ()
         self._index = 0
         self._in_flight = False
         self._events: deque[BootstrapEvent] = deque()
@@ -195,7 +209,26 @@ class BootstrapSession:
         if task is None or self._in_flight:
             return []
         self._in_flight = True
+        self._omitted = ()
+        if isinstance(task, BootstrapWrite):
+            task = self._fit(task)
         return [task]
+
+    def _fit(self, task: BootstrapWrite) -> BootstrapWrite:
+        """``task`` without the resources the client's version of the object lacks."""
+        node, path = task.node, task.path
+        if self.discovered is None or self.registry is None or not isinstance(node, ObjectInstance):
+            return task
+        oid = path.ids[0]
+        definition = self.registry.get(oid, _object_version(self.discovered, oid))
+        if definition is None:
+            return task
+        known = definition.resources
+        kept = [r for r in node.resources.values() if r.id in known]
+        if len(kept) == len(node.resources):
+            return task
+        self._omitted = tuple(Path(oid, node.id, rid) for rid in node.resources if rid not in known)
+        return BootstrapWrite(path, ObjectInstance(node.id, kept), task.content_format)
 
     def next_event(self) -> BootstrapEvent | None:
         return self._events.popleft() if self._events else None
@@ -206,7 +239,7 @@ class BootstrapSession:
         operation, path = _describe(task)
         links = response.links if isinstance(task, BootstrapDiscover) else None
         step = BootstrapStep(
-            self.endpoint, self._index, operation, path, response.code, None, links
+            self.endpoint, self._index, operation, path, response.code, None, links, self._omitted
         )
         self._events.append(step)
         if step.ok:
@@ -226,7 +259,11 @@ class BootstrapSession:
         """The request in flight got no answer (timeout, Reset, transport error)."""
         task = self._take()
         operation, path = _describe(task)
-        self._events.append(BootstrapStep(self.endpoint, self._index, operation, path, None, error))
+        self._events.append(
+            BootstrapStep(
+                self.endpoint, self._index, operation, path, None, error, None, self._omitted
+            )
+        )
         self._fail(f"{operation}{'' if path is None else f' {path}'}: {error}")
 
     def abort(self, reason: str) -> None:
@@ -252,3 +289,16 @@ class BootstrapSession:
     def _fail(self, reason: str) -> None:
         self.state = SessionState.FAILED
         self._events.append(BootstrapFailed(self.endpoint, reason, self._index))
+
+
+def _object_version(links: tuple[Link, ...], object_id: int) -> str:
+    """The version of ``object_id`` a Bootstrap-Discover listed: its ``ver``, else 1.0 (Core
+    §6.2.1: ``ver`` is left out for version 1.0). An object not listed at all is taken at 1.0
+    too, the version every client knows."""
+    prefix = f"/{object_id}"
+    for link in links:
+        if link.uri == prefix or link.uri.startswith(prefix + "/"):
+            version = link.version
+            if version is not None:
+                return version
+    return "1.0"

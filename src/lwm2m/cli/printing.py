@@ -415,11 +415,14 @@ def bootstrap_event_line(event: BootstrapEvent, total: int | None = None) -> str
     match event:
         case BootstrapStarted(endpoint, steps):
             return _line("session", "cyan", endpoint, f"{len(steps)} steps: " + ", ".join(steps))
-        case BootstrapStep(endpoint, index, operation, path, code, error, links):
+        case BootstrapStep(endpoint, index, operation, path, code, error, links, omitted):
             count = f"step {index + 1}/{total}" if total else f"step {index + 1}"
             target = f"{operation} {path}" if path is not None else operation
             outcome = code_text(code) if code is not None else f"failed: {error}"
             found = f"({len(links)} links)" if links is not None else ""
+            if omitted:
+                left_out = ", ".join(str(p) for p in omitted)
+                found = f"(left out {left_out}: not in the client's object version)"
             style = "green" if event.ok else "red"
             return _line(count, style, endpoint, target, "->", outcome, found)
         case BootstrapFinished(endpoint):

@@ -384,7 +384,10 @@ class BootstrapServer:
                 previous.abort("a new Bootstrap-Request arrived")
                 self._publish(previous)
         session = BootstrapSession(
-            endpoint, config, preferred_format=request.preferred_content_format
+            endpoint,
+            config,
+            preferred_format=request.preferred_content_format,
+            registry=self.registry,
         )
         self._sessions[endpoint] = session
         task = asyncio.get_running_loop().create_task(self._run(session, address))

@@ -1,0 +1,227 @@
+"""Interop with Eclipse Wakaama (C, LwM2M 1.0): its example client against our server and our
+bootstrap server.
+
+``make test`` builds Wakaama's example ``lwm2mclient`` and ``lwm2mserver`` into
+``build/wakaama`` (``scripts/build-wakaama.sh``: the Wakaama tree carried by an npm package,
+checked against its SHA-256). The client is driven through its command line on stdin (``change
+URI VALUE``, ``quit``) and read back from its output.
+
+* **Our server manages Wakaama's client**: Register (a 1.0 client with a test object 31024),
+  Read in TLV, text and of a multiple resource, a Read asking for SenML JSON that Wakaama
+  answers in OMA JSON (11543, the JSON of 1.0), Write and read-back, Write-Attributes, Discover,
+  Observe with a notification after the device changed the value, Execute, De-register.
+* **Our bootstrap server provisions Wakaama's client**: Bootstrap-Request, Delete, the Security
+  and Server instances, Finish; the client then registers with our server.
+
+Our client does not register with Wakaama's server of this tree: that server refuses every
+object link carrying attributes (``</3>;ver=1.1``, which LwM2M 1.0 §5.3.1 allows) with 4.00
+before it looks at the version. docs/design.md, "LwM2M client", has the details.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path as FsPath
+
+import pytest
+
+from lwm2m.bootstrap.config import BootstrapConfig, SecurityInstance, ServerInstance
+from lwm2m.bootstrap.session import BootstrapFinished, BootstrapStarted, BootstrapStep
+from lwm2m.codec.content_format import ContentFormat
+from lwm2m.codec.link import Attributes
+from lwm2m.model import MultipleResource, ObjectInstance, ResourceType, SingleResource
+from lwm2m.server.events import Deregistered, NotificationReceived, Registered
+
+from .conftest import SSID, Stack, bounded, require, running_bootstrap_server
+
+BUILD = FsPath(__file__).resolve().parents[2] / "build" / "wakaama"
+ENDPOINT = "urn:dev:os:wakaama-interop"
+
+pytestmark = pytest.mark.interop
+
+
+def wakaama_client() -> str:
+    """Wakaama's example client; skips when it is not built (fails under CI=true)."""
+    binary = BUILD / "lwm2mclient"
+    require(binary.is_file(), "Wakaama's lwm2mclient (make test runs scripts/build-wakaama.sh)")
+    require(shutil.which("stdbuf") is not None, "stdbuf (coreutils)")
+    return os.fspath(binary)
+
+
+def free_udp_port() -> int:
+    """A free loopback port for the client (it takes a fixed ``-l`` port, no port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+class WakaamaClient:
+    """The running client: ``command`` types a line at its prompt, ``output`` waits for a line
+    of its output matching a pattern."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.lines: asyncio.Queue[str] = asyncio.Queue()
+        self._reader = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        while line := await self.process.stdout.readline():
+            self.lines.put_nowait(line.decode("utf-8", "replace").strip())
+
+    async def command(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line.encode() + b"\n")
+        await self.process.stdin.drain()
+
+    async def output(self, pattern: str) -> str:
+        """The next output line matching ``pattern`` (earlier lines are skipped)."""
+        async with asyncio.timeout(5):
+            while True:
+                line = await self.lines.get()
+                if re.search(pattern, line):
+                    return line
+
+
+@contextlib.asynccontextmanager
+async def wakaama(
+    server: tuple[str, int], *, bootstrap: bool = False
+) -> AsyncIterator[WakaamaClient]:
+    host, port = server
+    arguments = ["-4", "-h", host, "-p", str(port), "-n", ENDPOINT, "-l", str(free_udp_port())]
+    process = await asyncio.create_subprocess_exec(
+        "stdbuf",
+        "-oL",  # its prints are line-buffered, not held until exit
+        wakaama_client(),
+        *arguments,
+        *(["-b"] if bootstrap else []),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    client = WakaamaClient(process)
+    try:
+        yield client
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+        client._reader.cancel()
+
+
+TEXT, TLV = ContentFormat.TEXT, ContentFormat.TLV
+STRING, INTEGER = ResourceType.STRING, ResourceType.INTEGER
+
+
+async def test_our_server_manages_the_wakaama_client(stack: Stack) -> None:
+    server = stack.server
+    async with wakaama(server.local_address) as client:
+        registered = await bounded(stack.events.wait_for(Registered))
+        registration = registered.registration
+        assert registration.endpoint == ENDPOINT
+        assert registration.version == "1.0"
+        assert registration.binding == "U"
+        assert registration.lifetime == 300
+        uris = [link.uri for link in registration.links.links]
+        assert {"/1/0", "/3/0", "/31024/10"} <= set(uris)
+
+        # Read: the instance in the client's choice of format (TLV), one resource as text, a
+        # multiple resource
+        response = await server.read(ENDPOINT, "/3/0")
+        assert response.content_format is TLV
+        device = response.content
+        assert isinstance(device, ObjectInstance)
+        assert device.resources[0] == SingleResource(0, STRING, "Open Mobile Alliance")
+        assert device.resources[9] == SingleResource(9, INTEGER, 100)
+        response = await server.read(ENDPOINT, "/3/0/0", accept=TEXT)
+        assert response.content_format is TEXT
+        assert response.content == SingleResource(0, STRING, "Open Mobile Alliance")
+        response = await server.read(ENDPOINT, "/3/0/7")
+        assert response.content == MultipleResource.of(7, INTEGER, {0: 3800, 1: 5000})
+        # asked for SenML JSON, Wakaama answers in the JSON of LwM2M 1.0: read all the same
+        response = await server.read(ENDPOINT, "/3/0", accept=ContentFormat.SENML_JSON)
+        assert response.content_format is ContentFormat.JSON
+        assert response.content == device
+
+        # Write, then read back (TLV for a 1.0 client)
+        lifetime = SingleResource(1, INTEGER, 600)
+        assert (await server.write(ENDPOINT, "/1/0/1", lifetime)).code == 0x44
+        assert (await server.read(ENDPOINT, "/1/0/1")).content == lifetime
+        offset = SingleResource(14, STRING, "+02:00")
+        assert (await server.write(ENDPOINT, "/3/0/14", offset, content_format=TEXT)).code == 0x44
+        assert (await server.read(ENDPOINT, "/3/0/14", accept=TEXT)).content == offset
+
+        # Write-Attributes and Discover
+        response = await server.write_attributes(ENDPOINT, "/3/0/9", Attributes(pmin=0, pmax=600))
+        assert response.code == 0x44
+        response = await server.discover(ENDPOINT, "/3/0")
+        assert response.links is not None
+        found = [link.uri for link in response.links]
+        assert found[0] == "/3/0"
+        assert {"/3/0/0", "/3/0/4", "/3/0/9", "/3/0/13"} <= set(found)
+
+        # Observe the battery level; the device changes it: a notification
+        observation = await server.observe(ENDPOINT, "/3/0/9")
+        assert observation.response is not None
+        assert observation.response.content == SingleResource(9, INTEGER, 100)
+        await client.command("change /3/0/9 42")
+        notification = await bounded(anext(observation))
+        assert notification.content == SingleResource(9, INTEGER, 42)
+        published = await bounded(stack.events.wait_for(NotificationReceived))
+        assert published.response.content == notification.content
+
+        # Execute Reboot: the device says so
+        assert (await server.execute(ENDPOINT, "/3/0/4")).code == 0x44
+        assert "REBOOT" in await client.output("REBOOT")
+
+        # quit de-registers
+        await client.command("quit")
+        deregistered = await bounded(stack.events.wait_for(Deregistered))
+        assert deregistered.registration.endpoint == ENDPOINT
+        assert await server.registrations() == []
+
+
+async def test_our_bootstrap_server_provisions_the_wakaama_client(stack: Stack) -> None:
+    server = stack.server
+    host, port = server.local_address
+    # /1/0 without 1.1-only resources (Mute Send): Wakaama's 1.0 Server object would answer 4.04
+    # to it, and it cannot tell its versions (it answers Bootstrap-Discover with 4.00)
+    config = BootstrapConfig(
+        security=(SecurityInstance(1, f"coap://{host}:{port}", short_server_id=SSID),),
+        servers=(ServerInstance(0, SSID, lifetime=300),),
+    )
+    async with running_bootstrap_server({ENDPOINT: config}) as bootstrap:
+        with bootstrap.subscribe() as session:
+            async with wakaama(bootstrap.local_address, bootstrap=True):
+                started = await bounded(session.wait_for(BootstrapStarted))
+                assert started.steps == ("delete /", "write /0/1", "write /1/0", "finish")
+                steps = [await bounded(session.wait_for(BootstrapStep)) for _ in started.steps]
+                assert [(s.operation, s.dotted_code) for s in steps] == [
+                    ("delete", "2.02"),
+                    ("write", "2.04"),
+                    ("write", "2.04"),
+                    ("finish", "2.04"),
+                ]
+                await bounded(session.wait_for(BootstrapFinished))
+                registered = await bounded(stack.events.wait_for(Registered))
+                assert registered.registration.endpoint == ENDPOINT
+                assert registered.registration.lifetime == 300  # from the bootstrap config
+                response = await server.read(ENDPOINT, "/3/0/0", accept=TEXT)
+                assert response.content == SingleResource(0, STRING, "Open Mobile Alliance")
+
+
+def test_missing_build_skips_or_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(FsPath, "is_file", lambda self: False)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        wakaama_client()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception):
+        wakaama_client()
