@@ -20,7 +20,7 @@ from lwm2m.dtls import (
     ServerEvent,
 )
 from lwm2m.dtls import messages as m
-from lwm2m.dtls.constants import DTLS_1_0, ContentType, HandshakeType
+from lwm2m.dtls.constants import DTLS_1_0, DTLS_1_2, ContentType, HandshakeType
 from lwm2m.dtls.record import encode_record, parse_datagram
 
 from .helpers import (
@@ -60,9 +60,11 @@ def test_hello_verify_request_echoes_sequence_numbers() -> None:
     ((reply, address),) = server.datagrams_to_send(0)
     assert address == "a"
     (record,) = parse_datagram(reply)
+    # the record says DTLS 1.2 whatever the hello's record said (old tinydtls drops others),
+    # the message DTLS 1.0 (RFC 6347 §4.2.1)
     assert (record.content_type, record.version, record.epoch, record.sequence_number) == (
         ContentType.HANDSHAKE,
-        DTLS_1_0,
+        DTLS_1_2,
         0,
         7,
     )

@@ -12,6 +12,7 @@ URI VALUE``, ``quit``) and read back from its output.
   Observe with a notification after the device changed the value, Execute, De-register.
 * **Our bootstrap server provisions Wakaama's client**: Bootstrap-Request, Delete, the Security
   and Server instances, Finish; the client then registers with our server.
+* **Wakaama's DTLS client** (its own tinydtls) registers with our server over DTLS with a PSK.
 
 Our client does not register with Wakaama's server of this tree: that server refuses every
 object link carrying attributes (``</3>;ver=1.1``, which LwM2M 1.0 §5.3.1 allows) with 4.00
@@ -35,8 +36,11 @@ from lwm2m.bootstrap.config import BootstrapConfig, SecurityInstance, ServerInst
 from lwm2m.bootstrap.session import BootstrapFinished, BootstrapStarted, BootstrapStep
 from lwm2m.codec.content_format import ContentFormat
 from lwm2m.codec.link import Attributes
+from lwm2m.io.lwm2m_server import LwM2MServer, dtls_layer_from_store
 from lwm2m.model import MultipleResource, ObjectInstance, ResourceType, SingleResource
 from lwm2m.server.events import Deregistered, NotificationReceived, Registered
+from lwm2m.server.security import PeerIdentity, SecurityInfo
+from lwm2m.store import MemorySecurityStore
 
 from .conftest import SSID, Stack, bounded, require, running_bootstrap_server
 
@@ -46,9 +50,10 @@ ENDPOINT = "urn:dev:os:wakaama-interop"
 pytestmark = pytest.mark.interop
 
 
-def wakaama_client() -> str:
-    """Wakaama's example client; skips when it is not built (fails under CI=true)."""
-    binary = BUILD / "lwm2mclient"
+def wakaama_client(name: str = "lwm2mclient") -> str:
+    """Wakaama's example client (``lwm2mclient-dtls``: with DTLS); skips when it is not built
+    (fails under CI=true)."""
+    binary = BUILD / name
     require(binary.is_file(), "Wakaama's lwm2mclient (make test runs scripts/build-wakaama.sh)")
     require(shutil.which("stdbuf") is not None, "stdbuf (coreutils)")
     return os.fspath(binary)
@@ -92,16 +97,19 @@ class WakaamaClient:
 
 @contextlib.asynccontextmanager
 async def wakaama(
-    server: tuple[str, int], *, bootstrap: bool = False
+    server: tuple[str, int], *, bootstrap: bool = False, psk: tuple[str, bytes] | None = None
 ) -> AsyncIterator[WakaamaClient]:
     host, port = server
     arguments = ["-4", "-h", host, "-p", str(port), "-n", ENDPOINT, "-l", str(free_udp_port())]
+    if bootstrap:
+        arguments.append("-b")
+    if psk is not None:
+        arguments += ["-i", psk[0], "-s", psk[1].hex()]
     process = await asyncio.create_subprocess_exec(
         "stdbuf",
         "-oL",  # its prints are line-buffered, not held until exit
-        wakaama_client(),
+        wakaama_client("lwm2mclient" if psk is None else "lwm2mclient-dtls"),
         *arguments,
-        *(["-b"] if bootstrap else []),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -215,6 +223,33 @@ async def test_our_bootstrap_server_provisions_the_wakaama_client(stack: Stack) 
                 assert registered.registration.lifetime == 300  # from the bootstrap config
                 response = await server.read(ENDPOINT, "/3/0/0", accept=TEXT)
                 assert response.content == SingleResource(0, STRING, "Open Mobile Alliance")
+
+
+async def test_wakaama_psk_client_registers_over_dtls() -> None:
+    """Wakaama's DTLS client (tinydtls of its tree, older than 0.8) with PSK against our DTLS
+    server: the handshake, Register with the PSK identity bound to the endpoint, a Read over
+    DTLS, De-register. Old tinydtls drops records whose version is not DTLS 1.2, the
+    HelloVerifyRequest included, so before our server sent it as a 1.2 record this client never
+    got past the cookie exchange."""
+    key = bytes(range(16))
+    store = MemorySecurityStore([SecurityInfo.psk(ENDPOINT, "wakaama-id", key)])
+    server = LwM2MServer(
+        security_store=store, security=dtls_layer_from_store(store), expiry_interval=None
+    )
+    await server.start(("127.0.0.1", 0))
+    try:
+        with server.subscribe() as events:
+            async with wakaama(server.local_address, psk=("wakaama-id", key)) as client:
+                registered = await bounded(events.wait_for(Registered))
+                assert registered.registration.endpoint == ENDPOINT
+                assert registered.registration.identity == PeerIdentity.psk("wakaama-id")
+                response = await server.read(ENDPOINT, "/3/0/0", accept=TEXT)
+                assert response.content == SingleResource(0, STRING, "Open Mobile Alliance")
+                await client.command("quit")
+                deregistered = await bounded(events.wait_for(Deregistered))
+                assert deregistered.registration.endpoint == ENDPOINT
+    finally:
+        await server.stop()
 
 
 def test_missing_build_skips_or_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -38,7 +38,7 @@ from lwm2m.errors import BufferReadError
 
 from .config import DtlsConfiguration
 from .connection import ConnectionState, DtlsConnection
-from .constants import DTLS_1_0, ContentType, HandshakeType, member_view
+from .constants import DTLS_1_0, DTLS_1_2, ContentType, HandshakeType, member_view
 from .cookie import CookieGenerator
 from .credentials import DtlsCredentials
 from .errors import Alert, DtlsStateError
@@ -411,14 +411,17 @@ class DtlsServer:
 
     @staticmethod
     def _hello_verify_request(record_seq: int, message_seq: int, cookie: bytes) -> bytes:
-        # RFC 6347 §4.2.1: version DTLS 1.0 in the HelloVerifyRequest; the record and message
-        # sequence numbers of the ClientHello are echoed. Built in one step: it is the reply to
-        # every cookie-less hello.
+        # RFC 6347 §4.2.1: server_version DTLS 1.0 in the HelloVerifyRequest message; the record
+        # and message sequence numbers of the ClientHello are echoed. The record layer says
+        # DTLS 1.2, the version this server speaks (§4.2.1 rules the message field only):
+        # tinydtls before 0.8 (Wakaama's tree, and the devices built on it) drops every record
+        # whose version is not 1.2, this one included (its is_record()), and then never
+        # completes a handshake. Built in one step: it is the reply to every cookie-less hello.
         body_length = 3 + len(cookie)
         return (
             _HVR_HEADER.pack(
                 _CT.HANDSHAKE,
-                DTLS_1_0,
+                DTLS_1_2,
                 0,
                 record_seq >> 32,
                 record_seq & 0xFFFFFFFF,
