@@ -33,7 +33,7 @@ system-deps:
 
 # Eclipse Wakaama's example client and server (C, LwM2M 1.0), built from the tree an npm package
 # carries (checked by SHA-256) into build/wakaama.
-build/wakaama/.holdoff-0: scripts/build-wakaama.sh
+build/wakaama/.built: scripts/build-wakaama.sh
 	@scripts/build-wakaama.sh build/wakaama
 
 $(NODE_PEER)/node_modules/.installed: $(NODE_PEER)/package-lock.json
@@ -54,7 +54,7 @@ typecheck: $(VENV)/.dev
 imports: $(VENV)/.dev
 	$(BIN)/lint-imports
 
-unit: $(VENV)/.dev system-deps $(NODE_PEER)/node_modules/.installed build/wakaama/.holdoff-0
+unit: $(VENV)/.dev system-deps $(NODE_PEER)/node_modules/.installed build/wakaama/.built
 	$(BIN)/python -m pytest --cov=lwm2m --cov-branch --cov-report=term:skip-covered
 
 test: lint typecheck imports unit

@@ -7,12 +7,15 @@
 # SHA-256 before anything is built. Nothing of it is committed here.
 #
 # Usage: scripts/build-wakaama.sh [OUTDIR]   (default build/wakaama; does nothing when built)
+# Output: OUTDIR/lwm2mserver, OUTDIR/lwm2mclient and OUTDIR/lwm2mclient-dtls (PSK).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-build/wakaama}
 package=node-red-contrib-lwm2m-2.12.3.tgz
 sha256=3e8f4fc9bb3f68933baf010bb3c8dd50f846f338a9eee85f67d52c71e98681c8
-[ -x "$out/lwm2mclient-dtls" ] && [ -f "$out/.holdoff-0" ] && exit 0
+# built by this very script already: nothing to do (a changed script builds again)
+stamp=$(sha256sum "$0" | cut -c1-16)
+[ "$(cat "$out/.built" 2>/dev/null)" = "$stamp" ] && exit 0
 command -v cmake >/dev/null || scripts/ensure-system-deps.sh cmake
 command -v autoreconf >/dev/null || scripts/ensure-system-deps.sh autoconf automake libtool
 command -v npm >/dev/null || scripts/ensure-system-deps.sh nodejs npm
@@ -53,5 +56,5 @@ build() {  # build PROGRAM-DIR OUTPUT-NAME [CMAKE-ARGS...]
 build server lwm2mserver
 build client lwm2mclient
 build client lwm2mclient-dtls -DDTLS=ON   # PSK over tinydtls
-touch "$out/.holdoff-0"
+echo "$stamp" >"$out/.built"
 echo "built Wakaama's lwm2mserver, lwm2mclient and lwm2mclient-dtls in $out"
