@@ -7,7 +7,8 @@
 # SHA-256 before anything is built. Nothing of it is committed here.
 #
 # Usage: scripts/build-wakaama.sh [OUTDIR]   (default build/wakaama; does nothing when built)
-# Output: OUTDIR/lwm2mserver, OUTDIR/lwm2mclient and OUTDIR/lwm2mclient-dtls (PSK).
+# Output: OUTDIR/lwm2mserver, OUTDIR/bootstrap_server, OUTDIR/lwm2mclient and
+# OUTDIR/lwm2mclient-dtls (PSK).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-build/wakaama}
@@ -39,9 +40,9 @@ for file in tests/Makefile.in doc/Makefile.in doc/Doxyfile.in; do
     [ -e "$tinydtls/$file" ] || { mkdir -p "$(dirname "$tinydtls/$file")"; : >"$tinydtls/$file"; }
 done
 mkdir -p "$out"
-build() {  # build PROGRAM-DIR OUTPUT-NAME [CMAKE-ARGS...]
-    local program=$1 name=$2
-    shift 2
+build() {  # build EXAMPLE-DIR BINARY OUTPUT-NAME [CMAKE-ARGS...]
+    local program=$1 binary=$2 name=$3
+    shift 3
     # No Release build type: with -O3 -DNDEBUG the DTLS client never completes a handshake
     # (its tinydtls misbehaves optimised); speed does not matter for a test peer.
     if ! { cmake -S "$src/examples/$program" -B "$work/$name" \
@@ -51,10 +52,11 @@ build() {  # build PROGRAM-DIR OUTPUT-NAME [CMAKE-ARGS...]
         echo "building Wakaama's $name failed" >&2
         exit 1
     fi
-    cp "$work/$name/lwm2m$program" "$out/$name"
+    cp "$work/$name/$binary" "$out/$name"
 }
-build server lwm2mserver
-build client lwm2mclient
-build client lwm2mclient-dtls -DDTLS=ON   # PSK over tinydtls
+build server lwm2mserver lwm2mserver
+build bootstrap_server bootstrap_server bootstrap_server
+build client lwm2mclient lwm2mclient
+build client lwm2mclient lwm2mclient-dtls -DDTLS=ON   # PSK over tinydtls
 echo "$stamp" >"$out/.built"
-echo "built Wakaama's lwm2mserver, lwm2mclient and lwm2mclient-dtls in $out"
+echo "built Wakaama's lwm2mserver, bootstrap_server, lwm2mclient and lwm2mclient-dtls in $out"

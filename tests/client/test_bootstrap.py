@@ -279,11 +279,18 @@ def test_timeout_rolls_back() -> None:
 
 
 def test_rejected_request_backs_off() -> None:
+    """A 4.00 to the Bootstrap-Request with ``pct`` sends it again at once without (as 1.0
+    defines it); a 4.00 to that one fails, with back-off."""
     h = Harness(config(bootstrap=bs_table()))
     h.start()
     delays = []
     for _ in range(3):
         (request,) = h.take(BootstrapRequest)
+        assert request.message.uri_query == ("ep=test-ep", "pct=11542")
+        h.respond(request, Code.BAD_REQUEST, payload=b"what is pct?")
+        assert h.take_events(BootstrapFailed) == []
+        (request,) = h.take(BootstrapRequest)
+        assert request.message.uri_query == ("ep=test-ep",)
         h.respond(request, Code.BAD_REQUEST, payload=b"unknown endpoint")
         (failed,) = h.take_events(BootstrapFailed)
         assert "4.00" in failed.reason
@@ -291,6 +298,35 @@ def test_rejected_request_backs_off() -> None:
         delays.append(failed.retry_at - h.now)
         h.advance(failed.retry_at - h.now)
     assert delays == [60, 120, 240]
+
+
+def test_a_1_0_bootstrap_server_gets_the_request_without_pct() -> None:
+    """A 1.0 bootstrap server may refuse ``pct`` (1.1) with 4.00: the request without it is
+    answered 2.04 and the bootstrap goes on. Not with ``minimum_lwm2m_version = "1.1"``, and
+    not for other refusals."""
+    h = Harness(config(bootstrap=bs_table()))
+    h.start()
+    (request,) = h.take(BootstrapRequest)
+    h.respond(request, Code.BAD_REQUEST)
+    (request,) = h.take(BootstrapRequest)
+    h.respond(request, Code.CHANGED)
+    assert code(h.bs(Code.DELETE, "/")) == "2.02"
+    assert write(h, "/1/0", server_instance(0, 101)) == "2.04"
+    assert h.take_events(BootstrapFailed) == []
+
+    strict = Harness(config(bootstrap=bs_table(), minimum_lwm2m_version="1.1"))
+    strict.start()
+    (request,) = strict.take(BootstrapRequest)
+    strict.respond(request, Code.BAD_REQUEST)
+    assert strict.take(BootstrapRequest) == []
+    assert len(strict.take_events(BootstrapFailed)) == 1
+
+    forbidden = Harness(config(bootstrap=bs_table()))
+    forbidden.start()
+    (request,) = forbidden.take(BootstrapRequest)
+    forbidden.respond(request, Code.FORBIDDEN)
+    assert forbidden.take(BootstrapRequest) == []
+    assert len(forbidden.take_events(BootstrapFailed)) == 1
 
 
 def test_server_initiated_bootstrap_via_execute() -> None:

@@ -13,6 +13,7 @@ URI VALUE``, ``quit``) and read back from its output.
 * **Our bootstrap server provisions Wakaama's client**: Bootstrap-Request, Delete, the Security
   and Server instances, Finish; the client then registers with our server.
 * **Wakaama's DTLS client** (its own tinydtls) registers with our server over DTLS with a PSK.
+* **Wakaama's bootstrap server provisions our client**, which then registers with our server.
 
 Our client does not register with Wakaama's server of this tree: that server refuses every
 object link carrying attributes (``</3>;ver=1.1``, which LwM2M 1.0 §5.3.1 allows) with 4.00
@@ -36,13 +37,14 @@ from lwm2m.bootstrap.config import BootstrapConfig, SecurityInstance, ServerInst
 from lwm2m.bootstrap.session import BootstrapFinished, BootstrapStarted, BootstrapStep
 from lwm2m.codec.content_format import ContentFormat
 from lwm2m.codec.link import Attributes
+from lwm2m.io.lwm2m_client import LwM2MClient
 from lwm2m.io.lwm2m_server import LwM2MServer, dtls_layer_from_store
 from lwm2m.model import MultipleResource, ObjectInstance, ResourceType, SingleResource
 from lwm2m.server.events import Deregistered, NotificationReceived, Registered
 from lwm2m.server.security import PeerIdentity, SecurityInfo
 from lwm2m.store import MemorySecurityStore
 
-from .conftest import SSID, Stack, bounded, require, running_bootstrap_server
+from .conftest import SSID, Stack, bounded, client_config, require, running_bootstrap_server
 
 BUILD = FsPath(__file__).resolve().parents[2] / "build" / "wakaama"
 ENDPOINT = "urn:dev:os:wakaama-interop"
@@ -51,8 +53,8 @@ pytestmark = pytest.mark.interop
 
 
 def wakaama_client(name: str = "lwm2mclient") -> str:
-    """Wakaama's example client (``lwm2mclient-dtls``: with DTLS); skips when it is not built
-    (fails under CI=true)."""
+    """A Wakaama example program (``lwm2mclient``, ``lwm2mclient-dtls`` with DTLS,
+    ``bootstrap_server``); skips when it is not built (fails under CI=true)."""
     binary = BUILD / name
     require(binary.is_file(), "Wakaama's lwm2mclient (make test runs scripts/build-wakaama.sh)")
     require(shutil.which("stdbuf") is not None, "stdbuf (coreutils)")
@@ -250,6 +252,50 @@ async def test_wakaama_psk_client_registers_over_dtls() -> None:
                 assert deregistered.registration.endpoint == ENDPOINT
     finally:
         await server.stop()
+
+
+async def test_wakaama_bootstrap_server_provisions_our_client(
+    stack: Stack, tmp_path: FsPath
+) -> None:
+    """Wakaama's bootstrap server (its ini file names our server) provisions our client: it
+    refuses the 1.1 ``pct`` parameter with 4.00, our client asks again as 1.0 defines the
+    Bootstrap-Request, takes the Delete and the TLV writes of /0 and /1, and registers with our
+    server at the lifetime the bootstrap server wrote."""
+    host, port = stack.server.local_address
+    ini = tmp_path / "bootstrap_server.ini"
+    ini.write_text(
+        f"[Server]\nid={SSID}\nuri=coap://{host}:{port}\nbootstrap=no\nlifetime=240\n"
+        f"security=NoSec\n\n[Endpoint]\nName={ENDPOINT}\nDelete=/\nServer={SSID}\n"
+    )
+    bootstrap_port = free_udp_port()
+    process = await asyncio.create_subprocess_exec(
+        "stdbuf",
+        "-oL",
+        wakaama_client("bootstrap_server"),
+        *["-4", "-l", str(bootstrap_port), "-f", os.fspath(ini)],
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output = WakaamaClient(process)
+    try:
+        assert "listening" in await output.output("listening on port")
+        config = client_config(ENDPOINT, bootstrap={"uri": f"coap://127.0.0.1:{bootstrap_port}"})
+        client = LwM2MClient(config)
+        stack.clients.append(client)
+        await bounded(client.start())
+        registered = await bounded(stack.events.wait_for(Registered))
+        assert registered.registration.endpoint == ENDPOINT
+        assert registered.registration.lifetime == 240
+        assert registered.registration.version == "1.1"
+        assert "Received status 2.04" in await output.output(r"status 2\.04.* for URI / ")
+        # Wakaama numbers the instances after the short server id
+        response = await stack.server.read(ENDPOINT, f"/1/{SSID}/1")
+        assert response.content == SingleResource(1, INTEGER, 240)
+    finally:
+        process.kill()
+        await process.wait()
+        output._reader.cancel()
 
 
 def test_missing_build_skips_or_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -667,6 +667,25 @@ class ClientEngine:
         self._send(op, "bootstrap", account)
         self.bootstrap.request_sent()
 
+    def _bootstrap_without_pct(self, sent: UplinkRequest, response: Message | None) -> bool:
+        """A 4.00 to a Bootstrap-Request that carried ``pct`` (a 1.1 parameter, Core §6.1.3):
+        with ``minimum_lwm2m_version`` 1.0 it goes again at once without it, as 1.0 defines
+        it, since a 1.0 bootstrap server may refuse any parameter but ``ep`` (Wakaama's
+        does). Returns True when the request was sent again."""
+        if (
+            response is None
+            or response.code != Code.BAD_REQUEST
+            or not isinstance(sent, BootstrapRequest)
+            or sent.preferred_content_format is None
+            or self.config.minimum_lwm2m_version != "1.0"
+        ):
+            return False
+        account = self._bootstrap_account()
+        if account is None:
+            return False
+        self._send(BootstrapRequest(self.config.endpoint), "bootstrap", account)
+        return True
+
     def _bootstrap_failed(self, reason: str) -> None:
         snapshot = self.bootstrap.snapshot
         if snapshot is not None:
@@ -702,6 +721,9 @@ class ClientEngine:
             self._apply(registration, registration.activity(now), now)
         match pending.kind:
             case "bootstrap":
+                if self._bootstrap_without_pct(pending.operation, response):
+                    self._after_input(now)
+                    return
                 outcome = self.bootstrap.request_answered(now, success, reason)
                 if outcome.failed:
                     self._bootstrap_failed(outcome.failed)
