@@ -40,6 +40,9 @@ from lwm2m.codec.link import Attributes
 from lwm2m.io.lwm2m_client import LwM2MClient
 from lwm2m.io.lwm2m_server import LwM2MServer, dtls_layer_from_store
 from lwm2m.model import MultipleResource, ObjectInstance, ResourceType, SingleResource
+from lwm2m.model.ddf import parse_ddf
+from lwm2m.model.registry import default_registry
+from lwm2m.server.errors import ErrorResponse
 from lwm2m.server.events import Deregistered, NotificationReceived, Registered
 from lwm2m.server.security import PeerIdentity, SecurityInfo
 from lwm2m.store import MemorySecurityStore
@@ -196,6 +199,55 @@ async def test_our_server_manages_the_wakaama_client(stack: Stack) -> None:
         deregistered = await bounded(stack.events.wait_for(Deregistered))
         assert deregistered.registration.endpoint == ENDPOINT
         assert await server.registrations() == []
+
+
+# Wakaama's test object 31024 (examples/client/test_object.c), as a DDF of ours: test data.
+TEST_OBJECT_DDF = b"""<?xml version="1.0" encoding="UTF-8"?>
+<LWM2M><Object ObjectType="MODefinition"><Name>Wakaama test object</Name>
+<Description1>The example client's test object.</Description1><ObjectID>31024</ObjectID>
+<ObjectURN>urn:oma:lwm2m:x:31024</ObjectURN><MultipleInstances>Multiple</MultipleInstances>
+<Mandatory>Optional</Mandatory><Resources>
+<Item ID="1"><Name>test</Name><Operations>RW</Operations><MultipleInstances>Single
+</MultipleInstances><Mandatory>Mandatory</Mandatory><Type>Integer</Type><RangeEnumeration>0..255
+</RangeEnumeration><Units></Units><Description>An integer.</Description></Item>
+<Item ID="2"><Name>exec</Name><Operations>E</Operations><MultipleInstances>Single
+</MultipleInstances><Mandatory>Mandatory</Mandatory><Type></Type><RangeEnumeration>
+</RangeEnumeration><Units></Units><Description>Executable.</Description></Item>
+<Item ID="3"><Name>dec</Name><Operations>RW</Operations><MultipleInstances>Single
+</MultipleInstances><Mandatory>Mandatory</Mandatory><Type>Float</Type><RangeEnumeration>
+</RangeEnumeration><Units></Units><Description>A float.</Description></Item>
+</Resources></Object></LWM2M>"""
+
+
+async def test_our_server_creates_and_deletes_wakaama_instances() -> None:
+    """Create (TLV) and Delete of instances of Wakaama's test object, with the object's
+    definition given to our server as a DDF."""
+    model = default_registry().copy()
+    (test_object,) = parse_ddf(TEST_OBJECT_DDF, "31024.xml")
+    model.add(test_object)
+    server = LwM2MServer(registry=model, expiry_interval=None)
+    await server.start(("127.0.0.1", 0))
+    try:
+        with server.subscribe() as events:
+            async with wakaama(server.local_address):
+                await bounded(events.wait_for(Registered))
+                new = ObjectInstance(
+                    20,
+                    [SingleResource(1, INTEGER, 42), SingleResource(3, ResourceType.FLOAT, 1.5)],
+                )
+                assert (await server.create(ENDPOINT, "/31024", [new])).code == 0x41
+                assert (await server.read(ENDPOINT, "/31024/20")).content == new
+                # the object's own range check: 256 is refused, the instance keeps its value
+                too_big = SingleResource(1, INTEGER, 256)
+                with pytest.raises(ErrorResponse) as refused:
+                    await server.write(ENDPOINT, "/31024/20/1", too_big)
+                assert refused.value.code == 0x80  # 4.00
+                assert (await server.delete(ENDPOINT, "/31024/20")).code == 0x42
+                with pytest.raises(ErrorResponse) as gone:
+                    await server.read(ENDPOINT, "/31024/20")
+                assert gone.value.code == 0x84  # 4.04
+    finally:
+        await server.stop()
 
 
 async def test_our_bootstrap_server_provisions_the_wakaama_client(stack: Stack) -> None:
