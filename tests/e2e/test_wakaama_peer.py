@@ -12,7 +12,8 @@ URI VALUE``, ``quit``) and read back from its output.
   Observe with a notification after the device changed the value, Execute, De-register.
 * **Our bootstrap server provisions Wakaama's client**: Bootstrap-Request, Delete, the Security
   and Server instances, Finish; the client then registers with our server.
-* **Wakaama's DTLS client** (its own tinydtls) registers with our server over DTLS with a PSK.
+* **Wakaama's DTLS client** (its own tinydtls) registers with our server over DTLS with a PSK,
+  and is provisioned over DTLS by our bootstrap server with the PSK it then registers with.
 * **Wakaama's bootstrap server provisions our client**, which then registers with our server.
 
 Our client does not register with Wakaama's server of this tree: that server refuses every
@@ -37,6 +38,7 @@ from lwm2m.bootstrap.config import BootstrapConfig, SecurityInstance, ServerInst
 from lwm2m.bootstrap.session import BootstrapFinished, BootstrapStarted, BootstrapStep
 from lwm2m.codec.content_format import ContentFormat
 from lwm2m.codec.link import Attributes
+from lwm2m.io.lwm2m_bootstrap import BootstrapServer, parse_bootstrap_document
 from lwm2m.io.lwm2m_client import LwM2MClient
 from lwm2m.io.lwm2m_server import LwM2MServer, dtls_layer_from_store
 from lwm2m.model import MultipleResource, ObjectInstance, ResourceType, SingleResource
@@ -348,6 +350,58 @@ async def test_wakaama_bootstrap_server_provisions_our_client(
         process.kill()
         await process.wait()
         output._reader.cancel()
+
+
+async def test_wakaama_dtls_client_is_provisioned_and_registers_over_dtls() -> None:
+    """The whole secure path with an independent client: Wakaama's DTLS client bootstraps from
+    our bootstrap server over DTLS-PSK (its bootstrap PSK), gets a Security instance with a
+    second PSK for our DM server (an Opaque key in TLV), and registers with that server over
+    DTLS under the new identity."""
+    bs_key, dm_key = bytes(range(16)), bytes(range(16, 32))
+    dm_store = MemorySecurityStore([SecurityInfo.psk(ENDPOINT, "wakaama-dm", dm_key)])
+    dm = LwM2MServer(
+        security_store=dm_store, security=dtls_layer_from_store(dm_store), expiry_interval=None
+    )
+    await dm.start(("127.0.0.1", 0))
+    document = f"""
+[endpoints."{ENDPOINT}"]
+delete = ["/"]
+[endpoints."{ENDPOINT}".bootstrap_security]
+mode = "psk"
+psk_key = "hex:{bs_key.hex()}"
+[[endpoints."{ENDPOINT}".security]]
+uri = "coaps://127.0.0.1:{dm.local_address[1]}"
+mode = "psk"
+psk_identity = "wakaama-dm"
+psk_key = "hex:{dm_key.hex()}"
+short_server_id = {SSID}
+[[endpoints."{ENDPOINT}".servers]]
+short_server_id = {SSID}
+lifetime = 120
+"""
+    loaded = parse_bootstrap_document(document)
+    bs_store = loaded.security_store()
+    bs = BootstrapServer(
+        configs=loaded.configs,
+        security_store=bs_store,
+        security=dtls_layer_from_store(bs_store),
+        allow_plain=False,
+    )
+    await bs.start(("127.0.0.1", 0))
+    try:
+        with dm.subscribe() as dm_events, bs.subscribe() as bs_events:
+            async with wakaama(bs.local_address, bootstrap=True, psk=(ENDPOINT, bs_key)):
+                finished = await bounded(bs_events.wait_for(BootstrapFinished))
+                assert finished.endpoint == ENDPOINT
+                registered = await bounded(dm_events.wait_for(Registered))
+                assert registered.registration.endpoint == ENDPOINT
+                assert registered.registration.identity == PeerIdentity.psk("wakaama-dm")
+                assert registered.registration.lifetime == 120
+                response = await dm.read(ENDPOINT, "/3/0/0", accept=TEXT)
+                assert response.content == SingleResource(0, STRING, "Open Mobile Alliance")
+    finally:
+        await bs.stop()
+        await dm.stop()
 
 
 def test_missing_build_skips_or_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
