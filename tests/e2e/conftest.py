@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
@@ -135,6 +136,15 @@ def bootstrap_config(
 
 
 require = require_component
+
+
+def free_udp_port() -> int:
+    """A free loopback UDP port, for a peer program that must be given a fixed port (no port
+    0). It is bound again at once by that program."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
 
 
 async def bounded(awaitable: Any, within: float = TIMEOUT) -> Any:

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path as FsPath
 from typing import Any
@@ -34,7 +33,7 @@ from lwm2m.io.lwm2m_server import LwM2MServer
 from lwm2m.model import ResourceType, SingleResource
 from lwm2m.server.events import Deregistered, Registered, Updated
 
-from .conftest import TIMEOUT, Stack, bounded, require
+from .conftest import TIMEOUT, Stack, bounded, free_udp_port, require
 
 PEER_DIR = FsPath(__file__).parent / "node_peer"
 ENDPOINT = "urn:dev:os:node-interop"
@@ -127,19 +126,12 @@ async def node_peer(*args: str) -> AsyncIterator[NodePeer]:
             peer._reader.cancel()
 
 
-def free_udp_port() -> int:
-    """A free loopback port for the library's server, which must be told its port (port 0 would
-    send its proxied requests to port 0). The port is bound again at once by the peer."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 # -- the library's server manages our client ----------------------------------------------------
 
 
 async def test_node_lib_server_manages_our_client(stack: Stack) -> None:
+    # the library's server must be told its port: it sends its requests through itself as a
+    # proxy, to the port it was given (0 would not do)
     async with node_peer("server", str(free_udp_port())) as peer:
         port = (await peer.call("listen"))["port"]
         config = stack.config(ENDPOINT, account={"uri": f"coap://127.0.0.1:{port}"})

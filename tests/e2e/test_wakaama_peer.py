@@ -28,7 +28,6 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path as FsPath
 
@@ -49,7 +48,15 @@ from lwm2m.server.events import Deregistered, NotificationReceived, Registered
 from lwm2m.server.security import PeerIdentity, SecurityInfo
 from lwm2m.store import MemorySecurityStore
 
-from .conftest import SSID, Stack, bounded, client_config, require, running_bootstrap_server
+from .conftest import (
+    SSID,
+    Stack,
+    bounded,
+    client_config,
+    free_udp_port,
+    require,
+    running_bootstrap_server,
+)
 
 BUILD = FsPath(__file__).resolve().parents[2] / "build" / "wakaama"
 ENDPOINT = "urn:dev:os:wakaama-interop"
@@ -64,14 +71,6 @@ def wakaama_client(name: str = "lwm2mclient") -> str:
     require(binary.is_file(), "Wakaama's lwm2mclient (make test runs scripts/build-wakaama.sh)")
     require(shutil.which("stdbuf") is not None, "stdbuf (coreutils)")
     return os.fspath(binary)
-
-
-def free_udp_port() -> int:
-    """A free loopback port for the client (it takes a fixed ``-l`` port, no port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 class WakaamaClient:
