@@ -834,6 +834,27 @@ def test_secure_component_reference_without_a_component_fails_the_attempt(net: N
     assert net.sent() == []
 
 
+def test_an_invalid_secure_component_reference_fails_the_attempt(net: Net) -> None:
+    """/0/x/5 has the ``sc-ref:`` form with an invalid label: a clear failure, not a literal
+    key (which would fail later as a handshake with the wrong PSK)."""
+    cfg = config(
+        uri=f"coaps://{HOST}:5684",
+        security_mode="psk",
+        psk_identity="paths-ep",
+        psk_key_hex=b"sc-ref:\x00".hex(),
+        retry_count=1,
+        bootstrap_on_failure=False,
+    )
+
+    async def main() -> Any:
+        async with LwM2MClient(cfg) as client:
+            return await wait(client, RegistrationFailed)
+
+    failure = run(main)
+    assert "no valid credential label" in failure.reason
+    assert net.sent() == []
+
+
 def test_udp_connector_plain_coap_only(net: Net) -> None:
     async def main() -> tuple[Any, Any]:
         async with LwM2MClient(

@@ -184,6 +184,12 @@ def test_bad_secret_values(backend: Backend) -> None:
         store.put(0, security(1, 0, b"", os.urandom(16)))
     with pytest.raises(KeyNotFound, match="missing credential"):
         store.put(0, security(1, 0, b"id", b"sc-ref:lwm2m:/0/1/5#00000000"))
+    # the reference form with an invalid label is an error, never imported as a literal key
+    before = {c.label for c in store.component.credentials()}
+    for bad in (b"sc-ref:", b"sc-ref:\xff", b"sc-ref:" + b"x" * 129, b"sc-ref:a\nb"):
+        with pytest.raises(BadRequest, match="sc-ref: reference needs a credential label"):
+            store.put(0, security(1, 0, b"id", bad))
+    assert {c.label for c in store.component.credentials()} == before
     odd = SecureInstanceStore(store.component, secret_resources={9: {0}})
     with pytest.raises(BadRequest, match="Opaque or String"):
         odd.put(9, ObjectInstance(0, [S(0, T.INTEGER, 5)]))

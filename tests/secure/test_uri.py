@@ -272,5 +272,9 @@ def test_secret_reference_values() -> None:
     assert parse_secret_reference(secret_reference("a")) == "a"
     assert parse_secret_reference(b"sc-ref:\xff") is None
     assert parse_secret_reference(b"sc-ref:") is None
+    from lwm2m.secure.interfaces import is_reference_form
+
+    assert is_reference_form(b"sc-ref:")
+    assert not is_reference_form(b"sc-re")
     with pytest.raises(ValueError, match=r"1\.\.65535"):
         psk_premaster(b"")

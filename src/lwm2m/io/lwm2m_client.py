@@ -93,7 +93,7 @@ from lwm2m.io.coap_transport import SecurityLayer, UdpAddress
 from lwm2m.io.coaps import DtlsLayerConfig, DtlsSecurityLayer, PeerSecurity
 from lwm2m.model.path import Path
 from lwm2m.secure import SecureComponent, SecureInstanceStore, open_component
-from lwm2m.secure.interfaces import parse_secret_reference
+from lwm2m.secure.interfaces import is_reference_form, parse_secret_reference
 from lwm2m.secure.object import (
     SECURE_COMPONENT_OBJECT_ID,
     secure_component_definition,
@@ -236,6 +236,11 @@ class DtlsConnector:
     ) -> PskCredential | SigningKey | None:
         label = parse_secret_reference(value)
         if label is None:
+            if is_reference_form(value):
+                raise CredentialError(
+                    "/0/x/5 has the sc-ref: form but no valid credential label "
+                    "(1..128 printable characters)"
+                )
             return None
         component = self.component
         if component is None:

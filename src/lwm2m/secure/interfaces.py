@@ -76,6 +76,7 @@ __all__ = [
     "check_p256",
     "default_psk_label",
     "identity_text",
+    "is_reference_form",
     "parse_secret_reference",
     "psk_premaster",
     "secret_reference",
@@ -369,8 +370,19 @@ def secret_reference(label: str) -> bytes:
     return _REF_PREFIX + check_label(label).encode()
 
 
+def is_reference_form(value: bytes) -> bool:
+    """Whether ``value`` has the form of a secret reference (``sc-ref:`` and anything): a
+    value of that form whose label is invalid is an error, never a literal secret.
+
+    >>> is_reference_form(b"sc-ref:\x00"), is_reference_form(b"\x01\x02")
+    (True, False)
+    """
+    return value.startswith(_REF_PREFIX)
+
+
 def parse_secret_reference(value: bytes) -> str | None:
-    """The label a :func:`secret_reference` value refers to, or None for any other value.
+    """The label a :func:`secret_reference` value refers to, or None for any other value
+    (including one of the reference form with an invalid label: see :func:`is_reference_form`).
 
     >>> parse_secret_reference(b"sc-ref:lwm2m:/0/1/5"), parse_secret_reference(b"\\x01\\x02")
     ('lwm2m:/0/1/5', None)

@@ -50,6 +50,7 @@ from lwm2m.secure.interfaces import (
     PskHandle,
     SecureComponent,
     StorageCorrupted,
+    is_reference_form,
     parse_secret_reference,
     secret_reference,
 )
@@ -272,6 +273,12 @@ class SecureInstanceStore:
         if not raw:
             return value  # no secret (e.g. /0/x/5 in NoSec mode)
         label = parse_secret_reference(raw)
+        if label is None and is_reference_form(raw):
+            # not imported as a literal secret: a mistyped reference would become a wrong key
+            raise BadRequest(
+                f"{path}: an sc-ref: reference needs a credential label "
+                "of 1..128 printable characters"
+            )
         if label is not None:
             if label not in {c.label for c in self.component.credentials()}:
                 raise KeyNotFound(f"{path} refers to a missing credential {label!r}")
