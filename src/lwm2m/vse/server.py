@@ -24,29 +24,45 @@ __all__ = ["VseServer", "run"]
 log = logging.getLogger(__name__)
 
 
+_Signature = tuple[int, int, int, int] | None
+
+
 class _StateFile:
-    """The state file with change detection (our own writes do not count as changes)."""
+    """The state file with change detection (our own writes do not count as changes).
+
+    A change is any new (device, inode, size, mtime): ``save_state`` renames a new file into
+    place, so every write has a new inode even when the clock or the file system gives it the
+    same mtime as the one before (1 s timestamps, ``cp -p``)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.state = load_state(path)
-        self._mtime = self._stat()
+        self._seen = self._signature()
 
-    def _stat(self) -> int:
+    def _signature(self) -> _Signature:
         try:
-            return self.path.stat().st_mtime_ns
+            st = self.path.stat()
         except FileNotFoundError:
-            return 0
+            return None
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def changed_on_disk(self) -> bool:
+        """Written, replaced or deleted since our last load or save."""
+        return self._signature() != self._seen
+
+    def rewritten(self) -> bool:
+        """Written or replaced (not deleted) since our last load or save: a newer
+        personalisation that the card's state must not overwrite."""
+        return self.path.exists() and self.changed_on_disk()
 
     def save(self, state: VseState) -> None:
         save_state(state, self.path)
-        self._mtime = self._stat()
+        self._seen = self._signature()
 
     def reload_if_changed(self) -> VseState | None:
-        mtime = self._stat()
-        if mtime == self._mtime:
+        if not self.changed_on_disk():
             return None
-        self._mtime = mtime
+        self._seen = self._signature()
         self.state = load_state(self.path)
         return self.state
 
@@ -114,7 +130,12 @@ class VseServer:
         try:
             self._connection.serve()
         finally:
-            self.store.save(self.card.state)
+            # A file written meanwhile (``lwm2m sc write-bootstrap --state``) is the newer
+            # personalisation: keep it rather than overwrite it with the card as it ran.
+            if self.store.rewritten():
+                log.info("state file changed while serving: kept as written")
+            else:
+                self.store.save(self.card.state)
             self.ready.clear()
             if self._ready_file is not None:
                 self._ready_file.unlink(missing_ok=True)
@@ -148,8 +169,13 @@ def run(
     def stop(signum: int, frame: FrameType | None) -> None:
         server.stop()
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-    server.serve()
+    if threading.current_thread() is not threading.main_thread():
+        server.serve()
+        return 0
+    previous = signal.signal(signal.SIGTERM, stop), signal.signal(signal.SIGINT, stop)
+    try:
+        server.serve()
+    finally:  # the handlers stop this server only: restore the caller's
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
     return 0

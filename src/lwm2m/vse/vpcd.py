@@ -98,6 +98,17 @@ class VpcdConnection:
         self._sock.sendall(len(payload).to_bytes(2, "big") + payload)
 
     def serve(self) -> None:
+        """Answer vpcd until it closes the connection, vanishes (a failed send ends the
+        connection too) or :meth:`stop`; the socket is closed on the way out, whatever ends
+        the loop."""
+        try:
+            self._serve()
+        except OSError as exc:  # vpcd went away before our reply: the end of the connection
+            log.info("vpcd connection ended: %s", exc)
+        finally:
+            self.close()
+
+    def _serve(self) -> None:
         while not self._stopped.is_set():
             header = self._recv_exact(2)
             if header is None:
@@ -121,7 +132,6 @@ class VpcdConnection:
                 log.warning("simulating card removal at APDU %d", self.apdus)
                 os._exit(3)
             self._send(self._process(payload))
-        self.close()
 
     def stop(self) -> None:
         self._stopped.set()
