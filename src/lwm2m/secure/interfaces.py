@@ -374,7 +374,7 @@ def is_reference_form(value: bytes) -> bool:
     """Whether ``value`` has the form of a secret reference (``sc-ref:`` and anything): a
     value of that form whose label is invalid is an error, never a literal secret.
 
-    >>> is_reference_form(b"sc-ref:\x00"), is_reference_form(b"\x01\x02")
+    >>> is_reference_form(b"sc-ref:\\x00"), is_reference_form(b"\\x01\\x02")
     (True, False)
     """
     return value.startswith(_REF_PREFIX)
