@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from lwm2m.bootstrap.session import BootstrapFinished, BootstrapStarted, BootstrapStep
 from lwm2m.client import events as ce
+from lwm2m.errors import LocalProtocolError
 from lwm2m.io.lwm2m_client import LwM2MClient
-from lwm2m.model import ResourceType, SingleResource
+from lwm2m.model import Path, ResourceType, SingleResource
 from lwm2m.server.events import Deregistered, Registered, Updated
+from lwm2m.server.registration import ServerConfig
 
 from .conftest import (
     ENDPOINT,
@@ -17,6 +21,7 @@ from .conftest import (
     bounded,
     client_config,
     running_bootstrap_server,
+    start_server,
 )
 
 
@@ -98,3 +103,25 @@ async def test_register_update_trigger_lifetime_change_and_deregister(stack: Sta
     assert gone.registration.id == registration.id
     assert await stack.server.registration(ENDPOINT) is None
     assert any(isinstance(e, ce.Deregistered) for e in client.history)
+
+
+async def test_a_server_of_lwm2m_1_0_only_gets_a_1_0_register() -> None:
+    """Our server configured for 1.0 only refuses ``lwm2m=1.1`` with 4.12 (Core §6.2.1); the
+    client registers again at once as 1.0, both sides record 1.0, and Send (a 1.1 operation)
+    is not offered to that server."""
+    server = await start_server(config=ServerConfig(supported_versions=frozenset({"1.0"})))
+    stack = Stack(server)
+    try:
+        client = await stack.start_client()
+        registration = await stack.server.registration(ENDPOINT)
+        assert registration is not None
+        assert registration.version == "1.0"
+        assert registration.content_formats == ()  # no 1.1 ct attribute on the root link
+        (registered,) = [e for e in client.history if isinstance(e, ce.Registered)]
+        assert registered.lwm2m_version == "1.0"
+        assert not [e for e in client.history if isinstance(e, ce.RegistrationFailed)]
+        with pytest.raises(LocalProtocolError):
+            await client.send([Path(3, 0, 9)])
+    finally:
+        await stack.close()
+        await server.stop()
