@@ -791,6 +791,12 @@ class DtlsSecurityLayer:
                 max_workers=max(1, self.config.worker_threads), thread_name_prefix="lwm2m-dtls"
             )
         session.busy = True
+        # While the step runs, handle_timer skips this connection: report no deadline for it
+        # (one that passed would re-arm the endpoint's timer at once, again and again, and
+        # spin the loop for as long as the key operation takes). _offloaded puts it back.
+        if self._timers.pop(session, None) is not None:
+            self._client_timer_dirty = True
+            self.output_pending = True
         self.stats.offloaded += 1
         future = self._executor.submit(session.connection.receive_datagram, data, now)
         self._inflight.add(future)
