@@ -1449,7 +1449,12 @@ class LwM2MServer:
             async for message in coap:
                 registration = await self.store.get(observation.registration_id)
                 if registration is None:
+                    # gone from the store behind our back (a shared store, another server's
+                    # sweep): forget the observation, so the client's next notification gets
+                    # a Reset (RFC 7641 §3.6) instead of a queue nobody reads
                     reason = "registration ended"
+                    if coap.active:
+                        await coap.cancel(proactive=False)
                     break
                 model = self.models.for_registration(registration)
                 try:
