@@ -317,7 +317,15 @@ class Handshake:
         self.client_random = os.urandom(32)
         session = self._configuration.session
         suites = self._client_suites()
-        if session is not None and session.cipher_suite in suites:
+        if (
+            session is not None
+            and session.cipher_suite in suites
+            # a session made without RFC 7627 cannot satisfy require_extended_master_secret
+            and (
+                session.extended_master_secret
+                or not self._configuration.require_extended_master_secret
+            )
+        ):
             self._session_id = session.session_id
         extensions: list[tuple[int, bytes]] = []
         if any(not CipherSuite(s).is_psk for s in suites):
@@ -417,7 +425,12 @@ class Handshake:
                 self._add_transcript(msg_type, message_seq, body)
                 request = m.pull_certificate_request(buf)
                 self._certificate_requested = True
-                self._client_auth = ECDSA_SIGN in request.certificate_types
+                # RFC 5246 §7.4.8: CertificateVerify must use a listed scheme, and we sign
+                # with one only; else an empty Certificate (§7.4.6)
+                self._client_auth = (
+                    ECDSA_SIGN in request.certificate_types
+                    and _SS.ECDSA_SECP256R1_SHA256 in request.signature_algorithms
+                )
             case (
                 (_HS.CLIENT_EXPECT_SERVER_HELLO_DONE | _HS.CLIENT_EXPECT_SERVER_KEY_EXCHANGE),
                 _HT.SERVER_HELLO_DONE,
@@ -656,6 +669,9 @@ class Handshake:
         self.server_random = hello.random
         self.cipher_suite = hello.cipher_suite
         self._ems = m.find_extension(hello.extensions, _ET.EXTENDED_MASTER_SECRET) is not None
+        # before resumption too: a resumed session without it is no better (RFC 7627 §5.3)
+        if self._configuration.require_extended_master_secret and not self._ems:
+            raise AlertHandshakeFailure("peer does not support the extended master secret")
         session = self._configuration.session
         if session is not None and hello.session_id and hello.session_id == self._session_id:
             # Abbreviated handshake (RFC 5246 §7.3); RFC 7627 §5.3 forbids mixing EMS states.
@@ -669,8 +685,6 @@ class Handshake:
             self._install_keys()
             self._set_state(_HS.CLIENT_EXPECT_FINISHED)
             return
-        if self._configuration.require_extended_master_secret and not self._ems:
-            raise AlertHandshakeFailure("peer does not support the extended master secret")
         self._session_id = hello.session_id
         if hello.cipher_suite in _PSK_SUITES:
             self._set_state(_HS.CLIENT_EXPECT_SERVER_KEY_EXCHANGE)
@@ -790,6 +804,9 @@ class Handshake:
             assert self._connection_id is not None
             reply.append(m.connection_id_extension(self._connection_id))
 
+        # RFC 7627 required: checked before resumption, which would skip it otherwise.
+        if self._configuration.require_extended_master_secret and not self._ems:
+            raise AlertHandshakeFailure("client does not support the extended master secret")
         # Resumption (RFC 5246 §7.3) unless the EMS state changed (RFC 7627 §5.3).
         cache = self._session_cache
         session = cache.get(hello.session_id) if cache is not None and hello.session_id else None
@@ -815,8 +832,6 @@ class Handshake:
             self._send_change_cipher_spec_and_finished(SERVER_FINISHED_LABEL)
             self._set_state(_HS.SERVER_EXPECT_FINISHED)
             return
-        if self._configuration.require_extended_master_secret and not self._ems:
-            raise AlertHandshakeFailure("client does not support the extended master secret")
 
         suite, cert_types = self._server_choose_suite(hello)
         self.cipher_suite = suite
