@@ -147,11 +147,17 @@ class IotSafeApplet:
             if required:
                 raise _Reject(0x6A80)
             return None
+        # IoT.05: ids are 1..20 bytes, labels 1..60 (as _create enforces); an empty one would
+        # match every object created without one
+        if (ident is not None and not 0 < len(ident.value) <= 20) or (
+            label is not None and not 0 < len(label.value) <= 60
+        ):
+            raise _Reject(0x6A80)
         entries: list[dict[str, Any]] = getattr(self.state, _LISTS[kind])
         for entry in entries:
-            if ident is not None and bytes.fromhex(entry.get("id") or "") == ident.value:
+            if ident is not None and entry.get("id") and bytes.fromhex(entry["id"]) == ident.value:
                 return entry
-            if label is not None and (entry.get("label") or "").encode() == label.value:
+            if label is not None and entry.get("label") and entry["label"].encode() == label.value:
                 return entry
         raise _Reject(0x6A88)
 

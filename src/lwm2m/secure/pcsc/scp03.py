@@ -592,6 +592,8 @@ class Scp03Card:
             return ResponseApdu.of(b"", 0x6A86)
         if level & SecurityLevel.R_MAC and not self.i & 0x20:
             return ResponseApdu.of(b"", 0x6A86)
+        if level & SecurityLevel.R_ENCRYPTION and not self.i & 0x40:  # as for R-MAC above
+            return ResponseApdu.of(b"", 0x6A86)
         session = SecureMessaging(keys, SecurityLevel.C_MAC)
         try:
             plain = session.unwrap_command(command)
