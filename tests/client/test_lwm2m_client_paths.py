@@ -813,14 +813,26 @@ def test_dtls_connector_resets_the_session_after_a_timeout(net: Net) -> None:
     assert resets == [SERVER]
 
 
-def test_secure_component_reference_without_a_component_fails_the_attempt(net: Net) -> None:
-    """/0/x/5 holds an ``sc-ref:`` reference but the client has no Secure Component: the
-    attempt fails with a clear reason, nothing is sent."""
+@pytest.mark.parametrize(
+    ("secret", "reason"),
+    [
+        # a valid reference, but the client has no Secure Component
+        (b"sc-ref:psk", "no Secure Component"),
+        # the reference form with an invalid label: not a literal key either (it would fail
+        # much later, as a handshake with the wrong PSK)
+        (b"sc-ref:\x00", "no valid credential label"),
+    ],
+)
+def test_a_secure_component_reference_the_client_cannot_use_fails_the_attempt(
+    net: Net, secret: bytes, reason: str
+) -> None:
+    """/0/x/5 holds an ``sc-ref:`` value the client cannot use: the attempt fails with a clear
+    reason, nothing is sent."""
     cfg = config(
         uri=f"coaps://{HOST}:5684",
         security_mode="psk",
         psk_identity="paths-ep",
-        psk_key_hex=b"sc-ref:psk".hex(),
+        psk_key_hex=secret.hex(),
         retry_count=1,
         bootstrap_on_failure=False,
     )
@@ -830,28 +842,7 @@ def test_secure_component_reference_without_a_component_fails_the_attempt(net: N
             return await wait(client, RegistrationFailed)
 
     failure = run(main)
-    assert "no Secure Component" in failure.reason
-    assert net.sent() == []
-
-
-def test_an_invalid_secure_component_reference_fails_the_attempt(net: Net) -> None:
-    """/0/x/5 has the ``sc-ref:`` form with an invalid label: a clear failure, not a literal
-    key (which would fail later as a handshake with the wrong PSK)."""
-    cfg = config(
-        uri=f"coaps://{HOST}:5684",
-        security_mode="psk",
-        psk_identity="paths-ep",
-        psk_key_hex=b"sc-ref:\x00".hex(),
-        retry_count=1,
-        bootstrap_on_failure=False,
-    )
-
-    async def main() -> Any:
-        async with LwM2MClient(cfg) as client:
-            return await wait(client, RegistrationFailed)
-
-    failure = run(main)
-    assert "no valid credential label" in failure.reason
+    assert reason in failure.reason
     assert net.sent() == []
 
 
