@@ -295,13 +295,16 @@ def vse_run(
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING, format="vse: %(levelname)s %(message)s"
     )
-    status = run(
-        state_path=state_path,
-        host=host,
-        port=port,
-        connect_timeout=connect_timeout,
-        ready_file=ready_file,
-    )
+    try:
+        status = run(
+            state_path=state_path,
+            host=host,
+            port=port,
+            connect_timeout=connect_timeout,
+            ready_file=ready_file,
+        )
+    except (ValueError, OSError) as exc:  # the state file: one line, the file untouched
+        raise click.ClickException(_file_error(state_path, exc)) from None
     if status:
         raise click.ClickException(f"cannot connect to vpcd at {host}:{port}")
 
@@ -315,8 +318,19 @@ def vse_init(state_path: str, force: bool) -> None:
 
     if FsPath(state_path).exists() and not force:
         raise click.ClickException(f"{state_path} exists (use --force)")
-    save_state(VseState.default(), state_path)
+    try:
+        save_state(VseState.default(), state_path)
+    except OSError as exc:
+        raise click.ClickException(_file_error(state_path, exc)) from None
     click.echo(f"wrote {state_path}")
+
+
+def _file_error(path: str, exc: Exception) -> str:
+    """One line for a state or output file that cannot be used (ValueError from load_state
+    already names the file)."""
+    if isinstance(exc, OSError):
+        return f"{path}: {exc.strerror or type(exc).__name__}"
+    return str(exc)
 
 
 @click.group()
@@ -364,18 +378,24 @@ def sc_write_bootstrap(
     summary = f"{len(data)} bytes, layout {found_layout.value}, objects " + ", ".join(
         f"/{node.id} ({len(node.instances)} instances)" for node, _ in objects
     )
+    if out_path:  # first: a bad --out must not leave the state file half-updated
+        try:
+            FsPath(out_path).write_bytes(data)
+        except OSError as exc:
+            raise click.ClickException(_file_error(out_path, exc)) from None
+        click.echo(f"wrote {summary} to {out_path}", err=True)
     if state_path:
         from lwm2m.vse.state import load_state, save_state
 
-        state = load_state(state_path)
-        state.pkcs15.bootstrap = data.hex()
-        if require_secure_channel is not None:
-            state.pkcs15.require_secure_channel = require_secure_channel
-        save_state(state, state_path)
+        try:
+            state = load_state(state_path)
+            state.pkcs15.bootstrap = data.hex()
+            if require_secure_channel is not None:
+                state.pkcs15.require_secure_channel = require_secure_channel
+            save_state(state, state_path)
+        except (ValueError, OSError) as exc:
+            raise click.ClickException(_file_error(state_path, exc)) from None
         click.echo(f"wrote {summary} to {state_path}", err=True)
-    if out_path:
-        FsPath(out_path).write_bytes(data)
-        click.echo(f"wrote {summary} to {out_path}", err=True)
     if as_hex or not (state_path or out_path):
         click.echo(data.hex().upper())
 

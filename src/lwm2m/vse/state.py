@@ -177,7 +177,10 @@ def load_state(path: str | os.PathLike[str]) -> VseState:
         save_state(state, file)
         return state
     try:
-        return VseState.from_json(json.loads(file.read_text()))
+        data = json.loads(file.read_text())
+        if not isinstance(data, dict):  # dict([]) would be the default card
+            raise TypeError("not a JSON object")
+        return VseState.from_json(data)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{file}: not a VSE state file ({type(exc).__name__})") from None
 
