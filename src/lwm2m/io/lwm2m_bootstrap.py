@@ -399,6 +399,10 @@ class BootstrapServer:
             del self._tasks[endpoint]
         if not task.cancelled() and task.exception() is not None:
             log.error("bootstrap session of %s crashed", endpoint, exc_info=task.exception())
+            session = self._sessions.get(endpoint)
+            if session is not None:  # subscribers learn of it too, not only the log
+                session.abort(f"internal error: {type(task.exception()).__name__}")
+                self._publish(session)
 
     def _publish(self, session: BootstrapSession) -> None:
         while (event := session.next_event()) is not None:
