@@ -15,6 +15,19 @@ CLIENT: Addr = ("10.0.0.1", 5683)
 SERVER: Addr = ("10.0.0.2", 5683)
 
 
+def sent(engine: CoapEngine, now: float = 0.0) -> list[Message]:
+    """The datagrams ``engine`` sends at ``now``, decoded."""
+    return [decode(d) for d, _ in engine.datagrams_to_send(now)]
+
+
+def events(engine: CoapEngine) -> list[object]:
+    """Every event ``engine`` has queued."""
+    out = []
+    while (e := engine.next_event()) is not None:
+        out.append(e)
+    return out
+
+
 def exact_config(**kwargs: Any) -> CoapConfig:
     """A config without retransmission jitter, so timings are exact."""
     tp = kwargs.pop("transmission", None) or TransmissionParameters(ack_random_factor=1.0)

@@ -16,24 +16,12 @@ from lwm2m.coap import (
     RequestFailed,
     RequestReceived,
     ResponseReceived,
-    decode,
 )
 from lwm2m.testing import FakeClock
 
-from .helpers import CLIENT, SERVER, Net, exact_config
+from .helpers import CLIENT, SERVER, Net, events, exact_config, sent
 
 CON, NON, ACK, RST = MessageType.CON, MessageType.NON, MessageType.ACK, MessageType.RST
-
-
-def sent(engine: CoapEngine, now: float = 0.0) -> list[Message]:
-    return [decode(d) for d, _ in engine.datagrams_to_send(now)]
-
-
-def events(engine: CoapEngine) -> list[object]:
-    out = []
-    while (e := engine.next_event()) is not None:
-        out.append(e)
-    return out
 
 
 def test_fake_clock() -> None:
