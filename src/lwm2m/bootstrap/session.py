@@ -292,13 +292,9 @@ class BootstrapSession:
 
 
 def _object_version(links: tuple[Link, ...], object_id: int) -> str:
-    """The version of ``object_id`` a Bootstrap-Discover listed: its ``ver``, else 1.0 (Core
-    §6.2.1: ``ver`` is left out for version 1.0). An object not listed at all is taken at 1.0
-    too, the version every client knows."""
-    prefix = f"/{object_id}"
-    for link in links:
-        if link.uri == prefix or link.uri.startswith(prefix + "/"):
-            version = link.version
-            if version is not None:
-                return version
-    return "1.0"
+    """The version of ``object_id`` a Bootstrap-Discover listed: ``ver`` on its object link,
+    else 1.0 (Core §6.2.1: ``ver`` belongs on object links and is left out for 1.0, the rule
+    the server's ``parse_object_links`` applies to a Register). An object not listed at all is
+    taken at 1.0 too, the version every client knows."""
+    uri = f"/{object_id}"
+    return next((link.version for link in links if link.uri == uri and link.version), "1.0")

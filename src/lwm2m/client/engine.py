@@ -392,7 +392,7 @@ class ClientEngine:
                 continue
             if not registration.registered or registration.account.mute_send:
                 continue
-            if registration.version == "1.0":  # Send is a 1.1 operation (Core §6.4.6)
+            if registration.legacy:  # Send is a 1.1 operation (Core §6.4.6)
                 continue
             nodes: dict[Path, Node] = {}
             for path in paths:
@@ -969,7 +969,7 @@ class ClientEngine:
             lifetime=account.lifetime,
             lwm2m_version=registration.version,
             binding=binding,
-            queue_mode=registration.queue_mode and registration.version != "1.0",
+            queue_mode=registration.queue_mode and not registration.legacy,
             objects=links,
         )
         self._send(op, "register", account)
@@ -1117,6 +1117,6 @@ def _binding(registration: Registration) -> str:
     """The ``b`` parameter: 1.1 letters, with the 1.0 queue flag ``Q`` appended for a 1.0
     server (1.1 sends queue mode as its own ``Q`` parameter instead)."""
     letters = registration.account.binding_letters
-    if registration.version == "1.0" and registration.queue_mode:
+    if registration.legacy and registration.queue_mode:
         return letters + "Q"
     return letters

@@ -154,6 +154,11 @@ class Registration:
         return ssid
 
     @property
+    def legacy(self) -> bool:
+        """Registering or registered as LwM2M 1.0 (the server refused 1.1)."""
+        return self.version == "1.0"
+
+    @property
     def registered(self) -> bool:
         """Registered (possibly with an Update in flight)."""
         return self.state in (RegistrationState.REGISTERED, RegistrationState.UPDATING)

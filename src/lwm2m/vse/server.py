@@ -46,23 +46,23 @@ class _StateFile:
             return None
         return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
-    def changed_on_disk(self) -> bool:
-        """Written, replaced or deleted since our last load or save."""
-        return self._signature() != self._seen
-
     def rewritten(self) -> bool:
         """Written or replaced (not deleted) since our last load or save: a newer
         personalisation that the card's state must not overwrite."""
-        return self.path.exists() and self.changed_on_disk()
+        signature = self._signature()
+        return signature is not None and signature != self._seen
 
     def save(self, state: VseState) -> None:
         save_state(state, self.path)
         self._seen = self._signature()
 
     def reload_if_changed(self) -> VseState | None:
-        if not self.changed_on_disk():
+        """The state as now on disk if the file was written, replaced or deleted since our
+        last load or save (deleted: a fresh card), else None."""
+        signature = self._signature()
+        if signature == self._seen:
             return None
-        self._seen = self._signature()
+        self._seen = signature
         self.state = load_state(self.path)
         return self.state
 
