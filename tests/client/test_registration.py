@@ -20,9 +20,10 @@ from lwm2m.client.registration import (
     RegistrationState,
     update_delay,
 )
+from lwm2m.coap.message import Message
 from lwm2m.coap.numbers import Code
 from lwm2m.codec.content_format import ContentFormat as CF
-from lwm2m.codec.link import decode_links
+from lwm2m.codec.link import Link, decode_links
 from lwm2m.errors import LocalProtocolError
 from lwm2m.operations.requests import BootstrapRequest, Deregister, Register, Update
 
@@ -344,6 +345,104 @@ def test_a_4_12_to_the_1_0_register_is_an_ordinary_failure() -> None:
     h.advance(10)
     (retry,) = h.take(Register)
     assert "lwm2m=1.0" in retry.message.uri_query  # retries keep the version reached
+
+
+def _links(message: Message) -> dict[str, Link]:
+    return {link.uri: link for link in decode_links(message.payload)}
+
+
+def test_a_4_00_registers_again_as_1_0_then_with_plain_links() -> None:
+    """Wakaama's 1.0 server of 2018 answers 4.00 to any object link with attributes other than
+    the root's (``</>;ct="..."``, even ``</3>;ver=1.1`` of LwM2M 1.0 §5.3.1), before it looks
+    at ``lwm2m=``: the Register goes again at once as 1.0, then with plain links, without
+    counting retries. Updates keep the plain links; a restart starts from the full form."""
+    from lwm2m.client import SimpleObject
+    from lwm2m.model.registry import default_registry
+
+    h = Harness(config(server(101, lifetime=120, binding="U")))
+    h.start()
+    (first,) = h.take(Register)
+    assert "lwm2m=1.1" in first.message.uri_query
+    assert _links(first.message)["/3"].version == "1.1"
+    h.respond(first, Code.BAD_REQUEST)
+    (second,) = h.take(Register)
+    assert "lwm2m=1.0" in second.message.uri_query
+    links = _links(second.message)
+    assert links["/"].content_formats == ()
+    assert links["/3"].version == "1.1"
+    h.respond(second, Code.BAD_REQUEST)
+    (third,) = h.take(Register)
+    assert "lwm2m=1.0" in third.message.uri_query
+    links = _links(third.message)
+    assert "/3" not in links  # Device has an instance: no object link needed
+    assert "/3/0" in links
+    assert [uri for uri, link in links.items() if link.params and uri != "/"] == []
+    assert h.take_events(RegistrationFailed) == []
+    h.respond(third, Code.CREATED, location=("rd", "old"))
+    assert h.take_events(Registered) == [Registered(101, "/rd/old", "1.0")]
+    # a new object (version 1.0 here) and the Update: still the plain form
+    h.tree.add(SimpleObject(default_registry().get(6), {}))  # type: ignore[arg-type]
+    h.advance(0)
+    (update,) = h.take(Update)
+    assert b"</6>" in update.message.payload
+    assert b"ver=" not in update.message.payload
+    h.respond(update)
+    h.engine.stop(h.now)
+    (deregister,) = h.take()
+    h.respond(deregister, Code.DELETED)
+    h.engine.start(h.now)
+    (restart,) = h.take(Register)
+    assert "lwm2m=1.1" in restart.message.uri_query
+    assert b"ver=1.1" in restart.message.payload
+
+
+def test_a_4_00_to_every_form_is_an_ordinary_failure_and_the_retry_starts_over() -> None:
+    """The simplest form refused as well: the 4.00 was about something else (an unknown
+    endpoint, say), so the retry after the back-off goes through the forms again."""
+    h = Harness(config(server(101, retry_timer=10, bootstrap_on_failure=False)))
+    h.start()
+    versions = []
+    for _ in range(3):
+        (request,) = h.take(Register)
+        versions.append((request.message.uri_query[2], b"ver=" in request.message.payload))
+        h.respond(request, Code.BAD_REQUEST, payload=b"no")
+    assert versions == [("lwm2m=1.1", True), ("lwm2m=1.0", True), ("lwm2m=1.0", False)]
+    (failed,) = h.take_events(RegistrationFailed)
+    assert failed.reason == "4.00 no"
+    assert failed.retry_at == h.now + 10
+    assert h.take(Register) == []
+    h.advance(10)
+    (retry,) = h.take(Register)
+    assert "lwm2m=1.1" in retry.message.uri_query
+    assert b"ver=1.1" in retry.message.payload
+
+
+def test_a_4_00_after_a_4_12_keeps_1_0_for_the_retry() -> None:
+    """A 4.12 says the server is 1.0: undoing the steps of a 4.00 keeps that version."""
+    h = Harness(config(server(101, retry_timer=10, bootstrap_on_failure=False)))
+    h.start()
+    (first,) = h.take(Register)
+    h.respond(first, Code.PRECONDITION_FAILED)
+    (second,) = h.take(Register)
+    h.respond(second, Code.BAD_REQUEST)
+    (third,) = h.take(Register)
+    assert b"ver=" not in third.message.payload
+    h.respond(third, Code.BAD_REQUEST)
+    assert len(h.take_events(RegistrationFailed)) == 1
+    h.advance(10)
+    (retry,) = h.take(Register)
+    assert "lwm2m=1.0" in retry.message.uri_query
+    assert b"ver=1.1" in retry.message.payload
+
+
+def test_a_4_00_with_minimum_1_1_fails_at_once() -> None:
+    h = Harness(config(server(101, bootstrap_on_failure=False), minimum_lwm2m_version="1.1"))
+    h.start()
+    (first,) = h.take(Register)
+    h.respond(first, Code.BAD_REQUEST)
+    (failed,) = h.take_events(RegistrationFailed)
+    assert failed.reason.startswith("4.00")
+    assert h.take(Register) == []
 
 
 def test_minimum_version_1_1_disables_the_fallback() -> None:

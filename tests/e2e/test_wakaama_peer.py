@@ -16,9 +16,10 @@ URI VALUE``, ``quit``) and read back from its output.
   and is provisioned over DTLS by our bootstrap server with the PSK it then registers with.
 * **Wakaama's bootstrap server provisions our client**, which then registers with our server.
 
-Our client does not register with Wakaama's server of this tree: that server refuses every
-object link carrying attributes (``</3>;ver=1.1``, which LwM2M 1.0 §5.3.1 allows) with 4.00
-before it looks at the version. docs/design.md, "LwM2M client", has the details.
+* **Wakaama's server manages our client**: it refuses every object link carrying attributes
+  (``</3>;ver=1.1``, which LwM2M 1.0 §5.3.1 allows) with 4.00 before it looks at the version;
+  our client registers again as 1.0 and then with plain links (docs/design.md, "LwM2M
+  client"), and the server reads, writes, executes and discovers.
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ import pytest
 
 from lwm2m.bootstrap.config import BootstrapConfig, SecurityInstance, ServerInstance
 from lwm2m.bootstrap.session import BootstrapFinished, BootstrapStarted, BootstrapStep
+from lwm2m.client.events import Registered as ClientRegistered
 from lwm2m.codec.content_format import ContentFormat
 from lwm2m.codec.link import Attributes
 from lwm2m.io.lwm2m_bootstrap import BootstrapServer, parse_bootstrap_document
 from lwm2m.io.lwm2m_client import LwM2MClient
 from lwm2m.io.lwm2m_server import LwM2MServer, dtls_layer_from_store
-from lwm2m.model import MultipleResource, ObjectInstance, ResourceType, SingleResource
+from lwm2m.model import MultipleResource, ObjectInstance, Path, ResourceType, SingleResource
 from lwm2m.model.ddf import parse_ddf
 from lwm2m.model.registry import default_registry
 from lwm2m.server.errors import ErrorResponse
@@ -128,6 +130,28 @@ async def wakaama(
             process.kill()
         await process.wait()
         client._reader.cancel()
+
+
+@contextlib.asynccontextmanager
+async def wakaama_program(name: str, *arguments: str) -> AsyncIterator[WakaamaClient]:
+    """One of Wakaama's example servers (``lwm2mserver``, ``bootstrap_server``), driven on its
+    command line like the client."""
+    process = await asyncio.create_subprocess_exec(
+        "stdbuf",
+        "-oL",
+        wakaama_client(name),
+        *arguments,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    program = WakaamaClient(process)
+    try:
+        yield program
+    finally:
+        process.kill()
+        await process.wait()
+        program._reader.cancel()
 
 
 TEXT, TLV = ContentFormat.TEXT, ContentFormat.TLV
@@ -321,17 +345,8 @@ async def test_wakaama_bootstrap_server_provisions_our_client(
         f"security=NoSec\n\n[Endpoint]\nName={ENDPOINT}\nDelete=/\nServer={SSID}\n"
     )
     bootstrap_port = free_udp_port()
-    process = await asyncio.create_subprocess_exec(
-        "stdbuf",
-        "-oL",
-        wakaama_client("bootstrap_server"),
-        *["-4", "-l", str(bootstrap_port), "-f", os.fspath(ini)],
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output = WakaamaClient(process)
-    try:
+    arguments = ("-4", "-l", str(bootstrap_port), "-f", os.fspath(ini))
+    async with wakaama_program("bootstrap_server", *arguments) as output:
         assert "listening" in await output.output("listening on port")
         config = client_config(ENDPOINT, bootstrap={"uri": f"coap://127.0.0.1:{bootstrap_port}"})
         client = LwM2MClient(config)
@@ -345,10 +360,47 @@ async def test_wakaama_bootstrap_server_provisions_our_client(
         # Wakaama numbers the instances after the short server id
         response = await stack.server.read(ENDPOINT, f"/1/{SSID}/1")
         assert response.content == SingleResource(1, INTEGER, 240)
-    finally:
-        process.kill()
-        await process.wait()
-        output._reader.cancel()
+
+
+async def test_our_client_registers_with_the_wakaama_server() -> None:
+    """Wakaama's server of this tree answers 4.00 to our 1.1 Register and to its 1.0 form,
+    whose links carry ``</3>;ver=1.1`` (it accepts no attribute but the root's): our client
+    falls back to plain object links and registers as 1.0. The server then reads from it (text
+    and TLV), writes the lifetime (our client sends an Update with it), executes, discovers,
+    and sees it de-register."""
+    port = free_udp_port()
+    async with wakaama_program("lwm2mserver", "-4", "-l", str(port)) as server:
+        servers = [{"uri": f"coap://127.0.0.1:{port}", "short_server_id": SSID, "lifetime": 300}]
+        client = LwM2MClient(client_config(ENDPOINT, servers))
+        try:
+            await bounded(client.start())
+            registered = await bounded(client.wait_for(ClientRegistered))
+            assert isinstance(registered, ClientRegistered)
+            assert registered.lwm2m_version == "1.0"
+            assert "New client #0 registered" in await server.output("New client")
+            await server.command("list")
+            assert '"urn:dev:os:wakaama-interop"' in await server.output("name:")
+            assert "/3/0" in await server.output("objects:")
+            await server.command("read 0 /3/0/0")
+            assert "2.05" in await server.output(r"Client #0 /3/0/0 : ")
+            # no Accept: our client answers a single resource in TLV, as Wakaama's client does
+            assert "6 bytes" in await server.output("bytes received of type")
+            assert "ACME" in await server.output("ACME")
+            await server.command("read 0 /3/0")
+            assert "2.05" in await server.output(r"Client #0 /3/0 : ")
+            assert "tlv" in await server.output("bytes received of type")
+            await server.command("write 0 /1/0/1 120")
+            assert "2.04" in await server.output(r"Client #0 /1/0/1 : ")
+            assert "updated" in await server.output("Client #0 updated")
+            assert client.objects.value(Path(1, 0, 1)) == 120
+            await server.command("exec 0 /3/0/12")  # Reset Error Code
+            assert "2.04" in await server.output(r"Client #0 /3/0/12 : ")
+            await server.command("disc 0 /3/0")
+            assert "2.05" in await server.output(r"Client #0 /3/0 : ")
+            assert "<" in await server.output("</3/0/")
+        finally:
+            await client.stop()
+        assert "unregistered" in await server.output("Client #0 unregistered")
 
 
 async def test_wakaama_dtls_client_is_provisioned_and_registers_over_dtls() -> None:

@@ -732,8 +732,15 @@ class ClientEngine:
                 code = response.code if response is not None else None
                 self._events.append(SendCompleted(request_id, pending.ssid, code))
             case "register" if registration is not None:
-                if response is not None and response.code == Code.PRECONDITION_FAILED:
-                    effects = registration.version_refused(self.config.minimum_lwm2m_version)
+                if response is not None and response.code in _SIMPLER_REGISTER:
+                    minimum = self.config.minimum_lwm2m_version
+                    if response.code == Code.PRECONDITION_FAILED:
+                        effects = registration.version_refused(minimum)
+                    else:
+                        sent = pending.operation
+                        assert isinstance(sent, Register)
+                        attributes = any(link.params for link in sent.objects if link.uri != "/")
+                        effects = registration.form_refused(minimum, attributes=attributes)
                     if effects:
                         self._apply(registration, effects, now)
                         self._after_input(now)
@@ -933,10 +940,13 @@ class ClientEngine:
                 case _:
                     self._events.append(effect)
 
-    def _object_links(self, version: str = LWM2M_VERSION) -> tuple[Link, ...]:
+    def _object_links(
+        self, version: str = LWM2M_VERSION, *, plain: bool = False
+    ) -> tuple[Link, ...]:
         """The Register payload (§6.2.1): ``</>;rt="oma.lwm2m";ct=...`` then every object and
         instance except /0 and /21, with ``ver`` for objects whose version is not 1.0. For a
-        1.0 server the root link has no ``ct`` (a 1.1 attribute)."""
+        1.0 server the root link has no ``ct`` (a 1.1 attribute); ``plain`` leaves out ``ver``
+        too (:meth:`Registration.form_refused`)."""
         root: list[tuple[str, str]] = [("rt", "oma.lwm2m")]
         if version != "1.0":
             root.append(("ct", self.formats.content_formats_attribute()))
@@ -947,10 +957,9 @@ class ClientEngine:
                 continue
             ids = list(handler.instance_ids())
             version = definition.version
-            if version != "1.0" or not ids:
-                links.append(
-                    Link(f"/{definition.id}", {"ver": version} if version != "1.0" else {})
-                )
+            versioned = version != "1.0" and not plain
+            if versioned or not ids:
+                links.append(Link(f"/{definition.id}", {"ver": version} if versioned else {}))
             links.extend(Link(f"/{definition.id}/{iid}") for iid in ids)
         return tuple(links)
 
@@ -959,7 +968,7 @@ class ClientEngine:
         # a new registration starts without observations (§6.2.1); cleared now, not at its 2.01,
         # because the server may observe before the 2.01 reaches us
         self.observations.remove_server(registration.ssid)
-        links = self._object_links(registration.version)
+        links = self._object_links(registration.version, plain=registration.plain_links)
         binding = _binding(registration)
         registration.in_flight = RegistrationParameters(
             account.lifetime, binding, format_links(links)
@@ -977,7 +986,7 @@ class ClientEngine:
     def _send_update(self, registration: Registration) -> None:
         account = registration.account
         assert registration.location is not None
-        links = self._object_links(registration.version)
+        links = self._object_links(registration.version, plain=registration.plain_links)
         current = RegistrationParameters(
             account.lifetime, _binding(registration), format_links(links)
         )
@@ -1023,8 +1032,12 @@ class ClientEngine:
         self._bootstrap_timer(now)
         if self._objects_dirty:
             self._objects_dirty = False
-            links = format_links(self._object_links())
+            forms: dict[tuple[str, bool], str] = {}  # the links in each registration's form
             for registration in self.registrations.values():
+                version, plain = form = (registration.version, registration.plain_links)
+                links = forms.get(form)
+                if links is None:
+                    links = forms[form] = format_links(self._object_links(version, plain=plain))
                 sent = registration.sent
                 if registration.registered and (sent is None or sent.objects != links):
                     self._apply(registration, registration.request_update(now), now)
@@ -1111,6 +1124,10 @@ class ClientEngine:
                     )
                 )
             observation.stored.clear()
+
+
+_SIMPLER_REGISTER = (Code.PRECONDITION_FAILED, Code.BAD_REQUEST)
+"""Answers to a Register after which it may go again at once in a simpler form."""
 
 
 def _binding(registration: Registration) -> str:

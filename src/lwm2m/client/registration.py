@@ -134,6 +134,10 @@ class Registration:
         self.version = LWM2M_VERSION
         """The enabler version of the next Register: 1.1, or 1.0 once the server refused 1.1
         (see :meth:`version_refused`)."""
+        self.plain_links = False
+        """Object links without attributes (``ver``): set when a 1.0 server refused them (see
+        :meth:`form_refused`)."""
+        self._lowered_by_bad_request = False
         self.deadline: float | None = None
         self.location: str | None = None
         self.attempt = 0
@@ -183,7 +187,9 @@ class Registration:
         ):
             self._move(RegistrationState.WAITING)
             self.attempt = self.sequence = 0
-            self.version = LWM2M_VERSION  # a new registration tries the highest version again
+            # a new registration tries the highest version and the full links again
+            self.version = LWM2M_VERSION
+            self.plain_links = self._lowered_by_bad_request = False
             self.deadline = now + (self.account.initial_delay if delay is None else delay)
         return []
 
@@ -260,6 +266,35 @@ class Registration:
             return []
         self.version = "1.0"
         return [Send.REGISTER]
+
+    def form_refused(self, minimum: str, *, attributes: bool) -> list[Effect]:
+        """The server answered the Register with 4.00 Bad Request.
+
+        Some LwM2M 1.0 servers refuse what they do not parse instead of answering 4.12:
+        Wakaama's of 2018 answers 4.00 to any object link with an attribute other than the
+        root's ``rt``/``ct=11543``, so it refuses ``</>;ct="..."`` (1.1) and even
+        ``</3>;ver=1.1``, which LwM2M 1.0 §5.3.1 defines, before it looks at ``lwm2m=``. The
+        Register goes again at once in a simpler form, one step per 4.00 and not counted as a
+        retry: first as 1.0 (if ``minimum`` allows it), then, for a 1.0 Register whose object
+        links carry attributes (``attributes``), with plain links (the server then takes every
+        object at version 1.0). When the simplest form is refused as well, the 4.00 was about
+        something else: the steps taken for a 4.00 are undone (the next attempt starts from
+        the full form again, a version lowered by 4.12 stays) and it is an ordinary failure
+        (the caller then calls :meth:`register_done`).
+        """
+        if self.state is not RegistrationState.REGISTERING:
+            return []
+        if self.version > minimum:
+            self.version = "1.0"
+            self._lowered_by_bad_request = True
+            return [Send.REGISTER]
+        if self.legacy and attributes and not self.plain_links:
+            self.plain_links = True
+            return [Send.REGISTER]
+        if self._lowered_by_bad_request:
+            self.version = LWM2M_VERSION
+        self.plain_links = self._lowered_by_bad_request = False
+        return []
 
     def _retry(self, now: float, reason: str) -> list[Effect]:
         account = self.account
