@@ -302,15 +302,20 @@ class BootstrapServer:
         self._endpoint = endpoint
 
     async def stop(self) -> None:
-        """Abort running sessions, close the socket, end subscriptions."""
+        """Abort running sessions (each fails, and subscribers get its BootstrapFailed), close
+        the socket, end subscriptions."""
         if self._endpoint is None:
             return
-        tasks = list(self._tasks.values())
-        for task in tasks:
+        running = list(self._tasks.items())
+        for _, task in running:
             task.cancel()
-        for task in tasks:
+        for endpoint, task in running:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            session = self._sessions.get(endpoint)
+            if session is not None and session.state is SessionState.RUNNING:
+                session.abort("the bootstrap server stopped")
+                self._publish(session)
         await self._endpoint.close()
         self._endpoint = None
         self.events.close()
