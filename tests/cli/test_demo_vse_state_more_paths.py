@@ -335,9 +335,39 @@ def test_vse_run_without_vpcd_creates_a_fresh_card(tmp_path: Path) -> None:
             "vse", "run", "--state", str(path), "--port", str(port), "--connect-timeout", "0.2"
         )
     assert result.exit_code == 1
-    assert result.stderr.splitlines() == [f"Error: cannot connect to vpcd at 127.0.0.1:{port}"]
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"Error: cannot connect to vpcd at 127.0.0.1:{port}: ")
+    assert "refused" in line  # the reason
     assert load_state(path) == VseState.default()
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    "program", [["-m", "lwm2m.cli.main", "vse", "run"], ["-m", "lwm2m.vse"]], ids=["cli", "module"]
+)
+def test_vpcd_unreachable_is_one_line_in_a_real_process(tmp_path: Path, program: list[str]) -> None:
+    """In a real process (logging to the real stderr, unlike CliRunner), the missing vpcd is
+    reported once: ``lwm2m vse run`` prints one ``Error:`` line (it used to print a log line as
+    well), ``python -m lwm2m.vse`` one log line, exit status 1 and 2."""
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        options = ["--state", str(tmp_path / "vse.json"), "--port", str(port)]
+        done = subprocess.run(
+            [sys.executable, *program, *options, "--connect-timeout", "0.2"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    (line,) = done.stderr.splitlines()
+    prefix = "Error: " if program[1] == "lwm2m.cli.main" else "vse: ERROR "
+    assert line.startswith(f"{prefix}cannot connect to vpcd at 127.0.0.1:{port}: "), line
+    assert done.returncode == (1 if prefix == "Error: " else 2)
+    assert done.stdout == ""
 
 
 def test_vse_run_until_vpcd_goes_away(files: dict[str, Path]) -> None:

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import pytest
 
 from lwm2m.vse import vpcd
-from lwm2m.vse.server import VseServer, run
+from lwm2m.vse.server import VpcdUnreachable, VseServer, run
 from lwm2m.vse.state import DEFAULT_ATR, VseState, load_state, save_state
 from lwm2m.vse.uicc import VirtualUicc
 from lwm2m.vse.vpcd import GET_ATR, POWER_OFF, POWER_ON, RESET, VpcdConnection, connect_vpcd
@@ -491,14 +491,14 @@ def saved_handlers() -> tuple[object, object]:
     return signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
 
 
-def test_run_nothing_listening(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_run_nothing_listening(tmp_path: Path) -> None:
     before = saved_handlers()
     with socket.socket() as bound:
         bound.bind(("127.0.0.1", 0))
         port = bound.getsockname()[1]
-        assert run(state_path=tmp_path / "s.json", port=port, connect_timeout=0.1) == 2
+        with pytest.raises(VpcdUnreachable, match=f"cannot connect to vpcd at 127.0.0.1:{port}: "):
+            run(state_path=tmp_path / "s.json", port=port, connect_timeout=0.1)
     assert saved_handlers() == before
-    assert "cannot connect to vpcd" in caplog.text
 
 
 def test_run_in_a_thread_ends_with_the_connection(listener: socket.socket, tmp_path: Path) -> None:
@@ -545,3 +545,54 @@ def test_run_stops_on_sigterm(listener: socket.socket, tmp_path: Path) -> None:
     assert helper.errors == []
     assert seen == {"atr": bytes.fromhex(DEFAULT_ATR), "installed": True, "eof": True}
     assert status == 0
+
+
+# -- python -m lwm2m.vse ---------------------------------------------------------------------------
+
+
+def test_module_main_reports_a_missing_vpcd_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from lwm2m.vse.__main__ import main as vse_main
+
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        port = bound.getsockname()[1]
+        arguments = ["--state", str(tmp_path / "s.json"), "--port", str(port)]
+        status = vse_main([*arguments, "--connect-timeout", "0.2"])
+    assert status == 2
+    (record,) = caplog.records
+    assert record.levelname == "ERROR"
+    assert record.getMessage().startswith(f"cannot connect to vpcd at 127.0.0.1:{port}: ")
+
+
+def test_module_main_names_an_unusable_state_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from lwm2m.vse.__main__ import main as vse_main
+
+    state = tmp_path / "state.json"
+    state.write_text("[1, 2]")  # JSON, but not a card state
+    status = vse_main(["--state", str(state), "--port", "1"])
+    assert status == 1
+    (record,) = caplog.records
+    assert record.getMessage().startswith(f"state file {state}: ")
+    assert state.read_text() == "[1, 2]"  # left as it was
+
+
+def test_module_main_serves_until_vpcd_goes(listener: socket.socket, tmp_path: Path) -> None:
+    from lwm2m.vse.__main__ import main as vse_main
+
+    port = listener.getsockname()[1]
+    ready = tmp_path / "ready"
+    arguments = ["--state", str(tmp_path / "s.json"), "--port", str(port), "-v"]
+    running = Background(lambda: vse_main([*arguments, "--ready-file", str(ready)]))
+    peer = Peer(listener.accept()[0])
+    with peer.sock:
+        assert peer.transmit(bytes([GET_ATR])) == bytes.fromhex(DEFAULT_ATR)
+        assert ready.read_text() == f"{os.getpid()}\n"  # written once the ATR was asked for
+        peer.sock.shutdown(socket.SHUT_WR)
+        running.join()
+    assert (running.errors, running.result) == ([], 0)
+    assert (tmp_path / "s.json").exists()
+    assert not ready.exists()  # removed when the card goes

@@ -290,23 +290,23 @@ def vse_run(
     verbose: bool,
 ) -> None:
     """Serve the emulated card until pcscd goes away or SIGTERM."""
-    from lwm2m.vse.server import run
+    from lwm2m.vse.server import VpcdUnreachable, run
 
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING, format="vse: %(levelname)s %(message)s"
     )
     try:
-        status = run(
+        run(
             state_path=state_path,
             host=host,
             port=port,
             connect_timeout=connect_timeout,
             ready_file=ready_file,
         )
+    except VpcdUnreachable as exc:  # one line, the reason included, not logged as well
+        raise click.ClickException(str(exc)) from None
     except (ValueError, OSError) as exc:  # the state file: one line, the file untouched
         raise click.ClickException(_file_error(state_path, exc)) from None
-    if status:
-        raise click.ClickException(f"cannot connect to vpcd at {host}:{port}")
 
 
 @vse.command("init")

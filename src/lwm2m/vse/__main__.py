@@ -6,7 +6,9 @@ import argparse
 import logging
 import sys
 
-from lwm2m.vse.server import run
+from lwm2m.vse.server import VpcdUnreachable, run
+
+log = logging.getLogger("lwm2m.vse")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,14 +25,21 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="vse: %(levelname)s %(message)s",
     )
-    return run(
-        state_path=args.state,
-        host=args.host,
-        port=args.port,
-        connect_timeout=args.connect_timeout,
-        ready_file=args.ready_file,
-        fail_after=args.fail_after,
-    )
+    try:
+        return run(
+            state_path=args.state,
+            host=args.host,
+            port=args.port,
+            connect_timeout=args.connect_timeout,
+            ready_file=args.ready_file,
+            fail_after=args.fail_after,
+        )
+    except VpcdUnreachable as exc:
+        log.error("%s", exc)
+        return 2
+    except (ValueError, OSError) as exc:  # the state file
+        log.error("state file %s: %s", args.state, exc)
+        return 1
 
 
 if __name__ == "__main__":

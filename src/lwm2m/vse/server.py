@@ -15,13 +15,19 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from lwm2m.errors import Lwm2mError
 from lwm2m.vse.state import VseState, load_state, save_state
 from lwm2m.vse.uicc import VirtualUicc
 from lwm2m.vse.vpcd import VpcdConnection, connect_vpcd
 
-__all__ = ["VseServer", "run"]
+__all__ = ["VpcdUnreachable", "VseServer", "run"]
 
 log = logging.getLogger(__name__)
+
+
+class VpcdUnreachable(Lwm2mError, ConnectionError):
+    """No vpcd (pcscd's virtual reader driver) accepted the connection: the message names the
+    address and the reason, for the command line to print as it is."""
 
 
 _Signature = tuple[int, int, int, int] | None
@@ -156,15 +162,16 @@ def run(
     ready_file: str | os.PathLike[str] | None = None,
     fail_after: int | None = None,
 ) -> int:
-    """Serve one vpcd connection in this process; returns the exit status."""
+    """Serve one vpcd connection in this process; returns the exit status (0). Raises
+    VpcdUnreachable when vpcd cannot be reached, and ValueError or OSError for a state file
+    that cannot be used."""
     server = VseServer(
         state_path, host=host, port=port, ready_file=ready_file, fail_after=fail_after
     )
     try:
         server.connect(connect_timeout)
     except OSError as exc:
-        log.error("cannot connect to vpcd at %s:%d: %s", host, port, exc)
-        return 2
+        raise VpcdUnreachable(f"cannot connect to vpcd at {host}:{port}: {exc}") from None
 
     def stop(signum: int, frame: FrameType | None) -> None:
         server.stop()
