@@ -191,36 +191,3 @@ def client_address(client: OurClient) -> tuple[str, int]:
     host, port = client.endpoint.local_address[:2]
     return (str(host), int(port))
 
-
-async def test_stop_aborts_a_running_session_and_reports_it(client: OurClient) -> None:
-    """``stop`` ends a session waiting for the client's answer: the session fails with a reason
-    naming the stop, and subscribers get its BootstrapFailed before their iteration ends."""
-    bootstrap = BootstrapServer(configs={"dev": CONFIG})
-    await bootstrap.start(("127.0.0.1", 0))
-    client.hang = True  # the client never answers the first bootstrap request
-    reached = asyncio.Event()
-    handle = client.handle
-
-    def noting(request: Any) -> Any:
-        reached.set()
-        return handle(request)
-
-    assert client.endpoint is not None
-    client.endpoint.site.add("/", noting)
-    with bootstrap.subscribe() as events:
-        async with asyncio.timeout(TIMEOUT):
-            answer = await client.request_bootstrap(bootstrap, ["ep=dev"])
-            assert answer.code == Code.CHANGED
-            await reached.wait()
-            session = bootstrap.session("dev")
-            assert session is not None
-            assert session.state is SessionState.RUNNING
-            await bootstrap.stop()
-            seen = [event async for event in events]
-    assert session.state is SessionState.FAILED
-    failed = [e for e in seen if isinstance(e, BootstrapFailed)]
-    assert len(failed) == 1
-    assert failed[0].reason == "the bootstrap server stopped"
-    assert [type(e) for e in seen].index(BootstrapStarted) < [type(e) for e in seen].index(
-        BootstrapFailed
-    )

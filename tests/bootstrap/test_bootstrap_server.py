@@ -380,9 +380,13 @@ async def test_stopping_aborts_sessions(our_client: OurClient) -> None:
             await our_client.request_bootstrap(server, ["ep=dev"])
             await events.wait_for(BootstrapStarted)
             await server.stop()
+            after = [event async for event in events]  # what was published up to the end
     session = server.session("dev")
     assert session is not None
-    assert session.state is SessionState.RUNNING  # aborted mid-way, never finished
+    assert session.state is SessionState.FAILED  # aborted mid-way: failed, and reported
+    assert [(type(e), e.reason) for e in after if isinstance(e, BootstrapFailed)] == [
+        (BootstrapFailed, "the bootstrap server stopped")
+    ]
 
 
 async def test_the_2_04_precedes_the_first_bootstrap_request(
