@@ -823,7 +823,7 @@ class LwM2MServer:
             if owner is None:  # pragma: no cover - stores remove them together
                 continue
             model = self.models.for_registration(owner)
-            message = encode_request(observation.request(), model)
+            message = _downlink(owner, observation.request(), model)
             message.token = observation.token
             coap = adopt_observation(endpoint, message, owner.address)
             self._start_pump(ObservationHandle(self, observation, owner, None), coap)
@@ -1076,6 +1076,13 @@ class LwM2MServer:
             raise NotFound("Send from a client that is not registered")
         operation = decode_uplink(message, self.models.for_registration(registration))
         assert isinstance(operation, Send)
+        registered = registration.object_versions  # every object the client listed
+        for group in operation.groups:
+            for path in group.nodes:
+                if path.ids and path.ids[0] not in registered:
+                    # Core §6.4.6 Send response codes: 4.04, "Reported Object was not registered
+                    # to the LwM2M Server"
+                    raise NotFound(f"Send reports object {path.ids[0]}, which is not registered")
         context = RequestContext(registration.endpoint, address, identity, registration)
         await self._authorize(operation, context)
         self._heard_from(registration, self.clock())
@@ -1160,7 +1167,7 @@ class LwM2MServer:
 
     async def _request(self, registration: Registration, operation: DownlinkRequest) -> Response:
         model = self.models.for_registration(registration)
-        message = encode_request(operation, model)
+        message = _downlink(registration, operation, model)
         if registration.queue_mode:
             answer = await self._queued_exchange(registration, message, self.endpoint.request)
         else:
@@ -1407,7 +1414,7 @@ class LwM2MServer:
     ) -> ObservationHandle:
         endpoint = registration.endpoint
         model = self.models.for_registration(registration)
-        message = encode_request(operation, model)
+        message = _downlink(registration, operation, model)
         coap = await self._exchange(registration, message, self.endpoint.observe)
         assert coap.response is not None
         answer = coap.response
@@ -1515,6 +1522,19 @@ class LwM2MServer:
     def observation_handle(self, token: bytes) -> ObservationHandle | None:
         """The live handle of an observation (also for observations re-adopted at start)."""
         return self._handles.get(token)
+
+
+def _downlink(
+    registration: Registration, operation: DownlinkRequest, model: ObjectModel
+) -> Message:
+    """The CoAP request of ``operation`` for ``registration``: under the alternate path the
+    client declared with ``rt="oma.lwm2m"`` (Transport §6.2: the server puts it in front of the
+    path of every Device Management and Information Reporting request, ``/lwm2m/3/0``)."""
+    message = encode_request(operation, model)
+    root = registration.root_path
+    if root != "/":
+        message.uri_path = (*root.strip("/").split("/"), *message.uri_path)
+    return message
 
 
 def _path(path: Path | str) -> Path:
