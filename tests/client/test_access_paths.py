@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
+import pytest
+
 from lwm2m.client import AccessRight, SimpleInstance, SimpleObject
 from lwm2m.client.access import AccessControl
 from lwm2m.client.objects.base import MemoryInstanceStore
@@ -21,8 +23,9 @@ from lwm2m.client.tree import ObjectTree
 from lwm2m.coap.numbers import Code
 from lwm2m.codec import composite_codec_for
 from lwm2m.codec.content_format import ContentFormat as CF
-from lwm2m.errors import NotFound
+from lwm2m.errors import BadRequest, NotFound
 from lwm2m.model import (
+    MultipleResource,
     ObjectInstance,
     ObjectNode,
     Path,
@@ -165,9 +168,16 @@ def test_reserved_acl_bits_grant_nothing() -> None:
     h = make([acl(0, 101, {})])
     entry = AccessControl(h.tree).entry_for(OID, 0)
     assert entry is not None
-    # 33 = 32 (a reserved bit) | 1 (R), stored locally (whether a DM Write may store a value
-    # outside 0..31 is not what this test is about)
-    h.tree.write(Path(2, entry.instance_id, 2, 102), ResourceInstance(102, INT, 33))
+    # 33 = 32 (a reserved bit) | 1 (R): a Write is refused (the ACL's range is 0..31), so the
+    # application stores it through the handler, as a 1.0 ACL ("16-bit") would let it be
+    path = Path(2, entry.instance_id, 2, 102)
+    with pytest.raises(BadRequest, match=r"33 is outside the range '0\.\.31'"):
+        h.tree.write(path, ResourceInstance(102, INT, 33))
+    handler = h.tree.handler(2)
+    current = handler.read(entry.instance_id, [2]).resources[2]
+    assert isinstance(current, MultipleResource)
+    acl_values = {**current.instances, 102: ResourceInstance(102, INT, 33)}
+    handler.write(entry.instance_id, [MultipleResource(2, INT, acl_values)])
     assert AccessControl(h.tree).rights(102, OID, 0) == AccessRight.READ
     assert operations(h, 0, 102) == {"read": "2.05", "write": "4.01", "execute": "4.01"}
 

@@ -91,7 +91,12 @@ def test_finish_refuses_a_second_bootstrap_account() -> None:
 def test_finish_refuses_an_invalid_security_mode() -> None:
     h = bootstrapping()
     dm_account(h)
-    assert code(h.bs(Code.PUT, "/0/1/2", payload=b"9", cf=CF.TEXT)) == "2.04"
+    # the Bootstrap-Write itself is refused (the resource's range is 0..4) ...
+    response = h.bs(Code.PUT, "/0/1/2", payload=b"9", cf=CF.TEXT)
+    assert code(response) == "4.00"
+    assert response.payload == b"/0/*/2: 9 is outside the range '0..4'"
+    # ... and a value that got there another way (the application) fails the Finish
+    h.tree.handler(0).write(1, [SingleResource(2, ResourceType.INTEGER, 9)])
     status, problems = finish(h)
     assert (status, "/0/1: invalid security mode" in problems) == ("4.06", True)
 
@@ -99,7 +104,9 @@ def test_finish_refuses_an_invalid_security_mode() -> None:
 def test_finish_refuses_a_server_security_instance_without_short_server_id() -> None:
     h = bootstrapping()
     dm_account(h)
-    assert write(h, "/0/2", security_instance(2, "coap://127.0.0.1:5702", 0)) == "2.04"
+    assert write(h, "/0/2", security_instance(2, "coap://127.0.0.1:5702", 0)) == "4.00"  # 1..65534
+    assert write(h, "/0/2", security_instance(2, "coap://127.0.0.1:5702", 7)) == "2.04"
+    h.tree.handler(0).write(2, [SingleResource(10, ResourceType.INTEGER, 0)])
     status, problems = finish(h)
     assert status == "4.06"
     assert "/0/2 has no valid Short Server ID" in problems

@@ -19,9 +19,12 @@ from lwm2m.codec.link import decode_links
 from lwm2m.errors import BadRequest, MethodNotAllowed, NotFound, RequestError
 from lwm2m.model import (
     MultipleResource,
+    ObjectDefinition,
     ObjectInstance,
     ObjectNode,
+    Operations,
     Path,
+    ResourceDefinition,
     ResourceInstance,
     ResourceType,
     SingleResource,
@@ -36,7 +39,7 @@ from lwm2m.operations.requests import (
     WriteComposite,
 )
 
-from .helpers import Harness, code, config, encode, server
+from .helpers import REGISTRY, Harness, code, config, encode, server
 from .test_dm import TEST_OBJECT
 
 INT = ResourceType.INTEGER
@@ -302,3 +305,61 @@ def test_two_servers_keep_separate_attributes() -> None:
     mine = decode_links(h.request(Code.GET, f"/{OID}/0/0", accept=CF.LINK, ssid=101).payload)
     theirs = decode_links(h.request(Code.GET, f"/{OID}/0/0", accept=CF.LINK, ssid=102).payload)
     assert (mine[0].pmin, theirs[0].pmin) == (7, None)
+
+
+RANGED = ObjectDefinition(
+    33020,
+    "Ranged",
+    version="1.0",
+    multiple=True,
+    resources=[
+        ResourceDefinition(0, "level", Operations.RW, False, False, ResourceType.INTEGER, "0..100"),
+        ResourceDefinition(
+            1, "label", Operations.RW, False, False, ResourceType.STRING, "0..8 bytes"
+        ),
+        ResourceDefinition(2, "levels", Operations.RW, True, False, ResourceType.INTEGER, "0..100"),
+        ResourceDefinition(3, "mode", Operations.RW, False, False, ResourceType.INTEGER, "8-Bits"),
+    ],
+)
+REGISTRY.add(RANGED)
+
+
+def test_a_value_outside_the_resource_range_is_4_00() -> None:
+    """Core §7.2: a resource's RangeEnumeration bounds its values; a Write outside it is a bad
+    request, at any level and in any format, and changes nothing. A range the model does not
+    understand (``8-Bits``) checks nothing (lwm2m.model.ranges)."""
+    ranged = SimpleObject(RANGED, {0: SimpleInstance({0: 50, 1: "ok", 2: [1, 2], 3: 0})})
+    h = Harness(objects=[ranged])
+    h.register_all()
+
+    def put(path: str, payload: bytes, cf: int = CF.TEXT) -> tuple[str, bytes]:
+        response = h.request(Code.PUT, path, payload=payload, cf=cf)
+        return code(response), response.payload
+
+    assert put("/33020/0/0", b"100") == ("2.04", b"")
+    assert put("/33020/0/0", b"101") == ("4.00", b"/33020/*/0: 101 is outside the range '0..100'")
+    assert put("/33020/0/1", "ÉÉÉÉ".encode()) == ("2.04", b"")  # 8 bytes in UTF-8
+    assert put("/33020/0/1", "ÉÉÉÉx".encode()) == (
+        "4.00",
+        b"/33020/*/1: 9 bytes is outside the range '0..8 bytes'",
+    )
+    assert put("/33020/0/2/7", b"-1")[0] == "4.00"  # one resource instance
+    assert put("/33020/0/3", b"4096") == ("2.04", b"")  # "8-Bits": not checked
+    before = h.tree.read(Path(33020, 0))
+    instance = ObjectInstance(
+        0,
+        [
+            SingleResource(0, ResourceType.INTEGER, 1),
+            MultipleResource(
+                2,
+                ResourceType.INTEGER,
+                [
+                    ResourceInstance(0, ResourceType.INTEGER, 5),
+                    ResourceInstance(1, ResourceType.INTEGER, 500),
+                ],
+            ),
+        ],
+    )
+    status, _ = put("/33020/0", encode(instance, "/33020/0"), CF.TLV)
+    assert status == "4.00"
+    assert h.tree.read(Path(33020, 0)) == before  # all or nothing

@@ -42,6 +42,7 @@ from lwm2m.model.nodes import (
     SingleResource,
 )
 from lwm2m.model.path import Path, PathLevel
+from lwm2m.model.ranges import value_range
 from lwm2m.model.registry import ModelRegistry, default_registry
 from lwm2m.model.values import ResourceType
 
@@ -327,6 +328,7 @@ class ObjectTree:
                     raise BadRequest(f"{path}: expected the content of that resource instance")
                 if node.type is not rdef.type:
                     raise BadRequest(f"{path}: a {rdef.type.value} value is expected")
+                self._check_range(definition, rdef, (node.value,), str(path))
                 if iid not in handler.instance_ids():
                     raise NotFound(f"{path.parent.parent} does not exist")
                 current = handler.read(iid, [rdef.id]).resources.get(rdef.id)
@@ -367,7 +369,29 @@ class ObjectTree:
             raise BadRequest(f"{where} is a {kind} resource")
         if resource.type is not rdef.type and rdef.type is not ResourceType.NONE:
             raise BadRequest(f"{where}: a {rdef.type.value} value is expected")
+        if isinstance(resource, SingleResource):
+            self._check_range(definition, rdef, (resource.value,), where)
+        elif isinstance(resource, MultipleResource):
+            values = [instance.value for instance in resource.instances.values()]
+            self._check_range(definition, rdef, values, where)
         return rdef
+
+    def _check_range(
+        self,
+        definition: ObjectDefinition,
+        rdef: ResourceDefinition,
+        values: Collection[object],
+        where: str,
+    ) -> None:
+        """4.00 for a written value outside the resource's RangeEnumeration (Core §7.2), as
+        far as :func:`~lwm2m.model.ranges.value_range` understands it. Secret resources are
+        not checked: they may hold a Secure Component reference instead of the key."""
+        allowed = value_range(rdef.range_enumeration, rdef.type)
+        if allowed is None or rdef.id in self.secret_resources(definition.id):
+            return
+        for value in values:
+            if not allowed.admits(value):
+                raise BadRequest(f"{where}: {allowed.describe(value)}")
 
     def _dm_write_instance(
         self, handler: ObjectHandler, node: ObjectInstance, replace: bool
