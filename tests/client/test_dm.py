@@ -108,7 +108,7 @@ def test_read_object_and_resource_instance(h: Harness) -> None:
         ("/3/0", CF.TEXT, "4.06"),  # text carries one value
         ("/3/0", CF.LWM2M_CBOR, "4.06"),  # 1.2 only: not offered
         ("/3/0/0", CF.OPAQUE, "4.06"),  # a string is not opaque
-        ("/3/0", 9999, "4.15"),  # unknown content format in Accept
+        ("/3/0", 9999, "4.06"),  # unknown content format in Accept (RFC 7252 §5.10.4)
         ("/3/0/4", None, "4.05"),  # executable
         ("/33000/0/9", None, "4.04"),  # unknown resource
         ("/33000/7", None, "4.04"),

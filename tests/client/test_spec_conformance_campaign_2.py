@@ -30,16 +30,6 @@ from .test_spec_conformance_campaign import discover, executions, instance, make
 # ================================================================================================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a Read/Observe whose Accept names a content format the client does not support "
-        "is answered 4.15 Unsupported Content-Format; RFC 7252 §5.10.4 (Accept: 'if the "
-        "preferred Content-Format cannot be returned, then a 4.06 Not Acceptable MUST be sent') "
-        "and the Core Read response codes (4.06 'None of the preferred Content-Formats can be "
-        "returned'; 4.15 is for a request payload) require 4.06"
-    ),
-)
 @pytest.mark.parametrize(("path", "observe"), [("/3/0", None), ("/3/0/0", None), ("/3/0/0", 0)])
 def test_unsupported_accept_is_4_06(path: str, observe: int | None) -> None:
     h = make()
@@ -146,16 +136,6 @@ def test_write_on_resource_without_write_is_4_05(path: str, payload: bytes, cf: 
     assert code(h.request(Code.PUT, path, payload=payload, cf=cf)) == "4.05"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a Write (PUT with a value) on an Execute-only resource is answered 4.00 (the "
-        "decoder refuses a value for an executable resource before the operation check); "
-        "Core §7.3.2.2 ('If the operation is not supported by the Resource, the LwM2M Client "
-        "MUST send a Method Not Allowed') and dm.py's own order of checks (4.05 before 4.00) "
-        "require 4.05"
-    ),
-)
 @pytest.mark.parametrize("path", ["/33000/0/3", "/3/0/4"])
 def test_write_on_executable_resource_is_4_05(path: str) -> None:
     h = make()

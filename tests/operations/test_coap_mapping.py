@@ -17,6 +17,7 @@ from lwm2m.errors import (
     BadRequest,
     CodecError,
     MethodNotAllowed,
+    NotAcceptable,
     NotFound,
     RequestError,
     UnsupportedContentFormat,
@@ -225,7 +226,7 @@ def test_bad_uplink(message: Message, error: type[RequestError], text: str) -> N
     ("message", "error", "text"),
     [
         (Message(Code.GET, uri_path="3/x"), NotFound, "not an LwM2M path"),
-        (Message(Code.GET, uri_path="3/0", accept=9999), UnsupportedContentFormat, "9999"),
+        (Message(Code.GET, uri_path="3/0", accept=9999), NotAcceptable, "9999"),
         (Message(Code.PUT, b"\x00", uri_path="3/0/1"), BadRequest, "Content-Format"),
         (Message(Code.PUT, b"\xff", uri_path="1/0/1", content_format=11542), BadRequest, "payload"),
         (Message(Code.PUT, b"1", uri_path="", content_format=0), MethodNotAllowed, "root"),

@@ -33,6 +33,7 @@ from lwm2m.errors import (
     CodecError,
     Lwm2mError,
     MethodNotAllowed,
+    NotAcceptable,
     NotFound,
     UnsupportedContentFormat,
 )
@@ -129,6 +130,17 @@ def _format(number: int | None, default: ContentFormat | None = None) -> Content
     cf = _FORMATS.get(number)
     if cf is None:
         raise UnsupportedContentFormat(f"unsupported content format {number}")
+    return cf
+
+
+def _accept(number: int | None) -> ContentFormat | None:
+    """The Accept option: a format this stack does not know is 4.06 Not Acceptable (RFC 7252
+    §5.10.4; 4.15 is about a request's own payload)."""
+    if number is None:
+        return None
+    cf = _FORMATS.get(number)
+    if cf is None:
+        raise NotAcceptable(f"content format {number} is not supported")
     return cf
 
 
@@ -297,7 +309,7 @@ def _decode_downlink(message: Message, model: ObjectModel, bootstrap: bool) -> D
             nodes = composite_codec_for(cf).decode_nodes(message.payload, model)
             return WriteComposite(nodes, cf)
         paths = tuple(composite_codec_for(cf).decode_paths(message.payload))
-        accept = _format(message.accept)
+        accept = _accept(message.accept)
         match message.observe:
             case 0:
                 return ObserveComposite(paths, cf, accept)
@@ -309,7 +321,7 @@ def _decode_downlink(message: Message, model: ObjectModel, bootstrap: bool) -> D
         case Code.GET:
             if message.accept == _LINK:
                 return BootstrapDiscover(path) if bootstrap else Discover(path)
-            accept = _format(message.accept)
+            accept = _accept(message.accept)
             if bootstrap:
                 return BootstrapRead(path, accept)
             match message.observe:
@@ -325,6 +337,8 @@ def _decode_downlink(message: Message, model: ObjectModel, bootstrap: bool) -> D
                 return WriteAttributes(path, _attributes(message))
             if path.is_root:
                 raise MethodNotAllowed("cannot write the root path")
+            if path.level >= PathLevel.RESOURCE:
+                _not_executable(path, model)
             cf = _required_format(message)
             node = codec_for(cf).decode(message.payload, path, model)
             return BootstrapWrite(path, node, cf) if bootstrap else Write(path, node, True, cf)
@@ -354,6 +368,17 @@ def _decode_downlink(message: Message, model: ObjectModel, bootstrap: bool) -> D
                 raise MethodNotAllowed("Delete addresses an object instance")
             return Delete(path)
     raise MethodNotAllowed(f"method {Code(code).dotted} is not an LwM2M operation")
+
+
+def _not_executable(path: Path, model: ObjectModel) -> None:
+    """A Write to an Execute resource is 4.05 (Core §7.3.2.2: the operation is not supported
+    by the resource), decided before its payload, which cannot carry a value for it (4.00)."""
+    assert path.object_id is not None
+    assert path.resource_id is not None
+    definition = model.object_definition(path.object_id)
+    rdef = definition.resource(path.resource_id) if definition is not None else None
+    if rdef is not None and rdef.operations.executable:
+        raise MethodNotAllowed(f"{path} is an executable resource")
 
 
 def _attributes(message: Message) -> Attributes:
