@@ -282,7 +282,8 @@ def test_write_errors_below_the_instance(
 def test_write_attributes_on_absent_targets(h: Harness) -> None:
     assert code(h.request(Code.PUT, f"/{OID}/0/5", query=["pmin=1"])) == "4.04"
     assert code(h.request(Code.PUT, f"/{OID}/0/2/9", query=["pmin=1"])) == "4.04"
-    assert code(h.request(Code.PUT, f"/{OID}/0/3", query=["pmin=1"])) == "2.04"  # executable
+    # an executable resource exists but takes no attributes (Core §5.1.2: readable resources)
+    assert code(h.request(Code.PUT, f"/{OID}/0/3", query=["pmin=1"])) == "4.05"
 
 
 def test_delete_removes_the_attributes_below_the_instance(h: Harness) -> None:

@@ -228,6 +228,13 @@ class DeviceManagement:
             self._require(ssid, path, AccessRight.READ)
         if not self.tree.exists(path):
             raise NotFound(f"{path} does not exist")
+        if (
+            path.level is PathLevel.RESOURCE
+            and self.tree.resource_definition(path).operations.executable
+        ):
+            # Core §5.1.2: notification attributes apply to readable resources; an Execute
+            # resource has no value to observe
+            raise MethodNotAllowed(f"{path} is an executable resource: it takes no attributes")
         numeric = numeric_resource(self.tree, path)
         self.attributes.write(ssid, path, attributes, numeric=numeric)
 
@@ -267,6 +274,17 @@ class DeviceManagement:
             links.extend(self._resource_links(ssid, path.parent, path.resource_id))
         return links
 
+    def _inherited(self, ssid: int, path: Path) -> list[tuple[str, str | int | float | None]]:
+        """The attributes of ``path`` with those it inherits from its object and instance, the
+        deeper level winning (Core §6.3.2: a Discover of a resource reports "the assigned
+        R-Attributes and the R-Attributes inherited from the Object and Object Instance")."""
+        merged: dict[str, str | None] = {}
+        for depth in range(1, len(path.ids) + 1):
+            attrs = self.attributes.attached(ssid, Path(*path.ids[:depth]))
+            if attrs is not None:
+                merged.update((name, value) for name, value in attrs.to_params() if value)
+        return [(name, merged[name]) for name in Attributes.NAMES if name in merged]
+
     def _resource_links(self, ssid: int, instance: Path, only: int | None) -> list[Link]:
         object_id = instance.ids[0]
         definition = self.tree.definition(object_id)
@@ -284,9 +302,12 @@ class DeviceManagement:
             params: list[tuple[str, str | int | float | None]] = []
             if isinstance(resource, MultipleResource):
                 params.append(("dim", len(resource.instances)))
-            attrs = self.attributes.attached(ssid, at)
-            if attrs is not None:
-                params.extend(attrs.to_params())
+            if only is not None:  # the Discover targets this resource: inherited ones too
+                params.extend(self._inherited(ssid, at))
+            else:
+                attrs = self.attributes.attached(ssid, at)
+                if attrs is not None:
+                    params.extend(attrs.to_params())
             links.append(Link(str(at), params))
             if isinstance(resource, MultipleResource):
                 for riid in resource.instances:
