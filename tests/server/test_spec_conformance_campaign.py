@@ -493,6 +493,32 @@ async def test_update_from_another_identity_is_4_00(clocked: Clocked) -> None:
     assert registration.lifetime == 86400
 
 
+async def test_a_plain_register_does_not_take_over_a_secured_registration(
+    clocked: Clocked, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Transport §5.2: a registration made over (D)TLS is bound to its identity. Without a
+    security store plain CoAP is allowed, but a plain Register of the same endpoint name must
+    not replace the authenticated registration (4.00, logged); once that registration is gone,
+    a plain Register is accepted again, and an authenticated one may always replace it."""
+    psk = PeerIdentity.psk("dev1")
+    first = await clocked.uplink(register(["ep=dev1", "lwm2m=1.1"]), identity=psk)
+    assert first.code == Code.CREATED
+    with caplog.at_level(logging.WARNING):
+        hijack = await clocked.uplink(register(["ep=dev1", "lwm2m=1.1"]), address=OTHER_ADDRESS)
+    assert hijack.code == Code.BAD_REQUEST
+    assert "plain Register of 'dev1', which is registered as" in caplog.text
+    registration = await clocked.server.registration("dev1")
+    assert registration is not None
+    assert registration.identity == psk
+    again = await clocked.uplink(register(["ep=dev1", "lwm2m=1.1"]), identity=psk)
+    assert again.code == Code.CREATED
+    assert (
+        await clocked.uplink(deregister(again.location_path), identity=psk)
+    ).code == Code.DELETED
+    plain = await clocked.uplink(register(["ep=dev1", "lwm2m=1.1"]), address=OTHER_ADDRESS)
+    assert plain.code == Code.CREATED
+
+
 # -- Send (Core §6.4.6: POST /dp, SenML JSON / CBOR) ---------------------------------------------
 
 

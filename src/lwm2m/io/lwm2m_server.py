@@ -985,6 +985,18 @@ class LwM2MServer:
         self, request: Register, address: Address, identity: PeerIdentity | None
     ) -> Message:
         await self._authorize(request, RequestContext(request.endpoint, address, identity))
+        if identity is None:
+            # A registration made over (D)TLS is bound to its identity (Update and De-register
+            # must carry it); a plain Register must not take it over either, whatever the
+            # security store allows for the endpoint (with none, plain CoAP is allowed).
+            current = await self.store.get_by_endpoint(request.endpoint)
+            if current is not None and current.identity is not None and not self._over(current):
+                log.warning(
+                    "plain Register of %r, which is registered as %s: 4.00",
+                    request.endpoint,
+                    current.identity,
+                )
+                raise BadRequest("this endpoint is registered over a secured connection")
         now = self.clock()
         registration = new_registration(
             request,
