@@ -190,4 +190,3 @@ def client_address(client: OurClient) -> tuple[str, int]:
     assert client.endpoint is not None
     host, port = client.endpoint.local_address[:2]
     return (str(host), int(port))
-
