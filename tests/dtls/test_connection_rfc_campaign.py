@@ -475,21 +475,25 @@ def test_lost_final_flight_is_retransmitted_on_the_peers_retransmission() -> Non
     assert link.clock.now - 1000.0 == 31.0  # the client's fifth retransmission got through
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: RFC 6347 §4.2.4 requires the node sending the last flight to answer "
-        "retransmissions of the peer's last flight for at least twice the TCP MSL (240 s); the "
-        "server releases its last flight after max_retransmit_timeout (60 s). With the engine's "
-        "own schedule the client retransmits flight 5 at +31 s then +63 s: when flight 6 is lost "
-        "until +32 s the +63 s retransmission is ignored, the client times out while the server "
-        "keeps an 'established' association."
-    ),
-)
 def test_final_flight_is_kept_for_twice_the_msl() -> None:
     """RFC 6347 §4.2.4: the last flight is kept for at least 2*MSL after the handshake."""
     link = _lose_final_flight_until(32.0)
     assert link.completed(link.client_events) is not None
+
+
+@pytest.mark.parametrize(("setting", "kept"), [({}, 240.0), ({"final_flight_linger": 5.0}, 5.0)])
+def test_final_flight_linger_is_configurable(setting: dict[str, float], kept: float) -> None:
+    """RFC 6347 §4.2.4: by default the last flight is kept 2*MSL (240 s) after the handshake,
+    ``final_flight_linger`` overrides it; then it is released."""
+    link = Link(psk_client(), dtls_server(**setting))
+    link.run()
+    connection = link.server.connection_for(CLIENT_ADDRESS)
+    assert connection is not None
+    assert connection._flight is not None
+    assert connection.get_timer() == link.clock.now + kept
+    connection.handle_timer(link.clock.now + kept)
+    assert connection._flight is None
+    assert connection.get_timer() is None
 
 
 # -- HelloVerifyRequest (RFC 6347 §4.2.1) ---------------------------------------------------------
@@ -644,16 +648,6 @@ def test_renegotiation_hello_fragments_are_refused_with_a_warning_only() -> None
     assert _accepts(connection, link.client.seal(b"on"), "general") == b"on"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: RFC 6347 §4.2.2 numbers the first message of every handshake 0, so a "
-        "client-initiated renegotiation ClientHello has message_seq 0. It is below the server's "
-        "next_seq and silently dropped as an old retransmission: no no_renegotiation alert "
-        "(RFC 5246 §7.2.2), contrary to the module docstring ('renegotiation refused with "
-        "no_renegotiation'); the client is left waiting for a reply until it times out."
-    ),
-)
 def test_renegotiation_hello_numbered_from_zero_is_refused() -> None:
     """RFC 5246 §7.2.2 / RFC 6347 §4.2.2: a renegotiation ClientHello (message_seq 0) under
     epoch 1 gets a no_renegotiation warning."""

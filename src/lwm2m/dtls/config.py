@@ -1,6 +1,7 @@
 """Configuration of a DTLS endpoint; every buffer and timer bound lives here.
 
-Defaults follow RFC 6347 §4.2.4.1 (1 s initial retransmission timer, doubling up to 60 s) and
+Defaults follow RFC 6347 §4.2.4.1 (1 s initial retransmission timer, doubling up to 60 s),
+RFC 6347 §4.2.4 (the last flight of a handshake kept for twice the TCP MSL, 240 s) and
 LwM2M-TS-Transport §5.2.8 (the four mandatory cipher suites, CCM_8 preferred).
 """
 
@@ -50,6 +51,11 @@ class DtlsConfiguration:
     """The doubling timer stops growing here."""
     max_retransmissions: int = 7
     """Retransmissions of one flight before the handshake fails with a timeout."""
+    final_flight_linger: float = 240.0
+    """Seconds the endpoint that sent the last flight of a handshake keeps it to send it again
+    when the peer repeats its own last flight (RFC 6347 §4.2.4: at least twice the TCP MSL,
+    2 x 120 s). The peer's first authenticated application data ends it early (the peer has
+    the flight then)."""
     require_extended_master_secret: bool = False
     """Abort handshakes whose peer does not negotiate RFC 7627 (it is always offered)."""
     connection_id: bytes | None = None

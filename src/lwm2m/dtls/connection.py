@@ -13,9 +13,15 @@ What this module does on top of :mod:`.handshake` (messages) and :mod:`.record` 
 - handshake fragmentation to ``max_datagram_size`` and reassembly into bounded buffers
   (§4.2.3), in-order delivery by ``message_seq`` (§4.2.2);
 - flight retransmission with a doubling timer (§4.2.4, §4.2.4.1) and retransmission of the
-  last flight when the peer repeats its previous one;
+  last flight when the peer repeats its previous one, for ``final_flight_linger`` (2 * MSL,
+  240 s) after the handshake unless the peer's application data shows it has the flight;
+- a ClientHello is always sent whole, in one record and one datagram, even above
+  ``max_datagram_size``: servers answer hellos statelessly and do not reassemble them (ours,
+  OpenSSL's ``DTLSv1_listen``, Mbed TLS), and hellos are far below real path MTUs;
 - alerts (RFC 5246 §7.2) and close_notify; renegotiation refused with ``no_renegotiation``
-  (RFC 5246 §7.4.1.1, §7.2.2); connection IDs (RFC 9146) for record framing.
+  (RFC 5246 §7.4.1.1, §7.2.2), a server refusing every ClientHello under epoch 1 (a
+  renegotiation hello is numbered from 0 again, RFC 6347 §4.2.2); connection IDs (RFC 9146)
+  for record framing.
 
 Record fast paths for established connections (the CoAP adapter's per-request path):
 ``open_record(datagram)`` takes one application-data record of the current epoch straight from
@@ -242,6 +248,7 @@ class DtlsConnection:
     """
 
     __slots__ = (
+        "_client_random",
         "_configuration",
         "_credentials",
         "_datagrams",
@@ -317,6 +324,7 @@ class DtlsConnection:
         self._datagrams: list[bytes] = []
         self._highest_record = (0, -1)
         self._seal_limit = 0  # max_application_data, fixed once established
+        self._client_random: bytes | None = None  # server: of the hello that made the session
         self.handshake_result: HandshakeCompleted | None = None
         """The HandshakeCompleted event once the handshake finished."""
 
@@ -352,9 +360,10 @@ class DtlsConnection:
         return self._handshake is None
 
     def _peer_random(self) -> bytes | None:
-        """Server demultiplexer: the random of the ClientHello being handled."""
+        """Server demultiplexer: the random of the ClientHello being handled, or of the one
+        that made the established association."""
         handshake = self._handshake
-        return handshake.client_random if handshake is not None else None
+        return handshake.client_random if handshake is not None else self._client_random
 
     # -- sans-IO API -------------------------------------------------------------------------
 
@@ -538,7 +547,10 @@ class DtlsConnection:
         self._retransmissions += 1
         self._timeout = min(self._timeout * 2, config.max_retransmit_timeout)
         self._timer = now + self._timeout
-        self._transmit_flight(now)
+        try:
+            self._transmit_flight(now)
+        except DtlsStateError as exc:  # sequence numbers exhausted: no record can be sent
+            self._close(None, by_peer=False, reason=str(exc))
 
     def next_event(self) -> DtlsEvent | None:
         """The next event, or None."""
@@ -841,12 +853,16 @@ class DtlsConnection:
                     break
 
     def _post_handshake_fragment(self, fragment: HandshakeFragment) -> bool:
-        """Renegotiation is refused (RFC 5746 is implemented for the initial handshake only)."""
+        """Renegotiation is refused (RFC 5746 is implemented for the initial handshake only).
+
+        A server refuses every ClientHello under epoch 1, whatever its message_seq: the
+        initial hello is always an epoch-0 message, so none is a retransmission, and a
+        renegotiation hello starts a new handshake numbered from 0 (RFC 6347 §4.2.2), below
+        ``next_seq``.
+        """
         reassembler = self._reassembler
         refuse = (fragment.msg_type == _HT.HELLO_REQUEST and self.is_client) or (
-            fragment.msg_type == _HT.CLIENT_HELLO
-            and not self.is_client
-            and fragment.message_seq >= reassembler.next_seq
+            fragment.msg_type == _HT.CLIENT_HELLO and not self.is_client
         )
         if refuse:
             if fragment.message_seq >= reassembler.next_seq:
@@ -892,8 +908,11 @@ class DtlsConnection:
             self._timer = None
             self._handshake = None
             self._reassembler.clear()
+            if not self.is_client:
+                self._client_random = handshake.client_random
             if handshake.flight_final:
-                self._linger = now + self._configuration.max_retransmit_timeout
+                # RFC 6347 §4.2.4: answer the peer's repeated last flight for 2 * MSL.
+                self._linger = now + self._configuration.final_flight_linger
             else:
                 self._release_handshake_state()
         if install and self._deferred:
@@ -938,8 +957,12 @@ class DtlsConnection:
                 protection = _NULL
                 overhead = _HANDSHAKE_RECORD_OVERHEAD
             length = len(body)
-            if length <= max_size - len(current) - overhead:
-                # The whole message fits the datagram being filled: one unfragmented record.
+            if length <= max_size - len(current) - overhead or (
+                msg_type == _HT.CLIENT_HELLO and not current
+            ):
+                # The whole message fits the datagram being filled: one unfragmented record. A
+                # ClientHello, alone in its flight, is sent whole even when it does not fit
+                # (see the module docstring).
                 if epoch:
                     fragment = encode_handshake(msg_type, message_seq, body)
                     current += self._protect(_HANDSHAKE, fragment, epoch)

@@ -2,12 +2,29 @@
 
 - ClientHellos from unknown addresses are answered statelessly with a HelloVerifyRequest
   (RFC 6347 §4.2.1); only a ClientHello with a valid cookie creates a :class:`DtlsConnection`,
-  so a flood of spoofed hellos leaves no per-client state.
+  so a flood of spoofed hellos leaves no per-client state. A hello is answered only when it
+  is one unfragmented epoch-0 record: reassembling it (RFC 6347 §4.2.3) would mean state for
+  peers that proved nothing. OpenSSL's ``DTLSv1_listen`` (``SSL_R_FRAGMENTED_CLIENT_HELLO``) and
+  Mbed TLS refuse fragmented hellos too; our client never fragments its hello (see
+  :mod:`.connection`).
+- The server's epoch-0 records continue the record numbering of the ClientHello that made the
+  connection, as OpenSSL and Mbed TLS do: the HelloVerifyRequest echoes the number of the hello
+  it answers (§4.2.1), and a client's epoch-0 replay window then accepts what follows. A
+  ClientHello numbered within 2**32 of the last sequence number (2**48 - 1, §4.1) would leave
+  the server no numbers for its flights and is dropped (no real client gets there).
 - Datagrams are routed by connection ID when they carry one (``tls12_cid`` records, RFC 9146 §4)
   and by address otherwise. A CID record that authenticates and is the newest one seen moves the
   connection to the datagram's address (RFC 9146 §6), reported as ``PeerAddressChanged``.
-- A new ClientHello from the address of an established connection starts a new handshake once
-  its cookie verifies, replacing the old association (RFC 6347 §4.2.8).
+- A new ClientHello (another client random) from the address of an established connection
+  starts a new handshake once its cookie verifies, replacing the old association (RFC 6347
+  §4.2.8: the cookie exchange demonstrated reachability). Without cookies
+  (``require_cookie=False``) the new handshake runs beside the old association, which keeps
+  working and is replaced only when the new handshake completes (§4.2.8: "by completing a
+  complete handshake"); datagrams from the address go to the old association first and to the
+  new handshake when nothing in them authenticated under the old keys. One such handshake per
+  address: a further new hello replaces it. A duplicate of the association's own hello (the
+  same client random, RFC 6347 §4.2.8 is about a *new* hello) goes to the connection, which
+  ignores it (or, holding its last flight, answers a repeated last flight, §4.2.4).
 - Closed connections are forgotten after their last datagram was handed out.
 - At ``max_connections``, a new client takes the place of the least recently active connection
   when that one is stale (no authenticated record for ``stale_connection_threshold`` seconds);
@@ -67,6 +84,10 @@ _APPLICATION_DATA = int(ContentType.APPLICATION_DATA)
 _TLS12_CID = int(ContentType.TLS12_CID)
 #: Most queued stateless replies; beyond it HelloVerifyRequests are not sent (drain often).
 _MAX_STATELESS_REPLIES = 4096
+#: Highest record sequence number of a ClientHello that may make a connection: the server's
+#: epoch-0 records continue from it and need room (2**32 numbers, far more than any flight
+#: and its retransmissions take; RFC 6347 §4.1 ends the sequence space at 2**48 - 1).
+_LAST_HELLO_RECORD_SEQ = 2**48 - 1 - 2**32
 #: The first 6 bytes of a handshake header: msg_type+length as one word, message_seq.
 _TYPE_LENGTH_SEQ = Struct("!IH")
 #: A HelloVerifyRequest up to its cookie: record header (type, version, epoch, seq_hi, seq_lo,
@@ -153,6 +174,9 @@ class DtlsServer:
         self._cookies = cookie_generator or CookieGenerator(configuration.cookie_lifetime)
         self._sessions = SessionCache(configuration.session_cache_size)
         self._by_address: dict[Hashable, DtlsConnection] = {}
+        # Without cookies: a new handshake beside the established association at its address,
+        # replacing it once complete (RFC 6347 §4.2.8); also in _addresses.
+        self._pending: dict[Hashable, DtlsConnection] = {}
         self._addresses: dict[DtlsConnection, Hashable] = {}
         self._by_cid: dict[bytes, DtlsConnection] = {}
         self._timers: dict[DtlsConnection, float] = {}
@@ -230,10 +254,15 @@ class DtlsServer:
                     self._receive_cid(connection, data, address, now)
             return
         connection = self._by_address.get(address)
-        if connection is not None and not self._is_new_hello(connection, data):
-            connection.receive_datagram(data, now)
-            self._service(connection)
-            return
+        if connection is not None:
+            if self._pending:
+                pending = self._pending.get(address)
+                if pending is not None and self._receive_beside(connection, pending, data, now):
+                    return
+            if not self._is_new_hello(connection, data):
+                connection.receive_datagram(data, now)
+                self._service(connection)
+                return
         initial = _initial_client_hello(data)
         if initial is None:
             return
@@ -250,13 +279,22 @@ class DtlsServer:
                     )
                 )
             return
-        if (
-            connection is None
-            and len(self._addresses) >= self._configuration.max_connections
-            and not self._evict_stale(now)
-        ):
-            return
-        if connection is not None:
+        if initial.record_seq > _LAST_HELLO_RECORD_SEQ:
+            return  # no room left for the server's own epoch-0 numbers (see the docstring)
+        beside = False
+        if connection is None:
+            if len(self._addresses) >= self._configuration.max_connections and not (
+                self._evict_stale(now)
+            ):
+                return
+        elif connection.state is _CS.ESTABLISHED and not self._configuration.require_cookie:
+            # RFC 6347 §4.2.8: nothing proved the peer yet; the association stays until the new
+            # handshake completes. An earlier unproven one is replaced.
+            beside = True
+            earlier = self._pending.get(address)
+            if earlier is not None:
+                self._forget(earlier)
+        else:
             self._forget(connection)
         cid = self._new_connection_id()
         connection = DtlsConnection(
@@ -267,7 +305,10 @@ class DtlsServer:
             _first_message_seq=initial.message_seq,
             _first_record_seq=initial.record_seq,
         )
-        self._by_address[address] = connection
+        if beside:
+            self._pending[address] = connection
+        else:
+            self._by_address[address] = connection
         self._addresses[connection] = address
         self._queued[connection] = (now, connection.highest_authenticated_record)
         if cid:
@@ -313,15 +354,49 @@ class DtlsServer:
     # -- internals ---------------------------------------------------------------------------
 
     def _is_new_hello(self, connection: DtlsConnection, data: bytes) -> bool:
-        """An epoch-0 ClientHello that starts a new association on a known address."""
+        """An epoch-0 ClientHello that starts a new association on a known address: one with
+        another client random than the hello that made (or is making) the connection. A hello
+        that cannot be read goes to a connection still handshaking (its reassembler), else to
+        the hello path (which drops it)."""
         if len(data) < RECORD_HEADER_LENGTH + 1 or data[0] != _CT.HANDSHAKE:
             return False
         if data[3:5] != b"\x00\x00" or data[13] != _HT.CLIENT_HELLO:
             return False
-        if connection.state is not _CS.HANDSHAKING:
-            return True
         initial = _initial_client_hello(data)
-        return initial is not None and initial.random != connection._peer_random()
+        if initial is None:
+            return connection.state is not _CS.HANDSHAKING
+        return initial.random != connection._peer_random()
+
+    def _receive_beside(
+        self, old: DtlsConnection, pending: DtlsConnection, data: bytes, now: float
+    ) -> bool:
+        """Route a datagram from an address where a handshake runs beside the established
+        association ``old`` (no cookies, RFC 6347 §4.2.8); False for a ClientHello that is not
+        the pending handshake's (the caller's hello rules apply to it).
+
+        The old association sees the datagram first; the new handshake gets it when no record
+        in it authenticated under the old keys (its own records never do: other keys, and
+        epoch 0 authenticates nothing).
+        """
+        if (
+            data[0] == _CT.HANDSHAKE
+            and data[3:5] == b"\x00\x00"
+            and len(data) > RECORD_HEADER_LENGTH
+            and data[13] == _HT.CLIENT_HELLO
+        ):
+            initial = _initial_client_hello(data)
+            if initial is None or initial.random != pending._peer_random():
+                return False
+            pending.receive_datagram(data, now)
+            self._service(pending)
+            return True
+        before = old.highest_authenticated_record
+        old.receive_datagram(data, now)
+        self._service(old)
+        if old.highest_authenticated_record == before and pending.state is not _CS.CLOSED:
+            pending.receive_datagram(data, now)
+            self._service(pending)
+        return True
 
     def _receive_cid(
         self, connection: DtlsConnection, data: bytes, address: Hashable, now: float
@@ -336,8 +411,10 @@ class DtlsServer:
             and connection.state is not _CS.CLOSED
         ):
             # RFC 9146 §6: only an authenticated, newest record may move the peer.
-            if self._by_address.get(old) is connection:
-                del self._by_address[old]
+            self._unmap(old, connection)
+            unproven = self._pending.get(address)
+            if unproven is not None:
+                self._forget(unproven)
             displaced = self._by_address.get(address)
             if displaced is not None:
                 self._forget(displaced)
@@ -353,17 +430,39 @@ class DtlsServer:
         while (event := connection.next_event()) is not None:
             self._events.append(ServerEvent(address, connection, event))
         deadline = connection.get_timer()
-        if connection.state is _CS.CLOSED:
+        state = connection.state
+        if state is _CS.CLOSED:
             self._forget(connection)
-        elif deadline is None:
+            return
+        if deadline is None:
             self._timers.pop(connection, None)
         else:
             self._timers[connection] = deadline
+        if self._pending and state is _CS.ESTABLISHED and self._pending.get(address) is connection:
+            # The handshake beside an association completed: it replaces the old one (§4.2.8).
+            old = self._by_address.get(address)
+            if old is not None:
+                self._forget(old)  # maps the new connection in its place (_unmap)
+            else:  # pragma: no cover - _unmap keeps a handshake beside an association only
+                del self._pending[address]
+                self._by_address[address] = connection
+
+    def _unmap(self, address: Hashable, connection: DtlsConnection) -> None:
+        """``connection`` is no longer reached at ``address``; a handshake running beside it
+        there takes its place."""
+        if self._by_address.get(address) is connection:
+            pending = self._pending.pop(address, None) if self._pending else None
+            if pending is None:
+                del self._by_address[address]
+            else:
+                self._by_address[address] = pending
+        elif self._pending.get(address) is connection:
+            del self._pending[address]
 
     def _forget(self, connection: DtlsConnection) -> None:
         address = self._addresses.pop(connection, None)
-        if address is not None and self._by_address.get(address) is connection:
-            del self._by_address[address]
+        if address is not None:
+            self._unmap(address, connection)
         cid = connection.connection_id
         if cid and self._by_cid.get(cid) is connection:
             del self._by_cid[cid]
