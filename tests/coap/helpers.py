@@ -20,6 +20,15 @@ def sent(engine: CoapEngine, now: float = 0.0) -> list[Message]:
     return [decode(d) for d, _ in engine.datagrams_to_send(now)]
 
 
+def advance(engine: CoapEngine, until: float) -> list[Message]:
+    """Run every timer of ``engine`` due up to ``until``; the datagrams it sent meanwhile."""
+    out: list[Message] = []
+    while (when := engine.get_timer()) is not None and when <= until:
+        engine.handle_timer(when)
+        out += sent(engine, when)
+    return out
+
+
 def events(engine: CoapEngine) -> list[object]:
     """Every event ``engine`` has queued."""
     out = []

@@ -26,7 +26,7 @@ from lwm2m.coap import (
     TransmissionParameters,
 )
 
-from .helpers import CLIENT, SERVER, Net, events, exact_config, sent
+from .helpers import CLIENT, SERVER, Net, advance, events, exact_config, sent
 
 CON, NON, ACK, RST = MessageType.CON, MessageType.NON, MessageType.ACK, MessageType.RST
 OTHER = ("10.0.0.3", 5683)
@@ -40,15 +40,6 @@ def feed(eng: CoapEngine, msg: Message, src: object = CLIENT, now: float = 0.0) 
     """Deliver ``msg`` to ``eng`` and return what it sends in reply."""
     eng.receive_datagram(msg.encode(), src, now)
     return sent(eng, now)
-
-
-def advance(eng: CoapEngine, until: float) -> list[Message]:
-    """Run every timer of ``eng`` due up to ``until``; returns the datagrams sent meanwhile."""
-    out: list[Message] = []
-    while (when := eng.get_timer()) is not None and when <= until:
-        eng.handle_timer(when)
-        out += sent(eng, when)
-    return out
 
 
 def con_get(mid: int, token: bytes = b"tk", path: str = "/r", **kw: object) -> Message:
@@ -386,16 +377,6 @@ def test_ack_with_unmatched_token_on_a_separate_response_still_acknowledges_it()
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: with token_length=0 every request gets the empty token and the engine keys "
-        "outstanding requests by token alone (_by_token is global, not per endpoint), so a "
-        "second request overwrites the first: the first request's piggybacked response is "
-        "treated as an empty ACK and the request times out (RFC 7252 §5.3.1: tokens need only "
-        "be unique per endpoint pair; §5.3.2: match by token and endpoint)"
-    ),
-)
 def test_empty_tokens_to_two_endpoints_are_matched_by_endpoint() -> None:
     """RFC 7252 §5.3.1/§5.3.2: a zero-length token is fine when no other token is in use with
     that destination; responses are matched by token *and* endpoint."""

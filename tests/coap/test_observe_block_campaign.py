@@ -27,23 +27,16 @@ from lwm2m.coap import (
     ResponseReceived,
 )
 
-from .helpers import CLIENT, SERVER, Net, events, exact_config, sent
+from .helpers import CLIENT, SERVER, Net, advance, events, exact_config, sent
 
 CON, NON, ACK, RST = MessageType.CON, MessageType.NON, MessageType.ACK, MessageType.RST
+OTHER_PEER = ("10.0.0.9", 5683)
 
 
 def feed(eng: CoapEngine, msg: Message, src: object = SERVER, now: float = 0.0) -> list[Message]:
     """Deliver ``msg`` to ``eng`` and return what it sends in reply."""
     eng.receive_datagram(msg.encode(), src, now)
     return sent(eng, now)
-
-
-def advance(eng: CoapEngine, until: float) -> list[Message]:
-    out: list[Message] = []
-    while (when := eng.get_timer()) is not None and when <= until:
-        eng.handle_timer(when)
-        out += sent(eng, when)
-    return out
 
 
 def observed(
@@ -106,16 +99,6 @@ class FakeWaiter:
 # =============================================================================================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a re-registration (reregister) answered by a piggybacked 2.xx with Observe goes "
-        "_on_response -> _handle_response -> _on_notification (state _OBSERVING) and never calls "
-        "_release: the request keeps its NSTART slot, so every later request to that server "
-        "waits in the queue forever and a further reregister() is a silent no-op "
-        "(RFC 7641 §3.3.1 with RFC 7252 §4.7: the interaction is over once the response came)"
-    ),
-)
 def test_reregistration_answered_piggybacked_frees_the_nstart_slot() -> None:
     """RFC 7641 §3.3.1: re-registering is an ordinary GET with the same token; once its
     piggybacked response arrived it is no longer outstanding (RFC 7252 §4.7), so the next
@@ -159,15 +142,6 @@ def test_reregistration_with_a_separate_response() -> None:
     assert payloads(net.take(CLIENT)) == [b"next"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: the server recognises a registration only if the Observe value is the empty "
-        "byte string (`exchange._observe == b''`); Observe=0 sent with a leading zero byte "
-        "(b'\\x00') is not taken as a registration and no observer is added, although "
-        "RFC 7252 §3.2 says a recipient MUST process uint values with leading zero bytes"
-    ),
-)
 def test_registration_with_observe_0_encoded_with_a_leading_zero_byte() -> None:
     """RFC 7252 §3.2 (uint with leading zeros) applied to RFC 7641 §4.1 registration."""
     server = CoapEngine(exact_config(), rng=random.Random(3))
@@ -182,15 +156,6 @@ def test_registration_with_observe_0_encoded_with_a_leading_zero_byte() -> None:
     assert resp.observe is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: deregistration is recognised only for the exact bytes b'\\x01' "
-        "(`observe == b'\\x01'` in _on_request); Observe=1 encoded as b'\\x00\\x01' leaves the "
-        "observer registered, against RFC 7252 §3.2 (leading zero bytes MUST be accepted) and "
-        "RFC 7641 §3.6"
-    ),
-)
 def test_deregistration_with_observe_1_encoded_with_a_leading_zero_byte() -> None:
     """RFC 7641 §3.6 with RFC 7252 §3.2."""
     net, client, server, _rid, obs = observed()
@@ -649,16 +614,6 @@ def test_block_wise_failure_reaches_an_open_waiter() -> None:
     assert not any(isinstance(e, RequestFailed) for e in events(client))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: reregister() of an observation whose registration was a block-wise (Block1) FETCH "
-        "re-sends the request from the stale Block1 cursor (b1_next still points at the last "
-        "block), so only the last block (e.g. Block1 2/0/16) goes out; the server has no "
-        "transfer to continue and answers 4.08, which ends the observation. RFC 7641 §3.3.1 "
-        "re-registration is the same request again; RFC 7959 §2.5 a body starts at block 0"
-    ),
-)
 def test_reregistration_of_a_block_wise_fetch_resends_the_whole_body() -> None:
     """RFC 7641 §3.3.1 with RFC 7959 §2.5 (and RFC 8132 FETCH)."""
     net = Net()
@@ -721,3 +676,53 @@ def test_removing_an_observer_twice_is_harmless() -> None:
     assert server.observations() == []
     assert not server.notify(obs, Message(Code.CONTENT, b"y"), net.now)
     assert server.datagrams_to_send(net.now) == []
+
+
+def test_unanswered_non_reregistration_gives_back_its_nstart_slot() -> None:
+    """RFC 7252 §4.7 / RFC 7641 §3.3.1: a NON re-registration that gets no answer ends as an
+    interaction when its response timeout passes; a request queued behind it (NSTART 1) then
+    goes out, and the observation goes on as it was."""
+    client = CoapEngine(exact_config(), rng=random.Random(5))  # type: ignore[arg-type]
+    rid = client.send_request(Message(Code.GET, uri_path="/o", observe=0, mtype=NON), SERVER, 0.0)
+    (req,) = sent(client)
+    first = Message(Code.CONTENT, b"0", mtype=NON, mid=0x100, token=req.token, observe=2)
+    feed(client, first)
+    (established,) = events(client)
+    assert isinstance(established, ResponseReceived)
+    assert established.response.payload == b"0"
+    client.reregister(rid, 1.0)
+    (again,) = sent(client, 1.0)
+    assert (again.mtype, again.token) == (NON, req.token)
+    client.send_request(Message(Code.GET, uri_path="/other"), SERVER, 1.0)
+    assert sent(client, 1.0) == []  # NSTART 1: waits for the re-registration
+    out = advance(client, 1000.0)
+    gets = [m for m in out if m.code == Code.GET]
+    assert gets
+    assert {m.path for m in gets} == {"/other"}  # (with its retransmissions: nobody answers)
+    later = Message(Code.CONTENT, b"1", mtype=NON, mid=0x101, token=req.token, observe=3)
+    feed(client, later, now=1000.0)
+    assert payloads(events(client)) == [b"1"]
+
+
+def test_an_empty_token_held_by_an_observation_is_not_given_to_a_second_request() -> None:
+    """RFC 7252 §5.3.1: with ``token_length`` 0 the empty token is used only while no other
+    request to that peer holds it; a request made while an observation holds it gets a random
+    token of at least 32 bits, and both answers are matched to the right request."""
+    client = CoapEngine(exact_config(token_length=0), rng=random.Random(5))  # type: ignore[arg-type]
+    rid = client.send_request(Message(Code.GET, uri_path="/o", observe=0), SERVER, 0.0)
+    (req,) = sent(client)
+    assert req.token == b""
+    feed(client, Message(Code.CONTENT, b"0", mtype=ACK, mid=req.mid, token=b"", observe=2))
+    (first,) = events(client)
+    assert first.request_id == rid  # type: ignore[attr-defined]
+    other = client.send_request(Message(Code.GET, uri_path="/x"), SERVER, 0.5)
+    (get,) = sent(client, 0.5)
+    assert len(get.token) == 4
+    feed(client, Message(Code.CONTENT, b"x", mtype=ACK, mid=get.mid, token=get.token), now=0.6)
+    feed(client, Message(Code.CONTENT, b"1", mtype=NON, mid=0x200, token=b"", observe=3), now=0.7)
+    got = [(e.request_id, e.response.payload) for e in events(client)]  # type: ignore[attr-defined]
+    assert got == [(other, b"x"), (rid, b"1")]
+    # the token is free again once the request is over: the next request gets the empty one
+    client.send_request(Message(Code.GET, uri_path="/y"), OTHER_PEER, 0.8)
+    (third,) = sent(client, 0.8)
+    assert third.token == b""

@@ -78,7 +78,10 @@ class CoapConfig:
     transmission: TransmissionParameters = field(default_factory=TransmissionParameters)
     """RFC 7252 §4.8 parameters."""
     token_length: int = 8
-    """Length of generated tokens, 0-8 bytes (RFC 7252 §5.3.1; longer is harder to spoof)."""
+    """Length of generated tokens, 0-8 bytes (RFC 7252 §5.3.1; longer is harder to spoof). With
+    0 a request gets the empty token unless another request to the same peer holds it; then it
+    gets a random 4-byte token (the empty token is fine only while no other is in use with that
+    destination)."""
     dedup_max_entries: int = 200_000
     """Hard cap on remembered exchanges (duplicate detection, RFC 7252 §4.5). Beyond it the
     oldest generation is evicted early and counted in ``stats.dedup_evicted``."""

@@ -6,14 +6,16 @@ Implements, over datagrams in and datagrams out:
   ACK_RANDOM_FACTOR, MAX_RETRANSMIT and exponential back-off (§4.2, §4.8), ACK/RST matching by
   Message ID, rejection of messages that cannot be processed (§4.2, §4.3), duplicate detection
   (§4.5, see :mod:`lwm2m.coap.dedup`), NSTART outstanding interactions per peer (§4.7);
-* request/response — RFC 7252 §5.2 (piggybacked, separate and empty ACK), token matching (§5.3),
-  option rules (§5.4.1: 4.02 for unrecognized critical options in CON requests, rejection in
-  responses), and No-Response (RFC 7967 §2);
+* request/response — RFC 7252 §5.2 (piggybacked, separate and empty ACK), matching by token and
+  endpoint (§5.3.2; with ``token_length`` 0 the empty token is used with a peer only while no
+  other request to it holds it, §5.3.1), option rules (§5.4.1: 4.02 for unrecognized critical
+  options in CON requests, rejection in responses), and No-Response (RFC 7967 §2);
 * Observe — RFC 7641 both roles: registration (§3.1, §4.1), sequence numbers (§4.4), CON at
   least every 24 h (§4.5), merging of pending state while a CON notification is in flight
   (§4.5.2: the newest state replaces older pending state and is what retransmissions carry),
-  cancellation by RST or GET with Observe=1 (§3.6), reordering detection (§3.4), re-registration
-  (§3.3.1);
+  cancellation by RST or GET with Observe=1 (§3.6; Observe values with leading zero bytes are
+  accepted, RFC 7252 §3.2), reordering detection (§3.4), re-registration (§3.3.1: the same
+  request again, a block-wise one from block 0; its response frees the NSTART slot);
 * block-wise — RFC 7959 both roles: Block2 (§2.4, including notifications, §2.6), Block1
   (§2.5) with 2.31 Continue, 4.08 and 4.13 + Size1 (§2.9), Size1/Size2 (§4), early negotiation of
   smaller blocks (§2.4/§2.5), bounded reassembly, Request-Tag awareness (RFC 9175 §3.3); FETCH,
@@ -89,6 +91,7 @@ _CONTINUE: Final = int(Code.CONTINUE)
 _FETCH: Final = int(Code.FETCH)
 _GET: Final = int(Code.GET)
 _INF: Final = float("inf")
+_FALLBACK_TOKEN_LENGTH: Final = 4  # token_length 0 and the empty token in use with the peer
 _REQUEST_ACTED: Final = frozenset({_OBSERVE, _BLOCK2, _BLOCK1})  # what send_request looks at
 
 # request states (client role)
@@ -190,6 +193,7 @@ class EngineStats:
 class _Peer:
     __slots__ = (
         "addr",
+        "empty_token",
         "id",
         "last_seen",
         "next_mid",
@@ -208,6 +212,9 @@ class _Peer:
         self.last_seen = now
         self.refs = 0
         self.observations: dict[bytes, Observation] | None = None
+        #: the request using the empty token with this peer (token_length 0), if any: the
+        #: empty token is matched per peer (RFC 7252 §5.3.2), the others through ``_by_token``
+        self.empty_token: _ClientRequest | None = None
 
 
 class Waiter(Protocol):
@@ -754,7 +761,7 @@ class CoapEngine:
         if length and at + length <= len(pool) and token not in self._by_token:
             self._token_at = at + length
         else:
-            token = self._new_token()
+            token = self._new_token(peer)
         rid = next(self._request_ids)
         req = _ClientRequest(rid, peer, request, token, waiter)
         request.token = token
@@ -767,8 +774,8 @@ class CoapEngine:
                     block2_raw = value
                 else:
                     block1_raw = value
-        if observe == b"":  # Observe=0 is the empty uint
-            req.observing = True
+        if observe == b"" or (observe and not int.from_bytes(observe, "big")):
+            req.observing = True  # Observe=0: the empty uint, or zero bytes (RFC 7252 §3.2)
         if block2_raw is not None:
             req.raw_block2 = Block.decode(int.from_bytes(block2_raw, "big")).num > 0
         elif self._request_block2_szx is not None:
@@ -787,7 +794,10 @@ class CoapEngine:
             if self._concurrent_block1(peer, request):
                 request.request_tag = encode_uint(self._rng.getrandbits(32)) or b"\x00"
         peer.refs += 1
-        self._by_token[token] = req
+        if token:
+            self._by_token[token] = req
+        else:
+            peer.empty_token = req
         self._requests[rid] = req
         if peer.outstanding < self._nstart:  # _start_or_queue, inlined for the common case
             peer.outstanding += 1
@@ -853,12 +863,16 @@ class CoapEngine:
 
     def reregister(self, request_id: int, now: float) -> None:
         """Re-send the registering request with the same token (RFC 7641 §3.3.1), e.g. when
-        Max-Age of the last notification runs out."""
+        Max-Age of the last notification runs out. A block-wise (Block1) registration is sent
+        again from block 0 (RFC 7959 §2.5). The response arrives as a notification; it ends
+        the interaction and frees its NSTART slot (RFC 7252 §4.7)."""
         req = self._requests.get(request_id)
         if req is None or not req.observing or req.state in (_DONE, _CANCELLING):
             raise CoapUsageError(f"request {request_id} is not an active observation")
         if req.counted:
             return  # a (re-)registration is already in transit
+        if req.b1_body is not None:
+            req.b1_next = req.b1_sent_end = 0  # the same request again: from block 0 (§2.5)
         self._start_or_queue(req, now)
 
     # ==========================================================================================
@@ -1080,11 +1094,20 @@ class CoapEngine:
         peer.next_mid = (mid + 1) & 0xFFFF
         return mid
 
-    def _new_token(self) -> bytes:
+    def _new_token(self, peer: _Peer | None = None) -> bytes:
+        """A token not in use: random, of ``config.token_length`` bytes, unique among our
+        requests. With length 0 the empty token while no other request to ``peer`` uses it,
+        else a random 4-byte one (RFC 7252 §5.3.1: the empty token only when no other token is
+        in use with that destination; at least 32 bits of randomness otherwise)."""
         length = self._token_length
-        if not length:
-            return b""
         by_token = self._by_token
+        if not length:
+            if peer is None or peer.empty_token is None:
+                return b""
+            while True:
+                token = self._token_rng.randbytes(_FALLBACK_TOKEN_LENGTH)
+                if token not in by_token:
+                    return token
         while True:
             at = self._token_at
             pool = self._token_pool
@@ -1332,11 +1355,16 @@ class CoapEngine:
                     return
                 if block2.num > 0 and self._serve_cached_block(peer, msg, block2, key, now):
                     return
-            if observe == b"\x01":
-                # Deregistration: GET/FETCH with Observe=1 and the same token (RFC 7641 §3.6).
-                old = self._observations.get((peer.id, msg.token))
-                if old is not None:
-                    self._remove_observation(old, "deregistered", now)
+            if observe is not None:
+                if observe and not observe[0]:
+                    # RFC 7252 §3.2: a uint may come with leading zero bytes; the engine
+                    # compares Observe minimally encoded (0 empty, 1 b"\x01").
+                    observe = encode_uint(int.from_bytes(observe, "big"))
+                if observe == b"\x01":
+                    # Deregistration: GET/FETCH, Observe=1, the same token (RFC 7641 §3.6).
+                    old = self._observations.get((peer.id, msg.token))
+                    if old is not None:
+                        self._remove_observation(old, "deregistered", now)
             exchange = Exchange(
                 msg,
                 peer,
@@ -1800,12 +1828,13 @@ class CoapEngine:
                 self.stats.unmatched += 1  # duplicate or late ACK
                 return
             obj.deadline = None
-            req = self._by_token.get(msg.token)
-            if type(obj) is not _ClientRequest or req is not obj:
-                # The ACK acknowledges obj but carries a response we cannot match.
+            if type(obj) is not _ClientRequest or obj.token != msg.token:
+                # The ACK acknowledges obj but carries a response we cannot match (RFC 7252
+                # §5.3.2: the token is that of the request the ACK's Message ID names).
                 self.stats.unmatched += 1
                 self._on_ack_or_rst_matched(obj, now)
                 return
+            req = obj
             req.in_flight = False
             block2 = False
             options = msg.options
@@ -1841,7 +1870,11 @@ class CoapEngine:
                 # The usual case, inlined (_handle_response, _deliver, _finish): a piggybacked
                 # final response, no block-wise transfer, no observation.
                 req.state = _DONE
-                del self._by_token[req.token]
+                token = req.token
+                if token:
+                    del self._by_token[token]
+                else:
+                    peer.empty_token = None
                 self._requests.pop(req.id, None)
                 peer.refs -= 1
                 if req.counted:
@@ -1865,8 +1898,9 @@ class CoapEngine:
             if type(cached) is bytes and cached and mtype == _CON:
                 self._out.append((cached, peer.addr))
             return
-        req = self._by_token.get(msg.token)
-        if req is None or req.peer is not peer or req.state == _QUEUED:
+        token = msg.token
+        found = self._by_token.get(token) if token else peer.empty_token
+        if found is None or found.peer is not peer or found.state == _QUEUED:
             # RFC 7252 §5.3.2 / RFC 7641 §3.6: reject a response we cannot match.
             self.stats.unmatched += 1
             self.stats.resets_sent += 1
@@ -1874,6 +1908,7 @@ class CoapEngine:
             self._out.append((rst, peer.addr))
             self._dedup.put(key, rst, now)
             return
+        req = found
         if msg.options:
             bad = check_options(msg)
             if bad is not None:
@@ -1918,10 +1953,32 @@ class CoapEngine:
         state = req.state
         if state == _DONE:
             return
+        code = msg.code
         if state == _OBSERVING:
+            body = req.b1_body
+            if body is not None and req.b1_sent_end < len(body):
+                # A block-wise re-registration is being uploaded (RFC 7641 §3.3.1, RFC 7959
+                # §2.5): continue on 2.31, anything else ends the upload.
+                if code == _CONTINUE:
+                    b1 = msg.block1
+                    if b1 is None:
+                        self._fail(req, BlockwiseError("2.31 without Block1"), now)
+                        return
+                    if b1.szx < req.b1_szx:
+                        req.b1_szx = b1.szx
+                    req.b1_next = req.b1_sent_end
+                    if req.counted:
+                        self._send_request_message(req, now)  # the state stays _OBSERVING
+                    else:
+                        self._start_or_queue(req, now)
+                    return
+                req.b1_sent_end = len(body)
+            if req.counted:
+                # The response to a re-registration (or a notification racing it): the
+                # interaction is over, its NSTART slot is free (RFC 7641 §3.3.1, RFC 7252 §4.7).
+                self._release(req, now)
             self._on_notification(req, msg, now)
             return
-        code = msg.code
         if state == _CANCELLING:
             if msg.mtype != _ACK and code >> 5 == 2 and msg.get_option(_OBSERVE) is not None:
                 return  # a notification racing the deregistration (RFC 7641 §3.6)
@@ -2026,15 +2083,20 @@ class CoapEngine:
         template = self._block2_follow_up(parent.template)
         template.block2 = Block(1, False, block.szx)
         template.mtype = _CON
-        child = _ClientRequest(next(self._request_ids), parent.peer, template, self._new_token())
-        template.token = child.token
+        peer = parent.peer
+        token = self._new_token(peer)
+        child = _ClientRequest(next(self._request_ids), peer, template, token)
+        template.token = token
         child.parent = parent
         child.b2_body = bytearray(first.payload)
         child.b2_etag = first.etag
         child.b2_template = self._block2_follow_up(template)
         child.obs_seq = parent.obs_seq
-        child.peer.refs += 1
-        self._by_token[child.token] = child
+        peer.refs += 1
+        if token:
+            self._by_token[token] = child
+        else:
+            peer.empty_token = child
         self._requests[child.id] = child
         self._start_or_queue(child, now)
 
@@ -2155,6 +2217,10 @@ class CoapEngine:
         if req.state in (_SENT, _WAITING, _CANCELLING):
             self.stats.timeouts += 1
             self._fail(req, RequestTimeout("no response"), now)
+        elif req.state == _OBSERVING:
+            # A NON re-registration went unanswered: the observation goes on as it was, but
+            # the interaction is over and gives back its NSTART slot (RFC 7252 §4.7).
+            self._release(req, now)
 
     def _fail(self, req: _ClientRequest, error: CoapError, now: float) -> None:
         parent = req.parent
@@ -2175,8 +2241,12 @@ class CoapEngine:
         req.state = _DONE
         self._stop_transmission(req)
         req.in_flight = False
-        if self._by_token.get(req.token) is req:
-            del self._by_token[req.token]
+        token = req.token
+        if token:
+            if self._by_token.get(token) is req:
+                del self._by_token[token]
+        elif req.peer.empty_token is req:
+            req.peer.empty_token = None
         self._requests.pop(req.id, None)
         req.peer.refs -= 1
         self._release(req, now)
