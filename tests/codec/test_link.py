@@ -252,7 +252,8 @@ def test_attributes_numbers() -> None:
     assert a.gt == 1.0
     assert isinstance(a.gt, float)
     assert a.to_query() == "gt=1&lt=-2.5&st=0"
-    assert Attributes(gt=1e20).to_query() == "gt=1e+20"
+    assert Attributes(gt=1e20).to_query() == "gt=100000000000000000000"  # no exponent (§5.1.2)
+    assert Attributes(lt=-2.5e-7).to_query() == "lt=-0.00000025"
     assert Attributes.from_query("gt=1e+20").gt == 1e20
     assert Attributes(pmin=5, pmax=5).pmax == 5  # equal periods are allowed
 

@@ -37,6 +37,7 @@ from lwm2m.model import (
     ResourceType,
     SingleResource,
 )
+from lwm2m.model.registry import default_registry
 
 from .senml_strategies import SENML_MODEL, senml_paths_and_nodes
 
@@ -373,3 +374,26 @@ def test_fast_path_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for bn in ("/3441/0/" + "0" * 20, "/3441/", "/3441/0/0/"):
         with pytest.raises(senml._Fallback):
             senml._fast_decode([{-2: bn, 0: "0", 3: "x"}], Path(3441), MODEL, codec.labels)
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        # a resource again after lower ids (found by test_fast_path_agrees_with_general_path)
+        [{"bn": "/3/0/", "n": "0", "vs": "a"}, {"n": "1", "vs": "b"}, {"n": "0", "vs": "c"}],
+        [{"bn": "/3/0/", "n": "9", "v": 1}, {"n": "1", "vs": "b"}, {"n": "9", "v": 2}],
+        # a resource instance again after lower ones
+        [
+            {"bn": "/3/0/", "n": "7/5", "v": 1},
+            {"n": "7/1", "v": 2},
+            {"n": "7/5", "v": 3},
+        ],
+    ],
+)
+def test_a_value_twice_for_one_path_is_refused_in_any_order(records: list[dict[str, Any]]) -> None:
+    """RFC 8428 §4.6 / Core §7.4: one value per path; the fast path's "above every earlier id"
+    shortcut must not let a repeated id through once ids went down (they used to overwrite)."""
+    import json
+
+    with pytest.raises(CodecError, match="duplicate value for the same path"):
+        SenmlJsonCodec().decode(json.dumps(records).encode(), Path(3, 0), default_registry())

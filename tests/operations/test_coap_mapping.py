@@ -392,3 +392,52 @@ def test_decode_response_rejects_unknown_content_formats() -> None:
     response = decode_response(Read(Path(1, 0, 1)), text, MODEL)
     assert response.content == LIFETIME
     assert response.content_format is ContentFormat.TEXT
+
+
+# -- historical notifications (several times in one SenML pack) ---------------------------------
+
+
+def _pack(records: list[dict[str, object]]) -> bytes:
+    import json
+
+    return json.dumps(records).encode()
+
+
+def test_a_notification_with_several_times_keeps_them_all_and_the_newest_as_content() -> None:
+    """Core §7.4 (time-stamped SenML records; a client stores notifications while the server is
+    unreachable): every group is in ``history``, the newest values in ``content``; a record
+    without time is "now" (RFC 8428 §4.5.3) and so the newest."""
+    observe = Observe(Path(3, 0, 9), ContentFormat.SENML_JSON)
+    records = [
+        {"bn": "/3/0/9", "v": 10},  # no time: now
+        {"bt": 1_700_000_000, "v": 50},
+        {"t": 60, "v": 40},  # the base time goes on: 1_700_000_060
+    ]
+    message = Message(Code.CONTENT, _pack(records), content_format=110, observe=5)
+    response = decode_response(observe, message, MODEL)
+    assert response.content == SingleResource(9, INT, 10)
+    assert response.history is not None
+    assert [g.timestamp for g in response.history] == [None, 1_700_000_000, 1_700_000_060]
+    # a Read answered with several times is not a notification: still an error
+    with pytest.raises(CodecError, match="different times"):
+        decode_response(Read(Path(3, 0, 9), ContentFormat.SENML_JSON), message, MODEL)
+
+
+def test_an_observe_composite_notification_with_history() -> None:
+    paths = (Path(3, 0, 9), Path(3, 0, 7))
+    observe = ObserveComposite(paths, ContentFormat.SENML_JSON, ContentFormat.SENML_JSON)
+    records = [
+        {"n": "/3/0/9", "bt": 1_700_000_000, "v": 50},
+        {"n": "/3/0/9", "bt": 1_700_000_100, "v": 45},
+        {"n": "/3/0/7/0", "bt": 1_700_000_100, "v": 3800},
+    ]
+    message = Message(Code.CONTENT, _pack(records), content_format=110, observe=6)
+    response = decode_response(observe, message, MODEL)
+    assert response.composite is not None
+    assert response.composite[Path(3, 0, 9)] == SingleResource(9, INT, 45)
+    assert response.history is not None
+    assert len(response.history) == 2
+    # a relative time cannot be placed without the reception time: an error, as before
+    relative = _pack([{"n": "/3/0/9", "t": -60, "v": 1}, {"n": "/3/0/9", "v": 2}])
+    with pytest.raises(CodecError, match="relative time"):
+        decode_response(observe, Message(Code.CONTENT, relative, content_format=110), MODEL)

@@ -590,7 +590,10 @@ def test_module_main_serves_until_vpcd_goes(listener: socket.socket, tmp_path: P
     peer = Peer(listener.accept()[0])
     with peer.sock:
         assert peer.transmit(bytes([GET_ATR])) == bytes.fromhex(DEFAULT_ATR)
-        assert ready.read_text() == f"{os.getpid()}\n"  # written once the ATR was asked for
+        # the ready file is written right after the ATR went out, before the next request is
+        # read: once a second exchange is answered, it is there
+        assert peer.transmit(bytes([GET_ATR])) == bytes.fromhex(DEFAULT_ATR)
+        assert ready.read_text() == f"{os.getpid()}\n"
         peer.sock.shutdown(socket.SHUT_WR)
         running.join()
     assert (running.errors, running.result) == ([], 0)

@@ -27,6 +27,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import ClassVar
 
 from lwm2m.errors import CodecError, ModelError
@@ -56,9 +57,22 @@ def _fail(message: str, path: Path | None = None) -> CodecError:
 
 
 def _format_number(value: int | float) -> str:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
-        return str(int(value))
-    return repr(value) if isinstance(value, float) else str(value)
+    """Plain decimal notation, the shortest that reads back as ``value``: Core §5.1.2 gives the
+    attribute values the form ``1*DIGIT ["." 1*DIGIT]`` (with a sign for gt/lt), so no
+    exponent (``1e+20`` is ``100000000000000000000``, ``1e-07`` is ``0.0000001``), up to the
+    100 characters a value may have here.
+
+    >>> _format_number(1e20), _format_number(-2.5e-7), _format_number(3.0)
+    ('100000000000000000000', '-0.00000025', '3')
+    """
+    if not isinstance(value, float):
+        return str(value)
+    text = repr(value)  # the shortest round-trip digits
+    if "e" in text:
+        plain = format(Decimal(text), "f")
+        # beyond what any parser here reads (1e-162 has 160 digits): the exponent form stays
+        return plain if len(plain) <= _MAX_NUMBER_TEXT else text
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _is_ptoken(value: str) -> bool:

@@ -780,7 +780,9 @@ def _fast_decode(
     instances: dict[int, ObjectInstance] = {}
     # None until the first bn: a record before it fails on `current` with TypeError
     current: dict[int, Resource] = None  # type: ignore[assignment]
-    iid = last = last_riid = -1  # the current instance, its last resource id, the last riid
+    # the current instance, its last resource id and the highest so far, the last riid and the
+    # highest so far: an id above the highest cannot be a duplicate; any other is looked up
+    iid = last = top = last_riid = top_riid = -1
     values: dict[int, ResourceInstance] = {}  # the instances of the current multiple resource
     unordered: list[int] = []  # instances whose resource ids are not ascending
     resort: list[tuple[dict[int, Resource], int, ResourceType]] = []  # likewise, multiples
@@ -805,7 +807,7 @@ def _fast_decode(
                 inst.resources = proxy(current)
                 inst.__class__ = ObjectInstance
                 instances[iid] = inst
-                last = -1
+                last = top = -1
             try:
                 info = names[record[n_key]]
             except KeyError:  # a name not seen yet (or no name: KeyError again, a fallback)
@@ -821,11 +823,13 @@ def _fast_decode(
             if type(value) is not as_is or (as_is is int and not lo <= value <= hi):  # type: ignore[operator]
                 value = convert(value)
             if riid < 0:
-                if rid <= last:  # ascending ids (the usual order) can be no duplicate
+                if rid <= top:  # ids above every earlier one (the usual order) are new
                     if rid in current:
                         raise _Fallback
                     if not unordered or unordered[-1] != iid:
                         unordered.append(iid)
+                else:
+                    top = rid
                 last = rid
                 single = SingleBuilder()
                 single.id = rid
@@ -835,13 +839,15 @@ def _fast_decode(
                 current[rid] = single
                 continue
             if rid != last:  # a multiple resource starts
-                if rid < last:  # ids above the last one cannot be in `current` yet
+                if rid <= top:  # ids above every earlier one cannot be in `current` yet
                     if rid in current:  # a duplicate, or split in two runs: unusual
                         raise _Fallback
                     if not unordered or unordered[-1] != iid:
                         unordered.append(iid)
+                else:
+                    top = rid
                 last = rid
-                last_riid = -1
+                last_riid = top_riid = -1
                 values = {}
                 multiple = MultipleBuilder()
                 multiple.id = rid
@@ -849,10 +855,13 @@ def _fast_decode(
                 multiple.instances = proxy(values)
                 multiple.__class__ = MultipleResource
                 current[rid] = multiple
-            if riid <= last_riid:
+            if riid <= top_riid:
                 if riid in values:
                     raise _Fallback
-                resort.append((current, rid, rtype))
+                if riid < last_riid:
+                    resort.append((current, rid, rtype))
+            else:
+                top_riid = riid
             last_riid = riid
             instance = ResourceInstanceBuilder()
             instance.id = riid

@@ -20,7 +20,7 @@ from the bootstrap server is Bootstrap-Finish.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import cast
 
 from lwm2m.coap.message import Message, encode_uint
@@ -28,6 +28,7 @@ from lwm2m.coap.numbers import Code, OptionNumber
 from lwm2m.codec import codec_for, composite_codec_for
 from lwm2m.codec.content_format import ContentFormat
 from lwm2m.codec.link import Attributes, Link, decode_links, encode_links
+from lwm2m.codec.senml import SenmlCodec
 from lwm2m.errors import (
     BadRequest,
     CodecError,
@@ -562,7 +563,13 @@ def decode_response(
         path = request.path  # type: ignore[union-attr]
         if fmt is None:
             raise CodecError("response without Content-Format (and no Accept)", path=str(path))
-        return content_response(code, codec_for(fmt).decode(payload, path, model), fmt)
+        try:
+            node = codec_for(fmt).decode(payload, path, model)
+        except CodecError:
+            if type(request) is not Observe or fmt not in _SENML:
+                raise
+            return _historical(code, payload, fmt, model, (path,), composite=False)
+        return content_response(code, node, fmt)
     if isinstance(request, Discover | BootstrapDiscover | Register):
         links = tuple(decode_links(payload)) if payload else ()
         location = message.location_path or None
@@ -570,12 +577,47 @@ def decode_response(
     if isinstance(request, ReadComposite | ObserveComposite) and payload:
         if fmt is None:
             raise CodecError("composite response without Content-Format (and no Accept)")
-        composite = composite_codec_for(fmt).decode_nodes(payload, model, paths=request.paths)
+        try:
+            composite = composite_codec_for(fmt).decode_nodes(payload, model, paths=request.paths)
+        except CodecError:
+            if not isinstance(request, ObserveComposite) or fmt not in _SENML:
+                raise
+            return _historical(code, payload, fmt, model, request.paths, composite=True)
         if any(node is None for node in composite.values()):
             raise CodecError("composite response with a value-less record")
         return Response(code, composite=cast(dict[Path, "Node"], composite), content_format=fmt)
     return Response(code, location=message.location_path or None, content_format=fmt)
 
 
+def _historical(
+    code: int,
+    payload: bytes,
+    fmt: ContentFormat,
+    model: ObjectModel,
+    paths: tuple[Path, ...],
+    *,
+    composite: bool,
+) -> Response:
+    """A notification whose SenML records carry several times: historical values (Core §7.4,
+    time-stamped records; a client stores notifications while the server is unreachable,
+    /1/x/6). ``history`` keeps every group; ``content`` (``composite``) the newest values, the
+    group without a time counting as "now" (RFC 8428 §4.5.3). Raises CodecError when even
+    that reading fails (a relative time, which would need the reception time)."""
+    codec = composite_codec_for(fmt)
+    assert isinstance(codec, SenmlCodec)
+    groups = codec.decode_timestamped(payload, model, paths=paths)
+    if len(groups) < 2:
+        raise CodecError("notification records do not fit the observation")
+    newest = max(groups, key=lambda g: _INF if g.timestamp is None else g.timestamp).nodes
+    if any(node is None for node in newest.values()):
+        raise CodecError("notification with a value-less record")
+    nodes: Mapping[Path, Node] = newest
+    if composite:
+        return Response(code, composite=nodes, content_format=fmt, history=tuple(groups))
+    return Response(code, content=nodes.get(paths[0]), content_format=fmt, history=tuple(groups))
+
+
+_SENML = frozenset({ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR})
+_INF = float("inf")
 _NODE_REQUESTS = frozenset({Read, Observe, BootstrapRead})
 _ACCEPTING = frozenset({Read, Observe, BootstrapRead, ReadComposite, ObserveComposite})

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from types import MappingProxyType
 
+from lwm2m.codec.base import TimestampedNodes
 from lwm2m.codec.content_format import ContentFormat
 from lwm2m.codec.link import Link
 from lwm2m.model.nodes import Node
@@ -22,7 +23,10 @@ class Response:
     - ``composite``: path -> node of a Read-Composite or Observe-Composite;
     - ``links``: the link list of a Discover, Bootstrap-Discover (or a Register's objects);
     - ``location``: Location-Path of a Register (``("rd", "x")``) or a Create (``("3303", "1")``);
-    - ``diagnostic``: the text of an error response, if any.
+    - ``diagnostic``: the text of an error response, if any;
+    - ``history``: the time-stamped groups of a notification whose SenML records carry several
+      times (historical values, e.g. stored while the server was unreachable, /1/x/6), oldest
+      first as sent; ``content`` / ``composite`` then hold the newest group's values.
     """
 
     code: int
@@ -32,6 +36,7 @@ class Response:
     location: tuple[str, ...] | None = None
     content_format: ContentFormat | None = None
     diagnostic: str = ""
+    history: tuple[TimestampedNodes, ...] | None = None
 
     def __init__(
         self,
@@ -42,6 +47,7 @@ class Response:
         location: tuple[str, ...] | None = None,
         content_format: ContentFormat | None = None,
         diagnostic: str = "",
+        history: tuple[TimestampedNodes, ...] | None = None,
     ) -> None:
         # Hand-written rather than the dataclass __init__ (object.__setattr__ per field, then a
         # __post_init__): the slot setters cost a fraction of that, and a server builds one
@@ -54,6 +60,7 @@ class Response:
         _LOCATION(self, None if location is None else tuple(location))
         _CONTENT_FORMAT(self, content_format)
         _DIAGNOSTIC(self, diagnostic)
+        _HISTORY(self, None if history is None else tuple(history))
 
     @property
     def is_success(self) -> bool:
@@ -72,7 +79,7 @@ def _setter(name: str) -> _Setter:
     return setter
 
 
-_CODE, _CONTENT, _COMPOSITE, _LINKS, _LOCATION, _CONTENT_FORMAT, _DIAGNOSTIC = (
+_CODE, _CONTENT, _COMPOSITE, _LINKS, _LOCATION, _CONTENT_FORMAT, _DIAGNOSTIC, _HISTORY = (
     _setter(f.name) for f in fields(Response)
 )
 
@@ -106,5 +113,6 @@ def content_response(code: int, content: Node, content_format: ContentFormat | N
     response.location = None
     response.content_format = content_format
     response.diagnostic = ""
+    response.history = None
     response.__class__ = Response
     return response  # type: ignore[no-any-return]
