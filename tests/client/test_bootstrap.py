@@ -170,7 +170,7 @@ def test_bootstrap_read_and_discover() -> None:
     assert links["/3"].version == "1.1"
     assert "/3/0" in links
     response = h.bs(Code.GET, "/1", accept=CF.LINK)
-    assert [link.uri for link in decode_links(response.payload)] == ["/1", "/1/0"]
+    assert [link.uri for link in decode_links(response.payload)] == ["/", "/1", "/1/0"]
     assert code(h.bs(Code.GET, "/1/0", accept=CF.LINK)) == "4.00"
 
 

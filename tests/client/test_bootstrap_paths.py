@@ -220,7 +220,7 @@ def test_bootstrap_discover_lists_instances_of_a_1_0_object_without_an_object_li
     assert "/21" not in links  # version 1.0 with instances: no object link, no ver
     assert links[0] == "/"
     response = h.bs(Code.GET, "/21", accept=CF.LINK)
-    assert [link.uri for link in decode_links(response.payload)] == ["/21/4"]
+    assert [link.uri for link in decode_links(response.payload)] == ["/", "/21/4"]
 
 
 def test_bootstrap_discover_of_an_unknown_object_is_not_found() -> None:

@@ -254,11 +254,13 @@ def bootstrap_read(tree: ObjectTree, request: BootstrapRead, formats: FormatPoli
 
 
 def bootstrap_discover(tree: ObjectTree, request: BootstrapDiscover) -> Response:
-    """Bootstrap-Discover (§6.1.7.3)."""
+    """Bootstrap-Discover (§6.1.7.3): the payload starts with the enabler version
+    (``</>;lwm2m="1.1"``) whatever the target, as the spec's example of a Discover of /0 does
+    (and Leshan's client)."""
     path = request.path
     if path.level > PathLevel.OBJECT:
         raise BadRequest("Bootstrap-Discover addresses / or an object")
-    links = [Link("/", {"lwm2m": LWM2M_VERSION})] if path.is_root else []
+    links = [Link("/", {"lwm2m": LWM2M_VERSION})]
     object_ids = (
         tree.object_ids() if path.is_root else [tree.handler(path.object_id or 0).definition.id]
     )
