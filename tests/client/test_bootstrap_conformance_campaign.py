@@ -264,15 +264,6 @@ def test_bootstrap_write_does_not_instantiate_optional_resources_missing_from_th
     assert sorted(resources) == [0, 1, 6, 7]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: Core 1.1 §5.2.7.4 says a Bootstrap-Write of an instance MUST ignore optional "
-        "resources the client does not support. The client answers 4.00 ('unknown resource "
-        "18 in object 0') and creates nothing. /0/x/18 is an optional resource of Security "
-        "1.2, unknown to this 1.1 client."
-    ),
-)
 def test_bootstrap_write_ignores_optional_resources_the_client_does_not_support() -> None:
     """§5.2.7.4: "When the Write operation targets an Object or an Object Instance, the LwM2M
     Client MUST ignore optional resources it does not support in the payload". Object

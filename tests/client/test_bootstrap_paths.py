@@ -384,3 +384,38 @@ def test_bootstrap_account_purge_deferred_by_a_failed_bootstrap_still_happens() 
     assert len(h.take_events(BootstrapFailed)) == 1
     h.advance(1)
     assert h.tree.instance_ids(0) == [1]
+
+
+def test_a_tlv_bootstrap_write_ignores_resources_the_client_does_not_know() -> None:
+    """Core §6.1.7.4: a Bootstrap-Write of an object or instance ignores the optional resources
+    the client does not support; in TLV at both levels (a bare instance and the Object
+    Instance TLVs of an object write)."""
+    from lwm2m.codec.tlv import Tlv, TlvType, encode_tlvs
+
+    h = bootstrapping()
+    unknown = encode_tlvs([Tlv(TlvType.RESOURCE_VALUE, 18, b"\x17")])
+    instance = encode(security_instance(1, "coap://127.0.0.1:5701", 101), "/0/1") + unknown
+    assert code(h.bs(Code.PUT, "/0/1", payload=instance, cf=CF.TLV)) == "2.04"
+    assert h.tree.value(Path(0, 1, 10)) == 101
+    whole = encode_tlvs(
+        [
+            Tlv(
+                TlvType.OBJECT_INSTANCE,
+                2,
+                children=(
+                    Tlv(TlvType.RESOURCE_VALUE, 0, b"coap://127.0.0.1:5702"),
+                    Tlv(TlvType.RESOURCE_VALUE, 1, b"\x00"),
+                    Tlv(TlvType.RESOURCE_VALUE, 2, b"\x03"),
+                    Tlv(TlvType.RESOURCE_VALUE, 10, b"\x66"),
+                    Tlv(
+                        TlvType.MULTIPLE_RESOURCE,
+                        99,
+                        children=(Tlv(TlvType.RESOURCE_INSTANCE, 0, b"\x01"),),
+                    ),
+                ),
+            )
+        ]
+    )
+    assert code(h.bs(Code.PUT, "/0", payload=whole, cf=CF.TLV)) == "2.04"
+    assert h.tree.value(Path(0, 2, 10)) == 102
+    assert 99 not in h.tree.read(Path(0, 2), readable_only=False).resources

@@ -1182,9 +1182,32 @@ class SenmlCodec:
             pass
         return self._decode_general(pack, path, model)
 
+    def decode_known(
+        self, data: bytes, path: Path, model: ObjectModel
+    ) -> tuple[Node, tuple[Path, ...]]:
+        """:meth:`decode`, leaving out the values of resources that ``model`` does not define
+        in an object it knows (a Bootstrap-Write ignores the optional resources the client does
+        not support, Core §6.1.7.4; a newer minor version of an object only adds optional
+        ones). Returns the node and the resource paths left out."""
+        if not path.ids:
+            fail(path, "the root path carries no node in this format")
+        records = _resolve(self.decode_pack(data), self._keymap)
+        kept: list[_Record] = []
+        left_out: dict[Path, None] = {}
+        for record in records:
+            ids = record[0]
+            definition = model.object_definition(ids[0]) if len(ids) >= 3 else None
+            if definition is not None and definition.resource(ids[2]) is None:
+                left_out[Path(*ids[:3])] = None
+            else:
+                kept.append(record)
+        return self._node(kept, path, model), tuple(left_out)
+
     def _decode_general(self, pack: object, path: Path, model: ObjectModel) -> Node:
         """RFC 8428 resolution, then the tree: the reference the fast path must agree with."""
-        records = _resolve(pack, self._keymap)
+        return self._node(_resolve(pack, self._keymap), path, model)
+
+    def _node(self, records: list[_Record], path: Path, model: ObjectModel) -> Node:
         _single_time(records)
         prefix = path.ids
         depth = len(prefix)

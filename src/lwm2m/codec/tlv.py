@@ -293,6 +293,9 @@ def decode_value(path: Path, type_: ResourceType, raw: bytes) -> Value:
 # -- mapping ------------------------------------------------------------------------------------
 
 
+_RESOURCE_TLVS = frozenset({TlvType.RESOURCE_VALUE, TlvType.MULTIPLE_RESOURCE})
+
+
 class TlvCodec:
     """LwM2M TLV (CF 11542) for every node kind."""
 
@@ -381,13 +384,53 @@ class TlvCodec:
             pass
         return self._decode_general(data, path, model)
 
+    def decode_known(
+        self, data: bytes, path: Path, model: ObjectModel
+    ) -> tuple[Node, tuple[Path, ...]]:
+        """:meth:`decode` of an object or object instance, leaving out the Resource and
+        Multiple Resource TLVs that ``model`` does not define (a Bootstrap-Write ignores the
+        optional resources the client does not support, Core §6.1.7.4). Returns the node and
+        the resource paths left out."""
+        if path.level is PathLevel.ROOT:
+            fail(path, "the root path carries no node in TLV")
+        tlvs = self._tlvs(data, path)
+        definition = model.object_definition(path.ids[0])
+        left_out: list[Path] = []
+        if definition is None or path.level > PathLevel.OBJECT_INSTANCE:
+            return self._node(tlvs, path, model), ()
+
+        def known(children: Sequence[Tlv], at: Path) -> list[Tlv]:
+            kept = []
+            for tlv in children:
+                if tlv.type in _RESOURCE_TLVS and definition.resource(tlv.id) is None:
+                    left_out.append(at.child(tlv.id))
+                else:
+                    kept.append(tlv)
+            return kept
+
+        filtered = []
+        for tlv in tlvs:
+            if tlv.type is TlvType.OBJECT_INSTANCE:
+                at = Path(path.ids[0], tlv.id)
+                tlv = Tlv(tlv.type, tlv.id, children=tuple(known(tlv.children, at)))
+                filtered.append(tlv)
+            else:
+                filtered.extend(known([tlv], path))
+        return self._node(filtered, path, model), tuple(left_out)
+
     def _decode_general(self, data: bytes, path: Path, model: ObjectModel) -> Node:
         """Through :class:`Tlv` records: the reference the fast path must agree with, and what
         names the errors."""
+        return self._node(self._tlvs(data, path), path, model)
+
+    @staticmethod
+    def _tlvs(data: bytes, path: Path) -> list[Tlv]:
         try:
-            tlvs = decode_tlvs(bytes(data))
+            return decode_tlvs(bytes(data))
         except CodecError as exc:
             fail(path, f"invalid TLV: {exc}")
+
+    def _node(self, tlvs: list[Tlv], path: Path, model: ObjectModel) -> Node:
         if model.object_definition(path.ids[0]) is None:
             fail(path, f"unknown object {path.ids[0]}")
         _check_ids(tlvs, path)

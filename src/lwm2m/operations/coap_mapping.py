@@ -29,6 +29,7 @@ from lwm2m.codec import codec_for, composite_codec_for
 from lwm2m.codec.content_format import ContentFormat
 from lwm2m.codec.link import Attributes, Link, decode_links, encode_links
 from lwm2m.codec.senml import SenmlCodec
+from lwm2m.codec.tlv import TlvCodec
 from lwm2m.errors import (
     BadRequest,
     CodecError,
@@ -341,7 +342,17 @@ def _decode_downlink(message: Message, model: ObjectModel, bootstrap: bool) -> D
             if path.level >= PathLevel.RESOURCE:
                 _not_executable(path, model)
             cf = _required_format(message)
-            node = codec_for(cf).decode(message.payload, path, model)
+            codec = codec_for(cf)
+            if (
+                bootstrap
+                and path.level <= PathLevel.OBJECT_INSTANCE
+                and isinstance(codec, TlvCodec | SenmlCodec)
+            ):
+                # Core §6.1.7.4: optional resources the client does not support are ignored (a
+                # newer minor object version only adds optional ones)
+                node, _ = codec.decode_known(message.payload, path, model)
+                return BootstrapWrite(path, node, cf)
+            node = codec.decode(message.payload, path, model)
             return BootstrapWrite(path, node, cf) if bootstrap else Write(path, node, True, cf)
         case Code.POST:
             if bootstrap:
