@@ -47,7 +47,7 @@ from lwm2m.codec.content_format import ContentFormat as CF
 from lwm2m.codec.link import Link, decode_links
 from lwm2m.model import MultipleResource, ObjectInstance, ObjectNode, Path, ResourceType
 from lwm2m.model.registry import default_registry
-from lwm2m.operations.requests import BootstrapRequest, Register
+from lwm2m.operations.requests import BootstrapRequest, Register, Update
 
 from .helpers import Harness, bs_table, code, config, decode, encode, server
 from .test_bootstrap import bootstrapping, security_instance, server_instance, write
@@ -665,3 +665,34 @@ def test_bootstrap_operations_from_a_dm_server_are_refused(
     assert h.tree.value(Path(1, 0, 0)) == 101
     assert h.take_events(BootstrapStarted) == []
     assert not h.engine.bootstrap.active
+
+
+def test_a_refused_request_from_the_bootstrap_server_starts_no_bootstrap() -> None:
+    """Server-initiated bootstrap (§5.2.3.2) starts with a Bootstrap operation; FETCH and
+    iPATCH from the Bootstrap-Server are no such operation (4.05): no session starts (so no
+    rollback and no Bootstrap-Request later), a registered client stays registered. A
+    Bootstrap-Discover afterwards does start one."""
+    h = Harness(config(server(101), bootstrap=bs_table()))
+    h.register_all()
+    composite = b'[{"n":"/1/0/1","v":5}]'
+    assert code(h.bs(Code.IPATCH, "/", payload=composite, cf=CF.SENML_JSON)) == "4.05"
+    assert code(h.bs(Code.FETCH, "/", payload=b'[{"n":"/1/0/1"}]', cf=CF.SENML_JSON)) == "4.05"
+    assert h.take_events(BootstrapStarted) == []
+    assert not h.engine.bootstrap.active
+    assert code(h.bs(Code.GET, "/", accept=CF.LINK)) == "2.05"
+    assert h.take_events(BootstrapStarted) == [BootstrapStarted(server_initiated=True)]
+
+
+def test_no_update_goes_out_while_a_bootstrap_changes_the_objects() -> None:
+    """A server-initiated bootstrap (/1/x/9) deletes and writes instances: those are not the
+    client's state until Finish (§5.2.6), so no Update with a half-written object list goes to
+    the registered server meanwhile; after Finish the client registers anew."""
+    h = Harness(config(server(101), bootstrap=bs_table()))
+    h.register_all()
+    assert code(h.bs(Code.DELETE, "/")) == "2.02"
+    dm_account(h, 101, 1, 0)
+    h.advance(1)
+    assert h.take(Update) == []
+    assert finish(h) == "2.04"
+    (register,) = h.take(Register)
+    assert register.connection.short_server_id == 101

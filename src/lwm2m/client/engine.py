@@ -100,6 +100,7 @@ from lwm2m.constants import LWM2M_VERSION
 from lwm2m.errors import (
     CodecError,
     LocalProtocolError,
+    MethodNotAllowed,
     NotFound,
     RequestError,
     Unauthorized,
@@ -599,13 +600,20 @@ class ClientEngine:
     # -- bootstrap interface ---------------------------------------------------------------------
 
     def _bootstrap_request(self, message: Message, now: float) -> Message:
+        try:
+            op = decode_downlink(message, self.tree.model, from_bootstrap_server=True)
+            if not isinstance(op, _BOOTSTRAP_OPERATIONS):
+                # FETCH / iPATCH from the bootstrap server: not a bootstrap operation, and no
+                # reason to start (or prolong) a server-initiated bootstrap session
+                raise MethodNotAllowed(f"{type(op).__name__} is not a bootstrap operation")
+        except RequestError as exc:
+            return _error_message(exc)
         if self.bootstrap.operation(now):
             self.bootstrap.snapshot = self.tree.snapshot()
             self._events.append(BootstrapStarted(server_initiated=True))
         elif self.bootstrap.snapshot is None:
             self.bootstrap.snapshot = self.tree.snapshot()
         try:
-            op = decode_downlink(message, self.tree.model, from_bootstrap_server=True)
             match op:
                 case BootstrapFinish():
                     problems = check_configuration(self.tree)
@@ -621,8 +629,6 @@ class ClientEngine:
                     response = bootstrap_discover(self.tree, op)
                 case BootstrapDelete():
                     response = bootstrap_delete(self.tree, op)
-                case _:  # pragma: no cover - decode_downlink yields only bootstrap operations
-                    raise NotFound("not a bootstrap operation")
             return encode_response(op, response, self.tree.model)
         except RequestError as exc:
             return _error_message(exc)
@@ -1030,7 +1036,9 @@ class ClientEngine:
             if not self._stopping:
                 self._start_bootstrap(now, "bootstrap requested")
         self._bootstrap_timer(now)
-        if self._objects_dirty:
+        if self._objects_dirty and not self.bootstrap.active:
+            # not while a bootstrap runs: its writes and deletes are not the client's state until
+            # it finishes (then every server is registered again) or is rolled back
             self._objects_dirty = False
             forms: dict[tuple[str, bool], str] = {}  # the links in each registration's form
             for registration in self.registrations.values():
@@ -1125,6 +1133,14 @@ class ClientEngine:
                 )
             observation.stored.clear()
 
+
+_BOOTSTRAP_OPERATIONS = (
+    BootstrapWrite,
+    BootstrapRead,
+    BootstrapDiscover,
+    BootstrapDelete,
+    BootstrapFinish,
+)
 
 _SIMPLER_REGISTER = (Code.PRECONDITION_FAILED, Code.BAD_REQUEST)
 """Answers to a Register after which it may go again at once in a simpler form."""
