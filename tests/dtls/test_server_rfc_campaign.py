@@ -182,6 +182,41 @@ def test_an_unproven_handshake_beside_an_association_times_out_alone() -> None:
     assert link.exchange(b"still") == (b"still", b"llits")
 
 
+def test_a_handshake_beside_an_association_takes_its_hellos_and_a_newer_one_replaces_it() -> None:
+    """Without cookies, the handshake beside an association answers a repetition of its own
+    ClientHello (the client's retransmission, RFC 6347 §4.2.4) as a handshake does; a hello
+    with yet another random replaces that unproven handshake (one per address), and the
+    association keeps working throughout (§4.2.8)."""
+    server = dtls_server(require_cookie=False)
+    link = established(server)
+    old = server.connection_for(CLIENT_ADDRESS)
+    now = link.clock.now
+    first = psk_client()
+    first.connect(now)
+    (hello,) = first.datagrams_to_send(now)
+    server.receive_datagram(hello, CLIENT_ADDRESS, now)
+    answer = server.datagrams_to_send(now)
+    assert answer  # ServerHello ... ServerHelloDone
+    pending = server._pending[CLIENT_ADDRESS]
+    first.handle_timer(now + 1)  # the client did not hear the answer: it sends its hello again
+    (retransmitted,) = first.datagrams_to_send(now + 1)
+    assert retransmitted != hello  # a new record sequence number (an identical copy is a replay)
+    server.receive_datagram(retransmitted, CLIENT_ADDRESS, now + 1)
+    again = server.datagrams_to_send(now + 1)
+    assert len(again) == len(answer)  # the flight once more (RFC 6347 §4.2.4)
+    assert server._pending[CLIENT_ADDRESS] is pending
+    second = psk_client()
+    second.connect(now + 2)
+    (newer,) = second.datagrams_to_send(now + 2)
+    server.receive_datagram(newer, CLIENT_ADDRESS, now + 2)
+    server.datagrams_to_send(now + 2)
+    assert server._pending[CLIENT_ADDRESS] is not pending  # one unproven handshake per address
+    assert len(server) == 2
+    assert server.connection_for(CLIENT_ADDRESS) is old
+    link.clock.now = now + 2
+    assert link.exchange(b"still") == (b"still", b"llits")
+
+
 # -- stateless hello handling (RFC 6347 §4.2.1, §4.2.3, §4.1) -------------------------------------
 
 
