@@ -34,6 +34,10 @@ class DtlsSession:
     master_secret: bytes = field(repr=False)
     extended_master_secret: bool
     peer_identity: PeerIdentity | None
+    key_log_permitted: bool = False
+    """The session was made with software credentials and a key log: a resumption may write
+    its master secret to the key log too. False for a session made with a Secure Component's
+    credentials (and for one built by hand), so that resuming it never writes the key log."""
 
 
 @dataclass(frozen=True, slots=True)

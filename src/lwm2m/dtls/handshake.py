@@ -561,6 +561,7 @@ class Handshake:
                 self._master_secret,
                 self._ems,
                 self._peer_identity,
+                self._key_log_ok,
             )
             if not self.is_client and self._session_cache is not None and not self._resumed:
                 self._session_cache.put(session)
@@ -682,6 +683,7 @@ class Handshake:
             self._resumed = True
             self._master_secret = session.master_secret
             self._peer_identity = session.peer_identity
+            self._key_log_ok = self._key_log_ok and session.key_log_permitted
             self._install_keys()
             self._set_state(_HS.CLIENT_EXPECT_FINISHED)
             return
@@ -821,6 +823,9 @@ class Handshake:
             self.cipher_suite = session.cipher_suite
             self._master_secret = session.master_secret
             self._peer_identity = session.peer_identity
+            # the session's own credentials decide, not this handshake's (a PSK server's are
+            # known only at a ClientKeyExchange, which a resumption does not have)
+            self._key_log_ok = self._key_log_ok and session.key_log_permitted
             self._send(
                 _HT.SERVER_HELLO,
                 m.ServerHello(
