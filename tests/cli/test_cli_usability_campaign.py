@@ -403,10 +403,9 @@ def test_readme_write_bootstrap_into_a_card(tmp_path: FsPath, card: FsPath) -> N
 def test_a_bootstrap_server_file_given_to_write_bootstrap_is_named(card: FsPath) -> None:
     """A new user may give ``examples/bootstrap.toml`` (the other format) to write-bootstrap."""
     before = card.read_bytes()
-    line = error_line(
-        invoke(["sc", "write-bootstrap", str(EXAMPLES / "bootstrap.toml"), "--state", str(card)])
-    )
-    assert line == "Error: description: unknown top-level keys ['endpoints']"
+    path = EXAMPLES / "bootstrap.toml"
+    line = error_line(invoke(["sc", "write-bootstrap", str(path), "--state", str(card)]))
+    assert line == f"Error: {path}: description: unknown top-level keys ['endpoints']"
     assert card.read_bytes() == before
 
 
@@ -685,11 +684,6 @@ def test_a_bad_client_file_is_one_line_naming_the_problem(
     assert started.count == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `lwm2m client --config FILE` names the file only for TOML syntax errors; "
-    "a wrong value is e.g. 'Error: configuration: unknown key 'colour'' with no file name",
-)
 @pytest.mark.parametrize("case", CLIENT_SEMANTIC_CASES)
 def test_a_bad_client_file_error_names_the_file(
     tmp_path: FsPath, started: Started, case: str
@@ -732,12 +726,6 @@ def test_an_unreadable_client_file_is_one_line(tmp_path: FsPath, started: Starte
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a [[servers]] account whose URI scheme does not fit its security_mode "
-    "(psk on coap://, nosec on coaps://) is accepted; `lwm2m client --config FILE` starts and "
-    "prints 'bootstrap-fail ... coap does not fit security mode PSK' then retries forever",
-)
 @pytest.mark.parametrize(
     "account",
     [
@@ -837,11 +825,6 @@ def test_a_bad_bootstrap_file_is_one_line_naming_the_problem(
     assert problem in error_line(_bootstrap_run(path, monkeypatch))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `lwm2m bootstrap-server --config FILE` never names FILE in a content error "
-    "(e.g. 'Error: endpoints.e.discover: expected true or false', 'Error: not valid TOML: ...')",
-)
 @pytest.mark.parametrize("case", ["syntax", *BOOTSTRAP_SEMANTIC_CASES])
 def test_a_bad_bootstrap_file_error_names_the_file(
     tmp_path: FsPath, monkeypatch: pytest.MonkeyPatch, case: str
@@ -866,12 +849,6 @@ def test_an_unusable_bootstrap_file_is_one_line_naming_it(
     assert started.count == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `lwm2m bootstrap-server --config FILE` accepts a security instance whose uri "
-    "is not a coap(s) URI ('not a uri', 'http://h:1', port 99999) and serves it to clients; "
-    "`lwm2m client` refuses the same URIs",
-)
 @pytest.mark.parametrize("uri", ["not a uri", "http://h:1", "coap://h:99999"])
 def test_a_bad_server_uri_in_the_bootstrap_file_is_refused(
     tmp_path: FsPath, started: Started, uri: str
@@ -882,12 +859,6 @@ def test_a_bad_server_uri_in_the_bootstrap_file_is_refused(
     assert started.count == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a psk security instance on a coap:// uri is accepted by `lwm2m "
-    "bootstrap-server --config FILE` (the client then reports 'coap does not fit security "
-    "mode PSK')",
-)
 def test_a_psk_account_on_a_coap_uri_is_refused_by_the_bootstrap_server(
     tmp_path: FsPath, started: Started
 ) -> None:
@@ -1112,12 +1083,6 @@ def test_bad_sc_arguments_are_one_line(
     assert message in error_line(sc_run(component, *args), status=status)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `lwm2m sc keygen --label k --subject CN=x --csr-out /missing/dir/x.csr` dies "
-    "with a FileNotFoundError traceback (sc.py keygen: open(csr_out)), after the key pair was "
-    "already generated and stored",
-)
 def test_a_csr_out_that_cannot_be_written_is_one_line(
     tmp_path: FsPath, component: dict[str, str]
 ) -> None:
@@ -1128,11 +1093,6 @@ def test_a_csr_out_that_cannot_be_written_is_one_line(
     assert str(out) in error_line(result)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `lwm2m sc keygen --label k --subject garbage` says only 'Error: --subject: ' "
-    "(the ValueError of cryptography has an empty message): the problem is not named",
-)
 def test_a_bad_subject_is_named(component: dict[str, str]) -> None:
     line = error_line(sc_run(component, "keygen", "--label", "k3", "--subject", "garbage"), 2)
     assert line.removeprefix("Error: --subject:").strip()
@@ -1187,24 +1147,12 @@ def test_a_bad_card_description_is_one_line_and_keeps_the_card(
     assert not out.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `lwm2m sc write-bootstrap FILE` names FILE only for TOML syntax errors; "
-    "e.g. 'Error: security[0]: psk_key_hex is not hexadecimal' does not say which file",
-)
 @pytest.mark.parametrize("case", ["unknown-top-level-key", "bad-hex-key", "server-without-ssid"])
 def test_a_bad_card_description_error_names_the_file(tmp_path: FsPath, case: str) -> None:
     description = write(tmp_path / "bad.toml", CARD_FILES[case][0])
     assert description in error_line(invoke(["sc", "write-bootstrap", description]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a value of the wrong type in a `lwm2m sc write-bootstrap` description gives a "
-    "Python message without the key: 'Error: invalid value: invalid literal for int() with "
-    "base 10: 'abc'', 'Error: str is not a valid Integer value', 'Error: invalid value: 'int' "
-    "object is not iterable'",
-)
 @pytest.mark.parametrize(
     ("text", "key"),
     [
@@ -1225,22 +1173,12 @@ def test_a_wrong_type_in_a_card_description_names_the_key(
     assert re.search(rf"\b{key}(\[0\])?\b", line), line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `lwm2m sc write-bootstrap FILE` on a file that is not UTF-8 dies with a "
-    "UnicodeDecodeError traceback (vse.py: FsPath(description).read_text())",
-)
 def test_a_card_description_that_is_not_utf8_is_one_line(tmp_path: FsPath) -> None:
     path = tmp_path / "latin1.toml"
     path.write_bytes(b'[[security]]\nuri = "coap://caf\xe9"\nmode = "nosec"\nbootstrap = true\n')
     assert str(path) in error_line(invoke(["sc", "write-bootstrap", str(path)]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `lwm2m sc write-bootstrap FILE` writes any security uri into the card file "
-    "(an integer, 'not a uri', 'http://h'); the client only finds out on the card",
-)
 @pytest.mark.parametrize("uri", ["5", '"not a uri"', '"http://h:1"'])
 def test_a_bad_uri_in_a_card_description_is_refused(tmp_path: FsPath, uri: str) -> None:
     description = write(

@@ -53,7 +53,7 @@ DESCRIPTION = """
 layout = "1.1"
 
 [[security]]
-uri = "coap://127.0.0.1:5683"
+uri = "coaps://127.0.0.1:5684"
 short_server_id = 101
 mode = "psk"
 psk_identity = "card-ep"

@@ -1,7 +1,9 @@
 """``lwm2m bootstrap-server --config FILE`` — a bootstrap server that prints each session step.
 
 The configuration is the TOML format of :mod:`lwm2m.bootstrap.config_file` (one
-``[endpoints."NAME"]`` table per client; ``examples/bootstrap.toml``). For each
+``[endpoints."NAME"]`` table per client; ``examples/bootstrap.toml``); a problem in it is one
+line naming the file, and each security instance's URI must be one the client takes (a
+``coap://`` URI for nosec, ``coaps://`` for the other modes). For each
 Bootstrap-Request of a configured endpoint it prints the planned steps, then one line per step
 with the client's answer (``step 2/4 urn:dev:x write /0/1 -> 2.04 Changed``), then finished or
 failed. Written values are never printed: they include keys. Ctrl-C (or SIGTERM) stops it.
@@ -18,12 +20,14 @@ the authenticated identity gets 4.00. RPK and X.509 clients need the server's ``
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import click
 from rich.console import Console
 
-from lwm2m.bootstrap.config import BootstrapConfig
+from lwm2m.bootstrap.config import BootstrapConfig, ConfigError
 from lwm2m.bootstrap.session import BootstrapEvent, BootstrapStarted
+from lwm2m.cli.files import read_text
 from lwm2m.cli.printing import bootstrap_event_line, make_console
 from lwm2m.cli.server import (
     DtlsOptions,
@@ -34,14 +38,18 @@ from lwm2m.cli.server import (
     parse_address,
     stop_on_signals,
 )
+from lwm2m.client.config import ConfigError as ClientConfigError
+from lwm2m.client.config import check_server_uri
+from lwm2m.client.objects.security import SecurityMode as ClientSecurityMode
 from lwm2m.io.coap_transport import SecurityLayer
-from lwm2m.io.lwm2m_bootstrap import BootstrapFile, BootstrapServer, load_bootstrap_file
+from lwm2m.io.lwm2m_bootstrap import BootstrapFile, BootstrapServer, parse_bootstrap_document
 from lwm2m.model.registry import ModelRegistry
 from lwm2m.store.base import SecurityStore
 
 __all__ = [
     "BootstrapPrinter",
     "bootstrap_command",
+    "check_uris",
     "load_configs",
     "load_file",
     "run_bootstrap_server",
@@ -64,15 +72,31 @@ class BootstrapPrinter:
 
 
 def load_file(path: str, registry: ModelRegistry) -> BootstrapFile:
-    """Read the TOML file; unreadable files are one-line errors (ConfigError is one already)."""
+    """Read the TOML file: every problem is one line naming the file (a ConfigError for its
+    content, which also checks the server URIs as the client does: see :func:`check_uris`)."""
+    text = read_text(path)
     try:
-        return load_bootstrap_file(path, model=registry)
-    except OSError as exc:
-        raise click.ClickException(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise click.ClickException(
-            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
-        ) from None
+        loaded = parse_bootstrap_document(text, model=registry)
+        check_uris(loaded.configs)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return loaded
+
+
+def check_uris(configs: Mapping[str, BootstrapConfig]) -> None:
+    """Raise ConfigError unless every security instance's URI is one the client takes: a
+    ``coap[s]://host[:port]`` URI whose scheme fits its mode (the client's
+    :func:`~lwm2m.client.config.check_server_uri`)."""
+    for name, config in configs.items():
+        for index, security in enumerate(config.security):
+            try:
+                check_server_uri(
+                    f"endpoints.{name}.security[{index}].uri",
+                    security.uri,
+                    ClientSecurityMode(int(security.mode)),
+                )
+            except ClientConfigError as exc:
+                raise ConfigError(str(exc)) from None
 
 
 def load_configs(path: str, registry: ModelRegistry) -> dict[str, BootstrapConfig]:

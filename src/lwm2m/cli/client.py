@@ -1,7 +1,8 @@
 """``lwm2m client`` — a demo device: objects 0-7, lifecycle events printed, Ctrl-C deregisters.
 
 Configured by a TOML file (``--config``, the format of :mod:`lwm2m.client.config`, e.g.
-``examples/client.toml``), by flags, or both (flags win):
+``examples/client.toml``), by flags, or both (flags win; a problem in the file is one line
+naming it):
 
 - ``--server URI`` registers with that LwM2M server (replaces the file's accounts);
 - ``--bootstrap URI`` bootstraps from that bootstrap server first (replaces the file's accounts);
@@ -26,15 +27,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import re
 import socket
 import time
-import tomllib
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import click
 from rich.console import Console
 
+from lwm2m.cli.files import read_toml
 from lwm2m.cli.printing import client_event_line, make_console
 from lwm2m.cli.server import bind_failed, stop_on_signals
 from lwm2m.client import ClientConfig, parse_config
@@ -137,18 +139,6 @@ class DemoDevice:
         self.set_battery(100 if level < 20 else level)
 
 
-def _read_toml(path: str) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as file:
-            return tomllib.load(file)
-    except OSError as exc:
-        raise click.ClickException(f"cannot read {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-
-
 def build_client_config(
     *,
     config_file: str | os.PathLike[str] | None = None,
@@ -164,11 +154,23 @@ def build_client_config(
     psk_key: bytes | None = None,
 ) -> ClientConfig:
     """The client configuration from an optional TOML file and the flags (see the module
-    docstring). Raises ConfigError (one line) for invalid values."""
+    docstring). Raises ConfigError (one line) for invalid values; one in the file's part of
+    the configuration names the file."""
     if server is not None and bootstrap is not None:
         raise click.ClickException("give --server or --bootstrap, not both")
     psk = _psk_table(psk_identity, psk_key, server if server is not None else bootstrap)
-    data: dict[str, Any] = _read_toml(os.fspath(config_file)) if config_file else {}
+    path = os.fspath(config_file) if config_file else None
+    data: dict[str, Any] = read_toml(path, ConfigError) if path else {}
+    flags = {  # the top-level keys the flags set
+        key
+        for key, value in (
+            ("endpoint", endpoint),
+            ("servers", server),
+            ("bootstrap", bootstrap),
+            ("bind", bind),
+        )
+        if value is not None
+    }
     if endpoint is not None:
         data["endpoint"] = endpoint
     data.setdefault("endpoint", default_endpoint())
@@ -196,10 +198,25 @@ def build_client_config(
     device = data.setdefault("device", {})
     if isinstance(device, Mapping):
         data["device"] = {**_DEMO_IDENTITY, **device}
-    config = parse_config(data)
+    try:
+        config = parse_config(data)
+    except ConfigError as exc:
+        if path is None or _set_by_flags(str(exc), flags, lifetime is not None):
+            raise
+        raise ConfigError(f"{path}: {exc}") from None
     if smartcard and server is None and bootstrap is None and config_file is None:
         config = dataclasses.replace(config, servers=())  # the card provisions the accounts
     return config
+
+
+def _set_by_flags(message: str, flags: set[str], lifetime: bool) -> bool:
+    """Whether the ConfigError ``message`` is about a value a flag gave (its key, the start
+    of the message, is one of ``flags``, or a server's lifetime when ``--lifetime`` was
+    given)."""
+    key = re.match(r"[a-z_]*", message)
+    if key is not None and key.group() in flags:
+        return True
+    return lifetime and re.match(r"servers\[\d+\]\.lifetime:", message) is not None
 
 
 def _psk_table(identity: str | None, key: bytes | None, uri: str | None) -> dict[str, str]:

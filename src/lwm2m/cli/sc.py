@@ -234,8 +234,14 @@ def keygen(
     if subject:
         try:
             name = x509.Name.from_rfc4514_string(subject)
-        except ValueError as exc:
-            raise click.UsageError(f"--subject: {exc}") from None
+        except ValueError as exc:  # its message is often empty
+            reason = f": {exc}" if str(exc) else ""
+            raise click.UsageError(
+                f"--subject: {subject!r} is not an RFC 4514 name such as 'CN=urn:dev:1,O=Acme'"
+                f"{reason}"
+            ) from None
+    if csr_out:  # before the key pair is made: a CSR that cannot be written fails first
+        _check_writable(csr_out, "--csr-out")
     with _opened(uri, create=True) as component:
         _header(component.info())
         key = component.generate_key(label)
@@ -249,12 +255,29 @@ def keygen(
         extensions = [x509.SubjectAlternativeName(names)] if names else []
         pem = csr_pem(build_csr(key, name, extensions))
     if csr_out:
-        with open(csr_out, "w", encoding="ascii") as file:
-            file.write(pem)
+        try:
+            with open(csr_out, "w", encoding="ascii") as file:
+                file.write(pem)
+        except OSError as exc:
+            raise click.ClickException(
+                f"--csr-out: cannot write {csr_out}: {exc.strerror or exc} "
+                f"(the key pair {label!r} was made and kept)"
+            ) from None
         click.echo(f"Certification request (PKCS#10, signed inside the component) -> {csr_out}")
     else:
         click.echo("Certification request (PKCS#10, signed inside the component):")
         click.echo(pem.rstrip("\n"))
+
+
+def _check_writable(path: str, option: str) -> None:
+    """Fail (one line) when ``path`` cannot be written: its folder is missing, is not a
+    folder or is read-only (click's ``writable`` checks only a file that exists)."""
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        reason = "Not a directory" if os.path.exists(folder) else "No such file or directory"
+        raise click.ClickException(f"{option}: cannot write {path}: {reason}")
+    if not os.path.exists(path) and not os.access(folder, os.W_OK):
+        raise click.ClickException(f"{option}: cannot write {path}: Permission denied")
 
 
 # -- import-psk ----------------------------------------------------------------------------------

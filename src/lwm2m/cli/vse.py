@@ -9,8 +9,10 @@
     lwm2m sc info [--reader N]
 
 The bootstrap description (TOML) lists server accounts; every other object can be given by
-resource id. Secret values (PSK keys) go into the file and nowhere else: the commands print
-object ids, instance ids and sizes, never keys::
+resource id. A problem in it is one line naming the file, the table and the key; a security
+``uri`` must be one the client takes (``coap://`` for nosec, ``coaps://`` for the other modes).
+Secret values (PSK keys) go into the file and nowhere else: the commands print object ids,
+instance ids and sizes, never keys::
 
     layout = "1.1"                         # or "1.0" (no object version bytes)
 
@@ -46,12 +48,15 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import tomllib
 from pathlib import Path as FsPath
 from typing import Any
 
 import click
 
+from lwm2m.cli.files import read_toml
+from lwm2m.client.config import ConfigError as ClientConfigError
+from lwm2m.client.config import check_server_uri
+from lwm2m.client.objects.security import SecurityMode
 from lwm2m.errors import Lwm2mError
 from lwm2m.model import (
     MultipleResource,
@@ -78,19 +83,49 @@ def _fail(where: str, message: str) -> DescriptionError:
     return DescriptionError(f"{where}: {message}")
 
 
+def _tables(value: object, where: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise _fail(where, f"an array of tables ([[{where}]]) is expected")
+    return value
+
+
+def _known(table: dict[str, Any], known: set[str], where: str) -> None:
+    unknown = set(table) - known
+    if unknown:
+        raise _fail(where, f"unknown keys {sorted(unknown)}")
+
+
+def _id(table: dict[str, Any], key: str, where: str, default: int | None, low: int = 0) -> int:
+    """An object, instance or Short Server ID: an integer in ``low``..65534."""
+    value = table.get(key, default)
+    if type(value) is not int or not low <= value <= 65534:
+        raise _fail(f"{where}.{key}", f"an integer in {low}..65534 is expected")
+    return value
+
+
 def _opaque(table: dict[str, Any], name: str, where: str) -> bytes | None:
     if f"{name}_hex" in table:
+        value = table[f"{name}_hex"]
+        if not isinstance(value, str):
+            raise _fail(where, f"{name}_hex: a string of hex digits is expected")
         try:
-            return bytes.fromhex(str(table[f"{name}_hex"]))
+            return bytes.fromhex(value)
         except ValueError:
             raise _fail(where, f"{name}_hex is not hexadecimal") from None
     if name in table:
-        return str(table[name]).encode()
+        value = table[name]
+        if not isinstance(value, str):
+            raise _fail(where, f"{name}: a string is expected")
+        return value.encode()
     return None
 
 
-def _single(rid: int, type_: ResourceType, value: Any) -> SingleResource:
-    return SingleResource(rid, type_, value)
+def _single(rid: int, type_: ResourceType, value: Any, where: str) -> SingleResource:
+    """The resource, or a DescriptionError naming ``where`` (the model checks the type)."""
+    try:
+        return SingleResource(rid, type_, value)
+    except Lwm2mError as exc:
+        raise _fail(where, str(exc)) from None
 
 
 def _security(index: int, table: dict[str, Any]) -> ObjectInstance:
@@ -111,37 +146,41 @@ def _security(index: int, table: dict[str, Any]) -> ObjectInstance:
         "server_public_key_hex",
         "secret_key_hex",
     }
-    unknown = set(table) - known
-    if unknown:
-        raise _fail(where, f"unknown keys {sorted(unknown)}")
+    _known(table, known, where)
     if "uri" not in table:
         raise _fail(where, "uri is required")
     mode_value = table.get("mode", "psk")
-    mode = _MODES.get(str(mode_value).lower()) if isinstance(mode_value, str) else mode_value
-    if not isinstance(mode, int) or not 0 <= mode <= 4:
+    mode = _MODES.get(mode_value.lower()) if isinstance(mode_value, str) else mode_value
+    if type(mode) is not int or not 0 <= mode <= 4:
         raise _fail(where, f"mode {mode_value!r} is not psk, rpk, certificate, nosec, est or 0..4")
-    bootstrap = bool(table.get("bootstrap", False))
+    bootstrap = table.get("bootstrap", False)
+    if not isinstance(bootstrap, bool):
+        raise _fail(f"{where}.bootstrap", "true or false is expected")
     identity = _opaque(table, "psk_identity", where) or _opaque(table, "public_key", where)
     secret = _opaque(table, "psk_key", where) or _opaque(table, "secret_key", where)
     if mode == 0 and (not identity or not secret):
         raise _fail(where, "PSK mode needs psk_identity(_hex) and psk_key(_hex)")
+    try:  # the URI the client will read: checked as the client checks its own file
+        check_server_uri(f"{where}.uri", table["uri"], SecurityMode(mode))
+    except ClientConfigError as exc:
+        raise DescriptionError(str(exc)) from None
     resources: list[Resource] = [
-        _single(0, ResourceType.STRING, str(table["uri"])),
-        _single(1, ResourceType.BOOLEAN, bootstrap),
-        _single(2, ResourceType.INTEGER, mode),
-        _single(3, ResourceType.OPAQUE, identity or b""),
-        _single(4, ResourceType.OPAQUE, _opaque(table, "server_public_key", where) or b""),
-        _single(5, ResourceType.OPAQUE, secret or b""),
+        _single(0, ResourceType.STRING, table["uri"], f"{where}.uri"),
+        _single(1, ResourceType.BOOLEAN, bootstrap, f"{where}.bootstrap"),
+        _single(2, ResourceType.INTEGER, mode, f"{where}.mode"),
+        _single(3, ResourceType.OPAQUE, identity or b"", where),
+        _single(4, ResourceType.OPAQUE, _opaque(table, "server_public_key", where) or b"", where),
+        _single(5, ResourceType.OPAQUE, secret or b"", where),
     ]
     if "short_server_id" in table:
-        resources.append(_single(10, ResourceType.INTEGER, int(table["short_server_id"])))
+        ssid = _id(table, "short_server_id", where, None, low=1)
+        resources.append(_single(10, ResourceType.INTEGER, ssid, f"{where}.short_server_id"))
     elif not bootstrap:
         raise _fail(where, "a DM server account (bootstrap = false) needs short_server_id")
-    if "client_hold_off" in table:
-        resources.append(_single(11, ResourceType.INTEGER, int(table["client_hold_off"])))
-    if "bootstrap_account_timeout" in table:
-        resources.append(_single(12, ResourceType.INTEGER, int(table["bootstrap_account_timeout"])))
-    return ObjectInstance(int(table.get("instance", index)), resources)
+    for key, rid in (("client_hold_off", 11), ("bootstrap_account_timeout", 12)):
+        if key in table:
+            resources.append(_single(rid, ResourceType.INTEGER, table[key], f"{where}.{key}"))
+    return ObjectInstance(_id(table, "instance", where, index), resources)
 
 
 def _server(index: int, table: dict[str, Any]) -> ObjectInstance:
@@ -155,24 +194,27 @@ def _server(index: int, table: dict[str, Any]) -> ObjectInstance:
         "notification_storing": (6, ResourceType.BOOLEAN),
         "binding": (7, ResourceType.STRING),
     }
-    unknown = set(table) - set(fields) - {"instance"}
-    if unknown:
-        raise _fail(where, f"unknown keys {sorted(unknown)}")
+    _known(table, set(fields) | {"instance"}, where)
     if "short_server_id" not in table:
         raise _fail(where, "short_server_id is required")
+    _id(table, "short_server_id", where, None, low=1)
     values = {"lifetime": 86400, "notification_storing": False, "binding": "U", **table}
     resources = [
-        _single(rid, type_, values[name]) for name, (rid, type_) in fields.items() if name in values
+        _single(rid, type_, values[name], f"{where}.{name}")
+        for name, (rid, type_) in fields.items()
+        if name in values
     ]
-    return ObjectInstance(int(table.get("instance", index)), resources)
+    return ObjectInstance(_id(table, "instance", where, index), resources)
 
 
 def _typed(value: Any, type_: ResourceType, where: str) -> Any:
     if isinstance(value, dict):
         if set(value) != {"hex"}:
             raise _fail(where, 'a table value must be {hex = "..."}')
+        if not isinstance(value["hex"], str):
+            raise _fail(where, "hex value: a string of hex digits is expected")
         try:
-            return bytes.fromhex(str(value["hex"]))
+            return bytes.fromhex(value["hex"])
         except ValueError:
             raise _fail(where, "hex value is not hexadecimal") from None
     if type_ is ResourceType.OPAQUE and isinstance(value, str):
@@ -180,56 +222,73 @@ def _typed(value: Any, type_: ResourceType, where: str) -> Any:
     return value
 
 
+def _number(key: object, where: str, what: str) -> int:
+    text = str(key)
+    if not text.isascii() or not text.isdigit():
+        raise _fail(where, f"{what} {text!r} is not a number")
+    return int(text)
+
+
 def _generic(
     index: int, table: dict[str, Any], registry: ModelRegistry
 ) -> tuple[ObjectNode, str | None]:
     where = f"object[{index}]"
+    _known(table, {"id", "version", "instance"}, where)
     if "id" not in table:
         raise _fail(where, "id is required")
-    object_id = int(table["id"])
+    object_id = table["id"]
+    if type(object_id) is not int:  # its range: the model knows which objects exist
+        raise _fail(f"{where}.id", "an integer is expected")
     version = table.get("version")
+    if version is not None and not isinstance(version, str):
+        raise _fail(f"{where}.version", 'a string such as "1.1" is expected')
     definition = registry.get(object_id, version) if version else registry.get(object_id)
     if definition is None:
         raise _fail(where, f"object {object_id} version {version or 'latest'} is not in the model")
     instances = []
-    for n, inst in enumerate(table.get("instance", [])):
+    for n, inst in enumerate(_tables(table.get("instance", []), f"{where}.instance")):
         at = f"{where}.instance[{n}]"
+        _known(inst, {"id", "resources"}, at)
+        values = inst.get("resources", {})
+        if not isinstance(values, dict):
+            raise _fail(f"{at}.resources", "a table of resource id = value is expected")
         resources: list[Resource] = []
-        for key, value in dict(inst.get("resources", {})).items():
-            rid = int(key)
+        for key, value in values.items():
+            rid = _number(key, at, "resource id")
             res = definition.resource(rid)
             if res is None:
                 raise _fail(at, f"object {object_id} has no resource {rid}")
-            if res.multiple:
-                items = (
-                    value.items()
-                    if isinstance(value, dict) and "hex" not in value
-                    else enumerate(value if isinstance(value, list) else [value])
-                )
+            if not res.multiple:
                 resources.append(
-                    MultipleResource(
-                        rid,
-                        res.type,
-                        [
-                            ResourceInstance(
-                                int(i), res.type, _typed(v, res.type, f"{at}/{rid}/{i}")
-                            )
-                            for i, v in items
-                        ],
+                    _single(rid, res.type, _typed(value, res.type, f"{at}/{rid}"), f"{at}/{rid}")
+                )
+                continue
+            items = (
+                value.items()
+                if isinstance(value, dict) and "hex" not in value
+                else enumerate(value if isinstance(value, list) else [value])
+            )
+            members = []
+            for i, item in items:
+                riid = _number(i, f"{at}/{rid}", "resource instance id")
+                try:
+                    members.append(
+                        ResourceInstance(
+                            riid, res.type, _typed(item, res.type, f"{at}/{rid}/{riid}")
+                        )
                     )
-                )
-            else:
-                resources.append(
-                    SingleResource(rid, res.type, _typed(value, res.type, f"{at}/{rid}"))
-                )
-        instances.append(ObjectInstance(int(inst.get("id", n)), resources))
-    return ObjectNode(object_id, instances), (str(version) if version else None)
+                except Lwm2mError as exc:
+                    raise _fail(f"{at}/{rid}/{riid}", str(exc)) from None
+            resources.append(MultipleResource(rid, res.type, members))
+        instances.append(ObjectInstance(_id(inst, "id", at, n), resources))
+    return ObjectNode(object_id, instances), (version or None)
 
 
 def nodes_from_description(
     description: dict[str, Any], registry: ModelRegistry | None = None
 ) -> tuple[Layout, list[tuple[ObjectNode, str | None]]]:
-    """The layout and the objects a TOML bootstrap description asks for."""
+    """The layout and the objects a TOML bootstrap description asks for (a DescriptionError
+    names the table and key of a problem)."""
     registry = registry or default_registry()
     layout_text = str(description.get("layout", "1.1"))
     try:
@@ -243,18 +302,18 @@ def nodes_from_description(
         raise _fail("description", f"unknown top-level keys {sorted(unknown)}")
     objects: list[tuple[ObjectNode, str | None]] = []
     try:
-        security = [_security(i, t) for i, t in enumerate(description.get("security", []))]
+        tables = _tables(description.get("security", []), "security")
+        security = [_security(i, t) for i, t in enumerate(tables)]
         if security:
             objects.append((ObjectNode(0, security), None))
-        servers = [_server(i, t) for i, t in enumerate(description.get("server", []))]
+        tables = _tables(description.get("server", []), "server")
+        servers = [_server(i, t) for i, t in enumerate(tables)]
         if servers:
             objects.append((ObjectNode(1, servers), None))
-        for i, table in enumerate(description.get("object", [])):
+        for i, table in enumerate(_tables(description.get("object", []), "object")):
             objects.append(_generic(i, table, registry))
-    except Lwm2mError as exc:  # model checks (ids, value types)
+    except Lwm2mError as exc:  # model checks of whole objects (e.g. an instance id twice)
         raise DescriptionError(str(exc)) from None
-    except (TypeError, ValueError) as exc:
-        raise DescriptionError(f"invalid value: {exc}") from None
     if not objects:
         raise _fail("description", "no objects")
     return layout, objects
@@ -363,18 +422,17 @@ def sc_write_bootstrap(
     require_secure_channel: bool | None,
 ) -> None:
     """Build EF LwM2M_Bootstrap from a TOML DESCRIPTION."""
+    parsed = read_toml(description)
     try:
-        parsed = tomllib.loads(FsPath(description).read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise click.ClickException(f"{description}: {exc}") from None
-    found_layout, objects = nodes_from_description(parsed)
-    if layout is not None:
-        found_layout = Layout(layout)
-    try:
+        found_layout, objects = nodes_from_description(parsed)
+        if layout is not None:
+            found_layout = Layout(layout)
         data = build_bootstrap_file(objects, layout=found_layout)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    parse_bootstrap_file(data, layout=found_layout)  # what we write must read back
+        parse_bootstrap_file(data, layout=found_layout)  # what we write must read back
+    except DescriptionError as exc:
+        raise DescriptionError(f"{description}: {exc.message}") from None
+    except (ValueError, Lwm2mError) as exc:
+        raise DescriptionError(f"{description}: {exc}") from None
     summary = f"{len(data)} bytes, layout {found_layout.value}, objects " + ", ".join(
         f"/{node.id} ({len(node.instances)} instances)" for node, _ in objects
     )

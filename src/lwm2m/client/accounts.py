@@ -76,6 +76,11 @@ class ServerUri:
         """``coaps`` (DTLS) or ``coaps+tcp`` (TLS)."""
         return self.scheme.startswith("coaps")
 
+    def fits(self, mode: SecurityMode) -> bool:
+        """Whether the scheme fits the security mode: ``coap`` for NoSec, ``coaps`` for the
+        others."""
+        return self.secure != (mode is SecurityMode.NO_SEC)
+
     @property
     def address(self) -> tuple[str, int]:
         return (self.host, self.port)
@@ -132,7 +137,7 @@ class ConnectionSecurity:
             )
         if self.oscore is not None:
             raise UnsupportedSecurityMode(f"OSCORE for {self.uri} is not supported yet")
-        if self.uri.secure != (self.mode is not SecurityMode.NO_SEC):
+        if not self.uri.fits(self.mode):
             raise UnsupportedSecurityMode(
                 f"{self.uri}: scheme {self.uri.scheme} does not match mode {self.mode.name}"
             )
@@ -247,7 +252,7 @@ def read_accounts(tree: ObjectTree) -> tuple[list[ServerAccount], list[str]]:
             problems.append(f"/0/{iid}: invalid security mode")
             continue
         is_bootstrap = _bool(_single(instance, 1), False)
-        if uri.secure == (mode is SecurityMode.NO_SEC):
+        if not uri.fits(mode):
             problems.append(f"/0/{iid}: {uri.scheme} does not fit security mode {mode.name}")
         oscore = _single(instance, 17)
         common = {

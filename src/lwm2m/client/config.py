@@ -53,6 +53,11 @@ engine itself does no file I/O beyond :func:`load_config`)::
 
 Key material (``psk_key_hex``, ``private_key_hex``) is kept as :class:`~lwm2m.client.objects.
 security.Secret` and never appears in a repr or an error message.
+
+A server URI must be ``coap[s][+tcp]://host[:port]`` whose scheme fits the account's security
+mode (``coap`` for nosec, ``coaps`` for the others); :func:`check_server_uri` is that check, also
+used for the server accounts of the bootstrap server's file and of a smart card's bootstrap
+description.
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ __all__ = [
     "DeviceConfig",
     "SecurityConfig",
     "ServerConfig",
+    "check_server_uri",
     "load_config",
     "parse_config",
 ]
@@ -192,13 +198,16 @@ class ClientConfig:
 
 
 def load_config(path: str | os.PathLike[str]) -> ClientConfig:
-    """Read a TOML configuration file."""
+    """Read a TOML configuration file (a ConfigError names the file)."""
     try:
         with open(path, "rb") as file:
             data = tomllib.load(file)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{os.fspath(path)}: not valid TOML ({exc})") from None
-    return parse_config(data)
+    try:
+        return parse_config(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{os.fspath(path)}: {exc}") from None
 
 
 _TOP = {"endpoint", "servers", "bootstrap", "acl", "device", "queue_mode", "awake_time"}
@@ -240,11 +249,12 @@ def parse_config(data: Mapping[str, Any]) -> ClientConfig:
         if not isinstance(table, Mapping):
             raise ConfigError("bootstrap: a table is expected")
         _known("bootstrap", table, _BOOTSTRAP)
+        security = _security("bootstrap", table)
         bootstrap = BootstrapServerConfig(
-            uri=_uri("bootstrap.uri", table.get("uri")),
+            uri=_uri("bootstrap.uri", table.get("uri"), security.mode),
             hold_off=_uint("bootstrap.hold_off", table.get("hold_off", 0)),
             account_timeout=_uint("bootstrap.account_timeout", table.get("account_timeout", 0)),
-            security=_security("bootstrap", table),
+            security=security,
         )
     if not servers and bootstrap is None:
         raise ConfigError("configure at least one [[servers]] entry or a [bootstrap] server")
@@ -290,14 +300,29 @@ def _tables(key: str, data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return items
 
 
-def _uri(where: str, value: Any) -> str:
+def check_server_uri(where: str, value: object, mode: SecurityMode | None = None) -> ServerUri:
+    """``value`` as a server URI (:class:`~lwm2m.client.accounts.ServerUri`) whose scheme fits
+    ``mode`` (:meth:`~lwm2m.client.accounts.ServerUri.fits`; not checked when None). Raises
+    ConfigError naming ``where`` otherwise."""
     if not isinstance(value, str):
         raise ConfigError(f"{where}: a coap:// or coaps:// URI is required")
     try:
-        ServerUri.parse(value)
+        uri = ServerUri.parse(value)
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    return value
+    if mode is not None and not uri.fits(mode):
+        plain = uri.scheme.replace("coaps", "coap")  # coap or coap+tcp
+        fitting = plain if mode is SecurityMode.NO_SEC else plain.replace("coap", "coaps")
+        raise ConfigError(
+            f"{where}: the {uri.scheme}:// scheme does not fit security mode {mode.name} "
+            f"({fitting}:// expected)"
+        )
+    return uri
+
+
+def _uri(where: str, value: Any, mode: SecurityMode) -> str:
+    check_server_uri(where, value, mode)
+    return str(value)
 
 
 def _uint(where: str, value: Any, maximum: int = 2**32 - 1) -> int:
@@ -390,8 +415,9 @@ def _server(where: str, table: Mapping[str, Any]) -> ServerConfig:
         raise ConfigError(f"{where}.binding: letters among U, T, S, N (and Q) are expected")
     pmin = _opt_uint(f"{where}.default_pmin", table.get("default_pmin"))
     pmax = _opt_uint(f"{where}.default_pmax", table.get("default_pmax"))
+    security = _security(where, table)
     return ServerConfig(
-        uri=_uri(f"{where}.uri", table.get("uri")),
+        uri=_uri(f"{where}.uri", table.get("uri"), security.mode),
         short_server_id=ssid,
         lifetime=_uint(f"{where}.lifetime", table.get("lifetime", 86400)),
         binding=binding,
@@ -414,7 +440,7 @@ def _server(where: str, table: Mapping[str, Any]) -> ServerConfig:
         sequence_retry_count=_opt_uint(
             f"{where}.sequence_retry_count", table.get("sequence_retry_count")
         ),
-        security=_security(where, table),
+        security=security,
     )
 
 
