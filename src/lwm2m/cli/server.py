@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -236,15 +238,21 @@ def bind_failed(bind: tuple[str, int], exc: OSError) -> click.ClickException:
 
 @contextlib.contextmanager
 def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
-    """Set ``stop`` on SIGINT / SIGTERM (once: a second Ctrl-C interrupts the clean-up)."""
+    """Set ``stop`` on SIGINT / SIGTERM; a second one ends the process at once with exit
+    status 130 and ``Aborted!`` on stderr (the clean-up, a De-register waiting for a server
+    that is gone, say, is abandoned; stores commit per operation, so nothing is half-written).
+    A KeyboardInterrupt raised wherever the loop happened to be would sometimes end in a
+    traceback instead."""
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
 
     def handler(signum: signal.Signals) -> None:
+        if stop.is_set():
+            sys.stdout.flush()
+            sys.stderr.write("Aborted!\n")
+            sys.stderr.flush()
+            os._exit(130)
         stop.set()
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-        installed.clear()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
