@@ -395,7 +395,7 @@ def test_readme_write_bootstrap_into_a_card(tmp_path: FsPath, card: FsPath) -> N
     assert result.stdout == ""
     assert SECRET not in result.output
     assert SECRET.upper() not in result.output
-    as_hex = invoke(["sc", "write-bootstrap", description])
+    as_hex = invoke(["sc", "write-bootstrap", description, "--hex"])
     assert as_hex.exit_code == 0
     assert re.fullmatch(r"[0-9A-F]+\n", as_hex.stdout)
 

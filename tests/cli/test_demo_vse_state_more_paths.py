@@ -242,7 +242,8 @@ class FakeCard:
 def test_read_bootstrap_and_card_info_print_ids_never_values(
     monkeypatch: pytest.MonkeyPatch, files: dict[str, Path]
 ) -> None:
-    card = FakeCard(bytes.fromhex(invoke("sc", "write-bootstrap", str(files["card"])).stdout))
+    printed = invoke("sc", "write-bootstrap", str(files["card"]), "--hex").stdout
+    card = FakeCard(bytes.fromhex(printed))
 
     def open_(uri: str, **options: Any) -> FakeCard:
         card.opened.append(uri)

@@ -1085,14 +1085,6 @@ def test_cli_sc_write_bootstrap_to_files_prints_no_key(
     assert_clean("\n".join(texts) + log_text(debug_logs))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: lwm2m/cli/vse.py sc_write_bootstrap prints the whole EF LwM2M_Bootstrap as hex on "
-        "stdout by default (no --out/--state), /0/x/5 PSK included, while the module docstring "
-        "says secret values go into the file and nowhere else and commands never print keys"
-    ),
-)
 def test_cli_sc_write_bootstrap_default_output_prints_no_key(tmp_path: Path) -> None:
     text = _cli(["sc", "write-bootstrap", str(_card_description(tmp_path, PSK.hex()))])
     assert "bytes" in text or len(text.strip()) > 0

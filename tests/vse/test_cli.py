@@ -55,7 +55,12 @@ def description(tmp_path: Path) -> Path:
 
 def test_write_bootstrap_hex_and_file(description: Path, tmp_path: Path) -> None:
     runner = CliRunner()
-    result = runner.invoke(sc, ["write-bootstrap", str(description)])
+    # the file holds keys: printed only when asked (--hex), else it needs --out or --state
+    refused = runner.invoke(sc, ["write-bootstrap", str(description)])
+    assert refused.exit_code == 2
+    assert "--out FILE, --state FILE, or --hex" in refused.output
+    assert refused.stdout == ""  # the usage error goes to stderr, and no hex anywhere
+    result = runner.invoke(sc, ["write-bootstrap", str(description), "--hex"])
     assert result.exit_code == 0, result.output
     raw = bytes.fromhex(result.stdout.strip())
     data = parse_bootstrap_file(raw)

@@ -406,7 +406,9 @@ def sc() -> None:
     help="Write into this VSE personalisation file.",
 )
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write the raw file.")
-@click.option("--hex", "as_hex", is_flag=True, help="Print the file as hex (the default).")
+@click.option(
+    "--hex", "as_hex", is_flag=True, help="Print the file as hex (it holds the keys in clear)."
+)
 @click.option("--layout", type=click.Choice(["1.1", "1.0"]), help="Override the description.")
 @click.option(
     "--require-secure-channel/--no-require-secure-channel",
@@ -421,7 +423,8 @@ def sc_write_bootstrap(
     layout: str | None,
     require_secure_channel: bool | None,
 ) -> None:
-    """Build EF LwM2M_Bootstrap from a TOML DESCRIPTION."""
+    """Build EF LwM2M_Bootstrap from a TOML DESCRIPTION (into --out, --state, or printed with
+    --hex: the file carries the Security objects' keys, so it is printed only when asked)."""
     parsed = read_toml(description)
     try:
         found_layout, objects = nodes_from_description(parsed)
@@ -433,6 +436,11 @@ def sc_write_bootstrap(
         raise DescriptionError(f"{description}: {exc.message}") from None
     except (ValueError, Lwm2mError) as exc:
         raise DescriptionError(f"{description}: {exc}") from None
+    if not (state_path or out_path or as_hex):  # checked after the description: its errors first
+        raise click.UsageError(
+            "say where the file goes: --out FILE, --state FILE, or --hex to print it "
+            "(it holds the keys in clear)"
+        )
     summary = f"{len(data)} bytes, layout {found_layout.value}, objects " + ", ".join(
         f"/{node.id} ({len(node.instances)} instances)" for node, _ in objects
     )
@@ -454,7 +462,7 @@ def sc_write_bootstrap(
         except (ValueError, OSError) as exc:
             raise click.ClickException(_file_error(state_path, exc)) from None
         click.echo(f"wrote {summary} to {state_path}", err=True)
-    if as_hex or not (state_path or out_path):
+    if as_hex:
         click.echo(data.hex().upper())
 
 
