@@ -716,11 +716,22 @@ def test_an_unusable_client_file_is_one_line_naming_it(
     assert reason[kind] in line
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_an_unreadable_client_file_is_one_line(tmp_path: FsPath, started: Started) -> None:
+def test_an_unreadable_client_file_is_one_line(
+    tmp_path: FsPath, started: Started, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operating system refuses the file (EACCES; the tests run as root, which reads files
+    whatever their mode, so the refusal is the one ``open`` would raise)."""
+    import errno
+
+    from lwm2m.cli import files
+
     path = tmp_path / "client.toml"
     path.write_text('endpoint = "x"\n' + SERVER)
-    path.chmod(0)
+
+    def refuse(name: str, *args: object, **kwargs: object) -> object:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
+
+    monkeypatch.setattr(files, "open", refuse, raising=False)
     assert error_line(invoke(["client", "--config", str(path)])) == (
         f"Error: cannot read {path}: Permission denied"
     )
@@ -924,17 +935,26 @@ def test_a_store_path_that_cannot_be_a_database_is_one_line(
     assert not (tmp_path / "nowhere").exists()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes whatever the mode")
-def test_a_store_in_a_read_only_folder_is_one_line(tmp_path: FsPath, never_serves: None) -> None:
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    folder.chmod(0o555)
-    try:
-        path = folder / "r.db"
-        line = error_line(invoke(["server", "--store", f"sqlite:{path}"]))
-        assert line.startswith(f"Error: --store: cannot open {path}: ")
-    finally:
-        folder.chmod(0o755)
+def test_a_store_on_a_read_only_file_system_is_one_line(
+    tmp_path: FsPath, never_serves: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite cannot create the database (a read-only mount, a folder the user may not write:
+    the tests run as root, which writes whatever the mode, so the refusal is SQLite's own)."""
+    import sqlite3
+
+    real = sqlite3.connect
+
+    def refuse(database: object, *args: object, **kwargs: object) -> sqlite3.Connection:
+        if str(database).endswith("r.db"):
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+        return real(database, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite3, "connect", refuse)
+    path = tmp_path / "r.db"
+    line = error_line(invoke(["server", "--store", f"sqlite:{path}"]))
+    assert line.startswith(f"Error: --store: cannot open {path}: ")
+    assert "readonly" in line
+    assert not path.exists()
 
 
 def test_another_applications_sqlite_file_keeps_its_data(
