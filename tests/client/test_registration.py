@@ -204,9 +204,41 @@ def test_stop_deregisters() -> None:
 
 
 def test_stop_before_registration_completes() -> None:
+    """Stopped while the Register is on its way: a server that accepts it hears a De-register
+    (no stale registration waits for its lifetime); Stopped follows that."""
     h = Harness()
     h.start()
+    (register,) = h.take(Register)
     h.engine.stop(h.now)
+    assert h.take_events(Stopped) == []
+    h.respond(register, Code.CREATED, location=("rd", "late"))
+    (deregister,) = h.take(Deregister)
+    assert deregister.message.uri_path == ("rd", "late")
+    h.respond(deregister, Code.DELETED)
+    assert h.take_events(Stopped) == [Stopped()]
+
+
+def test_stop_before_a_register_that_fails() -> None:
+    """A refused Register after stop(): nothing to De-register, Stopped at once, no retry and
+    none of the Register fallbacks (4.12 or 4.00 would resend it)."""
+    for refusal in (Code.BAD_REQUEST, Code.PRECONDITION_FAILED, Code.FORBIDDEN):
+        h = Harness()
+        h.start()
+        (register,) = h.take(Register)
+        h.engine.stop(h.now)
+        h.respond(register, refusal)
+        assert h.take(Register) == []
+        assert h.take_events(Stopped) == [Stopped()]
+        h.advance(10_000)
+        assert h.take() == []
+
+
+def test_stop_now_gives_up_a_register_in_flight() -> None:
+    h = Harness()
+    h.start()
+    h.take(Register)
+    h.engine.stop(h.now)
+    h.engine.stop_now()  # the adapter's grace ran out
     assert h.take_events(Stopped) == [Stopped()]
 
 

@@ -300,7 +300,12 @@ def bootstrap_delete(tree: ObjectTree, request: BootstrapDelete) -> Response:
         assert path.object_id is not None
         assert path.object_instance_id is not None
         if path.object_instance_id in tree.instance_ids(path.object_id):
-            tree.delete(path.object_id, path.object_instance_id)
+            try:
+                tree.delete(path.object_id, path.object_instance_id)
+            except MethodNotAllowed:
+                # an instance the device provides (/5/0 Firmware Update): Bootstrap-Delete
+                # answers only 2.02 or 4.00 (Core §6.1.7.5), as for /3/0
+                raise BadRequest(f"{path} cannot be deleted by the bootstrap server") from None
         return Response(Code.DELETED)
     object_ids = tree.object_ids() if path.is_root else [path.object_id or 0]
     for oid in object_ids:

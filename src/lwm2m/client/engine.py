@@ -337,6 +337,16 @@ class ClientEngine:
         self._check_stopped()
         self._after_input(now)
 
+    def stop_now(self) -> None:
+        """The adapter stops waiting (its grace ran out): registrations still registering or
+        de-registering are forgotten without an answer, and :class:`Stopped` follows."""
+        if not self._stopping:
+            return
+        for registration in self.registrations.values():
+            if registration.stopping or registration.state is RegistrationState.DEREGISTERING:
+                registration.abandon()
+        self._check_stopped()
+
     def bind_address(
         self,
         security_instance_id: int,
@@ -762,6 +772,7 @@ class ClientEngine:
                     reason=reason,
                 )
                 self._apply(registration, effects, now)
+                self._check_stopped()  # stopped while it was in flight (Registration.stopping)
             case "update" if registration is not None:
                 if success:
                     registration.sent = registration.in_flight
@@ -1018,7 +1029,10 @@ class ClientEngine:
     def _check_stopped(self) -> None:
         if not self._stopping:
             return
-        if any(r.state is RegistrationState.DEREGISTERING for r in self.registrations.values()):
+        if any(
+            r.state is RegistrationState.DEREGISTERING or r.stopping
+            for r in self.registrations.values()
+        ):
             return
         self._stopping = False
         self._started = False

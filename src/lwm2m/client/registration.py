@@ -138,6 +138,8 @@ class Registration:
         """Object links without attributes (``ver``): set when a 1.0 server refused them (see
         :meth:`form_refused`)."""
         self._lowered_by_bad_request = False
+        self.stopping = False
+        """Stopped while the Register was in flight: De-register once it is accepted."""
         self.deadline: float | None = None
         self.location: str | None = None
         self.attempt = 0
@@ -253,7 +255,16 @@ class Registration:
             self.deadline = now + update_delay(self.account.lifetime)
             self.activity(now)
             self.sleeping = False
-            return [Registered(self.ssid, location, self.version)]
+            registered: list[Effect] = [Registered(self.ssid, location, self.version)]
+            if self.stopping:  # stopped while the Register was on its way: De-register now
+                self.stopping = False
+                return registered + self.stop(now)
+            return registered
+        if self.stopping:
+            self.stopping = False
+            self._move(RegistrationState.DEREGISTERED)
+            self.deadline = None
+            return []
         return self._retry(now, reason or "Register failed")
 
     def version_refused(self, minimum: str) -> list[Effect]:
@@ -263,6 +274,8 @@ class Registration:
         retry; otherwise it is an ordinary failure (the caller then calls
         :meth:`register_done`)."""
         if self.state is not RegistrationState.REGISTERING or self.version <= minimum:
+            return []
+        if self.stopping:
             return []
         self.version = "1.0"
         return [Send.REGISTER]
@@ -282,7 +295,7 @@ class Registration:
         the full form again, a version lowered by 4.12 stays) and it is an ordinary failure
         (the caller then calls :meth:`register_done`).
         """
-        if self.state is not RegistrationState.REGISTERING:
+        if self.state is not RegistrationState.REGISTERING or self.stopping:
             return []
         if self.version > minimum:
             self.version = "1.0"
@@ -370,6 +383,11 @@ class Registration:
         if self.state is RegistrationState.DEREGISTERING:
             self._after_deregister = RegistrationState.DEREGISTERED
             return []
+        if self.state is RegistrationState.REGISTERING:
+            # the Register is on its way: if the server accepts it, it must hear a De-register
+            # (else a stale registration waits for its lifetime); see register_done
+            self.stopping = True
+            return []
         if self.state is not RegistrationState.DEREGISTERED:
             self._move(RegistrationState.DEREGISTERED)
             self.deadline = None
@@ -402,8 +420,10 @@ class Registration:
         return [Deregistered(self.ssid)]
 
     def abandon(self) -> None:
-        """Forget the registration without a De-register (new bootstrap configuration)."""
+        """Forget the registration without a De-register (new bootstrap configuration, or a
+        stop whose grace ran out)."""
         self.state = RegistrationState.DEREGISTERED
+        self.stopping = False
         self.deadline = None
         self.location = None
         self.sent = None

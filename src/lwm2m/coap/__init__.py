@@ -17,6 +17,7 @@ from lwm2m.coap.engine import CoapEngine, EngineStats, Exchange, Observation
 from lwm2m.coap.errors import (
     BadOptionError,
     BlockwiseError,
+    BodyTooLarge,
     CoapError,
     CoapUsageError,
     ErrorResponse,
@@ -44,6 +45,7 @@ __all__ = [
     "BadOptionError",
     "Block",
     "BlockwiseError",
+    "BodyTooLarge",
     "CoapConfig",
     "CoapEngine",
     "CoapError",

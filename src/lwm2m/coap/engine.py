@@ -48,6 +48,7 @@ from lwm2m.coap.config import CoapConfig
 from lwm2m.coap.dedup import DuplicateCache
 from lwm2m.coap.errors import (
     BlockwiseError,
+    BodyTooLarge,
     CoapError,
     CoapUsageError,
     MessageFormatError,
@@ -2044,7 +2045,9 @@ class CoapEngine:
         elif msg.etag != req.b2_etag:
             return self._block2_error(req, "representation changed (ETag)", now)
         if len(body) + len(msg.payload) > self.config.max_body_size:
-            return self._block2_error(req, "body larger than max_body_size", now)
+            self.stats.block_errors += 1
+            self._fail(req, BodyTooLarge("body larger than max_body_size"), now)
+            return None
         body += msg.payload
         if block.more:
             if req.b2_template is None:

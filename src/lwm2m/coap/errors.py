@@ -18,6 +18,7 @@ from lwm2m.errors import CoapError, LocalProtocolError, RemoteProtocolError
 __all__ = [
     "BadOptionError",
     "BlockwiseError",
+    "BodyTooLarge",
     "CoapError",
     "CoapUsageError",
     "ErrorResponse",
@@ -69,6 +70,10 @@ class RequestCancelled(RequestFailedError):
 
 class BlockwiseError(RequestFailedError):
     """A block-wise transfer failed: inconsistent blocks, changed ETag, or body too large."""
+
+
+class BodyTooLarge(BlockwiseError):
+    """A block-wise response grew beyond ``CoapConfig.max_body_size`` (the client's buffer)."""
 
 
 class NetworkError(RequestFailedError):

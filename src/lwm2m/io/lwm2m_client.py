@@ -83,7 +83,7 @@ from lwm2m.client.objects.security import (
 )
 from lwm2m.client.tree import ObjectTree
 from lwm2m.coap.config import CoapConfig
-from lwm2m.coap.errors import CoapError, RequestTimeout
+from lwm2m.coap.errors import BodyTooLarge, CoapError, RequestTimeout
 from lwm2m.coap.message import Message
 from lwm2m.coap.numbers import Code
 from lwm2m.dtls import PskCredential, SigningKey
@@ -138,9 +138,12 @@ class Connector(Protocol):
 async def _resolve(connection: ConnectionSecurity, family: int) -> tuple[Any, int]:
     uri = connection.uri
     loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(uri.host, uri.port, family=family, type=socket.SOCK_DGRAM)
+    try:
+        infos = await loop.getaddrinfo(uri.host, uri.port, family=family, type=socket.SOCK_DGRAM)
+    except socket.gaierror as exc:  # the reason then names the host, not only the resolver
+        raise OSError(f"cannot resolve host {uri.host!r}: {exc.strerror or exc}") from None
     if not infos:  # pragma: no cover - getaddrinfo raises instead
-        raise OSError(f"cannot resolve {uri.host}")
+        raise OSError(f"cannot resolve host {uri.host!r}")
     address: UdpAddress = infos[0][4]
     return (address[0], address[1])
 
@@ -284,6 +287,11 @@ class CoapDownloader:
                 security.allow_plain(remote)
             request = Message(Code.GET, uri_path=parts.path or "/")
             response = await client.endpoint.request(request, remote)
+        except BodyTooLarge as exc:
+            # /5/0/5 3: "Out of RAM during downloading process" (the package outgrew the
+            # CoAP layer's buffer, max_body_size)
+            logger.info("firmware download from %s failed: %s", uri, exc)
+            sink.download_failed(UpdateResult.OUT_OF_RAM)
         except (CoapError, OSError, ValueError) as exc:
             logger.info("firmware download from %s failed: %s", uri, exc)
             sink.download_failed(UpdateResult.CONNECTION_LOST)
@@ -412,6 +420,7 @@ class LwM2MClient:
         """The most recent engine events."""
         self._closed = False
         self._shut = False
+        self._stopped = asyncio.Event()  # set once stop() finished (a second stop() waits)
         self._identities: dict[int, tuple[UdpAddress, PeerCredential]] = {}
         self.request_check: Callable[[OutgoingRequest], Awaitable[bool]] | None = None
         """Awaited before each request goes out; False drops it (the smartcard re-check of
@@ -447,6 +456,8 @@ class LwM2MClient:
     async def start(self) -> None:
         """Bind the socket and start the engine (bootstrap sources, then registration).
         Returns at once; use :meth:`wait_registered` to wait for the servers."""
+        if self._closed:
+            raise RuntimeError("the client was stopped; make a new LwM2MClient to start again")
         if self._endpoint is not None:
             raise RuntimeError("the client is already started")
         self._loop = asyncio.get_running_loop()
@@ -465,15 +476,29 @@ class LwM2MClient:
         self._pump()
 
     async def stop(self, grace: float = 5.0) -> None:
-        """De-register from every server (waiting up to ``grace`` seconds), then close."""
-        if self._endpoint is None or self._closed:
+        """De-register from every server (waiting up to ``grace`` seconds), then close. A
+        second call while the first runs returns when the client is closed."""
+        if self._endpoint is None:
+            return
+        if self._closed:
+            await self._stopped.wait()
             return
         self._closed = True
+        try:
+            await self._stop(grace)
+        finally:
+            self._stopped.set()
+
+    async def _stop(self, grace: float) -> None:
+        assert self._endpoint is not None
         waiter = self._waiter(lambda e: isinstance(e, Stopped))
         self.engine.stop(self._now())
         self._pump()
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(waiter, grace)
+        except TimeoutError:  # a De-register (or a Register in flight) got no answer in time
+            self.engine.stop_now()
+            self._pump()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

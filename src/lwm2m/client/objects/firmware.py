@@ -195,8 +195,16 @@ class FirmwareUpdate(ObjectEnabler):
             elif resource.id == _URI:
                 assert isinstance(resource.value, str)
                 self._write_uri(resource.value)
+            elif self._writable_in_definition(resource.id):
+                # an optional writable resource this object does not implement (Severity,
+                # Maximum Defer Period): it does not exist here, as a Read of it says
+                raise NotFound(f"/5/0/{resource.id} is not implemented")
             else:
                 raise MethodNotAllowed(f"/5/0/{resource.id} cannot be written")
+
+    def _writable_in_definition(self, resource_id: int) -> bool:
+        rdef = self.definition.resource(resource_id)
+        return rdef is not None and rdef.operations.writable
 
     def execute(self, instance_id: int, resource_id: int, arguments: ExecuteArguments) -> None:
         self._check_instance(instance_id)
@@ -295,10 +303,16 @@ class FirmwareUpdate(ObjectEnabler):
         """Report the outcome of an update that :meth:`FirmwareUpdater.update` left running."""
         if self.state is not UpdateState.UPDATING:
             return
+        result = UpdateResult(result)  # a plain int from the application is welcome too
         if result is UpdateResult.SUCCESS:
             self.package = None
             self.package_uri = ""
             self._set(UpdateState.IDLE, UpdateResult.SUCCESS)
+        elif result is UpdateResult.INTEGRITY_CHECK_FAILURE:
+            # /5/0/3: "Integrity Check Failure results in the client moving to the Idle state"
+            # (the package is not worth another Update)
+            self.package = None
+            self._set(UpdateState.IDLE, result)
         else:
             self._set(UpdateState.DOWNLOADED, result)
 
