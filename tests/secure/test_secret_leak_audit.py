@@ -54,6 +54,7 @@ from lwm2m.dtls.credentials import PskCredential
 from lwm2m.dtls.events import DtlsSession
 
 from .conftest import Backend
+from .test_dtls import handshake as run_handshake
 
 # -- the secrets -----------------------------------------------------------------------------------
 
@@ -161,30 +162,6 @@ def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 
 # -- in-memory DTLS -------------------------------------------------------------------------------
-
-
-def run_handshake(
-    client: DtlsConnection, server: DtlsServer
-) -> tuple[list[DtlsEvent], list[DtlsEvent]]:
-    now = 0.0
-    client.connect(now)
-    client_events: list[DtlsEvent] = []
-    server_events: list[DtlsEvent] = []
-    for _ in range(100):
-        moved = False
-        for data in client.datagrams_to_send(now):
-            server.receive_datagram(data, ADDRESS, now)
-            moved = True
-        for data, _address in server.datagrams_to_send(now):
-            client.receive_datagram(data, now)
-            moved = True
-        while (event := client.next_event()) is not None:
-            client_events.append(event)
-        while (server_event := server.next_event()) is not None:
-            server_events.append(server_event.event)  # type: ignore[arg-type]
-        if not moved:
-            break
-    return client_events, server_events
 
 
 def completed(events: list[DtlsEvent]) -> HandshakeCompleted | None:
