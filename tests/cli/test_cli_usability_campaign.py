@@ -975,6 +975,25 @@ def test_another_applications_sqlite_file_keeps_its_data(
     assert rows == [("keep me",)]
 
 
+def test_another_applications_sqlite_file_without_a_clash_is_left_alone(
+    tmp_path: FsPath, never_serves: None
+) -> None:
+    """A SQLite file of another program whose tables do not clash: refused all the same (it
+    used to get our tables and WAL mode added), naming its tables; the file is unchanged."""
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE customers (name TEXT)")
+        db.execute("INSERT INTO customers VALUES ('keep me')")
+    db.close()
+    before = path.read_bytes()
+    line = error_line(invoke(["server", "--store", f"sqlite:{path}"]))
+    assert line == (
+        f"Error: --store: cannot open {path}: a SQLite database of another application "
+        "(tables: customers)"
+    )
+    assert path.read_bytes() == before
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -1223,3 +1242,17 @@ def test_vse_init_keeps_an_existing_card(card: FsPath) -> None:
     assert "Invalid value for '--state'" in error_line(
         invoke(["vse", "init", "--state", str(card.parent)]), status=2
     )
+
+
+def test_an_endpoint_given_twice_with_psk_is_refused_naming_it() -> None:
+    """The security store keeps one entry per endpoint: a second ``--psk`` (or ``--rpk``) for
+    the same endpoint would silently replace the first, so it is a usage error naming the
+    endpoint and never the keys."""
+    key1, key2 = "11" * 16, "22" * 16
+    result = invoke(
+        ["server", "--bind", "127.0.0.1:0", "--psk", f"a:id:{key1}", "--psk", f"a:id2:{key2}"]
+    )
+    line = error_line(result, status=2)
+    assert "endpoint 'a' is given twice" in line
+    assert key1 not in result.output
+    assert key2 not in result.output

@@ -491,8 +491,17 @@ def server_command(
 ) -> None:
     """Run an LwM2M server and print what the clients do (Ctrl-C stops it)."""
     given = parse_address(bind) if bind is not None else None
+    entries = [parse_psk(t) for t in psks] + [parse_rpk(t) for t in rpks]
+    seen: set[str] = set()
+    for entry in entries:  # a store holds one entry per endpoint: a second would replace it
+        if entry.endpoint in seen:
+            raise click.BadParameter(
+                f"endpoint {entry.endpoint!r} is given twice (one --psk/--rpk per endpoint)",
+                param_hint="--psk/--rpk",
+            )
+        seen.add(entry.endpoint)
     dtls = DtlsOptions(
-        entries=[parse_psk(t) for t in psks] + [parse_rpk(t) for t in rpks],
+        entries=entries,
         security_store=parse_store(security_store, "--security-store"),
         trust_anchors=trust_anchors,
         cert=cert,

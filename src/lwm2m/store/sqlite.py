@@ -118,6 +118,16 @@ class _Database:
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self._path, isolation_level=None)
         try:
+            tables = {
+                name
+                for (name,) in connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                )
+            }
+            if tables and "meta" not in tables:
+                # another application's database: neither our tables nor WAL mode go into it
+                listed = ", ".join(sorted(tables)[:5])
+                raise StoreError(f"a SQLite database of another application (tables: {listed})")
             connection.execute("PRAGMA foreign_keys = ON")
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = NORMAL")
