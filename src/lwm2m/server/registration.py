@@ -81,8 +81,10 @@ class ServerConfig:
     lifetime_grace: float = 0.0
     """Seconds a registration survives past ``lt`` (network delays of the Update)."""
     awake_time: float = 93.0
-    """Queue mode: how long a client stays reachable after its last message (Transport §6.5;
-    MAX_TRANSMIT_WAIT by default)."""
+    """Queue mode: how long a client stays reachable after its last message (Transport §6.5:
+    the client's MAX_TRANSMIT_WAIT, 93 s with the RFC 7252 defaults). The client's CoAP
+    parameters are what count and the server cannot know them, so the default is the RFC's
+    93 s whatever the server's own ``coap_config``; set it for a fleet that uses others."""
     hold_requests: bool = True
     """Queue mode: hold requests to a sleeping client until it wakes (True) or fail them at once
     with :class:`~lwm2m.server.errors.ClientSleeping` (False)."""

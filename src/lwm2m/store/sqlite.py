@@ -94,11 +94,28 @@ class StoreError(Lwm2mError):
     """A store cannot be opened or used (unknown schema version, closed store)."""
 
 
+def _own(path: str, owner: str) -> int:
+    """Take the exclusive advisory lock of ``path`` (``PATH.lock``) or raise StoreError."""
+    import fcntl
+
+    try:
+        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StoreError(f"unable to open database file: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise StoreError(f"in use by another {owner} (another server on the same file?)") from None
+    return fd
+
+
 class _Database:
     """One sqlite3 connection used only from its own thread."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = os.fspath(path)
+        self._lock: int | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lwm2m-sqlite")
         self._connection: sqlite3.Connection | None = None
         self._closed = False
@@ -157,6 +174,14 @@ class _Database:
         finally:
             self._closed = True
             self._executor.shutdown(wait=True)
+            if self._lock is not None:
+                os.close(self._lock)  # releases the flock
+                self._lock = None
+
+    def own(self, owner: str) -> None:
+        """Take the exclusive advisory lock of the file (``PATH.lock``, held until
+        :meth:`close`) or raise StoreError: one ``owner`` per file at a time."""
+        self._lock = _own(self._path, owner)
 
     def _close_connection(self, connection: sqlite3.Connection) -> None:
         connection.close()
@@ -210,10 +235,14 @@ class SqliteRegistrationStore:
     async def open(
         cls, path: str | os.PathLike[str], *, links: LinkCache | None = None
     ) -> SqliteRegistrationStore:
-        """Open (or create) the store in ``path`` and load it into memory."""
+        """Open (or create) the store in ``path`` and load it into memory. The store works from
+        that copy, so one store owns the file's registrations at a time: a second one (another
+        server on the same file) is refused with StoreError (an advisory lock on ``PATH.lock``,
+        released on close or when the process ends)."""
         database = _Database(path)
         try:
-            rows = await database.run(_load_rows)
+            rows = await database.run(_load_rows)  # first: a path that is no database fails here
+            database.own("registration store")
         except BaseException:
             await database.close()
             raise
