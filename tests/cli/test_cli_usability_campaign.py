@@ -702,18 +702,23 @@ def test_a_client_file_with_a_syntax_error_names_the_file_and_line(
 
 
 @pytest.mark.parametrize("kind", ["missing", "directory", "bad-utf8"])
-def test_an_unusable_client_file_is_one_line_naming_it(
-    tmp_path: FsPath, started: Started, kind: str
+@pytest.mark.parametrize(
+    ("command", "latin1"),
+    [("client", b'endpoint = "caf\xe9"\n'), ("bootstrap-server", b'[endpoints."caf\xe9"]\n')],
+)
+def test_an_unusable_file_is_one_line_naming_it(
+    tmp_path: FsPath, started: Started, kind: str, command: str, latin1: bytes
 ) -> None:
-    path = tmp_path / "client.toml"
+    path = tmp_path / "config.toml"
     if kind == "directory":
         path.mkdir()
     elif kind == "bad-utf8":
-        path.write_bytes(b'endpoint = "caf\xe9"\n')
-    line = error_line(invoke(["client", "--config", str(path)]))
+        path.write_bytes(latin1)
+    line = error_line(invoke([command, "--config", str(path)]))
     assert str(path) in line
     reason = {"missing": "No such file", "directory": "Is a directory", "bad-utf8": "not UTF-8"}
     assert reason[kind] in line
+    assert started.count == 0
 
 
 def test_an_unreadable_client_file_is_one_line(
@@ -842,22 +847,6 @@ def test_a_bad_bootstrap_file_error_names_the_file(
 ) -> None:
     path = write(tmp_path / "bootstrap.toml", BOOTSTRAP_FILES[case][0])
     assert path in error_line(_bootstrap_run(path, monkeypatch))
-
-
-@pytest.mark.parametrize("kind", ["missing", "directory", "bad-utf8"])
-def test_an_unusable_bootstrap_file_is_one_line_naming_it(
-    tmp_path: FsPath, started: Started, kind: str
-) -> None:
-    path = tmp_path / "bootstrap.toml"
-    if kind == "directory":
-        path.mkdir()
-    elif kind == "bad-utf8":
-        path.write_bytes(b'[endpoints."caf\xe9"]\n')
-    line = error_line(invoke(["bootstrap-server", "--config", str(path)]))
-    assert str(path) in line
-    reason = {"missing": "No such file", "directory": "Is a directory", "bad-utf8": "not UTF-8"}
-    assert reason[kind] in line
-    assert started.count == 0
 
 
 @pytest.mark.parametrize("uri", ["not a uri", "http://h:1", "coap://h:99999"])

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import selectors
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -49,6 +48,7 @@ from lwm2m.io.lwm2m_client import CoapDownloader, DtlsConnector, LwM2MClient, Ud
 from lwm2m.model import Path
 from lwm2m.secure import ComponentUnavailable, open_component
 from lwm2m.secure.object import secure_component_definition, secure_component_instance
+from lwm2m.testing.loop import VirtualLoop
 
 START = 1000.0
 HOST = "127.0.0.1"
@@ -59,49 +59,8 @@ SERVER = (HOST, PORT)
 # -- virtual clock --------------------------------------------------------------------------------
 
 
-class VirtualLoop(asyncio.SelectorEventLoop):
-    """``time()`` is virtual: when no callback is ready and no file descriptor is readable, the
-    clock jumps to the next scheduled timer instead of waiting. Only a worker thread (address
-    resolution) makes it wait for real, bounded."""
-
-    def __init__(self) -> None:
-        super().__init__(selectors.DefaultSelector())
-        self.now = START
-        self.threads = 0
-        selector: Any = self._selector  # type: ignore[attr-defined]
-        real_select = selector.select
-
-        def select(timeout: float | None = None) -> list[Any]:
-            events: list[Any] = real_select(0)
-            if events or timeout == 0:
-                return events
-            if self.threads:  # the clock stands still while a worker thread runs
-                return list(real_select(10.0))
-            if timeout is None:  # nothing scheduled: only another thread can wake us up
-                events = real_select(10.0)
-                if not events:
-                    raise RuntimeError("virtual loop: nothing scheduled, nothing to wait for")
-                return events
-            self.now += timeout
-            return []
-
-        selector.select = select
-
-    def time(self) -> float:
-        return self.now
-
-    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> Any:
-        future = super().run_in_executor(executor, func, *args)
-        self.threads += 1
-        future.add_done_callback(self._thread_done)
-        return future
-
-    def _thread_done(self, future: Any) -> None:
-        self.threads -= 1
-
-
 def run(main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-    loop = VirtualLoop()
+    loop = VirtualLoop(START)
     try:
         return loop.run_until_complete(main())
     finally:

@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import selectors
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -59,6 +58,7 @@ from lwm2m.server import events as se
 from lwm2m.server.registration import ServerConfig
 from lwm2m.server.security import SecurityInfo
 from lwm2m.store import MemorySecurityStore
+from lwm2m.testing.loop import VirtualLoop
 
 TIMEOUT = 5.0
 EP = "urn:dev:os:campaign"
@@ -681,47 +681,9 @@ START = 1000.0
 HOST, PORT = "127.0.0.1", 5683
 
 
-class VirtualLoop(asyncio.SelectorEventLoop):
-    """``time()`` jumps to the next timer when nothing is ready; a worker thread (address
-    resolution) stops the clock until it is done."""
-
-    def __init__(self) -> None:
-        super().__init__(selectors.DefaultSelector())
-        self.now = START
-        self.threads = 0
-        selector: Any = self._selector  # type: ignore[attr-defined]
-        real_select = selector.select
-
-        def select(timeout: float | None = None) -> list[Any]:
-            events: list[Any] = real_select(0)
-            if events or timeout == 0:
-                return events
-            if self.threads or timeout is None:
-                events = real_select(10.0)
-                if not events and not self.threads:
-                    raise RuntimeError("virtual loop: nothing scheduled, nothing to wait for")
-                return events
-            self.now += timeout
-            return []
-
-        selector.select = select
-
-    def time(self) -> float:
-        return self.now
-
-    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> Any:
-        future = super().run_in_executor(executor, func, *args)
-        self.threads += 1
-        future.add_done_callback(self._thread_done)
-        return future
-
-    def _thread_done(self, future: Any) -> None:
-        self.threads -= 1
-
-
 def run_virtual(main: Callable[[], Coroutine[Any, Any, Any]]) -> tuple[Any, list[Any]]:
     """Run ``main`` on a :class:`VirtualLoop`; also return what reached its exception handler."""
-    loop = VirtualLoop()
+    loop = VirtualLoop(START)
     seen: list[Any] = []
     loop.set_exception_handler(lambda _loop, context: seen.append(context))
     try:

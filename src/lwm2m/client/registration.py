@@ -273,9 +273,11 @@ class Registration:
         is allowed (``minimum``), the Register goes again at once as 1.0, not counted as a
         retry; otherwise it is an ordinary failure (the caller then calls
         :meth:`register_done`)."""
-        if self.state is not RegistrationState.REGISTERING or self.version <= minimum:
-            return []
-        if self.stopping:
+        if (
+            self.state is not RegistrationState.REGISTERING
+            or self.stopping
+            or self.version <= minimum
+        ):
             return []
         self.version = "1.0"
         return [Send.REGISTER]
