@@ -26,6 +26,7 @@ __all__ = [
     "ModelError",
     "NotAcceptable",
     "NotFound",
+    "OscoreError",
     "PreconditionFailed",
     "ProtocolError",
     "RemoteProtocolError",
@@ -154,6 +155,11 @@ class CoapError(Lwm2mError):
 
 class DtlsError(Lwm2mError):
     """Root of the DTLS layer's errors (alerts, handshake failures)."""
+
+
+class OscoreError(Lwm2mError):
+    """Root of the OSCORE layer's errors (RFC 8613: option decoding, security contexts,
+    decryption, replay)."""
 
 
 class SecureComponentError(Lwm2mError):

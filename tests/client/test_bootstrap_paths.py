@@ -250,13 +250,15 @@ def test_factory_bootstrap_writes_the_ciphersuites() -> None:
 
 
 class OscoreSource:
-    """A source providing /21 data the client has no handler for, then the accounts."""
+    """A source providing /21 data, data for an object the client has no handler for (32769),
+    then the accounts."""
 
     name = "card"
 
     def load(self, tree: ObjectTree) -> list[ObjectNode]:
         return [
             ObjectNode(21, [oscore_instance(0)]),
+            ObjectNode(32769, [ObjectInstance(0, [SingleResource(0, ResourceType.STRING, "x")])]),
             ObjectNode(0, [security_instance(0, "coap://127.0.0.1:5701", 101)]),
             ObjectNode(1, [server_instance(0, 101)]),
         ]
@@ -266,7 +268,9 @@ def test_source_data_for_objects_the_client_lacks_is_skipped() -> None:
     h = Harness(config(server(102)), sources=[OscoreSource()])  # the factory is not asked
     h.start()
     assert h.take_events(BootstrapFinished) == [BootstrapFinished("card")]
-    assert 21 not in h.tree
+    assert 32769 not in h.tree
+    # /21 is in every client's tree (what /0/x/17 links to): its data is applied
+    assert h.tree.instance_ids(21) == [0]
     (register,) = h.take(Register)
     assert register.connection.short_server_id == 101
 

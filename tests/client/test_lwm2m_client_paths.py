@@ -179,7 +179,13 @@ def net(monkeypatch: pytest.MonkeyPatch) -> Net:
     class Factory:
         @staticmethod
         async def create(
-            bind: Any, *, site: Any, config: Any, security: Any, on_observer_removed: Any
+            bind: Any,
+            *,
+            site: Any,
+            config: Any,
+            security: Any,
+            on_observer_removed: Any,
+            oscore: Any = None,
         ) -> FakeEndpoint:
             network.endpoint = FakeEndpoint(network, site, on_observer_removed)
             return network.endpoint

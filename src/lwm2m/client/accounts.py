@@ -127,16 +127,27 @@ class ConnectionSecurity:
     short_server_id: int | None = None
     oscore: ObjectLink | None = None
 
-    def check_supported(self, supported: Sequence[SecurityMode] = (SecurityMode.NO_SEC,)) -> None:
+    def check_supported(
+        self,
+        supported: Sequence[SecurityMode] = (SecurityMode.NO_SEC,),
+        *,
+        oscore: bool = False,
+    ) -> None:
         """Raise :class:`UnsupportedSecurityMode` unless the mode is one of ``supported`` and
-        the scheme matches it (``coap`` for NoSec, ``coaps`` otherwise)."""
+        the scheme matches it (``coap`` for NoSec, ``coaps`` otherwise); an account with OSCORE
+        (/0/x/17) needs ``oscore`` and NoSec (OSCORE over ``coap://``)."""
         if self.mode not in supported:
             raise UnsupportedSecurityMode(
                 f"security mode {self.mode.name} ({int(self.mode)}) of {self.uri} is not "
                 "supported yet: it needs the DTLS transport"
             )
-        if self.oscore is not None:
+        if self.oscore is not None and not oscore:
             raise UnsupportedSecurityMode(f"OSCORE for {self.uri} is not supported yet")
+        if self.oscore is not None and self.mode is not SecurityMode.NO_SEC:
+            raise UnsupportedSecurityMode(
+                f"OSCORE for {self.uri} with security mode {self.mode.name}: only OSCORE over "
+                "coap:// (mode NoSec) is supported"
+            )
         if not self.uri.fits(self.mode):
             raise UnsupportedSecurityMode(
                 f"{self.uri}: scheme {self.uri.scheme} does not match mode {self.mode.name}"

@@ -37,7 +37,7 @@ from enum import Enum
 from typing import Protocol
 
 from lwm2m.client.accounts import read_accounts
-from lwm2m.client.config import ClientConfig, SecurityConfig
+from lwm2m.client.config import ClientConfig, OscoreConfig, SecurityConfig
 from lwm2m.client.formats import FormatPolicy
 from lwm2m.client.objects.security import SecurityMode
 from lwm2m.client.objects.server import acl_instance
@@ -138,10 +138,35 @@ def _security_resources(security: SecurityConfig) -> list[Resource]:
     return resources
 
 
+def _oscore_instance(iid: int, oscore: OscoreConfig) -> ObjectInstance:
+    """A /21 instance (Core E.9: 0 Master Secret, 1 Sender ID, 2 Recipient ID, 3 AEAD
+    Algorithm, 4 HMAC Algorithm, 5 Master Salt)."""
+    resources: list[Resource] = [
+        SingleResource(0, ResourceType.OPAQUE, oscore.master_secret.reveal()),
+        SingleResource(1, ResourceType.OPAQUE, oscore.sender_id),
+        SingleResource(2, ResourceType.OPAQUE, oscore.recipient_id),
+        SingleResource(5, ResourceType.OPAQUE, oscore.master_salt),
+    ]
+    if oscore.aead is not None:
+        resources.append(SingleResource(3, ResourceType.INTEGER, oscore.aead))
+    if oscore.hkdf is not None:
+        resources.append(SingleResource(4, ResourceType.INTEGER, oscore.hkdf))
+    return ObjectInstance(iid, resources)
+
+
 def factory_objects(config: ClientConfig) -> list[ObjectNode]:
-    """/0, /1 (and /2) as the configuration describes them."""
+    """/0, /1 (and /2, /21) as the configuration describes them."""
     security: list[ObjectInstance] = []
     servers: list[ObjectInstance] = []
+    oscore: list[ObjectInstance] = []
+
+    def oscore_link(settings: SecurityConfig) -> list[Resource]:
+        if settings.oscore is None:
+            return []
+        iid = len(oscore)
+        oscore.append(_oscore_instance(iid, settings.oscore))
+        return [SingleResource(17, ResourceType.OBJLNK, ObjectLink(21, iid))]
+
     if config.bootstrap is not None:
         bs = config.bootstrap
         resources = [
@@ -150,6 +175,7 @@ def factory_objects(config: ClientConfig) -> list[ObjectNode]:
             SingleResource(11, ResourceType.INTEGER, bs.hold_off),
             SingleResource(12, ResourceType.INTEGER, bs.account_timeout),
             *_security_resources(bs.security),
+            *oscore_link(bs.security),
         ]
         security.append(ObjectInstance(0, resources))
     for index, server in enumerate(config.servers):
@@ -158,6 +184,7 @@ def factory_objects(config: ClientConfig) -> list[ObjectNode]:
             SingleResource(1, ResourceType.BOOLEAN, False),
             SingleResource(10, ResourceType.INTEGER, server.short_server_id),
             *_security_resources(server.security),
+            *oscore_link(server.security),
         ]
         security.append(ObjectInstance(len(security), resources))
         values: dict[int, tuple[ResourceType, Value]] = {
@@ -189,6 +216,8 @@ def factory_objects(config: ClientConfig) -> list[ObjectNode]:
             )
         )
     objects = [ObjectNode(0, security), ObjectNode(1, servers)]
+    if oscore:
+        objects.append(ObjectNode(21, oscore))
     if config.acls:
         acls = [
             acl_instance(i, a.object_id, a.instance_id, a.owner, dict(a.rights))

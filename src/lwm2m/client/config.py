@@ -81,6 +81,7 @@ __all__ = [
     "ClientConfig",
     "ConfigError",
     "DeviceConfig",
+    "OscoreConfig",
     "SecurityConfig",
     "ServerConfig",
     "check_server_uri",
@@ -91,6 +92,18 @@ __all__ = [
 
 class ConfigError(Lwm2mError, ValueError):
     """The configuration is invalid; the message names the key (never a secret value)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OscoreConfig:
+    """The OSCORE part of an account: a /21 instance its /0/x/17 links to (RFC 8613 §3.2)."""
+
+    sender_id: bytes
+    recipient_id: bytes
+    master_secret: Secret = field(repr=False)
+    master_salt: bytes = b""
+    aead: int | None = None
+    hkdf: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +123,8 @@ class SecurityConfig:
     """/0/x/13 (certificate mode): 0 exact, 1 SHA-256, 2 SHA-384, 3 SHA-512."""
     certificate_usage: int | None = None
     """/0/x/15 (certificate mode): 0..3 (RFC 6698 usages; absent means 3)."""
+    oscore: OscoreConfig | None = None
+    """OSCORE over ``coap://`` (a /21 instance, /0/x/17)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +241,12 @@ _SECURITY = {
     "certificate_usage",
     "sni",
     "ciphersuites",
+    "oscore_sender_id_hex",
+    "oscore_recipient_id_hex",
+    "oscore_master_secret_hex",
+    "oscore_master_salt_hex",
+    "oscore_aead",
+    "oscore_hkdf",
 }
 _SERVER = {f for f in ServerConfig.__dataclass_fields__ if f != "security"} | _SECURITY
 _BOOTSTRAP = {"uri", "hold_off", "account_timeout"} | _SECURITY
@@ -401,8 +422,44 @@ def _security(where: str, table: Mapping[str, Any]) -> SecurityConfig:
     if usage is not None and (type(usage) is not int or not 0 <= usage <= 3):
         raise ConfigError(f"{where}.certificate_usage: an integer in 0..3 is expected")
     return SecurityConfig(
-        mode, identity, server_key, Secret(secret), sni, tuple(suites), matching, usage
+        mode,
+        identity,
+        server_key,
+        Secret(secret),
+        sni,
+        tuple(suites),
+        matching,
+        usage,
+        _oscore(where, table, mode),
     )
+
+
+def _oscore(where: str, table: Mapping[str, Any], mode: SecurityMode) -> OscoreConfig | None:
+    keys = [k for k in table if k.startswith("oscore_")]
+    if not keys:
+        return None
+    for key in ("oscore_sender_id_hex", "oscore_recipient_id_hex", "oscore_master_secret_hex"):
+        if key not in table:
+            raise ConfigError(f"{where}: OSCORE needs {key} (given: {', '.join(sorted(keys))})")
+    if mode is not SecurityMode.NO_SEC:
+        raise ConfigError(f"{where}: OSCORE is supported over coap:// (security_mode nosec) only")
+    sender = _hex(f"{where}.oscore_sender_id_hex", table["oscore_sender_id_hex"])
+    recipient = _hex(f"{where}.oscore_recipient_id_hex", table["oscore_recipient_id_hex"])
+    if sender == recipient:
+        raise ConfigError(f"{where}: the OSCORE sender and recipient ids must differ")
+    secret = _hex(
+        f"{where}.oscore_master_secret_hex", table["oscore_master_secret_hex"], secret=True
+    )
+    if not secret:
+        raise ConfigError(f"{where}.oscore_master_secret_hex: must not be empty")
+    salt = _hex(f"{where}.oscore_master_salt_hex", table.get("oscore_master_salt_hex", ""))
+    algorithms: list[int | None] = []
+    for key in ("oscore_aead", "oscore_hkdf"):
+        value = table.get(key)
+        if value is not None and type(value) is not int:
+            raise ConfigError(f"{where}.{key}: a COSE algorithm number is expected")
+        algorithms.append(value)
+    return OscoreConfig(sender, recipient, Secret(secret), salt, algorithms[0], algorithms[1])
 
 
 def _server(where: str, table: Mapping[str, Any]) -> ServerConfig:

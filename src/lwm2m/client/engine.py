@@ -33,6 +33,7 @@ bootstrap when there is no account or registrations failed (/1/x/16).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 from collections import deque
@@ -82,7 +83,7 @@ from lwm2m.client.formats import FormatPolicy
 from lwm2m.client.notify import Content, Observation, ObservationRegistry
 from lwm2m.client.objects.base import InstanceStore, MemoryInstanceStore, ObjectHandler
 from lwm2m.client.objects.device import Device
-from lwm2m.client.objects.security import Credentials, SecurityObject
+from lwm2m.client.objects.security import Credentials, OscoreObject, SecurityObject
 from lwm2m.client.objects.server import AccessControlObject, ServerObject
 from lwm2m.client.registration import (
     Effect,
@@ -205,6 +206,7 @@ class ClientEngine:
             0: SecurityObject(store),
             1: ServerObject(store),
             2: AccessControlObject(store),
+            21: OscoreObject(store),  # what /0/x/17 links to (RFC 8613 over coap://)
         }
         if 3 not in given:
             device = config.device
@@ -370,7 +372,24 @@ class ClientEngine:
         if provider is None:
             raise UnsupportedSecurityMode("the Security object provides no credentials")
         credentials: Credentials = provider(security_instance_id)
-        return credentials
+        link = getattr(handler, "oscore_link", None)
+        oscore_link = link(security_instance_id) if link is not None else None
+        if oscore_link is None:
+            return credentials
+        # /0/x/17 OSCORE Security Mode names the /21 instance of this account (Core E.1)
+        oscore = self.tree.get(21)
+        material = getattr(oscore, "material", None)
+        if oscore_link.object_id != 21 or material is None:
+            raise UnsupportedSecurityMode(
+                f"/0/{security_instance_id}/17 links to {oscore_link}, not an OSCORE instance"
+            )
+        try:
+            found = material(oscore_link.instance_id)
+        except NotFound:
+            raise UnsupportedSecurityMode(
+                f"/0/{security_instance_id}/17 links to {oscore_link}, which does not exist"
+            ) from None
+        return dataclasses.replace(credentials, oscore=found)
 
     def address_of(self, connection: ConnectionSecurity) -> Hashable:
         """The transport address of an account (bound by the adapter, else from its URI)."""

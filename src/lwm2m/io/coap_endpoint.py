@@ -63,7 +63,8 @@ from lwm2m.coap.events import (
     ResponseReceived,
 )
 from lwm2m.coap.message import Message
-from lwm2m.coap.numbers import Code
+from lwm2m.coap.numbers import Code, OptionNumber
+from lwm2m.errors import OscoreError
 from lwm2m.io.coap_transport import (
     OutputFlagLayer,
     PeerIdentity,
@@ -72,6 +73,8 @@ from lwm2m.io.coap_transport import (
     SessionLayer,
     UdpAddress,
 )
+from lwm2m.io.oscore import OscoreLayer, echo_request, open_response, with_echo
+from lwm2m.oscore import SecurityContext, VerificationError
 
 __all__ = [
     "ClientObservation",
@@ -94,6 +97,7 @@ _CORK_LIMIT = 16  # requests' datagrams held back per loop pass at most (see Coa
 # socket.IP_RECVERR appears in Python 3.12; the Linux value is 11.
 _IP_RECVERR: int | None = getattr(socket, "IP_RECVERR", 11 if sys.platform == "linux" else None)
 _MAX_DATAGRAM = 65536
+_OSCORE_OPTION = int(OptionNumber.OSCORE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +215,8 @@ class ClientObservation:
         self.final_response: Message | None = None
         """The response that ended the observation, if any."""
         self._callback: Callable[[Message], None] | None = None
+        self._unprotect: Callable[[Message], Message] | None = None
+        """OSCORE: verifies each notification (§4.1.3.5.2); None for plain observations."""
 
     @property
     def active(self) -> bool:
@@ -227,6 +233,12 @@ class ClientObservation:
         self._callback = callback
 
     def _push(self, message: Message) -> None:
+        if self._unprotect is not None:
+            try:
+                message = self._unprotect(message)
+            except OscoreError as exc:  # RFC 8613 §8.4: an unverifiable notification is dropped
+                logger.info("notification dropped: %s", exc)
+                return
         callback = self._callback
         if callback is not None:
             try:
@@ -269,6 +281,10 @@ class ClientObservation:
         ``asyncio.timeout`` to bound the wait."""
         if self._ended:
             return
+        if self._unprotect is not None:
+            # OSCORE: a GET Observe=1 built from the stored registration would be a replay
+            # (lwm2m.io.oscore): forget it instead.
+            proactive = False
         self._endpoint._cancel_observation(self, proactive)
         if not proactive:
             self._end(None)
@@ -278,7 +294,11 @@ class ClientObservation:
                 await self.__anext__()
 
     def reregister(self) -> None:
-        """Re-send the registration with the same token (RFC 7641 §3.3.1)."""
+        """Re-send the registration with the same token (RFC 7641 §3.3.1); not for OSCORE
+        observations, whose stored request the server would refuse as a replay."""
+        if self._unprotect is not None:
+            logger.debug("OSCORE observation %d is not re-registered", self.request_id)
+            return
         self._endpoint._reregister(self)
 
 
@@ -314,6 +334,7 @@ class CoapEndpoint:
         engine: CoapEngine | None = None,
         max_notification_queue: int = 64,
         on_observer_removed: Callable[[Observation, str], None] | None = None,
+        oscore: OscoreLayer | None = None,
     ) -> None:
         self._loop = loop = asyncio.get_running_loop()
         # ``loop.time()`` is ``time.monotonic()`` unless the loop says otherwise; calling the
@@ -369,6 +390,9 @@ class CoapEndpoint:
         self._cork: list[tuple[bytes, Any]] | None = None
         """Requests' datagrams held until the end of the loop pass (see :meth:`request`)."""
         self._on_observer_removed = on_observer_removed
+        self.oscore = oscore
+        """OSCORE contexts (RFC 8613, :mod:`lwm2m.io.oscore`); None: requests carrying the
+        OSCORE option are answered 4.02 Bad Option."""
         if self._sessions is not None:
             self._sessions.attach(self._security_wakeup)
 
@@ -383,6 +407,7 @@ class CoapEndpoint:
         engine: CoapEngine | None = None,
         max_notification_queue: int = 64,
         on_observer_removed: Callable[[Observation, str], None] | None = None,
+        oscore: OscoreLayer | None = None,
     ) -> CoapEndpoint:
         """Bind a UDP socket on ``bind`` (port 0 picks a free port) and start serving."""
         self = cls(
@@ -392,6 +417,7 @@ class CoapEndpoint:
             engine=engine,
             max_notification_queue=max_notification_queue,
             on_observer_removed=on_observer_removed,
+            oscore=oscore,
         )
         loop = self._loop
         infos = await loop.getaddrinfo(
@@ -448,15 +474,23 @@ class CoapEndpoint:
 
     # -- client API -----------------------------------------------------------------------------
 
-    async def request(self, message: Message, remote: UdpAddress) -> Message:
+    async def request(
+        self, message: Message, remote: UdpAddress, *, _protected: bool = False
+    ) -> Message:
         """Send ``message`` to ``remote`` and return the response (block-wise reassembled).
 
         Raises :class:`~lwm2m.coap.errors.RequestTimeout`, ``RequestRejected``,
         ``BlockwiseError`` or ``RequestCancelled``. Cancelling the awaiting task cancels the
-        request. Use ``asyncio.timeout`` for a deadline shorter than the protocol's.
+        request. Use ``asyncio.timeout`` for a deadline shorter than the protocol's. With an
+        OSCORE context for ``remote`` the exchange is protected and the inner response
+        returned; :class:`~lwm2m.errors.OscoreError` when it does not verify.
         """
         if self._closing:
             raise RequestCancelled("the endpoint is closed")
+        if self.oscore is not None and not _protected:
+            context = self.oscore.context_for(remote)
+            if context is not None:
+                return await self._oscore_request(context, message, remote)
         loop = self._loop
         now = self._time()
         engine = self.engine
@@ -521,15 +555,56 @@ class CoapEndpoint:
             if peers is not None:
                 peers.pop(request_id, None)
 
+    async def _oscore_request(
+        self, context: SecurityContext, message: Message, remote: UdpAddress
+    ) -> Message:
+        """``request`` through OSCORE; repeats it once with the Echo value a server that needs
+        proof of freshness asked for (RFC 9175 §2.4, :mod:`lwm2m.io.oscore`)."""
+        inner = message
+        for attempt in range(2):
+            outer, binding = context.protect_request(inner)
+            response = await self.request(outer, remote, _protected=True)
+            result = open_response(context, binding, response)
+            echo = echo_request(result)
+            if echo is None or attempt:
+                return result
+            inner = with_echo(message, echo)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def observe(self, message: Message, remote: UdpAddress) -> ClientObservation:
         """Register an observation (GET/FETCH with Observe=0) and wait for the first response.
 
         If the server declines (no Observe in the response) the returned observation is already
-        ended; check :attr:`ClientObservation.active`.
+        ended; check :attr:`ClientObservation.active`. With an OSCORE context for ``remote``
+        the registration and its notifications are protected (:mod:`lwm2m.io.oscore`).
         """
         message.observe = 0
         if self._closing:
             raise RequestCancelled("the endpoint is closed")
+        context = None if self.oscore is None else self.oscore.context_for(remote)
+        if context is not None:
+            echo: bytes | None = None
+            while True:
+                inner = message if echo is None else with_echo(message, echo)
+                protected, binding = context.protect_request(inner)
+                observation = await self._observe(protected, remote)
+                first = observation.response
+                assert first is not None
+                try:
+                    observation.response = opened = open_response(context, binding, first)
+                except OscoreError:
+                    await observation.cancel(proactive=False)
+                    raise
+                echo = echo_request(opened) if echo is None else None
+                if echo is None:
+                    break
+                await observation.cancel(proactive=False)  # the challenge ended nothing yet
+            if observation.active:
+                observation._unprotect = functools.partial(open_response, context, binding)
+            return observation
+        return await self._observe(message, remote)
+
+    async def _observe(self, message: Message, remote: UdpAddress) -> ClientObservation:
         now = self._time()
         peer = remote if self._plain else self.security.connect(remote, now)
         request_id = self.engine.send_request(message, peer, now)
@@ -632,6 +707,11 @@ class CoapEndpoint:
         self, observation: Observation, response: Message, *, confirmable: bool | None = None
     ) -> bool:
         """Notify one observer (e.g. with a representation specific to its request)."""
+        layer = self.oscore
+        if layer is not None and layer.observers:
+            bound = layer.observers.get((observation.token, observation.remote))
+            if bound is not None:  # each notification with a Partial IV of its own (§8.3)
+                response = bound[0].protect_response(response, bound[1], new_partial_iv=True)
         now = self._time()
         sent = self.engine.notify(observation, response, now, confirmable=confirmable)
         self._flush(now)
@@ -935,15 +1015,28 @@ class CoapEndpoint:
                 client_obs = self._observations.pop(event.request_id, None)
                 if client_obs is not None:
                     client_obs._end(event.response)
-            elif type(event) is ObserverRemoved and self._on_observer_removed is not None:
-                try:
-                    self._on_observer_removed(event.observation, event.reason)
-                except Exception:
-                    logger.exception("on_observer_removed callback failed")
+            elif type(event) is ObserverRemoved:
+                removed = event.observation
+                if self.oscore is not None:
+                    self.oscore.observers.pop((removed.token, removed.remote), None)
+                if self._on_observer_removed is not None:
+                    try:
+                        self._on_observer_removed(removed, event.reason)
+                    except Exception:
+                        logger.exception("on_observer_removed callback failed")
             event = next_event()
 
     def _on_request(self, exchange: Exchange, now: float) -> None:
         message = exchange.request
+        options = message.options
+        if options and options[0][0] <= _OSCORE_OPTION and message.has_option(_OSCORE_OPTION):
+            self._on_oscore_request(exchange, now)
+            return
+        oscore = self.oscore
+        if oscore is not None and oscore.required and exchange.remote in oscore.required:
+            self.stats.requests_handled += 1  # a peer that must use OSCORE (lwm2m.io.oscore)
+            self._respond(exchange, Message(Code.UNAUTHORIZED, b"OSCORE required"), now)
+            return
         self.stats.requests_handled += 1
         routed = self.site.route(message.uri_path)
         if routed is None:
@@ -976,6 +1069,51 @@ class CoapEndpoint:
         task = asyncio.ensure_future(result, loop=self._loop)
         self._tasks.add(task)
         task.add_done_callback(functools.partial(self._handler_done, exchange))
+
+    def _on_oscore_request(self, exchange: Exchange, now: float) -> None:
+        self.stats.requests_handled += 1
+        layer = self.oscore
+        if layer is None:  # RFC 8613 §2: a critical option this endpoint does not support
+            self._respond(exchange, Message(Code.BAD_OPTION, b"OSCORE is not supported"), now)
+            return
+        task = asyncio.ensure_future(self._serve_oscore(exchange, layer), loop=self._loop)
+        self._tasks.add(task)
+        task.add_done_callback(functools.partial(self._handler_done, exchange))
+
+    async def _serve_oscore(self, exchange: Exchange, layer: OscoreLayer) -> Message:
+        """Verify, serve and protect one OSCORE request (RFC 8613 §8.2, §8.3)."""
+        try:
+            inner, context, binding = await layer.verify_request(exchange.request)
+        except VerificationError as exc:  # answered in the clear (§8.2)
+            logger.info("OSCORE request from %s refused: %s", exchange.remote, exc)
+            return exc.error_response(exchange.request)
+        challenge = layer.freshness_challenge(context, inner, binding)
+        if challenge is not None:
+            return challenge
+        layer.bind(exchange.remote, context)
+        response: Message
+        routed = self.site.route(inner.uri_path)
+        if routed is None:
+            self.stats.unrouted += 1
+            response = Message(Code.NOT_FOUND)
+        else:
+            handler, rest = routed
+            request: Any = _new_object(_MutableCoapRequest)
+            request.message = inner
+            request.remote = exchange.remote
+            request.peer_identity = PeerIdentity("oscore", context.recipient_id)
+            request.path = rest
+            request.__class__ = CoapRequest
+            try:
+                result = handler(request)
+                response = result if type(result) is Message else await result  # type: ignore[misc]
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                response = self._error_response(exc)
+        if inner.observe == 0 and response.code >> 5 == 2 and response.observe is not None:
+            layer.observers[(exchange.request.token, exchange.remote)] = (context, binding)
+        return context.protect_response(response, binding)
 
     def _handler_done(self, exchange: Exchange, task: asyncio.Future[Message]) -> None:
         self._tasks.discard(task)

@@ -60,6 +60,7 @@ from lwm2m.io.lwm2m_server import (
     EventHub,
     Subscription,
     check_endpoint,
+    oscore_layer_from_store,
     peer_identity,
     public_key_spki,
     remote_address,
@@ -295,8 +296,12 @@ class BootstrapServer:
         """Bind the UDP socket and serve ``/bs``."""
         if self._endpoint is not None:
             raise RuntimeError("the bootstrap server is already started")
+        store = self.security_store
         endpoint = await CoapEndpoint.create(
-            bind, config=self._coap_config, security=self._security
+            bind,
+            config=self._coap_config,
+            security=self._security,
+            oscore=None if store is None else oscore_layer_from_store(store),
         )
         endpoint.site.add("bs", self._handle_request)
         self._endpoint = endpoint

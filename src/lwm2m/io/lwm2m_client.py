@@ -77,6 +77,7 @@ from lwm2m.client.objects.firmware import DownloadSink, UpdateResult
 from lwm2m.client.objects.fixed import FixedObject
 from lwm2m.client.objects.security import (
     Credentials,
+    OscoreMaterial,
     OscoreObject,
     SecurityMode,
     SecurityObject,
@@ -87,11 +88,19 @@ from lwm2m.coap.errors import BodyTooLarge, CoapError, RequestTimeout
 from lwm2m.coap.message import Message
 from lwm2m.coap.numbers import Code
 from lwm2m.dtls import PskCredential, SigningKey
-from lwm2m.errors import Lwm2mError
+from lwm2m.errors import Lwm2mError, OscoreError
 from lwm2m.io.coap_endpoint import CoapEndpoint, CoapRequest, Site
 from lwm2m.io.coap_transport import SecurityLayer, UdpAddress
 from lwm2m.io.coaps import DtlsLayerConfig, DtlsSecurityLayer, PeerSecurity
+from lwm2m.io.oscore import OscoreLayer, sequence_floor
 from lwm2m.model.path import Path
+from lwm2m.oscore import (
+    AeadAlgorithm,
+    HkdfAlgorithm,
+    OscoreParameters,
+    SecurityContext,
+    SoftwareMasterSecret,
+)
 from lwm2m.secure import SecureComponent, SecureInstanceStore, open_component
 from lwm2m.secure.interfaces import is_reference_form, parse_secret_reference
 from lwm2m.secure.object import (
@@ -106,7 +115,9 @@ __all__ = [
     "DtlsConnector",
     "EventStream",
     "LwM2MClient",
+    "OscoreAccounts",
     "UdpConnector",
+    "oscore_context",
 ]
 
 _DTLS_MODES = (
@@ -148,18 +159,93 @@ async def _resolve(connection: ConnectionSecurity, family: int) -> tuple[Any, in
     return (address[0], address[1])
 
 
+class OscoreAccounts:
+    """The client's OSCORE contexts (RFC 8613), one per account whose /0/x/17 names a /21
+    instance, in the endpoint's :class:`~lwm2m.io.oscore.OscoreLayer` (``layer``).
+
+    A context is kept while its account's material is unchanged (its replay window and
+    sequence numbers live in it). A new one starts its Sender Sequence Number from the clock
+    (:func:`~lwm2m.io.oscore.sequence_floor`, RFC 8613 Appendix B.1.1), so a restarted client
+    never repeats a Partial IV and the server's replay window takes its requests.
+    """
+
+    def __init__(self) -> None:
+        self.layer = OscoreLayer()
+        self._accounts: dict[int, tuple[OscoreMaterial, SecurityContext]] = {}
+
+    def connect(
+        self,
+        connection: ConnectionSecurity,
+        credentials: Callable[[], Credentials],
+        address: UdpAddress,
+    ) -> None:
+        """Protect the account's exchanges with ``address`` (or stop protecting them)."""
+        iid = connection.security_instance_id
+        if connection.oscore is None:
+            if self._accounts.pop(iid, None) is not None:
+                self.layer.remove_peer(address)
+            return
+        material = credentials().oscore
+        if material is None:  # pragma: no cover - the engine fills it in when /0/x/17 is set
+            raise UnsupportedSecurityMode(f"no OSCORE material for {connection.uri}")
+        cached = self._accounts.get(iid)
+        if cached is not None and cached[0] == material:
+            context = cached[1]
+        else:
+            context = oscore_context(material, connection)
+            self._accounts[iid] = (material, context)
+        self.layer.add_peer(address, context)
+
+
+def oscore_context(material: OscoreMaterial, connection: ConnectionSecurity) -> SecurityContext:
+    """The RFC 8613 Security Context of a /21 instance (UnsupportedSecurityMode when it cannot
+    be used: unknown algorithms, a Secure Component reference, bad ids)."""
+    secret = material.master_secret.reveal()
+    if is_reference_form(secret):
+        raise UnsupportedSecurityMode(
+            f"OSCORE for {connection.uri}: a Master Secret kept in a Secure Component is not "
+            "supported yet"
+        )
+    if not secret:
+        raise UnsupportedSecurityMode(f"OSCORE for {connection.uri}: no Master Secret (/21/x/0)")
+    try:
+        aead = AeadAlgorithm(10 if material.aead is None else material.aead)
+        hkdf = HkdfAlgorithm(-10 if material.hkdf is None else material.hkdf)
+    except ValueError as exc:
+        raise UnsupportedSecurityMode(f"OSCORE for {connection.uri}: {exc}") from None
+    try:
+        parameters = OscoreParameters(
+            sender_id=material.sender_id,
+            recipient_id=material.recipient_id,
+            master_salt=material.master_salt,
+            aead=aead,
+            hkdf=hkdf,
+        )
+        return SecurityContext(
+            SoftwareMasterSecret(secret), parameters, sender_sequence_number=sequence_floor()
+        )
+    except OscoreError as exc:
+        raise UnsupportedSecurityMode(f"OSCORE for {connection.uri}: {exc}") from None
+
+
 class UdpConnector:
-    """Plain UDP (NoSec, ``coap://``): resolves the host, refuses every other mode with
-    :class:`~lwm2m.client.accounts.UnsupportedSecurityMode` (use :class:`DtlsConnector`)."""
+    """Plain UDP (NoSec, ``coap://``), with OSCORE when the account has it (/0/x/17);
+    refuses every other mode with :class:`~lwm2m.client.accounts.UnsupportedSecurityMode`
+    (use :class:`DtlsConnector`)."""
 
     def __init__(self, family: int = socket.AF_INET) -> None:
         self.family = family
+        self.oscore = OscoreAccounts()
+        self.oscore_layer = self.oscore.layer
+        """The endpoint's OSCORE layer (the client passes it to its endpoint)."""
 
     async def connect(
         self, connection: ConnectionSecurity, credentials: Callable[[], Credentials]
     ) -> UdpAddress:
-        connection.check_supported()
-        return await _resolve(connection, self.family)
+        connection.check_supported(oscore=True)
+        address = await _resolve(connection, self.family)
+        self.oscore.connect(connection, credentials, address)
+        return address
 
 
 class DtlsConnector:
@@ -190,18 +276,22 @@ class DtlsConnector:
         self.family = family
         self.security_layer = DtlsSecurityLayer(config=layer_config)
         """The endpoint's security layer (the client passes it to its endpoint)."""
+        self.oscore = OscoreAccounts()
+        self.oscore_layer = self.oscore.layer
+        """The endpoint's OSCORE layer (OSCORE over ``coap://`` accounts)."""
         self._accounts: dict[int, tuple[Credentials, UdpAddress, PeerSecurity]] = {}
 
     async def connect(
         self, connection: ConnectionSecurity, credentials: Callable[[], Credentials]
     ) -> UdpAddress:
-        connection.check_supported(_DTLS_MODES)
+        connection.check_supported(_DTLS_MODES, oscore=True)
         address = await _resolve(connection, self.family)
         layer = self.security_layer
         iid = connection.security_instance_id
         if connection.mode is SecurityMode.NO_SEC:
             self._accounts.pop(iid, None)
             layer.allow_plain(address)
+            self.oscore.connect(connection, credentials, address)
             return address
         material = credentials()
         cached = self._accounts.get(iid)
@@ -470,6 +560,7 @@ class LwM2MClient:
             config=self._coap_config,
             security=security,
             on_observer_removed=self._observer_removed,
+            oscore=getattr(self.connector, "oscore_layer", None),
         )
         self.engine.on_change = self._wakeup
         self.engine.start(self._now())

@@ -100,6 +100,7 @@ from lwm2m.io.coap_endpoint import ClientObservation, CoapEndpoint, CoapRequest
 from lwm2m.io.coap_transport import PeerIdentity as TransportIdentity
 from lwm2m.io.coap_transport import SecurityLayer, UdpAddress
 from lwm2m.io.coaps import DtlsLayerConfig, DtlsSecurityLayer
+from lwm2m.io.oscore import OscoreLayer, context_loader
 from lwm2m.model.nodes import Node, ObjectInstance, Resource
 from lwm2m.model.path import Path
 from lwm2m.model.registry import ModelRegistry, ObjectModel, default_registry
@@ -159,6 +160,7 @@ from lwm2m.server.requests import check_response, decode_client_response, operat
 from lwm2m.server.security import (
     Authorizer,
     IdentityKind,
+    OscoreInfo,
     PeerIdentity,
     RequestContext,
     SecurityInfo,
@@ -177,6 +179,7 @@ __all__ = [
     "adopt_observation",
     "check_endpoint",
     "dtls_layer_from_store",
+    "oscore_layer_from_store",
     "peer_identity",
     "public_key_spki",
     "remote_address",
@@ -600,6 +603,20 @@ def dtls_layer_from_store(
     return PlainOrDtls(layer) if allow_plain else layer
 
 
+def oscore_layer_from_store(store: SecurityStore) -> OscoreLayer:
+    """The OSCORE layer of an LwM2M (bootstrap) server whose clients are in ``store``: a
+    request's ``kid`` is looked up as the identity ``oscore:<Sender ID hex>``, and its entry's
+    :class:`~lwm2m.server.security.OscoreInfo` gives the context (RFC 8613 §3.2). A context
+    loaded once is kept; the first request of each must prove freshness with Echo (RFC 9175,
+    :mod:`lwm2m.io.oscore`)."""
+
+    async def lookup(kid: bytes) -> OscoreInfo | None:
+        info = await store.get_by_identity(PeerIdentity(IdentityKind.OSCORE, kid.hex()))
+        return None if info is None else info.oscore
+
+    return OscoreLayer(context_loader(lookup))
+
+
 def adopt_observation(
     endpoint: CoapEndpoint, request: Message, remote: Address
 ) -> ClientObservation:
@@ -807,8 +824,12 @@ class LwM2MServer:
         if self._endpoint is not None:
             raise RuntimeError("the server is already started")
         self._stopping = False
+        store = self.security_store
         endpoint = await CoapEndpoint.create(
-            bind, config=self._coap_config, security=self._security
+            bind,
+            config=self._coap_config,
+            security=self._security,
+            oscore=None if store is None else oscore_layer_from_store(store),
         )
         self._endpoint = endpoint
         endpoint.site.add("rd", self._handle_request)
@@ -997,6 +1018,9 @@ class LwM2MServer:
                     current.identity,
                 )
                 raise BadRequest("this endpoint is registered over a secured connection")
+        oscore = None if self._endpoint is None else self._endpoint.oscore
+        if oscore is not None and (identity is None or identity.kind is not IdentityKind.OSCORE):
+            oscore.unbind(address)  # requests to this address go as the Register came
         now = self.clock()
         registration = new_registration(
             request,

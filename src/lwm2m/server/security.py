@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Authorizer",
     "IdentityKind",
+    "OscoreInfo",
     "PeerIdentity",
     "RequestContext",
     "SecretKey",
@@ -146,13 +147,37 @@ class SecretKey:
 
 
 @dataclass(frozen=True, slots=True)
+class OscoreInfo:
+    r"""A client's OSCORE input parameters as its server keeps them (RFC 8613 §3.2), named from
+    the client's side, as in its /21 instance: the server's Sender ID is the client's
+    ``recipient_id``. ``aead`` and ``hkdf`` are COSE algorithm ids (RFC 8613 §3.2 defaults).
+
+    >>> OscoreInfo(b"\x01", b"\x02", SecretKey(bytes(16)))
+    OscoreInfo(sender_id=b'\x01', recipient_id=b'\x02', master_salt=b'', aead=10, hkdf=-10)
+    """
+
+    sender_id: bytes
+    """The client's Sender ID: the ``kid`` of its requests, its identity at the server."""
+    recipient_id: bytes
+    """The client's Recipient ID: the server's Sender ID."""
+    master_secret: SecretKey = field(repr=False)
+    master_salt: bytes = b""
+    aead: int = 10
+    hkdf: int = -10
+
+    def __post_init__(self) -> None:
+        if self.sender_id == self.recipient_id:
+            raise ValueError("the OSCORE Sender and Recipient IDs must differ (RFC 8613 §3.3)")
+
+
+@dataclass(frozen=True, slots=True)
 class SecurityInfo:
     """What the security configuration says about one endpoint: the identity it must use and
     what authenticates it. Build with :meth:`psk`, :meth:`rpk`, :meth:`x509` or :meth:`nosec`.
 
     >>> SecurityInfo.psk("dev1", "dev1", bytes(16))
     SecurityInfo(endpoint='dev1', identity=PeerIdentity(kind=<IdentityKind.PSK: 'psk'>, \
-value='dev1'), public_key=b'')
+value='dev1'), public_key=b'', oscore=None)
     """
 
     endpoint: str
@@ -162,11 +187,17 @@ value='dev1'), public_key=b'')
     """PSK mode: the key of the PSK identity."""
     public_key: bytes = b""
     """RPK mode: the DER SubjectPublicKeyInfo (``identity`` is its SHA-256, hex)."""
+    oscore: OscoreInfo | None = None
+    """OSCORE: the client's input parameters (``identity`` is its Sender ID, hex)."""
 
     def __post_init__(self) -> None:
         if not self.endpoint:
             raise ValueError("a security entry needs an endpoint name")
         identity = self.identity
+        if self.oscore is not None and identity != PeerIdentity(
+            IdentityKind.OSCORE, self.oscore.sender_id.hex()
+        ):
+            raise ValueError(f"{self.endpoint}: the OSCORE identity is not the Sender ID")
         if self.psk_key is not None and (identity is None or identity.kind is not IdentityKind.PSK):
             raise ValueError(f"{self.endpoint}: a PSK key needs a PSK identity")
         if self.public_key and (
@@ -195,6 +226,25 @@ value='dev1'), public_key=b'')
         """Mode 2: the endpoint's certificate (validated against the server's trust anchors)
         must name ``name`` (default: the endpoint name) as its CN or a subjectAltName."""
         return cls(endpoint, PeerIdentity(IdentityKind.X509, name or endpoint))
+
+    @classmethod
+    def oscore_context(
+        cls,
+        endpoint: str,
+        sender_id: bytes,
+        recipient_id: bytes,
+        master_secret: bytes | SecretKey,
+        *,
+        master_salt: bytes = b"",
+        aead: int = 10,
+        hkdf: int = -10,
+    ) -> SecurityInfo:
+        """OSCORE (/0/x/17): the endpoint protects its messages with these parameters,
+        ``sender_id`` and ``recipient_id`` as in the client's /21 instance."""
+        secret = master_secret if isinstance(master_secret, SecretKey) else SecretKey(master_secret)
+        info = OscoreInfo(bytes(sender_id), bytes(recipient_id), secret, master_salt, aead, hkdf)
+        identity = PeerIdentity(IdentityKind.OSCORE, info.sender_id.hex())
+        return cls(endpoint, identity, oscore=info)
 
     @classmethod
     def nosec(cls, endpoint: str) -> SecurityInfo:

@@ -50,7 +50,13 @@ from lwm2m.model.path import Path
 from lwm2m.model.values import ObjectLink, ResourceType, Value
 from lwm2m.server.observation import Observation
 from lwm2m.server.registration import LinkCache, Registration, parse_object_links
-from lwm2m.server.security import IdentityKind, PeerIdentity, SecretKey, SecurityInfo
+from lwm2m.server.security import (
+    IdentityKind,
+    OscoreInfo,
+    PeerIdentity,
+    SecretKey,
+    SecurityInfo,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -450,7 +456,32 @@ def security_info_to_json(info: SecurityInfo) -> dict[str, Any]:
         "identity": _identity_to_json(info.identity),
         "psk_key": None if info.psk_key is None else _b64(info.psk_key.reveal()),
         "public_key": _b64(info.public_key),
+        "oscore": None if info.oscore is None else _oscore_to_json(info.oscore),
     }
+
+
+def _oscore_to_json(oscore: OscoreInfo) -> dict[str, Any]:
+    return {
+        "sender_id": _b64(oscore.sender_id),
+        "recipient_id": _b64(oscore.recipient_id),
+        "master_secret": _b64(oscore.master_secret.reveal()),
+        "master_salt": _b64(oscore.master_salt),
+        "aead": oscore.aead,
+        "hkdf": oscore.hkdf,
+    }
+
+
+def _oscore_from_json(document: Mapping[str, Any] | None) -> OscoreInfo | None:
+    if document is None:
+        return None
+    return OscoreInfo(
+        sender_id=_unb64(document["sender_id"]),
+        recipient_id=_unb64(document["recipient_id"]),
+        master_secret=SecretKey(_unb64(document["master_secret"])),
+        master_salt=_unb64(document.get("master_salt", "")),
+        aead=int(document.get("aead", 10)),
+        hkdf=int(document.get("hkdf", -10)),
+    )
 
 
 def security_info_from_json(document: Mapping[str, Any]) -> SecurityInfo:
@@ -463,4 +494,5 @@ def security_info_from_json(document: Mapping[str, Any]) -> SecurityInfo:
             identity=_identity_from_json(document.get("identity")),
             psk_key=None if key is None else SecretKey(_unb64(key)),
             public_key=_unb64(document.get("public_key", "")),
+            oscore=_oscore_from_json(document.get("oscore")),
         )

@@ -27,6 +27,7 @@ from lwm2m.model.values import ObjectLink
 
 __all__ = [
     "Credentials",
+    "OscoreMaterial",
     "OscoreObject",
     "Secret",
     "SecurityMode",
@@ -108,6 +109,22 @@ class Secret:
 
 
 @dataclass(frozen=True, slots=True)
+class OscoreMaterial:
+    """The OSCORE input parameters of an account: its /21 instance (Core E.9, RFC 8613 §3.2).
+
+    The Master Secret stays a :class:`Secret`; ``aead`` and ``hkdf`` are COSE algorithm ids
+    (None: the RFC 8613 §3.2 defaults, AES-CCM-16-64-128 and HKDF SHA-256).
+    """
+
+    master_secret: Secret = field(repr=False)
+    sender_id: bytes
+    recipient_id: bytes
+    aead: int | None = None
+    hkdf: int | None = None
+    master_salt: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
 class Credentials:
     """The keying material of one account, as the transport needs it (Transport §5.2.x).
 
@@ -127,6 +144,8 @@ class Credentials:
     ciphersuites: tuple[int, ...] = ()
     matching_type: int | None = None
     certificate_usage: int | None = None
+    oscore: OscoreMaterial | None = None
+    """/0/x/17 names a /21 instance: its OSCORE material (the client fills it in)."""
 
 
 class SecurityObject(StoredObject):
@@ -179,6 +198,22 @@ class OscoreObject(StoredObject):
     ) -> None:
         super().__init__(
             definition or _definition(21), store if store is not None else MemoryInstanceStore()
+        )
+
+    def material(self, instance_id: int) -> OscoreMaterial:
+        """The OSCORE input parameters of instance ``instance_id`` (NotFound when it does not
+        exist). The Master Secret is read as stored: a Secure Component reference stays one."""
+        if self.store.get(self.object_id, instance_id) is None:
+            raise NotFound(f"no OSCORE instance {instance_id}")
+        aead = self.value(instance_id, 3)
+        hkdf = self.value(instance_id, 4)
+        return OscoreMaterial(
+            master_secret=Secret(_bytes(self.value(instance_id, 0, b""))),
+            sender_id=_bytes(self.value(instance_id, 1, b"")),
+            recipient_id=_bytes(self.value(instance_id, 2, b"")),
+            aead=aead if isinstance(aead, int) else None,
+            hkdf=hkdf if isinstance(hkdf, int) else None,
+            master_salt=_bytes(self.value(instance_id, 5, b"")),
         )
 
 

@@ -1,0 +1,301 @@
+"""LwM2M over OSCORE (RFC 8613) end to end: our client, server and bootstrap server on loopback.
+
+The client's account has a /21 instance its /0/x/17 links to (from the configuration file's
+``oscore_*`` keys); the server knows the client from its security store
+(:meth:`SecurityInfo.oscore_context`). Every exchange, both ways, is protected: the server sees
+the identity ``oscore:<Sender ID>``, the first Register proves its freshness with Echo
+(RFC 9175), and requests without OSCORE are refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from lwm2m.bootstrap.config import BootstrapConfig, SecurityInstance, ServerInstance
+from lwm2m.client.events import BootstrapFinished, RegistrationFailed
+from lwm2m.client.objects import Device
+from lwm2m.coap.message import Message
+from lwm2m.coap.numbers import Code, OptionNumber
+from lwm2m.io.lwm2m_bootstrap import BootstrapServer
+from lwm2m.io.lwm2m_client import LwM2MClient
+from lwm2m.io.lwm2m_server import LwM2MServer
+from lwm2m.model.path import Path
+from lwm2m.server import events as se
+from lwm2m.server.errors import ErrorResponse
+from lwm2m.server.security import IdentityKind, PeerIdentity, SecurityInfo
+from lwm2m.store.memory import MemoryRegistrationStore, MemorySecurityStore
+
+from .conftest import TIMEOUT, client_config, registry, server_account
+
+EP = "urn:dev:os:oscore"
+SENDER = bytes.fromhex("c1")  # the client's Sender ID
+RECIPIENT = bytes.fromhex("51")  # the client's Recipient ID (the server's Sender ID)
+SECRET = bytes(range(1, 17))
+SALT = bytes.fromhex("9e7ca92223786340")
+
+
+def oscore_keys(secret: bytes = SECRET, sender: bytes = SENDER) -> dict[str, Any]:
+    return {
+        "oscore_sender_id_hex": sender.hex(),
+        "oscore_recipient_id_hex": RECIPIENT.hex(),
+        "oscore_master_secret_hex": secret.hex(),
+        "oscore_master_salt_hex": SALT.hex(),
+    }
+
+
+def oscore_store(endpoint: str = EP) -> MemorySecurityStore:
+    info = SecurityInfo.oscore_context(endpoint, SENDER, RECIPIENT, SECRET, master_salt=SALT)
+    return MemorySecurityStore([info])
+
+
+@contextlib.asynccontextmanager
+async def running_server(store: MemorySecurityStore) -> AsyncIterator[LwM2MServer]:
+    server = LwM2MServer(security_store=store, registry=registry(), expiry_interval=None)
+    await server.start(("127.0.0.1", 0))
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@contextlib.asynccontextmanager
+async def running_client(config: Any) -> AsyncIterator[LwM2MClient]:
+    client = LwM2MClient(config)
+    device = client.objects[3]
+    assert isinstance(device, Device)
+    device.set(9, 77)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.stop(grace=1.0)
+
+
+async def registered(server: LwM2MServer, config: Any) -> tuple[LwM2MClient, Any]:
+    """Start a client (callers stop it) and wait until both sides consider it registered."""
+    events = server.subscribe()
+    client = LwM2MClient(config)
+    device = client.objects[3]
+    assert isinstance(device, Device)
+    device.set(9, 77)
+    async with asyncio.timeout(TIMEOUT):
+        await client.start()
+        event = await events.wait_for(se.Registered)
+        await client.wait_registered()
+    events.close()
+    return client, event
+
+
+async def test_register_and_manage_over_oscore() -> None:
+    """Register (with the Echo round trip), then every kind of server request, protected both
+    ways, then a notification pair and a Send, then De-register."""
+    async with running_server(oscore_store()) as server:
+        config = client_config(EP, [server_account(server, **oscore_keys())])
+        client, event = await registered(server, config)
+        try:
+            registration = event.registration
+            assert registration.identity == PeerIdentity(IdentityKind.OSCORE, SENDER.hex())
+            layer = server.endpoint.oscore
+            assert layer is not None
+            # the server loaded the context for the first Register: freshness was proved once
+            assert layer.echo_challenges == 1
+            # the requests below go protected: the server bound the client's address
+            assert layer.context_for(registration.address) is not None
+            async with asyncio.timeout(TIMEOUT):
+                battery = await server.read(EP, "/3/0/9")
+                assert battery.content is not None
+                assert battery.content.value == 77  # type: ignore[union-attr]
+                device = await server.read(EP, Path(3, 0))
+                assert device.content is not None
+                await server.write(EP, "/1/0/1", _lifetime(600))
+                handle = await server.observe(EP, "/3/0/9")
+                assert handle.active
+                for level in (50, 40):
+                    dev = client.objects[3]
+                    assert isinstance(dev, Device)
+                    dev.set(9, level)
+                    note = await anext(handle)
+                    assert note.content.value == level  # type: ignore[union-attr]
+                events = server.subscribe()
+                await client.send([Path(3, 0, 9)])
+                received = await events.wait_for(se.SendReceived)
+                events.close()
+                assert received.registration.endpoint == EP
+                execute = await server.execute(EP, "/1/0/8")  # Registration Update Trigger
+                assert execute.code == Code.CHANGED
+                links = await server.discover(EP, "/3/0")
+                assert links.links
+        finally:
+            events = server.subscribe()
+            await client.stop(grace=2.0)
+            async with asyncio.timeout(TIMEOUT):
+                await events.wait_for(se.Deregistered)
+            events.close()
+
+
+def _lifetime(seconds: int) -> Any:
+    from lwm2m.model.nodes import SingleResource
+    from lwm2m.model.values import ResourceType
+
+    return SingleResource(1, ResourceType.INTEGER, seconds)
+
+
+async def test_wrong_master_secret_fails_registration_clearly() -> None:
+    """A client with another Master Secret: the server cannot decrypt (4.00 "Decryption
+    failed", sent in the clear) and the client reports the failure naming it; nothing is
+    registered."""
+    async with running_server(oscore_store()) as server:
+        config = client_config(
+            EP, [server_account(server, retry_count=1, **oscore_keys(secret=bytes(16)))]
+        )
+        async with running_client(config) as client:
+            async with asyncio.timeout(TIMEOUT):
+                failure = await client.wait_for(RegistrationFailed)
+            assert isinstance(failure, RegistrationFailed)
+            assert "without OSCORE protection" in failure.reason
+            assert "4.00" in failure.reason
+            assert await server.registrations() == []
+
+
+async def test_endpoint_name_must_match_the_oscore_identity() -> None:
+    """The store gives Sender ID c1 to another endpoint name: the Register is verified but its
+    ``ep`` does not match the identity: 4.00 (Transport §5.2.x), nothing registered."""
+    async with running_server(oscore_store("urn:dev:os:someone-else")) as server:
+        config = client_config(EP, [server_account(server, retry_count=1, **oscore_keys())])
+        async with running_client(config) as client:
+            async with asyncio.timeout(TIMEOUT):
+                failure = await client.wait_for(RegistrationFailed)
+            assert isinstance(failure, RegistrationFailed)
+            assert failure.reason.startswith("4.00")
+            assert await server.registrations() == []
+
+
+async def test_the_client_refuses_plain_requests_on_an_oscore_account() -> None:
+    """/0/x/17 says OSCORE MUST be used with that server: a plain request from the server's
+    address is answered 4.01 by the client, whatever it asks."""
+    async with running_server(oscore_store()) as server:
+        config = client_config(EP, [server_account(server, **oscore_keys())])
+        client, event = await registered(server, config)
+        try:
+            layer = server.endpoint.oscore
+            assert layer is not None
+            layer.unbind(event.registration.address)  # the server "forgets" OSCORE
+            with pytest.raises(ErrorResponse) as refused:
+                await asyncio.wait_for(server.read(EP, "/3/0/9"), TIMEOUT)
+            assert refused.value.code == Code.UNAUTHORIZED
+        finally:
+            await client.stop(grace=1.0)
+
+
+async def test_a_restarted_client_is_not_taken_for_a_replay() -> None:
+    """A client restarts: its new context starts its sequence numbers from the clock (RFC 8613
+    Appendix B.1.1), above every Partial IV the server's replay window saw, so its Register is
+    served at once, with no second Echo round trip."""
+    async with running_server(oscore_store()) as server:
+        config = client_config(EP, [server_account(server, **oscore_keys())])
+        first, _ = await registered(server, config)
+        await first.stop(grace=2.0)
+        second, event = await registered(server, config)
+        try:
+            assert event.registration.identity == PeerIdentity(IdentityKind.OSCORE, SENDER.hex())
+            response = await asyncio.wait_for(server.read(EP, "/3/0/9"), TIMEOUT)
+            assert response.content is not None
+            layer = server.endpoint.oscore
+            assert layer is not None
+            assert layer.echo_challenges == 1
+        finally:
+            await second.stop(grace=1.0)
+
+
+async def test_a_restarted_server_asks_the_client_for_echo_again() -> None:
+    """The server restarts (the registration is in its store, the OSCORE replay state is not):
+    the client's next Update comes with a context the new server has never used, so it answers
+    with 4.01 + Echo, the client repeats the Update with the Echo value, and the server takes
+    it; the client stays registered."""
+    store = oscore_store()
+    registrations = MemoryRegistrationStore()
+    server = LwM2MServer(
+        security_store=store, store=registrations, registry=registry(), expiry_interval=None
+    )
+    await server.start(("127.0.0.1", 0))
+    address = server.local_address
+    config = client_config(EP, [server_account(server, **oscore_keys())])
+    client, _ = await registered(server, config)
+    try:
+        await server.stop()
+        restarted = LwM2MServer(
+            security_store=store, store=registrations, registry=registry(), expiry_interval=None
+        )
+        await restarted.start(address)
+        try:
+            events = restarted.subscribe()
+            async with asyncio.timeout(TIMEOUT):
+                client.update()
+                await events.wait_for(se.Updated)
+            events.close()
+            layer = restarted.endpoint.oscore
+            assert layer is not None
+            assert layer.echo_challenges == 1
+            response = await asyncio.wait_for(restarted.read(EP, "/3/0/9"), TIMEOUT)
+            assert response.content is not None
+        finally:
+            await client.stop(grace=1.0)
+            await restarted.stop()
+    finally:
+        await server.stop()
+
+
+async def test_a_plain_request_with_the_oscore_option_gets_bad_option_without_a_layer() -> None:
+    """An endpoint without OSCORE answers a request carrying the (critical) OSCORE option with
+    4.02 Bad Option (RFC 8613 §2): the LwM2M server without a security store."""
+    server = LwM2MServer(registry=registry(), expiry_interval=None)
+    await server.start(("127.0.0.1", 0))
+    try:
+        async with server:
+            from lwm2m.io.coap_endpoint import CoapEndpoint
+
+            async with await CoapEndpoint.create() as peer:
+                request = Message(
+                    Code.POST, b"\x00" * 12, options=[(OptionNumber.OSCORE, b"\x09\x00\xc1")]
+                )
+                response = await asyncio.wait_for(
+                    peer.request(request, server.local_address), TIMEOUT
+                )
+                assert response.code == Code.BAD_OPTION
+    finally:
+        await server.stop()
+
+
+async def test_bootstrap_over_oscore_then_register() -> None:
+    """The bootstrap account has OSCORE: the Bootstrap-Request and every Bootstrap-Write go
+    protected, then the client registers with the DM server the bootstrap wrote (plain)."""
+    dm = LwM2MServer(registry=registry(), expiry_interval=None)
+    await dm.start(("127.0.0.1", 0))
+    host, port = dm.local_address
+    configs = {
+        EP: BootstrapConfig(
+            security=(SecurityInstance(1, f"coap://{host}:{port}", short_server_id=7),),
+            servers=(ServerInstance(0, 7, lifetime=300),),
+        )
+    }
+    bootstrap = BootstrapServer(configs=configs, registry=registry(), security_store=oscore_store())
+    await bootstrap.start(("127.0.0.1", 0))
+    try:
+        bs_host, bs_port = bootstrap.local_address
+        config = client_config(
+            EP, bootstrap={"uri": f"coap://{bs_host}:{bs_port}", **oscore_keys()}
+        )
+        events = dm.subscribe()
+        async with running_client(config) as client:
+            async with asyncio.timeout(TIMEOUT):
+                await client.wait_for(BootstrapFinished)
+                await events.wait_for(se.Registered)
+        events.close()
+    finally:
+        await bootstrap.stop()
+        await dm.stop()
