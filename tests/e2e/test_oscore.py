@@ -16,7 +16,13 @@ from typing import Any
 
 import pytest
 
-from lwm2m.bootstrap.config import BootstrapConfig, SecurityInstance, ServerInstance
+from lwm2m.bootstrap.config import (
+    BootstrapConfig,
+    OscoreInstance,
+    Secret,
+    SecurityInstance,
+    ServerInstance,
+)
 from lwm2m.client.events import BootstrapFinished, RegistrationFailed
 from lwm2m.client.objects import Device
 from lwm2m.coap.message import Message
@@ -25,6 +31,7 @@ from lwm2m.io.lwm2m_bootstrap import BootstrapServer
 from lwm2m.io.lwm2m_client import LwM2MClient
 from lwm2m.io.lwm2m_server import LwM2MServer
 from lwm2m.model.path import Path
+from lwm2m.model.values import ObjectLink
 from lwm2m.server import events as se
 from lwm2m.server.errors import ErrorResponse
 from lwm2m.server.security import IdentityKind, PeerIdentity, SecurityInfo
@@ -299,3 +306,45 @@ async def test_bootstrap_over_oscore_then_register() -> None:
     finally:
         await bootstrap.stop()
         await dm.stop()
+
+
+async def test_the_bootstrap_server_provisions_oscore_for_the_dm_server() -> None:
+    """The bootstrap server writes a /21 instance and a /0 instance linking it (/0/x/17) for
+    the DM account; the client then registers with the DM server over OSCORE, as the DM
+    server's store expects (identity oscore:c1)."""
+    async with running_server(oscore_store()) as dm:
+        host, port = dm.local_address
+        provisioned = SecurityInstance(
+            1,
+            f"coap://{host}:{port}",
+            short_server_id=7,
+            oscore=OscoreInstance(SENDER, RECIPIENT, Secret(SECRET), SALT),
+        )
+        configs = {
+            EP: BootstrapConfig(
+                security=(provisioned,), servers=(ServerInstance(0, 7, lifetime=300),)
+            )
+        }
+        bootstrap = BootstrapServer(configs=configs, registry=registry())
+        await bootstrap.start(("127.0.0.1", 0))
+        try:
+            bs_host, bs_port = bootstrap.local_address
+            config = client_config(EP, bootstrap={"uri": f"coap://{bs_host}:{bs_port}"})
+            events = dm.subscribe()
+            async with running_client(config) as client:
+                async with asyncio.timeout(TIMEOUT):
+                    await client.wait_for(BootstrapFinished)
+                    event = await events.wait_for(se.Registered)
+                    battery = await dm.read(EP, "/3/0/9")
+                events.close()
+                assert event.registration.identity == PeerIdentity(
+                    IdentityKind.OSCORE, SENDER.hex()
+                )
+                assert battery.content is not None
+                # the client's /0/1/17 links to the /21/1 the bootstrap server wrote
+                security = client.engine.tree.get(0)
+                assert security is not None
+                link = security.oscore_link(1)  # type: ignore[attr-defined]
+                assert link == ObjectLink(21, 1)
+        finally:
+            await bootstrap.stop()

@@ -55,6 +55,7 @@ def entries() -> list[SecurityInfo]:
         SecurityInfo.psk("dev-bin", b"\xff\x01", KEY[::-1]),
         SecurityInfo.rpk("dev-rpk", SPKI),
         SecurityInfo.x509("dev-x509", "cn-x509"),
+        SecurityInfo.oscore_context("dev-oscore", b"\xc1", b"Q", KEY, master_salt=b"s"),
         SecurityInfo.nosec("dev-plain"),
         SecurityInfo.nosec("dev-plain-2"),
     ]
@@ -84,6 +85,11 @@ async def test_security_store_contract(security_store: tuple[SecurityStore, Reop
     found = await store.get_by_identity(rpk)
     assert found is not None
     assert found.public_key == SPKI
+    oscore = await store.get_by_identity(PeerIdentity(IdentityKind.OSCORE, "c1"))
+    assert oscore is not None
+    assert oscore.oscore is not None
+    assert oscore.oscore.master_secret.reveal() == KEY
+    assert (oscore.oscore.recipient_id, oscore.oscore.master_salt) == (b"Q", b"s")
 
     # replacing an endpoint's entry frees its old identity
     new = SecurityInfo.psk("dev-psk", "id-psk-2", KEY)

@@ -30,13 +30,14 @@ from lwm2m.codec.content_format import ContentFormat
 from lwm2m.errors import Lwm2mError
 from lwm2m.model.nodes import MultipleResource, Node, ObjectInstance, Resource, SingleResource
 from lwm2m.model.path import ROOT, Path, PathLevel
-from lwm2m.model.values import ResourceType, Value
+from lwm2m.model.values import ObjectLink, ResourceType, Value
 
 __all__ = [
     "AclInstance",
     "BootstrapConfig",
     "ConfigError",
     "ObjectWrite",
+    "OscoreInstance",
     "Secret",
     "SecurityInstance",
     "SecurityMode",
@@ -47,6 +48,7 @@ _INT = ResourceType.INTEGER
 _STR = ResourceType.STRING
 _BOOL = ResourceType.BOOLEAN
 _OPAQUE = ResourceType.OPAQUE
+_OSCORE = 21
 
 
 class ConfigError(Lwm2mError, ValueError):
@@ -115,6 +117,46 @@ def _single(resource_id: int, type_: ResourceType, value: Value) -> SingleResour
 
 
 @dataclass(frozen=True, slots=True)
+class OscoreInstance:
+    """A /21 OSCORE instance (Core E.9; RFC 8613 §3.2), named from the client's side: the
+    client's Sender ID is what its requests carry as ``kid``. The Master Secret is write-only
+    and never logged."""
+
+    sender_id: bytes
+    recipient_id: bytes
+    master_secret: Secret = field(repr=False)
+    master_salt: bytes = b""
+    aead: int | None = None
+    """/21/x/3, a COSE algorithm (None: the RFC 8613 default, 10 AES-CCM-16-64-128)."""
+    hkdf: int | None = None
+    """/21/x/4, a COSE algorithm (None: the RFC 8613 default, -10 HKDF SHA-256)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.master_secret, Secret) or not self.master_secret:
+            raise ConfigError("oscore: a non-empty master_secret is required")
+        if self.sender_id == self.recipient_id:
+            raise ConfigError("oscore: sender_id and recipient_id must differ (RFC 8613 §3.3)")
+        for name in ("sender_id", "recipient_id"):
+            if len(getattr(self, name)) > 7:  # nonce length 13 - 6 (RFC 8613 §3.3)
+                raise ConfigError(f"oscore: {name} is longer than 7 bytes")
+
+    def to_instance(self, instance_id: int) -> ObjectInstance:
+        """The /21 instance to Bootstrap-Write (0 Master Secret, 1 Sender ID, 2 Recipient ID,
+        3 AEAD Algorithm, 4 HMAC Algorithm, 5 Master Salt)."""
+        resources: list[Resource] = [
+            _single(0, _OPAQUE, self.master_secret.reveal()),
+            _single(1, _OPAQUE, self.sender_id),
+            _single(2, _OPAQUE, self.recipient_id),
+            _single(5, _OPAQUE, self.master_salt),
+        ]
+        if self.aead is not None:
+            resources.append(_single(3, _INT, self.aead))
+        if self.hkdf is not None:
+            resources.append(_single(4, _INT, self.hkdf))
+        return ObjectInstance(instance_id, resources)
+
+
+@dataclass(frozen=True, slots=True)
 class SecurityInstance:
     """One /0 Security instance: how the client reaches and authenticates one server."""
 
@@ -145,6 +187,9 @@ class SecurityInstance:
     """/0/x/8 (secret)."""
     server_sms_number: str | None = None
     """/0/x/9."""
+    oscore: OscoreInstance | None = None
+    """OSCORE for this account: written as /21 instance ``instance_id``, linked by /0/x/17
+    (over ``coap://``, mode NoSec)."""
 
     def __post_init__(self) -> None:
         _check_id("security instance id", self.instance_id)
@@ -161,6 +206,8 @@ class SecurityInstance:
         for name in ("secret_key", "sms_binding_secret_keys"):
             if not isinstance(getattr(self, name), Secret):
                 raise ConfigError(f"{name} must be a Secret")
+        if self.oscore is not None and self.mode is not SecurityMode.NOSEC:
+            raise ConfigError("oscore needs mode nosec (OSCORE over coap://)")
 
     def to_instance(self) -> ObjectInstance:
         """The /0 instance to Bootstrap-Write."""
@@ -187,6 +234,9 @@ class SecurityInstance:
         ):
             if value is not None:
                 resources.append(_single(rid, _INT, value))
+        if self.oscore is not None:  # /0/x/17 OSCORE Security Mode
+            link = ObjectLink(_OSCORE, self.instance_id)
+            resources.append(_single(17, ResourceType.OBJLNK, link))
         return ObjectInstance(self.instance_id, resources)
 
 
@@ -369,8 +419,14 @@ class BootstrapConfig:
                 )
 
     def writes_in_order(self) -> list[tuple[Path, Node]]:
-        """The Bootstrap-Writes to send, in order: /0, /1, /2 instances, then extra writes."""
+        """The Bootstrap-Writes to send, in order: /21 instances the /0 instances link to, /0,
+        /1, /2 instances, then extra writes."""
         out: list[tuple[Path, Node]] = []
+        out.extend(
+            (Path(_OSCORE, s.instance_id), s.oscore.to_instance(s.instance_id))
+            for s in self.security
+            if s.oscore is not None
+        )
         out.extend((Path(0, s.instance_id), s.to_instance()) for s in self.security)
         out.extend((Path(1, s.instance_id), s.to_instance()) for s in self.servers)
         out.extend((Path(2, a.instance_id), a.to_instance()) for a in self.acls)

@@ -26,6 +26,10 @@ One table per endpoint under ``endpoints``; every key but ``uri`` / ``short_serv
     short_server_id = 101     # /0/x/10 (required unless bootstrap_server)
     client_hold_off_time = 0  # /0/x/11
     bootstrap_account_timeout = 0                       # /0/x/12
+    # OSCORE (mode nosec, coap:// URI): a /21 instance with this security instance's id,
+    # written before it and linked by /0/x/17; named from the client's side
+    # oscore = { sender_id = "hex:c1", recipient_id = "hex:51", master_secret = "hex:…",
+    #            master_salt = "hex:…", aead = 10, hkdf = -10 }   # salt, aead, hkdf optional
 
     [[endpoints."urn:imei:004999010640000".servers]]    # /1 instances
     instance = 0              # default: 0, 1, ... in list order (also for acls)
@@ -72,6 +76,7 @@ from lwm2m.bootstrap.config import (
     BootstrapConfig,
     ConfigError,
     ObjectWrite,
+    OscoreInstance,
     Secret,
     SecurityInstance,
     SecurityMode,
@@ -128,7 +133,11 @@ _SECURITY_KEYS = frozenset(
         "sms_binding_key_parameters",
         "sms_binding_secret_keys",
         "server_sms_number",
+        "oscore",
     }
+)
+_OSCORE_KEYS = frozenset(
+    {"sender_id", "recipient_id", "master_secret", "master_salt", "aead", "hkdf"}
 )
 _SERVER_KEYS = frozenset(
     {
@@ -275,8 +284,29 @@ def _security(table: Mapping[str, Any], index: int, where: str) -> SecurityInsta
         "sms_binding_key_parameters": sms_params,
         "sms_binding_secret_keys": Secret(sms_keys),
         "server_sms_number": _str(table, "server_sms_number", where),
+        "oscore": _oscore(table, where),
     }
     return _build(SecurityInstance, fields, where)
+
+
+def _oscore(table: Mapping[str, Any], where: str) -> OscoreInstance | None:
+    if "oscore" not in table:
+        return None
+    where = f"{where}.oscore"
+    oscore = _table(table["oscore"], where)
+    _check_keys(oscore, _OSCORE_KEYS, where)
+    for key in ("sender_id", "recipient_id", "master_secret"):
+        if key not in oscore:
+            raise ConfigError(f"{where}: {key} is required")
+    fields: dict[str, Any] = {
+        "sender_id": parse_bytes(oscore["sender_id"], f"{where}.sender_id"),
+        "recipient_id": parse_bytes(oscore["recipient_id"], f"{where}.recipient_id"),
+        "master_secret": Secret(parse_bytes(oscore["master_secret"], f"{where}.master_secret")),
+        "master_salt": parse_bytes(oscore.get("master_salt", ""), f"{where}.master_salt"),
+        "aead": _int(oscore, "aead", where),
+        "hkdf": _int(oscore, "hkdf", where),
+    }
+    return _build(OscoreInstance, fields, where)
 
 
 def _server(table: Mapping[str, Any], index: int, where: str) -> ServerInstance:

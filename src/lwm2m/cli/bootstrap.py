@@ -197,7 +197,7 @@ def bootstrap_command(
         key=key,
         allow_plain=allow_plain,
     )
-    address = given or parse_address("0.0.0.0:5784" if dtls.enabled else "0.0.0.0:5783")
+    address = given or parse_address("0.0.0.0:5784" if dtls.dtls else "0.0.0.0:5783")
     asyncio.run(
         run_bootstrap_server(
             address, loaded.configs, registry=registry, console=make_console(), dtls=dtls

@@ -16,6 +16,10 @@ that registers, so notifications show up. Ctrl-C (or SIGTERM) stops it cleanly.
 - X.509 clients are accepted with ``--trust-anchor PEM`` (repeatable): their chain must validate,
   and their certificate CN or a subjectAltName must be the endpoint name.
 
+**OSCORE** (RFC 8613, over ``coap://``): ``--oscore ENDPOINT:SENDER:RECIPIENT:SECRET:SALT``
+(repeatable; hex; the client's Sender and Recipient IDs as in its /21 instance; SALT may be
+empty). OSCORE clients alone keep the server on ``coap://`` (port 5683).
+
 RPK and X.509 need the server's own key, ``--key PEM`` (P-256), and for X.509 its certificate
 chain ``--cert PEM``. ``--allow-plain`` also serves NoSec clients on the same socket (by default
 a DTLS server serves only the endpoints of its store). A Register whose ``ep`` does not match
@@ -125,6 +129,29 @@ def parse_psk(text: str) -> SecurityInfo:
     return SecurityInfo.psk(endpoint, identity or endpoint, key)
 
 
+def parse_oscore(text: str) -> SecurityInfo:
+    """``ENDPOINT:SENDER:RECIPIENT:SECRET:SALT`` (hex; ENDPOINT may contain ``:``, SALT may be
+    empty). Errors never repeat the secret."""
+    parts = text.rsplit(":", 4)
+    if len(parts) != 5 or not parts[0]:
+        raise click.ClickException("--oscore: expected ENDPOINT:SENDER:RECIPIENT:SECRET:SALT")
+    endpoint, *fields = parts
+    names = ("sender id", "recipient id", "master secret", "master salt")
+    values: list[bytes] = []
+    for name, field_text in zip(names, fields, strict=True):
+        try:
+            values.append(bytes.fromhex(field_text))
+        except ValueError:
+            raise click.ClickException(f"--oscore {endpoint}: the {name} is not hex") from None
+    sender, recipient, secret, salt = values
+    if not secret:
+        raise click.ClickException(f"--oscore {endpoint}: the master secret is empty")
+    try:
+        return SecurityInfo.oscore_context(endpoint, sender, recipient, secret, master_salt=salt)
+    except ValueError as exc:
+        raise click.ClickException(f"--oscore {endpoint}: {exc}") from None
+
+
 def _read(path: str, option: str) -> bytes:
     try:
         with open(path, "rb") as file:
@@ -160,8 +187,15 @@ class DtlsOptions:
 
     @property
     def enabled(self) -> bool:
+        """A security store is needed (DTLS or OSCORE clients)."""
+        return bool(any(e.identity is not None for e in self.entries) or self.dtls)
+
+    @property
+    def dtls(self) -> bool:
+        """``coaps://`` is served: DTLS clients, a security file or server credentials (OSCORE
+        clients alone run over ``coap://``)."""
         return bool(
-            any(e.identity is not None for e in self.entries)
+            any(e.identity is not None and e.mode != "oscore" for e in self.entries)
             or self.security_store
             or self.trust_anchors
             or self.cert
@@ -171,8 +205,9 @@ class DtlsOptions:
 
 async def build_security(
     options: DtlsOptions,
-) -> tuple[SecurityStore, SecurityLayer, bool, str]:
-    """Open the security store, add the entries, build the ``coaps://`` layer.
+) -> tuple[SecurityStore, SecurityLayer | None, bool, str]:
+    """Open the security store, add the entries, build the ``coaps://`` layer (None when only
+    OSCORE clients are configured: they run over ``coap://``).
 
     Returns the store (close it when done), the layer, whether NoSec clients without an entry
     may register, and a one-line description. Errors are one-line ClickExceptions.
@@ -213,14 +248,18 @@ async def build_security(
         await store.close()
         raise click.ClickException(f"security entries: {exc}") from None
     plain_entries = any(info.identity is None for info in infos)
+    counts = {m: sum(1 for i in infos if i.mode == m) for m in ("psk", "rpk", "x509", "oscore")}
+    oscore = f"OSCORE {counts['oscore']}"
+    if not options.dtls:
+        return store, None, options.allow_plain, oscore
     layer = dtls_layer_from_store(
         store,
         signing_key=signing_key,
         certificate_chain=chain,
         trust_anchors=anchors,
-        allow_plain=options.allow_plain or plain_entries,
+        # OSCORE clients run over coap:// on the same socket
+        allow_plain=options.allow_plain or plain_entries or counts["oscore"] > 0,
     )
-    counts = {mode: sum(1 for i in infos if i.mode == mode) for mode in ("psk", "rpk", "x509")}
     parts = [f"PSK {counts['psk']}", f"RPK {counts['rpk']}"]
     if anchors:
         parts.append(f"X.509 ({len(anchors)} trust anchors)")
@@ -228,7 +267,10 @@ async def build_security(
         parts.append("plain CoAP too")
     elif plain_entries:
         parts.append("NoSec entries")
-    return store, layer, options.allow_plain, "DTLS: " + ", ".join(parts)
+    described = "DTLS: " + ", ".join(parts)
+    if counts["oscore"]:
+        described += f"; {oscore} (coap://)"
+    return store, layer, options.allow_plain, described
 
 
 def bind_failed(bind: tuple[str, int], exc: OSError) -> click.ClickException:
@@ -470,10 +512,17 @@ def dtls_options(function: Any) -> Any:
     help="A DTLS-RPK client and its public key (repeatable; needs --key).",
 )
 @click.option(
+    "--oscore",
+    "oscores",
+    multiple=True,
+    metavar="ENDPOINT:SENDER:RECIPIENT:SECRET:SALT",
+    help="An OSCORE client over coap:// (repeatable; hex, as in its /21; SALT may be empty).",
+)
+@click.option(
     "--security-store",
     default="memory",
     show_default=True,
-    help="Where DTLS clients are kept: memory, or sqlite:PATH (--psk/--rpk entries are added).",
+    help="Where DTLS and OSCORE clients are kept: memory, or sqlite:PATH (entries are added).",
 )
 @dtls_options
 def server_command(
@@ -483,6 +532,7 @@ def server_command(
     ddf: tuple[str, ...],
     psks: tuple[str, ...],
     rpks: tuple[str, ...],
+    oscores: tuple[str, ...],
     security_store: str,
     key: str | None,
     cert: str | None,
@@ -492,12 +542,14 @@ def server_command(
     """Run an LwM2M server and print what the clients do (Ctrl-C stops it)."""
     given = parse_address(bind) if bind is not None else None
     entries = [parse_psk(t) for t in psks] + [parse_rpk(t) for t in rpks]
+    entries += [parse_oscore(t) for t in oscores]
     seen: set[str] = set()
     for entry in entries:  # a store holds one entry per endpoint: a second would replace it
         if entry.endpoint in seen:
             raise click.BadParameter(
-                f"endpoint {entry.endpoint!r} is given twice (one --psk/--rpk per endpoint)",
-                param_hint="--psk/--rpk",
+                f"endpoint {entry.endpoint!r} is given twice "
+                "(one --psk/--rpk/--oscore per endpoint)",
+                param_hint="--psk/--rpk/--oscore",
             )
         seen.add(entry.endpoint)
     dtls = DtlsOptions(
@@ -508,7 +560,7 @@ def server_command(
         key=key,
         allow_plain=allow_plain,
     )
-    address = given or parse_address("0.0.0.0:5684" if dtls.enabled else "0.0.0.0:5683")
+    address = given or parse_address("0.0.0.0:5684" if dtls.dtls else "0.0.0.0:5683")
     store_path = parse_store(store)
     paths = _paths(observe)
     registry = load_registry(ddf)

@@ -44,6 +44,10 @@ engine itself does no file I/O beyond :func:`load_config`)::
     # (/0/x/4), certificate_usage (/0/x/15, default 3), matching_type (/0/x/13), sni (/0/x/14)
     # optional /1/x/13-20: priority, initial_delay, failure_block, bootstrap_on_failure,
     # retry_count, retry_timer, sequence_delay, sequence_retry_count; disable_timeout (/1/x/5)
+    # OSCORE (RFC 8613; coap:// URI, security_mode nosec): a /21 instance linked by /0/x/17
+    # oscore_sender_id_hex = "c1", oscore_recipient_id_hex = "51",
+    # oscore_master_secret_hex = "…" (secret), oscore_master_salt_hex = "…" (optional),
+    # oscore_aead = 10, oscore_hkdf = -10 (optional COSE algorithm ids)
 
     [[acl]]                                  # /2 instances (needed with several servers)
     object = 3
@@ -51,8 +55,8 @@ engine itself does no file I/O beyond :func:`load_config`)::
     owner = 101
     rights = { "101" = "RWE", "102" = "R", "0" = "R" }   # "0" = default rights
 
-Key material (``psk_key_hex``, ``private_key_hex``) is kept as :class:`~lwm2m.client.objects.
-security.Secret` and never appears in a repr or an error message.
+Key material (``psk_key_hex``, ``private_key_hex``, ``oscore_master_secret_hex``) is kept as
+:class:`~lwm2m.client.objects.security.Secret` and never appears in a repr or an error message.
 
 A server URI must be ``coap[s][+tcp]://host[:port]`` whose scheme fits the account's security
 mode (``coap`` for nosec, ``coaps`` for the others); :func:`check_server_uri` is that check, also

@@ -31,6 +31,9 @@ endpoint (read by :func:`load_bootstrap_file`; an endpoint without one is NoSec)
     psk_key = "hex:000102030405060708090a0b0c0d0e0f" # PSK: key (secret, never printed)
     # public_key = "base64:<DER SubjectPublicKeyInfo>" or a PEM public key / certificate (RPK)
     # certificate_name = "urn:imei:..."  # X.509: the CN / subjectAltName (default: endpoint)
+    # mode = "oscore" (OSCORE over coap://, RFC 8613), named from the client's side as in
+    # its /21 instance: sender_id = "hex:c1", recipient_id = "hex:51",
+    # master_secret = "hex:…" (secret), master_salt = "hex:…" (optional)
 
 Byte strings are ``"hex:…"``, ``"base64:…"`` or text, as elsewhere in the file.
 """
@@ -135,7 +138,8 @@ def load_bootstrap_file(
 
 
 _BS_SECURITY_KEYS = frozenset({"mode", "psk_identity", "psk_key", "public_key", "certificate_name"})
-_BS_SECURITY_MODES = ("psk", "rpk", "x509", "nosec")
+_BS_SECURITY_KEYS |= {"sender_id", "recipient_id", "master_secret", "master_salt"}
+_BS_SECURITY_MODES = ("psk", "rpk", "x509", "oscore", "nosec")
 
 
 def _bootstrap_security(endpoint: str, table: object, where: str) -> SecurityInfo:
@@ -151,6 +155,7 @@ def _bootstrap_security(endpoint: str, table: object, where: str) -> SecurityInf
         "psk": {"mode", "psk_identity", "psk_key"},
         "rpk": {"mode", "public_key"},
         "x509": {"mode", "certificate_name"},
+        "oscore": {"mode", "sender_id", "recipient_id", "master_secret", "master_salt"},
         "nosec": {"mode"},
     }[mode]
     extra = sorted(set(table) - allowed)
@@ -179,6 +184,20 @@ def _bootstrap_security(endpoint: str, table: object, where: str) -> SecurityInf
             if not isinstance(name, str) or not name:
                 raise ConfigError(f"{where}.certificate_name: expected a name")
             return SecurityInfo.x509(endpoint, name)
+        if mode == "oscore":
+            for needed in ("sender_id", "recipient_id", "master_secret"):
+                if needed not in table:
+                    raise ConfigError(f"{where}: oscore mode needs {needed}")
+            secret = parse_bytes(table["master_secret"], f"{where}.master_secret")
+            if not secret:
+                raise ConfigError(f"{where}.master_secret: must not be empty")
+            return SecurityInfo.oscore_context(
+                endpoint,
+                parse_bytes(table["sender_id"], f"{where}.sender_id"),
+                parse_bytes(table["recipient_id"], f"{where}.recipient_id"),
+                secret,
+                master_salt=parse_bytes(table.get("master_salt", ""), f"{where}.master_salt"),
+            )
         return SecurityInfo.nosec(endpoint)
     except ValueError as exc:  # SecurityInfo checks; messages name no secret
         if isinstance(exc, ConfigError):
