@@ -16,7 +16,7 @@ from .conftest import Spawn, environment, lwm2m_command
 
 STEPS = [
     r"1\. Bootstrap \(client-initiated\) and Register",
-    r"bootstrap .* step 4/4 +urn:dev:os:lwm2m-demo finish -> 2\.04 Changed",
+    r"bootstrap .* step (\d)/\1 +urn:dev:os:lwm2m-demo finish -> 2\.04 Changed",
     r"server .* registered +urn:dev:os:lwm2m-demo /rd/\S+ lifetime=300s",
     r"2\. Read /3/0 \(Device\)",
     r"-> GET /3/0, Accept: senml-cbor \(112\)",
@@ -70,7 +70,7 @@ async def test_demo_runs_every_step_in_a_subprocess(spawn: Spawn) -> None:
     assert await process.wait() == 0, process.transcript
 
 
-@pytest.mark.parametrize("security", ["nosec", "psk"])
+@pytest.mark.parametrize("security", ["nosec", "psk", "oscore"])
 def test_demo_in_process_with_each_transport(security: str) -> None:
     result = CliRunner().invoke(main, ["demo", "--security", security])
     if security == "psk" and not DTLS:
@@ -139,3 +139,22 @@ def test_a_reader_that_goes_away_does_not_break_the_demo() -> None:
         process.wait()
     assert process.returncode == 0, stderr.decode()
     assert b"Traceback" not in stderr
+
+
+def test_demo_over_oscore_provisions_21_and_never_prints_the_secret() -> None:
+    """``--security oscore``: the bootstrap server writes /21/1 before /0/1, both links run
+    OSCORE over coap://, the cancel is reactive, and the demo's master secret is not shown."""
+    result = CliRunner().invoke(main, ["demo", "--security", "oscore"])
+    assert result.exit_code == 0, result.output
+    in_order(
+        result.stdout,
+        [
+            r"security +OSCORE \(RFC 8613\)",
+            r"write /21/1 -> 2\.04 Changed",
+            r"write /0/1 -> 2\.04 Changed",
+            r"observation cancelled \(OSCORE: forgotten",
+        ],
+    )
+    oscore = demo.TRANSPORTS["oscore"].oscore
+    assert oscore is not None
+    assert oscore.master_secret.reveal().hex() not in result.output

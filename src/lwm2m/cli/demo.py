@@ -22,6 +22,9 @@ writes, and the security layers of the three endpoints. ``nosec`` is plain CoAP;
 DTLS 1.2 with a pre-shared key on both links (the client's DTLS connector takes the key from
 /0, the servers' DTLS layers know it). The DTLS transport is looked up at run time: ``auto``
 (the default) uses ``psk`` when it is there, and ``psk`` without it is a one-line error.
+``oscore`` is OSCORE (RFC 8613) over plain UDP on both links: the client's bootstrap account
+and the DM account the bootstrap server writes link a /21 instance (/0/x/17), and both servers
+know the client from their security stores.
 
 ``lwm2m demo --formats`` is the offline tour of the object model and the content formats.
 """
@@ -43,6 +46,7 @@ from rich.table import Table
 
 from lwm2m.bootstrap.config import (
     BootstrapConfig,
+    OscoreInstance,
     Secret,
     SecurityInstance,
     SecurityMode,
@@ -86,6 +90,8 @@ from lwm2m.operations.requests import (
 )
 from lwm2m.operations.responses import Response
 from lwm2m.server import events as server_events
+from lwm2m.server.security import SecurityInfo
+from lwm2m.store.memory import MemorySecurityStore
 
 __all__ = [
     "ENDPOINT",
@@ -146,6 +152,22 @@ class Transport:
     client_options: Callable[[], dict[str, Any]] = dict
     available: Callable[[], str | None] = lambda: None
     """None when usable, else why not (one line)."""
+    oscore: OscoreInstance | None = None
+    """OSCORE on both links (the /21 instance of each account, the client's view)."""
+
+    def security_store(self) -> MemorySecurityStore | None:
+        """What the servers know of the client: its OSCORE parameters (None otherwise)."""
+        oscore = self.oscore
+        if oscore is None:
+            return None
+        info = SecurityInfo.oscore_context(
+            ENDPOINT,
+            oscore.sender_id,
+            oscore.recipient_id,
+            oscore.master_secret.reveal(),
+            master_salt=oscore.master_salt,
+        )
+        return MemorySecurityStore([info])
 
     def security_instance(self, instance_id: int, uri: str, ssid: int) -> SecurityInstance:
         """The /0 instance the bootstrap server writes for the DM server account."""
@@ -157,6 +179,7 @@ class Transport:
             secret_key=Secret(self.psk_key),
             short_server_id=ssid,
             client_hold_off_time=0,
+            oscore=self.oscore,
         )
 
     def client_account(self, uri: str) -> dict[str, Any]:
@@ -167,6 +190,13 @@ class Transport:
                 security_mode="psk",
                 psk_identity_hex=self.psk_identity.hex(),
                 psk_key_hex=self.psk_key.hex(),
+            )
+        if self.oscore is not None:
+            table.update(
+                oscore_sender_id_hex=self.oscore.sender_id.hex(),
+                oscore_recipient_id_hex=self.oscore.recipient_id.hex(),
+                oscore_master_secret_hex=self.oscore.master_secret.reveal().hex(),
+                oscore_master_salt_hex=self.oscore.master_salt.hex(),
             )
         return table
 
@@ -231,6 +261,14 @@ TRANSPORTS: dict[str, Transport] = {
         layer=_psk_layer,
         client_options=_psk_client_options,
         available=_psk_unavailable,
+    ),
+    "oscore": Transport(
+        "oscore",
+        "coap",
+        SecurityMode.NOSEC,
+        "OSCORE (RFC 8613) over UDP: AES-CCM-16-64-128, HKDF SHA-256",
+        # a demo secret, never a real one; the client's Sender ID is its kid
+        oscore=OscoreInstance(b"\xc1", b"\x5e", Secret(bytes(range(16, 32))), b"demo-salt"),
     ),
 }
 
@@ -333,7 +371,10 @@ class _Demo:
         """Start the three parties (the client bootstraps and registers on its own)."""
         transport = self.transport
         self.server = LwM2MServer(
-            registry=self.registry, security=transport.layer("server"), expiry_interval=None
+            registry=self.registry,
+            security=transport.layer("server"),
+            security_store=transport.security_store(),
+            expiry_interval=None,
         )
         self.server.add_listener(self._server_event)
         await self.server.start(("127.0.0.1", 0))
@@ -345,6 +386,7 @@ class _Demo:
                 configs={ENDPOINT: _bootstrap_config(transport, server_uri)},
                 registry=self.registry,
                 security=transport.layer("bootstrap"),
+                security_store=transport.security_store(),
             )
             self.bootstrap.add_listener(BootstrapPrinter(self.console, "  [bold]bootstrap[/bold] "))
             await self.bootstrap.start(("127.0.0.1", 0))
@@ -487,10 +529,14 @@ class _Demo:
                 if value != level:
                     raise DemoError(f"{name}: notification {number} carries {value!r}")
         finally:
-            self.request(CancelObservation(OBSERVE_PATH, ContentFormat.SENML_CBOR))
+            if self.transport.oscore is None:
+                self.request(CancelObservation(OBSERVE_PATH, ContentFormat.SENML_CBOR))
             with contextlib.suppress(Lwm2mError, TimeoutError):
                 await self.bounded(handle.cancel(), f"{name}: cancel")
-        self.say("  observation cancelled")
+        if self.transport.oscore is None:
+            self.say("  observation cancelled")
+        else:  # a GET Observe=1 would resend the protected registration: a replay
+            self.say("  observation cancelled (OSCORE: forgotten, the next notification gets RST)")
 
     async def read_composite(self) -> None:
         paths = " + ".join(str(p) for p in COMPOSITE_PATHS)
