@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import cbor2
 import pytest
 
 from lwm2m.client.accounts import ConnectionSecurity, ServerUri, UnsupportedSecurityMode
@@ -27,11 +28,13 @@ from lwm2m.io.oscore import (
 )
 from lwm2m.model.values import ObjectLink
 from lwm2m.oscore import (
+    AeadAlgorithm,
     DecryptionFailed,
     OscoreParameters,
     SecurityContext,
     SoftwareMasterSecret,
 )
+from lwm2m.oscore.cose import aad
 from lwm2m.server.security import OscoreInfo, SecretKey, SecurityInfo
 from lwm2m.store.serde import security_info_from_json, security_info_to_json
 
@@ -354,3 +357,13 @@ async def test_concurrent_loads_keep_one_context_and_unknown_kids_none() -> None
     assert await layer.find(b"\x09", None) is None
     layer.forget(b"\x09")
     assert await layer.find(b"\xc1", None) is a
+
+
+@pytest.mark.parametrize("kid_length", [0, 1, 7, 23, 24, 40, 300])
+@pytest.mark.parametrize("algorithm", list(AeadAlgorithm))
+def test_the_hand_written_aad_is_the_cbor_of_rfc8613_section_5_4(
+    kid_length: int, algorithm: AeadAlgorithm
+) -> None:
+    kid, piv = bytes(range(kid_length % 256))[:kid_length], b"\x01\x02\x03\x04\x05"
+    external = cbor2.dumps([1, [int(algorithm)], kid, piv, b""])
+    assert aad(algorithm, kid, piv) == cbor2.dumps(["Encrypt0", b"", external])

@@ -74,7 +74,7 @@ from lwm2m.io.coap_transport import (
     UdpAddress,
 )
 from lwm2m.io.oscore import OscoreLayer, echo_request, open_response, with_echo
-from lwm2m.oscore import SecurityContext, VerificationError
+from lwm2m.oscore import RequestBinding, SecurityContext, VerificationError
 
 __all__ = [
     "ClientObservation",
@@ -1076,41 +1076,104 @@ class CoapEndpoint:
         if layer is None:  # RFC 8613 §2: a critical option this endpoint does not support
             self._respond(exchange, Message(Code.BAD_OPTION, b"OSCORE is not supported"), now)
             return
-        task = asyncio.ensure_future(self._serve_oscore(exchange, layer), loop=self._loop)
+        # The usual case runs within this call, like a plain request: a held context and a
+        # handler answering directly. A context to load, or an awaitable answer, takes a task.
+        result: Message | Awaitable[Message]
+        try:
+            verified = layer.verify_held(exchange.request)
+        except VerificationError as exc:
+            result = self._oscore_refused(exchange, exc)
+        else:
+            if verified is None:
+                result = self._serve_oscore(exchange, layer)
+            else:
+                result = self._oscore_dispatch(exchange, layer, *verified)
+        if type(result) is Message:
+            self._respond(exchange, result, now)
+            return
+        assert not isinstance(result, Message)
+        task = asyncio.ensure_future(result, loop=self._loop)
         self._tasks.add(task)
         task.add_done_callback(functools.partial(self._handler_done, exchange))
 
+    @staticmethod
+    def _oscore_refused(exchange: Exchange, exc: VerificationError) -> Message:
+        """The unprotected error response to a request that does not verify (§8.2)."""
+        logger.info("OSCORE request from %s refused: %s", exchange.remote, exc)
+        return exc.error_response(exchange.request)
+
     async def _serve_oscore(self, exchange: Exchange, layer: OscoreLayer) -> Message:
-        """Verify, serve and protect one OSCORE request (RFC 8613 §8.2, §8.3)."""
+        """Load the context, verify, serve and protect one OSCORE request (§8.2, §8.3)."""
         try:
-            inner, context, binding = await layer.verify_request(exchange.request)
-        except VerificationError as exc:  # answered in the clear (§8.2)
-            logger.info("OSCORE request from %s refused: %s", exchange.remote, exc)
-            return exc.error_response(exchange.request)
+            verified = await layer.verify_request(exchange.request)
+        except VerificationError as exc:
+            return self._oscore_refused(exchange, exc)
+        result = self._oscore_dispatch(exchange, layer, *verified)
+        return result if type(result) is Message else await result  # type: ignore[misc]
+
+    def _oscore_dispatch(
+        self,
+        exchange: Exchange,
+        layer: OscoreLayer,
+        inner: Message,
+        context: SecurityContext,
+        binding: RequestBinding,
+    ) -> Message | Awaitable[Message]:
+        """Serve a verified inner request: its protected answer, or an awaitable of it."""
         challenge = layer.freshness_challenge(context, inner, binding)
         if challenge is not None:
             return challenge
         layer.bind(exchange.remote, context)
-        response: Message
         routed = self.site.route(inner.uri_path)
         if routed is None:
             self.stats.unrouted += 1
-            response = Message(Code.NOT_FOUND)
-        else:
-            handler, rest = routed
-            request: Any = _new_object(_MutableCoapRequest)
-            request.message = inner
-            request.remote = exchange.remote
-            request.peer_identity = PeerIdentity("oscore", context.recipient_id)
-            request.path = rest
-            request.__class__ = CoapRequest
-            try:
-                result = handler(request)
-                response = result if type(result) is Message else await result  # type: ignore[misc]
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                response = self._error_response(exc)
+            return self._oscore_answer(
+                exchange, layer, inner, context, binding, Message(Code.NOT_FOUND)
+            )
+        handler, rest = routed
+        request: Any = _new_object(_MutableCoapRequest)
+        request.message = inner
+        request.remote = exchange.remote
+        request.peer_identity = PeerIdentity("oscore", context.recipient_id)
+        request.path = rest
+        request.__class__ = CoapRequest
+        try:
+            result = handler(request)
+        except Exception as exc:
+            result = self._error_response(exc)
+        if type(result) is Message:
+            return self._oscore_answer(exchange, layer, inner, context, binding, result)
+        assert not isinstance(result, Message)
+        return self._oscore_later(exchange, layer, inner, context, binding, result)
+
+    async def _oscore_later(
+        self,
+        exchange: Exchange,
+        layer: OscoreLayer,
+        inner: Message,
+        context: SecurityContext,
+        binding: RequestBinding,
+        pending: Awaitable[Message],
+    ) -> Message:
+        try:
+            response = await pending
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            response = self._error_response(exc)
+        return self._oscore_answer(exchange, layer, inner, context, binding, response)
+
+    @staticmethod
+    def _oscore_answer(
+        exchange: Exchange,
+        layer: OscoreLayer,
+        inner: Message,
+        context: SecurityContext,
+        binding: RequestBinding,
+        response: Message,
+    ) -> Message:
+        """Protect the answer (§8.3); an Observe registration it accepts is remembered, so
+        that its notifications are protected too."""
         if inner.observe == 0 and response.code >> 5 == 2 and response.observe is not None:
             layer.observers[(exchange.request.token, exchange.remote)] = (context, binding)
         return context.protect_response(response, binding)

@@ -194,13 +194,34 @@ class OscoreLayer:
     ) -> tuple[Message, SecurityContext, RequestBinding]:
         """Verify a protected request (§8.2): the inner request, its context and binding.
 
-        :raises OscoreError: with ``response_code`` and a diagnostic for the unprotected error
-            response (4.02 option, 4.01 unknown context or replay, 4.00 decryption).
+        :raises VerificationError: with ``response_code`` and a diagnostic for the unprotected
+            error response (4.02 option, 4.01 unknown context or replay, 4.00 decryption).
         """
+        verified = self.verify_held(request)
+        if verified is not None:
+            return verified
+        option = oscore_option(request)
+        assert option is not None  # verify_held parsed it and found a kid
+        assert option.kid is not None
+        return self._verify(request, await self.find(option.kid, option.kid_context))
+
+    def verify_held(
+        self, request: Message
+    ) -> tuple[Message, SecurityContext, RequestBinding] | None:
+        """:meth:`verify_request` without waiting: None when the context of the request's
+        ``kid`` must be loaded first (then call :meth:`verify_request`)."""
         option = oscore_option(request)  # raises on a malformed option (4.02)
         kid = None if option is None else option.kid
-        context = None if kid is None else await self.find(kid, option.kid_context)  # type: ignore[union-attr]
+        context = None
+        if kid is not None:
+            context = self._recipients.get((kid, option.kid_context))  # type: ignore[union-attr]
+            if context is None and self.loader is not None:
+                return None
+        return self._verify(request, context)
 
+    def _verify(
+        self, request: Message, context: SecurityContext | None
+    ) -> tuple[Message, SecurityContext, RequestBinding]:
         def found(k: bytes, c: bytes | None) -> SecurityContext | None:
             return context
 

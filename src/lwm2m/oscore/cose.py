@@ -86,8 +86,24 @@ def aad(aead: AeadAlgorithm, request_kid: bytes, request_piv: bytes) -> bytes:
     >>> aad(AeadAlgorithm.AES_CCM_16_64_128, b"\\x00", b"\\x25").hex()  # the §5.4 example
     '8368456e63727970743040498501810a4100412540'
     """
-    external_aad = cbor2.dumps([_OSCORE_VERSION, [int(aead)], request_kid, request_piv, b""])
-    return cbor2.dumps(["Encrypt0", b"", external_aad])
+    # The CBOR is written out by hand (a fixed shape; cbor2.dumps twice cost as much as the
+    # whole AEAD of a small message); _bstr falls back to cbor2 for long byte strings.
+    external_aad = b"".join(
+        (b"\x85\x01\x81", _ALGORITHM[aead], _bstr(request_kid), _bstr(request_piv), b"\x40")
+    )
+    return b"\x83\x68Encrypt0\x40" + _bstr(external_aad)
+
+
+_ALGORITHM: Final = {algorithm: cbor2.dumps(int(algorithm)) for algorithm in AeadAlgorithm}
+
+
+def _bstr(data: bytes) -> bytes:
+    """A CBOR byte string (RFC 8949 §3.1, major type 2)."""
+    length = len(data)
+    if length < 24:
+        return bytes((0x40 | length,)) + data
+    encoded: bytes = cbor2.dumps(data)
+    return encoded
 
 
 def encode_partial_iv(sequence_number: int) -> bytes:
