@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -308,10 +309,14 @@ async def test_bootstrap_over_oscore_then_register() -> None:
         await dm.stop()
 
 
-async def test_the_bootstrap_server_provisions_oscore_for_the_dm_server() -> None:
+async def test_the_bootstrap_server_provisions_oscore_for_the_dm_server(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """The bootstrap server writes a /21 instance and a /0 instance linking it (/0/x/17) for
     the DM account; the client then registers with the DM server over OSCORE, as the DM
-    server's store expects (identity oscore:c1)."""
+    server's store expects (identity oscore:c1). No log line, at DEBUG, carries the Master
+    Secret, and no repr of the configuration does."""
+    caplog.set_level(logging.DEBUG, logger="lwm2m")
     async with running_server(oscore_store()) as dm:
         host, port = dm.local_address
         provisioned = SecurityInstance(
@@ -348,3 +353,8 @@ async def test_the_bootstrap_server_provisions_oscore_for_the_dm_server() -> Non
                 assert link == ObjectLink(21, 1)
         finally:
             await bootstrap.stop()
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "registered" in logged.lower() or "register" in logged.lower()
+    for text in (logged, repr(configs), repr(provisioned)):
+        assert SECRET.hex() not in text
+        assert repr(SECRET) not in text
