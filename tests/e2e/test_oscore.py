@@ -224,7 +224,9 @@ async def test_a_restarted_server_asks_the_client_for_echo_again() -> None:
     """The server restarts (the registration is in its store, the OSCORE replay state is not):
     the client's next Update comes with a context the new server has never used, so it answers
     with 4.01 + Echo, the client repeats the Update with the Echo value, and the server takes
-    it; the client stays registered."""
+    it; the client stays registered. The observation made before the restart is not restored
+    (its notifications are verified against the protected registration, whose state is gone):
+    it is removed from the store, and observing again works."""
     store = oscore_store()
     registrations = MemoryRegistrationStore()
     server = LwM2MServer(
@@ -235,6 +237,8 @@ async def test_a_restarted_server_asks_the_client_for_echo_again() -> None:
     config = client_config(EP, [server_account(server, **oscore_keys())])
     client, _ = await registered(server, config)
     try:
+        await asyncio.wait_for(server.observe(EP, "/3/0/9"), TIMEOUT)
+        assert len(await registrations.all_observations()) == 1
         await server.stop()
         restarted = LwM2MServer(
             security_store=store, store=registrations, registry=registry(), expiry_interval=None
@@ -251,6 +255,13 @@ async def test_a_restarted_server_asks_the_client_for_echo_again() -> None:
             assert layer.echo_challenges == 1
             response = await asyncio.wait_for(restarted.read(EP, "/3/0/9"), TIMEOUT)
             assert response.content is not None
+            assert await registrations.all_observations() == []
+            handle = await asyncio.wait_for(restarted.observe(EP, "/3/0/9"), TIMEOUT)
+            device = client.objects[3]
+            assert isinstance(device, Device)
+            device.set(9, 33)
+            note = await asyncio.wait_for(anext(handle), TIMEOUT)
+            assert note.content.value == 33  # type: ignore[union-attr]
         finally:
             await client.stop(grace=1.0)
             await restarted.stop()

@@ -843,6 +843,16 @@ class LwM2MServer:
             owner = await self.store.get(observation.registration_id)
             if owner is None:  # pragma: no cover - stores remove them together
                 continue
+            if owner.identity is not None and owner.identity.kind is IdentityKind.OSCORE:
+                # Its notifications are verified against the protected registering request
+                # (RFC 8613 §8.4), whose state did not survive the restart: observe again.
+                log.info(
+                    "%s: observation of %s over OSCORE not restored after the restart",
+                    owner.endpoint,
+                    ", ".join(str(path) for path in observation.paths),
+                )
+                await self.store.remove_observation(observation.token)
+                continue
             model = self.models.for_registration(owner)
             message = _downlink(owner, observation.request(), model)
             message.token = observation.token
