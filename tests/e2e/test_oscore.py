@@ -26,13 +26,16 @@ from lwm2m.bootstrap.config import (
 )
 from lwm2m.client.events import BootstrapFinished, RegistrationFailed
 from lwm2m.client.objects import Device
+from lwm2m.client.objects.firmware import FirmwareUpdate
 from lwm2m.coap.message import Message
 from lwm2m.coap.numbers import Code, OptionNumber
+from lwm2m.codec.content_format import ContentFormat
 from lwm2m.io.lwm2m_bootstrap import BootstrapServer
 from lwm2m.io.lwm2m_client import LwM2MClient
 from lwm2m.io.lwm2m_server import LwM2MServer
+from lwm2m.model.nodes import SingleResource
 from lwm2m.model.path import Path
-from lwm2m.model.values import ObjectLink
+from lwm2m.model.values import ObjectLink, ResourceType
 from lwm2m.server import events as se
 from lwm2m.server.errors import ErrorResponse
 from lwm2m.server.security import IdentityKind, PeerIdentity, SecurityInfo
@@ -84,10 +87,12 @@ async def running_client(config: Any) -> AsyncIterator[LwM2MClient]:
         await client.stop(grace=1.0)
 
 
-async def registered(server: LwM2MServer, config: Any) -> tuple[LwM2MClient, Any]:
+async def registered(
+    server: LwM2MServer, config: Any, objects: Any = ()
+) -> tuple[LwM2MClient, Any]:
     """Start a client (callers stop it) and wait until both sides consider it registered."""
     events = server.subscribe()
-    client = LwM2MClient(config)
+    client = LwM2MClient(config, objects)
     device = client.objects[3]
     assert isinstance(device, Device)
     device.set(9, 77)
@@ -369,3 +374,43 @@ async def test_the_bootstrap_server_provisions_oscore_for_the_dm_server(
     for text in (logged, repr(configs), repr(provisioned)):
         assert SECRET.hex() not in text
         assert repr(SECRET) not in text
+
+
+async def test_composite_operations_and_block_wise_transfers_over_oscore() -> None:
+    """Read-Composite (FETCH), Write-Composite (iPATCH) and Observe-Composite (FETCH with
+    Observe) go protected (outer POST / FETCH, RFC 8613 §4.2); a 5 KB firmware package pushed
+    to /5/0/0 crosses as outer Block1 (RFC 8613 §4.1.3.4.2: the protected message is split,
+    the client reassembles it, then verifies it once)."""
+    async with running_server(oscore_store()) as server:
+        config = client_config(EP, [server_account(server, **oscore_keys())])
+        client, _ = await registered(server, config, [FirmwareUpdate()])
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                composite = await server.read_composite(EP, ["/3/0/9", "/1/0/1"])
+                assert composite.composite is not None
+                assert composite.composite[Path(3, 0, 9)].value == 77  # type: ignore[union-attr]
+                written = await server.write_composite(
+                    EP, {Path(1, 0, 1): SingleResource(1, ResourceType.INTEGER, 500)}
+                )
+                assert written.code == Code.CHANGED
+                lifetime = await server.read(EP, "/1/0/1")
+                assert lifetime.content.value == 500  # type: ignore[union-attr]
+                handle = await server.observe_composite(EP, ["/3/0/9"])
+                device = client.objects[3]
+                assert isinstance(device, Device)
+                device.set(9, 11)
+                note = await anext(handle)
+                assert note.composite is not None
+                assert note.composite[Path(3, 0, 9)].value == 11  # type: ignore[union-attr]
+                package = bytes(range(256)) * 20
+                pushed = await server.write(
+                    EP,
+                    "/5/0/0",
+                    SingleResource(0, ResourceType.OPAQUE, package),
+                    content_format=ContentFormat.OPAQUE,
+                )
+                assert pushed.code == Code.CHANGED
+                state = await server.read(EP, "/5/0/3")
+                assert state.content.value == 2  # type: ignore[union-attr]  # Downloaded
+        finally:
+            await client.stop(grace=1.0)
