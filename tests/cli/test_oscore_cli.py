@@ -202,3 +202,36 @@ oscore = { sender_id = "a", recipient_id = "b", master_secret = "x" }
     with pytest.raises((ConfigError, click.ClickException)) as refused:
         load_file(str(path), load_registry(()))
     assert "oscore needs mode nosec" in str(refused.value)
+
+
+async def test_the_example_oscore_client_registers_with_the_readme_server_command(
+    running: Any,  # noqa: F811 - the fixture
+    tmp_path: FsPath,
+) -> None:
+    """``examples/client-oscore.toml`` against the ``--oscore`` entry its header gives (on a
+    free port: the file is copied with the server's port; ``--server`` would replace the
+    account, OSCORE keys included)."""
+    example = FsPath(__file__).parents[2] / "examples" / "client-oscore.toml"
+    header = example.read_text().splitlines()[2]
+    entry = header.split("--oscore ")[1].strip()
+    server = running("server")
+    server.start(
+        run_server(
+            ("127.0.0.1", 0),
+            store_path=None,
+            registry=load_registry(()),
+            observe=(),
+            console=server.screen.console,
+            stop=server.stop,
+            dtls=DtlsOptions(entries=[parse_oscore(entry)]),
+        )
+    )
+    port = (await server.screen.expect(LISTENING + r" .*; OSCORE 1\)")).group(1)
+    client = running("client")
+    copy = tmp_path / "client-oscore.toml"
+    copy.write_text(example.read_text().replace("127.0.0.1:5683", f"127.0.0.1:{port}"))
+    config = build_client_config(config_file=copy, bind="127.0.0.1:0")
+    client.start(run_client(config, console=client.screen.console, tick=0, stop=client.stop))
+    await server.screen.expect(r"^registered +urn:dev:demo-oscore /rd/")
+    await client.finish()
+    await server.finish()
