@@ -149,7 +149,6 @@ async def ours(oscore: bool, seconds: float) -> float:
 async def aiocoap_oscore(seconds: float) -> float:
     import aiocoap
     import aiocoap.resource
-
     from tests.oscore.aiocoap_peer import (
         AiocoapOscoreClient,
         AiocoapOscoreServer,
@@ -164,16 +163,18 @@ async def aiocoap_oscore(seconds: float) -> float:
     site = aiocoap.resource.Site()
     site.add_resource(["3", "0", "9"], Battery())
     material = OscoreMaterial(SECRET, sender_id=b"\x01", recipient_id=b"\x02", master_salt=SALT)
-    async with AiocoapOscoreServer(material, site=site) as server:
-        async with AiocoapOscoreClient(mirrored(material)) as client:
-            host, port = server.address
+    async with (
+        AiocoapOscoreServer(material, site=site) as server,
+        AiocoapOscoreClient(mirrored(material)) as client,
+    ):
+        host, port = server.address
 
-            async def get() -> None:
-                code, payload, _ = await client.request((host, port), "GET", "/3/0/9")
-                assert payload == PAYLOAD
+        async def get() -> None:
+            _, payload, _ = await client.request((host, port), "GET", "/3/0/9")
+            assert payload == PAYLOAD
 
-            await rate(get, 0.2)
-            return await rate(get, seconds)
+        await rate(get, 0.2)
+        return await rate(get, seconds)
 
 
 async def endpoints(seconds: float) -> dict[str, float]:

@@ -269,6 +269,7 @@ class _ClientRequest(_Reliable):
         "state",
         "template",
         "token",
+        "unordered",
         "waiter",
     )
 
@@ -300,6 +301,7 @@ class _ClientRequest(_Reliable):
         self.delivered = False
         self.obs_seq = 0
         self.obs_time = 0.0
+        self.unordered = False
         self.b1_body: bytes | None = None
         self.b1_szx = 6
         self.b1_next = 0
@@ -383,6 +385,7 @@ class Observation(_Reliable):
     """
 
     __slots__ = (
+        "_closing",
         "_inflight",
         "_key",
         "_last_con",
@@ -413,6 +416,7 @@ class Observation(_Reliable):
         self._queued = False
         self._pending: Message | None = None
         self._pending_con: bool | None = None
+        self._closing = False
         self._last_con = now
         self._recent_non: tuple[int, ...] = ()
         self._state = state
@@ -956,6 +960,7 @@ class CoapEngine:
         now: float,
         *,
         confirmable: bool | None = None,
+        final: bool = False,
     ) -> bool:
         """Send ``response`` as the observer's next notification (RFC 7641 §4.2).
 
@@ -963,11 +968,15 @@ class CoapEngine:
         replacing any older pending one (merging, RFC 7641 §4.5.2); it is sent when the ACK
         arrives or with the next retransmission. ``confirmable`` None follows the configured
         policy with a CON at least every ``observe_con_interval`` (RFC 7641 §4.5). A non-2.xx
-        response ends the observation. ``response`` is not modified (it may be shared between
-        observers). Returns False if the observation is no longer active.
+        response ends the observation, and so does one sent with ``final`` (whatever its code:
+        an OSCORE-protected error travels as an outer 2.04, RFC 8613 §4.2). ``response`` is not
+        modified (it may be shared between observers). Returns False if the observation is no
+        longer active or its final notification is already on its way.
         """
-        if not observation.active:
+        if not observation.active or observation._closing:
             return False
+        if final:
+            observation._closing = True
         observation._version = observation._state.version  # this state supersedes older ones
         if observation._inflight:
             if observation._pending is not None:
@@ -1012,6 +1021,14 @@ class CoapEngine:
             return list(self._observations.values())
         state = self._by_resource.get(resource)
         return [] if state is None else list(state.observers.values())
+
+    def keep_every_notification(self, request_id: int) -> None:
+        """Deliver every notification of observation ``request_id``, leaving their order to
+        the caller: OSCORE orders them by Partial IV and ignores the outer Observe value
+        (RFC 8613 §4.1.3.5.2), so the RFC 7641 §3.4 freshness check must not drop any."""
+        req = self._requests.get(request_id)
+        if req is not None:
+            req.unordered = True
 
     def remove_observation(self, observation: Observation, now: float) -> None:
         """Forget an observer locally (no message is sent, no event)."""
@@ -1699,7 +1716,7 @@ class CoapEngine:
             confirmable = self._is_con_default(observation, now)
         peer = observation.peer
         self.stats.notifications_sent += 1
-        if response.code >> 5 != 2:
+        if response.code >> 5 != 2 or observation._closing:
             # RFC 7641 §3.2/§4.2: a non-2.xx notification ends the observation; no Observe.
             msg = response.copy()
             msg.token = observation.token
@@ -2162,7 +2179,7 @@ class CoapEngine:
             self._events.append(ObservationEnded(req.id, msg))
             self._finish(req, now)
             return
-        if not is_fresh(req.obs_seq, req.obs_time, seq, now):
+        if not req.unordered and not is_fresh(req.obs_seq, req.obs_time, seq, now):
             self.stats.stale_notifications += 1  # RFC 7641 §3.4: reordered, drop
             return
         req.obs_seq = seq

@@ -52,7 +52,13 @@ from typing import Any
 
 from lwm2m.coap.config import CoapConfig
 from lwm2m.coap.engine import CoapEngine, Exchange, Observation
-from lwm2m.coap.errors import CoapError, ErrorResponse, RequestCancelled
+from lwm2m.coap.errors import (
+    BlockwiseError,
+    BodyTooLarge,
+    CoapError,
+    ErrorResponse,
+    RequestCancelled,
+)
 from lwm2m.coap.events import (
     CoapEvent,
     NotificationReceived,
@@ -62,8 +68,8 @@ from lwm2m.coap.events import (
     RequestReceived,
     ResponseReceived,
 )
-from lwm2m.coap.message import Message
-from lwm2m.coap.numbers import Code, OptionNumber
+from lwm2m.coap.message import Block, Message
+from lwm2m.coap.numbers import Code, MessageType, OptionNumber
 from lwm2m.errors import OscoreError
 from lwm2m.io.coap_transport import (
     OutputFlagLayer,
@@ -98,6 +104,8 @@ _CORK_LIMIT = 16  # requests' datagrams held back per loop pass at most (see Coa
 _IP_RECVERR: int | None = getattr(socket, "IP_RECVERR", 11 if sys.platform == "linux" else None)
 _MAX_DATAGRAM = 65536
 _OSCORE_OPTION = int(OptionNumber.OSCORE)
+_OBSERVE_OPTION = int(OptionNumber.OBSERVE)
+_INNER_UPLOADS = 64  # Inner Block1 transfers reassembled at once (the oldest gives way)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +247,10 @@ class ClientObservation:
             except OscoreError as exc:  # RFC 8613 §8.4: an unverifiable notification is dropped
                 logger.info("notification dropped: %s", exc)
                 return
+            if message.observe is None:  # the inner response ends it (RFC 7641 §3.2)
+                self._endpoint._cancel_observation(self, proactive=False)
+                self._end(message, verified=True)
+                return
         callback = self._callback
         if callback is not None:
             try:
@@ -249,9 +261,21 @@ class ClientObservation:
         self._queue.append(message)
         self._wake()
 
-    def _end(self, response: Message | None, error: BaseException | None = None) -> None:
+    def _end(
+        self,
+        response: Message | None,
+        error: BaseException | None = None,
+        *,
+        verified: bool = False,
+    ) -> None:
         if self._ended:
             return
+        if response is not None and self._unprotect is not None and not verified:
+            try:  # OSCORE: the final response is protected too (RFC 8613 §8.4)
+                response = self._unprotect(response)
+            except OscoreError as exc:
+                logger.info("final response of an OSCORE observation dropped: %s", exc)
+                response = None
         self._ended = True
         self.final_response = response
         self._error = error
@@ -390,6 +414,8 @@ class CoapEndpoint:
         self._cork: list[tuple[bytes, Any]] | None = None
         """Requests' datagrams held until the end of the loop pass (see :meth:`request`)."""
         self._on_observer_removed = on_observer_removed
+        self._inner_uploads: dict[Any, bytearray] = {}
+        """OSCORE Inner Block1 transfers being reassembled (see ``_inner_block1``)."""
         self.oscore = oscore
         """OSCORE contexts (RFC 8613, :mod:`lwm2m.io.oscore`); None: requests carrying the
         OSCORE option are answered 4.02 Bad Option."""
@@ -562,14 +588,86 @@ class CoapEndpoint:
         proof of freshness asked for (RFC 9175 §2.4, :mod:`lwm2m.io.oscore`)."""
         inner = message
         for attempt in range(2):
-            outer, binding = context.protect_request(inner)
-            response = await self.request(outer, remote, _protected=True)
-            result = open_response(context, binding, response)
+            result = await self._send_inner_blocks(context, inner, remote)
             echo = echo_request(result)
             if echo is None or attempt:
-                return result
+                return await self._inner_block2(context, inner, result, remote)
             inner = with_echo(message, echo)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send_inner_blocks(
+        self, context: SecurityContext, message: Message, remote: UdpAddress
+    ) -> Message:
+        """Send a protected request; a body larger than a block is fragmented before
+        protection (Inner Block1, RFC 8613 §4.1.3.4.1, RFC 7959 §2.5), so that a peer that
+        reads only Inner block-wise (aiocoap 0.4.17) gets it too. The verified answer to the
+        last block (or any answer but 2.31 Continue) is returned."""
+        body = message.payload
+        # half the engine's block size: a protected block (ciphertext, tag, inner options)
+        # then still fits one datagram, unfragmented on the outside
+        szx = max(0, self.engine.config.block_szx - 1)
+        size = 1 << (szx + 4)
+        if len(body) <= size or message.block1 is not None:  # small, or blocks of the caller's
+            outer, binding = context.protect_request(message)
+            return open_response(
+                context, binding, await self.request(outer, remote, _protected=True)
+            )
+        if len(body) > self.engine.config.max_body_size:
+            raise BodyTooLarge("request body larger than max_body_size")
+        num = 0
+        while True:
+            start = num * size
+            more = start + size < len(body)
+            part = message.copy()
+            part.payload = body[start : start + size]
+            part.block1 = Block(num, more, szx)
+            if num == 0:
+                part.size1 = len(body)  # RFC 7959 §4
+            outer, binding = context.protect_request(part)
+            answer = open_response(
+                context, binding, await self.request(outer, remote, _protected=True)
+            )
+            if not more or answer.code != Code.CONTINUE:
+                return answer
+            num += 1
+
+    async def _inner_block2(
+        self, context: SecurityContext, request: Message, response: Message, remote: UdpAddress
+    ) -> Message:
+        """A response the peer fragmented before protecting it (Inner Block2, RFC 8613
+        §4.1.3.4.1): fetch the other blocks, each request protected anew (RFC 7959 §2.4)."""
+        block = response.block2
+        if block is None or not block.more or response.code >> 5 != 2:
+            return response
+        if block.num != 0:
+            raise BlockwiseError("the first inner block of a response is not block 0")
+        body = bytearray(response.payload)
+        limit = self.engine.config.max_body_size
+        etag = response.etag
+        szx = block.szx
+        more = True
+        while more:
+            if len(body) > limit:
+                raise BodyTooLarge("inner block-wise body larger than max_body_size")
+            following = request.copy()
+            following.payload = b""
+            following.block1 = None
+            following.block2 = Block(len(body) >> (szx + 4), False, szx)
+            outer, binding = context.protect_request(following)
+            answer = open_response(
+                context, binding, await self.request(outer, remote, _protected=True)
+            )
+            next_block = answer.block2
+            if answer.code >> 5 != 2 or next_block is None or answer.etag != etag:
+                raise BlockwiseError("the inner block-wise transfer of the response broke off")
+            if next_block.start != len(body):
+                raise BlockwiseError("an inner block arrived out of order")
+            body += answer.payload
+            more = next_block.more
+        assembled = response.copy()
+        assembled.payload = bytes(body)
+        assembled.block2 = None
+        return assembled
 
     async def observe(self, message: Message, remote: UdpAddress) -> ClientObservation:
         """Register an observation (GET/FETCH with Observe=0) and wait for the first response.
@@ -587,7 +685,8 @@ class CoapEndpoint:
             while True:
                 inner = message if echo is None else with_echo(message, echo)
                 protected, binding = context.protect_request(inner)
-                observation = await self._observe(protected, remote)
+                unprotect = functools.partial(open_response, context, binding)
+                observation = await self._observe(protected, remote, unprotect)
                 first = observation.response
                 assert first is not None
                 try:
@@ -595,20 +694,27 @@ class CoapEndpoint:
                 except OscoreError:
                     await observation.cancel(proactive=False)
                     raise
+                if not observation.active:
+                    observation.final_response = opened
                 echo = echo_request(opened) if echo is None else None
                 if echo is None:
-                    break
+                    return observation
                 await observation.cancel(proactive=False)  # the challenge ended nothing yet
-            if observation.active:
-                observation._unprotect = functools.partial(open_response, context, binding)
-            return observation
         return await self._observe(message, remote)
 
-    async def _observe(self, message: Message, remote: UdpAddress) -> ClientObservation:
+    async def _observe(
+        self,
+        message: Message,
+        remote: UdpAddress,
+        unprotect: Callable[[Message], Message] | None = None,
+    ) -> ClientObservation:
         now = self._time()
         peer = remote if self._plain else self.security.connect(remote, now)
         request_id = self.engine.send_request(message, peer, now)
         observation = ClientObservation(self, request_id, self._max_queue)
+        if unprotect is not None:  # OSCORE: verified, and ordered by Partial IV, not Observe
+            observation._unprotect = unprotect
+            self.engine.keep_every_notification(request_id)
         future: asyncio.Future[Message] = self._loop.create_future()
         self._pending[request_id] = future
         self._observations[request_id] = observation
@@ -625,7 +731,7 @@ class CoapEndpoint:
         observation.response = response
         if response.observe is None or response.code >> 5 != 2:
             self._observations.pop(request_id, None)
-            observation._end(response)
+            observation._end(response, verified=True)  # OSCORE: ``observe`` verifies it
         return observation
 
     def _track(self, request_id: int, peer: Any) -> None:
@@ -708,12 +814,22 @@ class CoapEndpoint:
     ) -> bool:
         """Notify one observer (e.g. with a representation specific to its request)."""
         layer = self.oscore
+        final = False
         if layer is not None and layer.observers:
-            bound = layer.observers.get((observation.token, observation.remote))
+            key = (observation.token, observation.remote)
+            bound = layer.observers.get(key)
             if bound is not None:  # each notification with a Partial IV of its own (§8.3)
+                response = response.copy()
+                if response.code >> 5 == 2:
+                    if response.observe is None:  # a notification: Inner Observe (§4.1.3.5.2)
+                        response.observe = 0
+                else:  # an error ends the observation; it travels as an outer 2.04
+                    response.remove_option(_OBSERVE_OPTION)
+                    final = True
+                    del layer.observers[key]
                 response = bound[0].protect_response(response, bound[1], new_partial_iv=True)
         now = self._time()
-        sent = self.engine.notify(observation, response, now, confirmable=confirmable)
+        sent = self.engine.notify(observation, response, now, confirmable=confirmable, final=final)
         self._flush(now)
         return sent
 
@@ -1074,8 +1190,13 @@ class CoapEndpoint:
         self.stats.requests_handled += 1
         layer = self.oscore
         if layer is None:  # RFC 8613 §2: a critical option this endpoint does not support
+            if exchange.request.mtype == MessageType.NON:
+                return  # RFC 7252 §5.4.1: a NON message is rejected, not answered
             self._respond(exchange, Message(Code.BAD_OPTION, b"OSCORE is not supported"), now)
             return
+        # RFC 8613 §4.1.3.6: the server ignores an Outer No-Response (the inner one is the
+        # client's word; the CoAP engine must still send the protected answer)
+        exchange._no_response = 0
         # The usual case runs within this call, like a plain request: a held context and a
         # handler answering directly. A context to load, or an awaitable answer, takes a task.
         result: Message | Awaitable[Message]
@@ -1124,6 +1245,14 @@ class CoapEndpoint:
         if challenge is not None:
             return challenge
         layer.bind(exchange.remote, context)
+        if inner.block1 is not None:  # fragmented before protection (RFC 8613 §4.1.3.4.1)
+            whole = self._inner_block1(exchange, context, inner)
+            if whole is None or whole.code >> 5 != 0:
+                answer = whole if whole is not None else Message(Code.CONTINUE)
+                if whole is None:
+                    answer.block1 = inner.block1
+                return context.protect_response(answer, binding)
+            inner = whole
         routed = self.site.route(inner.uri_path)
         if routed is None:
             self.stats.unrouted += 1
@@ -1145,6 +1274,41 @@ class CoapEndpoint:
             return self._oscore_answer(exchange, layer, inner, context, binding, result)
         assert not isinstance(result, Message)
         return self._oscore_later(exchange, layer, inner, context, binding, result)
+
+    def _inner_block1(
+        self, exchange: Exchange, context: SecurityContext, inner: Message
+    ) -> Message | None:
+        """Reassemble an Inner Block1 transfer (RFC 7959 §2.5 after OSCORE verification):
+        None while blocks are missing (answer 2.31 Continue), an error response (4.08, 4.13),
+        or the whole request once its last block came."""
+        block = inner.block1
+        assert block is not None
+        key = (exchange.remote, id(context), inner.uri_path, inner.request_tag)
+        uploads = self._inner_uploads
+        if block.num == 0:
+            uploads.pop(key, None)
+            if len(uploads) >= _INNER_UPLOADS:
+                del uploads[next(iter(uploads))]  # the oldest transfer gives way
+            uploads[key] = bytearray()
+        body = uploads.get(key)
+        if body is None or len(body) != block.start:
+            uploads.pop(key, None)
+            return Message(Code.REQUEST_ENTITY_INCOMPLETE)  # RFC 7959 §2.9.2
+        body += inner.payload
+        limit = self.engine.config.max_body_size
+        if len(body) > limit:
+            del uploads[key]
+            refused = Message(Code.REQUEST_ENTITY_TOO_LARGE)
+            refused.size1 = limit  # RFC 7959 §2.9.3
+            return refused
+        if block.more:
+            return None
+        del uploads[key]
+        whole = inner.copy()
+        whole.payload = bytes(body)
+        whole.block1 = None
+        whole.size1 = None
+        return whole
 
     async def _oscore_later(
         self,

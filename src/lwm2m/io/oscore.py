@@ -253,7 +253,10 @@ class OscoreLayer:
         value = secrets.token_bytes(_ECHO_BYTES)
         self._unverified[key] = value
         challenge = Message(Code.UNAUTHORIZED, options=[(_ECHO, value)])
-        return context.protect_response(challenge, binding)
+        # With a Partial IV of its own: the request may be a replay (that is why it is
+        # challenged), and answering under its nonce would encrypt a second plaintext under a
+        # nonce the original answer used (RFC 8613 Appendix B.1.2, D.4).
+        return context.protect_response(challenge, binding, new_partial_iv=True)
 
 
 def context_loader(
