@@ -414,3 +414,45 @@ async def test_composite_operations_and_block_wise_transfers_over_oscore() -> No
                 assert state.content.value == 2  # type: ignore[union-attr]  # Downloaded
         finally:
             await client.stop(grace=1.0)
+
+
+async def test_the_master_secret_stays_in_the_secure_component(tmp_path: Any) -> None:
+    """A client with a ``soft:`` Secure Component: the factory bootstrap seals /21/0/0 into
+    the component (LwM2M-SCS-4), the tree keeps only a reference, and the context is derived
+    by the component's handle (RFC 5869 inside, only the keys come out); the client registers
+    over OSCORE as before."""
+    from lwm2m.secure import open_component, parse_secret_reference
+
+    component = open_component(
+        f"soft:{tmp_path}/client.sc", passphrase="p", create=True, scrypt_log2_n=10
+    )
+    try:
+        async with running_server(oscore_store()) as server:
+            config = client_config(EP, [server_account(server, **oscore_keys())])
+            events = server.subscribe()
+            client = LwM2MClient(config, secure_component=component)
+            try:
+                async with asyncio.timeout(TIMEOUT):
+                    await client.start()
+                    event = await events.wait_for(se.Registered)
+                    maker = await server.read(EP, "/3/0/0")
+                events.close()
+                assert event.registration.identity == PeerIdentity(
+                    IdentityKind.OSCORE, SENDER.hex()
+                )
+                assert maker.content is not None
+                stored = client.secure_store
+                assert stored is not None
+                oscore = stored.get(21, 0)
+                assert oscore is not None
+                reference = oscore.resources[0].value  # type: ignore[union-attr]
+                assert isinstance(reference, bytes)
+                label = parse_secret_reference(reference)
+                assert label is not None
+                assert SECRET not in reference
+                handle = component.oscore_secret(label)
+                assert handle.master_salt == SALT
+            finally:
+                await client.stop(grace=1.0)
+    finally:
+        component.close()

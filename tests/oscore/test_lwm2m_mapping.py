@@ -33,6 +33,7 @@ from lwm2m.oscore import (
     OscoreParameters,
     SecurityContext,
     SoftwareMasterSecret,
+    unprotect_request,
 )
 from lwm2m.oscore.cose import aad
 from lwm2m.server.security import OscoreInfo, SecretKey, SecurityInfo
@@ -142,7 +143,8 @@ def material(**changes: Any) -> OscoreMaterial:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"master_secret": Secret(b"sc-ref:oscore-1")}, "kept in a Secure Component"),
+        ({"master_secret": Secret(b"sc-ref:oscore-1")}, "but the client has no Secure Component"),
+        ({"master_secret": Secret(b"sc-ref:")}, "sc-ref: form but no valid label"),
         ({"master_secret": Secret(b"")}, "no Master Secret"),
         ({"aead": 99}, "99 is not a valid AeadAlgorithm"),
         ({"hkdf": 5}, "5 is not a valid HkdfAlgorithm"),
@@ -163,7 +165,7 @@ def test_oscore_inside_dtls_is_refused() -> None:
         connection().check_supported()
 
 
-def test_the_connector_keeps_a_context_while_the_material_is_unchanged() -> None:
+async def test_the_connector_keeps_a_context_while_the_material_is_unchanged() -> None:
     """Deriving again would restart the sequence numbers: the same material keeps its context,
     a new one gets a new context, and an account without OSCORE unbinds the address."""
     accounts = OscoreAccounts()
@@ -172,18 +174,18 @@ def test_the_connector_keeps_a_context_while_the_material_is_unchanged() -> None
     def give(m: OscoreMaterial | None) -> Any:
         return lambda: Credentials(0, SecurityMode.NO_SEC, oscore=m)
 
-    accounts.connect(connection(), give(material()), address)
+    await accounts.connect(connection(), give(material()), address)
     first = accounts.layer.context_for(address)
     assert first is not None
     assert first.sender_sequence_number >= sequence_floor() - 60_000
-    accounts.connect(connection(), give(material()), address)
+    await accounts.connect(connection(), give(material()), address)
     assert accounts.layer.context_for(address) is first
-    accounts.connect(connection(), give(material(master_salt=b"")), address)
+    await accounts.connect(connection(), give(material(master_salt=b"")), address)
     second = accounts.layer.context_for(address)
     assert second is not None
     assert second is not first
     plain = ConnectionSecurity(0, connection().uri, SecurityMode.NO_SEC, False, 1, None)
-    accounts.connect(plain, give(None), address)
+    await accounts.connect(plain, give(None), address)
     assert accounts.layer.context_for(address) is None
     assert address not in accounts.layer.required
 
@@ -367,3 +369,41 @@ def test_the_hand_written_aad_is_the_cbor_of_rfc8613_section_5_4(
     kid, piv = bytes(range(kid_length % 256))[:kid_length], b"\x01\x02\x03\x04\x05"
     external = cbor2.dumps([1, [int(algorithm)], kid, piv, b""])
     assert aad(algorithm, kid, piv) == cbor2.dumps(["Encrypt0", b"", external])
+
+
+class _Component:
+    """A component holding one OSCORE secret (label ``o``) bound to ``salt``."""
+
+    is_blocking = False
+
+    def __init__(self, salt: bytes) -> None:
+        from lwm2m.secure.hkdf import SoftwareOscoreSecret
+
+        self.handle = SoftwareOscoreSecret("o", SECRET, salt)
+
+    def oscore_secret(self, label: str) -> Any:
+        from lwm2m.secure import KeyNotFound
+
+        if label != "o":
+            raise KeyNotFound(f"no OSCORE secret {label!r}")
+        return self.handle
+
+
+def test_a_component_reference_derives_inside_the_component() -> None:
+    """/21/x/0 = sc-ref:o: the context comes from the component's handle and equals the one
+    made from the secret itself; a changed Master Salt and an unknown label are refused by
+    name, never showing the secret."""
+    reference = material(master_secret=Secret(b"sc-ref:o"))
+    made = oscore_context(reference, connection(), _Component(SALT))  # type: ignore[arg-type]
+    direct = oscore_context(material(), connection())
+    request, _ = made.protect_request(Message(Code.GET, uri_path="/x"))
+    verify = SecurityContext(SoftwareMasterSecret(SECRET), OscoreParameters(b"Q", b"\xc1", SALT))
+    inner, _, _ = unprotect_request(request, lambda kid, ctx: verify)
+    assert inner.uri_path == ("x",)
+    assert direct.sender_id == made.sender_id
+    with pytest.raises(UnsupportedSecurityMode, match=r"Master Salt .* changed"):
+        oscore_context(reference, connection(), _Component(b"other"))  # type: ignore[arg-type]
+    unknown = material(master_secret=Secret(b"sc-ref:nope"))
+    with pytest.raises(UnsupportedSecurityMode, match="no OSCORE secret 'nope'") as refused:
+        oscore_context(unknown, connection(), _Component(SALT))  # type: ignore[arg-type]
+    assert SECRET.hex() not in str(refused.value)

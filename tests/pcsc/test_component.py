@@ -80,6 +80,7 @@ def test_capabilities_and_info() -> None:
         | Capability.INSTANCE_STORE
         | Capability.SECRET_DATA
         | Capability.NON_EXTRACTABLE
+        | Capability.OSCORE
     )
     assert component.capabilities == wanted
     info = component.info()
@@ -100,9 +101,15 @@ def test_card_without_the_administrative_extension() -> None:
     component = PcscComponent(card.process)
     caps = component.capabilities
     assert Capability.SIGN | Capability.PSK | Capability.KEY_GENERATION in caps
-    assert not caps & (Capability.KEY_IMPORT | Capability.SECRET_DATA | Capability.INSTANCE_STORE)
+    assert not caps & (
+        Capability.KEY_IMPORT
+        | Capability.SECRET_DATA
+        | Capability.INSTANCE_STORE
+        | Capability.OSCORE
+    )
     for call in (
         lambda: component.import_psk(b"id", bytes(16)),
+        lambda: component.import_oscore_secret("o", bytes(16), b""),
         lambda: component.import_key("k", ec.generate_private_key(ec.SECP256R1())),
         lambda: component.put_secret("s", b"x"),
         lambda: component.put_instance(0, 0, b"x"),

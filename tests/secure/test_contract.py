@@ -2,7 +2,9 @@
 the virtual secure element through pcscd).
 
 Signatures are verified with ``cryptography``, ECDH compared with ``cryptography``'s, PSK master
-secrets compared with a host-side TLS 1.2 PRF (RFC 5246 §5, §8.1; RFC 7627 §4; RFC 4279 §2).
+secrets compared with a host-side TLS 1.2 PRF (RFC 5246 §5, §8.1; RFC 7627 §4; RFC 4279 §2),
+OSCORE Master Secrets with ``lwm2m.oscore.SoftwareMasterSecret`` and the keys of RFC 8613
+Appendix C.1-C.3.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from lwm2m.dtls.credentials import PskCredential, PskStore, SigningKey
+from lwm2m.oscore import HkdfAlgorithm, MasterSecret, SoftwareMasterSecret, derive_key_material
 from lwm2m.secure import (
     Capability,
     ComponentClosed,
@@ -23,10 +26,12 @@ from lwm2m.secure import (
     KeyHandle,
     KeyNotFound,
     OperationNotSupported,
+    OscoreSecretHandle,
     PinIncorrect,
     PskHandle,
     SecureComponent,
 )
+from oscore.test_vectors import BY_NAME, MASTER_SALT, MASTER_SECRET
 
 from .conftest import PASSPHRASE, Backend, reference_master_secret
 
@@ -309,3 +314,130 @@ def test_reprs_show_no_secret(backend: Backend) -> None:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     assert spki.hex() not in repr(handles[2])  # a fingerprint, not the key
+
+
+# -- OSCORE Master Secrets (RFC 8613 §3.2.1) ----------------------------------------------------
+
+#: HKDF SHA-256 / SHA-512 (COSE, RFC 8152 §11.1).
+SHA_256, SHA_512 = HkdfAlgorithm.HKDF_SHA_256, HkdfAlgorithm.HKDF_SHA_512
+
+
+@pytest.mark.parametrize("name", ["C.1.1", "C.1.2", "C.2.1", "C.3.1"])
+def test_oscore_secret_derives_the_rfc_8613_keys(component: SecureComponent, name: str) -> None:
+    """RFC 8613 Appendix C.1-C.3 (salted, unsalted, with an ID Context): the handle's HKDF is
+    SoftwareMasterSecret's, and the derived Sender Key, Recipient Key and Common IV are the
+    RFC's."""
+    vector = BY_NAME[name]
+    assert Capability.OSCORE in component.capabilities
+    assert "oscore-master-secret" in component.info().services
+    handle = component.import_oscore_secret("oscore", MASTER_SECRET, vector.master_salt)
+    assert isinstance(handle, OscoreSecretHandle)
+    assert isinstance(handle, MasterSecret)  # lwm2m.oscore's credential seam, structurally
+    assert handle.label == "oscore"
+    assert handle.master_salt == vector.master_salt
+    info = bytes.fromhex(vector.info_sender_key)
+    software = SoftwareMasterSecret(MASTER_SECRET)
+    for length in (16, 13, 32, 33, 100):
+        assert handle.hkdf(SHA_256, vector.master_salt, info, length) == software.hkdf(
+            SHA_256, vector.master_salt, info, length
+        )
+    keys = derive_key_material(component.oscore_secret("oscore"), vector.parameters())
+    assert keys.sender_key.hex() == vector.sender_key
+    assert keys.recipient_key.hex() == vector.recipient_key
+    assert keys.common_iv.hex() == vector.common_iv
+
+
+def test_oscore_secret_is_bound_to_its_salt_and_algorithm(
+    component: SecureComponent, backend: Backend
+) -> None:
+    handle = component.import_oscore_secret("oscore", MASTER_SECRET, MASTER_SALT)
+    info = bytes.fromhex(BY_NAME["C.1.1"].info_sender_key)
+    for salt in (b"", MASTER_SALT[:-1], MASTER_SALT + b"\x00", bytes(8)):
+        with pytest.raises(OperationNotSupported, match="another Master Salt"):
+            handle.hkdf(SHA_256, salt, info, 16)
+    with pytest.raises(OperationNotSupported, match="unknown HKDF algorithm"):
+        handle.hkdf(-12, MASTER_SALT, info, 16)
+    with pytest.raises(ValueError, match="8160"):
+        handle.hkdf(SHA_256, MASTER_SALT, info, 255 * 32 + 1)
+    with pytest.raises(ValueError, match="HKDF output"):
+        handle.hkdf(SHA_256, MASTER_SALT, info, 0)
+    expected = SoftwareMasterSecret(MASTER_SECRET).hkdf(SHA_512, MASTER_SALT, info, 16)
+    if backend.name == "soft":  # the secret is in memory: any hash
+        assert handle.hkdf(SHA_512, MASTER_SALT, info, 16) == expected
+    else:  # a PRK of HKDF SHA-256 on the token; IoT SAFE's HKDF is SHA-256
+        with pytest.raises(OperationNotSupported, match="HKDF SHA-256 only"):
+            handle.hkdf(SHA_512, MASTER_SALT, info, 16)
+
+
+def test_oscore_secret_survives_reopen_replace_and_delete(backend: Backend) -> None:
+    info = bytes.fromhex(BY_NAME["C.1.1"].info_sender_key)
+    with backend.open() as component:
+        component.import_oscore_secret("o", MASTER_SECRET, MASTER_SALT)
+        with pytest.raises(KeyExists):
+            component.import_oscore_secret("o", os.urandom(16), MASTER_SALT)
+    with backend.open() as component:
+        reopened = component.oscore_secret("o")
+        assert reopened.master_salt == MASTER_SALT
+        assert reopened.hkdf(SHA_256, MASTER_SALT, info, 16).hex() == BY_NAME["C.1.1"].sender_key
+        other = os.urandom(35)
+        new = component.import_oscore_secret("o", other, b"new salt", replace=True)
+        expected = SoftwareMasterSecret(other).hkdf(SHA_256, b"new salt", info, 16)
+        assert new.hkdf(SHA_256, b"new salt", info, 16) == expected
+        assert component.oscore_secret("o").hkdf(SHA_256, b"new salt", info, 16) == expected
+        with pytest.raises(KeyNotFound):
+            reopened.hkdf(SHA_256, MASTER_SALT, info, 16)  # a handle of the replaced secret
+        listed = component.credentials()
+        assert [(c.label, c.kind, c.size, c.oscore) for c in listed] == [
+            ("o", CredentialKind.SECRET_DATA, 35, True)
+        ]
+        with pytest.raises(OperationNotSupported, match="not read back"):
+            component.get_secret("o")  # never read back, unlike put_secret data
+        assert component.delete("o") is True
+        assert component.credentials() == []
+        with pytest.raises(KeyNotFound):
+            new.hkdf(SHA_256, b"new salt", info, 16)
+        with pytest.raises(KeyNotFound, match="nothing"):
+            component.oscore_secret("nothing")
+
+
+def test_oscore_secret_labels_and_kinds(component: SecureComponent) -> None:
+    component.put_secret("data", b"plain secret data")
+    component.import_psk(b"id", os.urandom(16), label="psk")
+    for label in ("data", "psk"):
+        with pytest.raises(KeyExists):
+            component.import_oscore_secret(label, MASTER_SECRET, b"", replace=True)
+        with pytest.raises(KeyNotFound):
+            component.oscore_secret(label)  # another kind of credential
+    component.import_oscore_secret("oscore", MASTER_SECRET, b"")
+    with pytest.raises(KeyExists, match="OSCORE"):
+        component.put_secret("oscore", b"x", replace=True)
+    with pytest.raises(KeyExists):
+        component.import_psk(b"id2", os.urandom(16), label="oscore", replace=True)
+    with pytest.raises(KeyNotFound):
+        component.psk("oscore")
+    assert component.get_secret("data") == b"plain secret data"
+    with pytest.raises(ValueError, match="must not be empty"):
+        component.import_oscore_secret("empty", b"", b"")
+    with pytest.raises(ValueError, match="label"):
+        component.import_oscore_secret("", MASTER_SECRET, b"")
+    assert [c.label for c in component.credentials()] == ["data", "oscore", "psk"]
+
+
+def test_oscore_secret_closed_and_repr(backend: Backend) -> None:
+    secret, salt = os.urandom(16), os.urandom(8)
+    component = backend.open()
+    handle = component.import_oscore_secret("oscore", secret, salt)
+    texts = [repr(handle), str(handle), repr(component), *map(repr, component.credentials())]
+    try:
+        handle.hkdf(SHA_256, b"wrong salt", b"info", 16)
+    except OperationNotSupported as exc:
+        texts.append(str(exc))
+    for text in texts:
+        for shown in (secret.hex(), secret.hex().upper(), repr(secret), salt.hex(), repr(salt)):
+            assert shown not in text, text
+    assert "label='oscore'" in repr(handle)
+    component.close()
+    with pytest.raises(ComponentClosed):
+        handle.hkdf(SHA_256, salt, b"info", 16)
+    with pytest.raises(ComponentClosed):
+        component.oscore_secret("oscore")

@@ -13,6 +13,7 @@ from lwm2m.secure import missing_modules
 MODULES = [
     "lwm2m.secure.interfaces",
     "lwm2m.secure.redact",
+    "lwm2m.secure.hkdf",
     "lwm2m.secure.uri",
     "lwm2m.secure.soft",
     "lwm2m.secure.store",

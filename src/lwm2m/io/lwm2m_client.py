@@ -88,7 +88,7 @@ from lwm2m.coap.errors import BodyTooLarge, CoapError, RequestTimeout
 from lwm2m.coap.message import Message
 from lwm2m.coap.numbers import Code
 from lwm2m.dtls import PskCredential, SigningKey
-from lwm2m.errors import Lwm2mError, OscoreError
+from lwm2m.errors import Lwm2mError, OscoreError, SecureComponentError
 from lwm2m.io.coap_endpoint import CoapEndpoint, CoapRequest, Site
 from lwm2m.io.coap_transport import SecurityLayer, UdpAddress
 from lwm2m.io.coaps import DtlsLayerConfig, DtlsSecurityLayer, PeerSecurity
@@ -97,6 +97,7 @@ from lwm2m.model.path import Path
 from lwm2m.oscore import (
     AeadAlgorithm,
     HkdfAlgorithm,
+    MasterSecret,
     OscoreParameters,
     SecurityContext,
     SoftwareMasterSecret,
@@ -173,13 +174,16 @@ class OscoreAccounts:
         self.layer = OscoreLayer()
         self._accounts: dict[int, tuple[OscoreMaterial, SecurityContext]] = {}
 
-    def connect(
+    async def connect(
         self,
         connection: ConnectionSecurity,
         credentials: Callable[[], Credentials],
         address: UdpAddress,
+        component: SecureComponent | None = None,
     ) -> None:
-        """Protect the account's exchanges with ``address`` (or stop protecting them)."""
+        """Protect the account's exchanges with ``address`` (or stop protecting them).
+        ``component``: where a /21/x/0 reference points (the context's key derivation then
+        runs there, in a worker thread for a blocking component)."""
         iid = connection.security_instance_id
         if connection.oscore is None:
             if self._accounts.pop(iid, None) is not None:
@@ -191,23 +195,34 @@ class OscoreAccounts:
         cached = self._accounts.get(iid)
         if cached is not None and cached[0] == material:
             context = cached[1]
+        elif component is not None and component.is_blocking:
+            context = await asyncio.to_thread(oscore_context, material, connection, component)
+            self._accounts[iid] = (material, context)
         else:
-            context = oscore_context(material, connection)
+            context = oscore_context(material, connection, component)
             self._accounts[iid] = (material, context)
         self.layer.add_peer(address, context)
 
 
-def oscore_context(material: OscoreMaterial, connection: ConnectionSecurity) -> SecurityContext:
+def oscore_context(
+    material: OscoreMaterial,
+    connection: ConnectionSecurity,
+    component: SecureComponent | None = None,
+) -> SecurityContext:
     """The RFC 8613 Security Context of a /21 instance (UnsupportedSecurityMode when it cannot
-    be used: unknown algorithms, a Secure Component reference, bad ids)."""
-    secret = material.master_secret.reveal()
-    if is_reference_form(secret):
-        raise UnsupportedSecurityMode(
-            f"OSCORE for {connection.uri}: a Master Secret kept in a Secure Component is not "
-            "supported yet"
-        )
-    if not secret:
+    be used: unknown algorithms, bad ids, a Secure Component reference without the component).
+
+    A /21/x/0 that is a Secure Component reference (``sc-ref:LABEL``) is derived from inside
+    the component (:meth:`~lwm2m.secure.interfaces.SecureComponent.oscore_secret`): the Master
+    Secret never comes out, only the derived keys do, as the DTLS master secret does."""
+    raw = material.master_secret.reveal()
+    secret: MasterSecret
+    if is_reference_form(raw):
+        secret = _component_secret(raw, material, connection, component)
+    elif not raw:
         raise UnsupportedSecurityMode(f"OSCORE for {connection.uri}: no Master Secret (/21/x/0)")
+    else:
+        secret = SoftwareMasterSecret(raw)
     try:
         aead = AeadAlgorithm(10 if material.aead is None else material.aead)
         hkdf = HkdfAlgorithm(-10 if material.hkdf is None else material.hkdf)
@@ -221,11 +236,37 @@ def oscore_context(material: OscoreMaterial, connection: ConnectionSecurity) -> 
             aead=aead,
             hkdf=hkdf,
         )
-        return SecurityContext(
-            SoftwareMasterSecret(secret), parameters, sender_sequence_number=sequence_floor()
-        )
-    except OscoreError as exc:
+        return SecurityContext(secret, parameters, sender_sequence_number=sequence_floor())
+    except (OscoreError, SecureComponentError) as exc:
         raise UnsupportedSecurityMode(f"OSCORE for {connection.uri}: {exc}") from None
+
+
+def _component_secret(
+    reference: bytes,
+    material: OscoreMaterial,
+    connection: ConnectionSecurity,
+    component: SecureComponent | None,
+) -> MasterSecret:
+    label = parse_secret_reference(reference)
+    if label is None:
+        raise UnsupportedSecurityMode(
+            f"OSCORE for {connection.uri}: /21/x/0 has the sc-ref: form but no valid label"
+        )
+    if component is None:
+        raise UnsupportedSecurityMode(
+            f"OSCORE for {connection.uri}: /21/x/0 refers to a Secure Component credential "
+            "but the client has no Secure Component"
+        )
+    try:
+        handle = component.oscore_secret(label)
+    except SecureComponentError as exc:
+        raise UnsupportedSecurityMode(f"OSCORE for {connection.uri}: {exc}") from None
+    if handle.master_salt != material.master_salt:
+        raise UnsupportedSecurityMode(
+            f"OSCORE for {connection.uri}: the Master Salt (/21/x/5) changed since the Master "
+            "Secret was written: write the Master Secret again"
+        )
+    return handle
 
 
 class UdpConnector:
@@ -244,7 +285,7 @@ class UdpConnector:
     ) -> UdpAddress:
         connection.check_supported(oscore=True)
         address = await _resolve(connection, self.family)
-        self.oscore.connect(connection, credentials, address)
+        await self.oscore.connect(connection, credentials, address)
         return address
 
 
@@ -291,7 +332,7 @@ class DtlsConnector:
         if connection.mode is SecurityMode.NO_SEC:
             self._accounts.pop(iid, None)
             layer.allow_plain(address)
-            self.oscore.connect(connection, credentials, address)
+            await self.oscore.connect(connection, credentials, address, self.component)
             return address
         material = credentials()
         cached = self._accounts.get(iid)

@@ -1,7 +1,8 @@
 """Secure Components: credentials held in a Secure Element, TEE or HSM (LwM2M-SCS-1…11).
 
 - :mod:`lwm2m.secure.interfaces` — the contract: :class:`SecureComponent`, :class:`PskHandle`,
-  :class:`KeyHandle`, :class:`ComponentInfo` and the :class:`SecureComponentError` tree.
+  :class:`KeyHandle`, :class:`OscoreSecretHandle`, :class:`ComponentInfo` and the
+  :class:`SecureComponentError` tree.
 - :func:`open_component` — a backend chosen by URI (:mod:`lwm2m.secure.uri`): ``soft:PATH``
   (software, encrypted file; :mod:`lwm2m.secure.soft`), ``pkcs11:`` (RFC 7512;
   :mod:`lwm2m.secure.pkcs11`), ``pcsc:`` (a smart card through pcscd,
@@ -36,6 +37,7 @@ from lwm2m.secure.interfaces import (
     ModuleNotFound,
     ObjectLocked,
     OperationNotSupported,
+    OscoreSecretHandle,
     PinIncorrect,
     PinLocked,
     PinRequired,
@@ -80,6 +82,7 @@ __all__ = [
     "ModuleNotFound",
     "ObjectLocked",
     "OperationNotSupported",
+    "OscoreSecretHandle",
     "PinIncorrect",
     "PinLocked",
     "PinRequired",

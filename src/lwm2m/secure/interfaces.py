@@ -12,9 +12,15 @@ long-term secrets never sit in ordinary memory (LwM2M-SCS-1, -4). Callers hold *
   ECDSA over SHA-256(data), RFC 8422 §5.10 / X9.62; the component hashes) and
   ``exchange(peer_public_key)`` (the ECDH shared secret, SEC 1 §3.3.1).
 
-Both handles satisfy the DTLS engine's credential seam (``lwm2m.dtls.credentials``:
-``PskCredential`` and ``SigningKey``) *structurally*; a :class:`SecureComponent` also has the
-``lookup(identity)`` of its ``PskStore``. Nothing here imports the DTLS package.
+- :class:`OscoreSecretHandle` — an OSCORE Master Secret (RFC 8613 §3.1) bound to the Master
+  Salt it was imported with: ``hkdf(algorithm, salt, info, length)`` is the HKDF of RFC 5869
+  keyed with it (RFC 8613 §3.2.1), run inside the component; only the derived keys come out
+  (:mod:`lwm2m.secure.hkdf` says how each backend does it).
+
+The handles satisfy the DTLS engine's credential seam (``lwm2m.dtls.credentials``:
+``PskCredential`` and ``SigningKey``) and the OSCORE one (``lwm2m.oscore.MasterSecret``)
+*structurally*; a :class:`SecureComponent` also has the ``lookup(identity)`` of its
+``PskStore``. Nothing here imports the DTLS or OSCORE packages.
 
 A :class:`SecureComponent` adds identification data (:class:`ComponentInfo`, LwM2M-SCS-2: type,
 identifiers, versions, services, GlobalPlatform DLOA references), on-board key generation,
@@ -63,6 +69,7 @@ __all__ = [
     "ModuleNotFound",
     "ObjectLocked",
     "OperationNotSupported",
+    "OscoreSecretHandle",
     "PinIncorrect",
     "PinLocked",
     "PinRequired",
@@ -219,9 +226,11 @@ class Capability(Flag):
     INSTANCE_STORE = auto()
     """Store sensitive object instances (LwM2M-SCS-4)."""
     SECRET_DATA = auto()
-    """Keep secret data (e.g. an OSCORE master secret) for the logged-in client."""
+    """Keep secret data for the logged-in client (readable by it: see ``OSCORE``)."""
     NON_EXTRACTABLE = auto()
     """Keys are *enforced* non-extractable by the component itself."""
+    OSCORE = auto()
+    """Keep OSCORE Master Secrets and derive with them (HKDF) inside the component."""
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -242,6 +251,7 @@ _SERVICE_NAMES = {
     Capability.INSTANCE_STORE: "object-instance-store",
     Capability.SECRET_DATA: "secret-data",
     Capability.NON_EXTRACTABLE: "non-extractable-keys",
+    Capability.OSCORE: "oscore-master-secret",
 }
 
 
@@ -337,6 +347,11 @@ class CredentialInfo:
     """The public key (key pairs only)."""
     size: int | None = None
     """Length in bytes of the secret data (secret data only)."""
+    oscore: bool = False
+    """True for an OSCORE Master Secret (:meth:`SecureComponent.import_oscore_secret`), listed
+    as secret data of the Master Secret's length: it is used through
+    :meth:`SecureComponent.oscore_secret` and never read back (:meth:`~SecureComponent.get_secret`
+    raises :class:`OperationNotSupported`)."""
 
 
 # --- secret references -------------------------------------------------------------------------
@@ -446,6 +461,32 @@ class KeyHandle(Protocol):
 
 
 @runtime_checkable
+class OscoreSecretHandle(Protocol):
+    """An OSCORE Master Secret inside the component, bound to its Master Salt; satisfies
+    ``lwm2m.oscore.MasterSecret`` structurally (its ``HkdfAlgorithm`` is an ``int``)."""
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def master_salt(self) -> bytes:
+        """The Master Salt the secret was imported with (not secret, RFC 5869 §3.1)."""
+        ...
+
+    def hkdf(self, algorithm: int, salt: bytes, info: bytes, length: int) -> bytes:
+        """``HKDF-Expand(HKDF-Extract(salt, master secret), info, length)`` (RFC 5869 §2.2,
+        §2.3; RFC 8613 §3.2.1) with the COSE HKDF ``algorithm`` (-10 HKDF SHA-256, -11 HKDF
+        SHA-512).
+
+        :raises OperationNotSupported: ``salt`` is not :attr:`master_salt`, or the component
+            cannot derive with ``algorithm`` (PKCS#11 and IoT SAFE: HKDF SHA-256 only).
+        :raises ValueError: ``length`` outside 1..255 times the hash length.
+        :raises KeyNotFound: the secret was deleted or replaced since.
+        """
+        ...
+
+
+@runtime_checkable
 class SecureComponent(Protocol):
     """A Secure Component backend (``soft:``, ``pkcs11:``, ``pcsc:``).
 
@@ -511,13 +552,35 @@ class SecureComponent(Protocol):
         ...
 
     def put_secret(self, label: str, data: bytes, *, replace: bool = False) -> None:
-        """Keep secret data (e.g. an OSCORE master secret) under ``label``."""
+        """Keep secret data under ``label`` (an OSCORE Master Secret goes to
+        :meth:`import_oscore_secret` instead, so that it is never read back)."""
         ...
 
     def get_secret(self, label: str) -> bytes:
         """Secret data kept by :meth:`put_secret` (returned to the logged-in client only).
 
         :raises KeyNotFound: no secret data has that label.
+        :raises OperationNotSupported: the label is an OSCORE Master Secret (never read back).
+        """
+        ...
+
+    def import_oscore_secret(
+        self, label: str, master_secret: bytes, master_salt: bytes, *, replace: bool = False
+    ) -> OscoreSecretHandle:
+        """Store an OSCORE Master Secret (/21/x/0) bound to its Master Salt (/21/x/5, ``b""``
+        when absent) — the one time the host sees the secret — and return its handle.
+
+        :raises KeyExists: the label is taken and ``replace`` is False (or taken by another
+            kind of credential).
+        :raises KeySizeNotSupported: the component cannot hold a secret of this length.
+        :raises ValueError: an empty Master Secret.
+        """
+        ...
+
+    def oscore_secret(self, label: str) -> OscoreSecretHandle:
+        """The OSCORE Master Secret stored as ``label``.
+
+        :raises KeyNotFound: no OSCORE Master Secret has that label.
         """
         ...
 

@@ -14,6 +14,9 @@ PSK               CKO_SECRET_KEY/CKK_GENERIC_SECRET holding the RFC 4279 §2 *pr
                   ``P = uint16(N) ‖ 0^N ‖ uint16(N) ‖ PSK``, CKA_SENSITIVE, not extractable,
                   CKA_SIGN; CKA_ID = the PSK identity.
 secret data       CKO_DATA, CKA_APPLICATION ``lwm2m-sc:secret``, CKA_LABEL = label.
+OSCORE Master     CKO_SECRET_KEY/CKK_SHA256_HMAC holding ``PRK = HMAC-SHA256(Master Salt, Master
+Secret            Secret)``, CKA_SENSITIVE, not extractable, CKA_SIGN only; CKA_ID =
+                  ``lwm2m-oscore`` 01 ‖ uint16(secret length) ‖ Master Salt (no secret).
 object instance   CKO_DATA, CKA_APPLICATION ``lwm2m-sc:instance``, CKA_LABEL ``/oid/iid``.
 ================  =================================================================================
 
@@ -30,6 +33,20 @@ bring nothing here: with either construction the PSK stays in the token and the 
 comes out. **Limit:** the HMAC key is P (2N+4 bytes), and tokens bound HMAC key sizes —
 SoftHSM2 needs at least 32 bytes, so PSKs must be at least 14 bytes long there
 (:class:`KeySizeNotSupported` otherwise), and at most 254 (512-byte maximum).
+
+**OSCORE Master Secret inside the token** (RFC 8613 §3.2.1: ``HKDF(salt, secret, info, L)``).
+PKCS#11 v2.40 has no HKDF mechanism, and HKDF-Extract uses the secret as HMAC *data*
+(``PRK = HMAC(salt, secret)``), which no v2.40 mechanism does with a key object.
+CKM_HKDF_DERIVE / CKM_HKDF_DATA (0x402A / 0x402B) came with PKCS#11 v3.0; SoftHSM 2.6.1
+(cryptoki 2.40) lists neither, nor CKM_CONCATENATE_*, only CKM_SHA256_HMAC (keys of 32..512
+bytes) and CKM_GENERIC_SECRET_KEY_GEN (probed through python-pkcs11 0.10, whose Mechanism enum
+lacks them too). So :meth:`Pkcs11Component.import_oscore_secret` computes the PRK on the host —
+the one moment the host holds the secret anyway — and imports the PRK as a non-extractable
+CKK_SHA256_HMAC key; HKDF-Expand then runs as in-token CKM_SHA256_HMAC, ``T(i) = HMAC(PRK,
+T(i-1) ‖ info ‖ i)`` (one C_Sign per 32 output bytes: one per OSCORE key or IV). The PRK fixes
+the Master Salt and the hash: another salt, or HKDF SHA-512, is
+:class:`~lwm2m.secure.interfaces.OperationNotSupported` (import the secret again). The key type
+CKK_SHA256_HMAC keeps these keys apart from PSKs (CKK_GENERIC_SECRET).
 
 **ECDSA** is CKM_ECDSA over a SHA-256 digest computed on the host (SoftHSM2 lacks
 CKM_ECDSA_SHA256); the raw ``r‖s`` result is DER-encoded (RFC 5480 / X9.62 Ecdsa-Sig-Value).
@@ -66,6 +83,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pkcs11 import KDF, Attribute, KeyType, Mechanism, ObjectClass, SlotFlag
 
+from lwm2m.secure.hkdf import HKDF_SHA_256, check_master_secret, check_request, expand, extract
 from lwm2m.secure.interfaces import (
     AuthenticationError,
     Capability,
@@ -83,6 +101,7 @@ from lwm2m.secure.interfaces import (
     MechanismNotSupported,
     ModuleNotFound,
     ObjectLocked,
+    OperationNotSupported,
     PinIncorrect,
     PinLocked,
     PinRequired,
@@ -102,6 +121,7 @@ __all__ = [
     "ENV_PKCS11_MODULE",
     "Pkcs11Component",
     "Pkcs11KeyHandle",
+    "Pkcs11OscoreSecretHandle",
     "Pkcs11PskHandle",
     "map_pkcs11_error",
     "open_uri",
@@ -125,6 +145,9 @@ _APP_INSTANCE = "lwm2m-sc:instance"
 _APP_SECRET = "lwm2m-sc:secret"
 _PENDING = "~pending"
 _MASTER_SECRET_LENGTH = 48
+_OSCORE_ID = b"lwm2m-oscore\x01"  # CKA_ID of an OSCORE PRK: this, uint16 length, the salt
+_OSCORE = "stored OSCORE Master Secret"
+_PRK_LENGTH = 32  # HKDF SHA-256
 # PKCS#11 v2.40 §2.x: TLS 1.2 mechanisms, not in python-pkcs11's Mechanism enum.
 CKM_TLS12_MASTER_KEY_DERIVE_DH = 0x3E2
 CKM_TLS_KDF = 0x3E5
@@ -403,6 +426,54 @@ class Pkcs11PskHandle:
         return f"Pkcs11PskHandle(label={self._label!r}, identity={self._identity!r})"
 
 
+class Pkcs11OscoreSecretHandle:
+    """An OSCORE Master Secret on a token, as its HKDF-SHA256 PRK: HKDF-Expand runs inside
+    (CKM_SHA256_HMAC), with the Master Salt it was imported with only."""
+
+    __slots__ = ("_component", "_key", "_label", "_salt")
+
+    def __init__(self, component: Pkcs11Component, label: str, key: Any, salt: bytes) -> None:
+        self._component = component
+        self._label = label
+        self._key = key
+        self._salt = salt
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    @property
+    def master_salt(self) -> bytes:
+        return self._salt
+
+    def hkdf(self, algorithm: int, salt: bytes, info: bytes, length: int) -> bytes:
+        """HKDF-Expand(PRK, ``info``, ``length``) as in-token CKM_SHA256_HMAC (RFC 5869 §2.3)."""
+        check_request(self._label, self._salt, algorithm, salt, length, (HKDF_SHA_256,))
+        with self._component._session("derive with OSCORE Master Secret", self._label):
+            key = self._key
+            return expand(
+                lambda data: bytes(key.sign(data, mechanism=Mechanism.SHA256_HMAC)),
+                bytes(info),
+                length,
+            )
+
+    def __repr__(self) -> str:
+        return f"Pkcs11OscoreSecretHandle(label={self._label!r}, salt_length={len(self._salt)})"
+
+
+def _oscore_id(secret_length: int, salt: bytes) -> bytes:
+    return _OSCORE_ID + secret_length.to_bytes(2, "big") + salt
+
+
+def _parse_oscore_id(key: Any) -> tuple[int, bytes]:
+    """``(secret length, master salt)`` recorded in an OSCORE PRK's CKA_ID."""
+    ident = bytes(key.id)
+    if len(ident) < len(_OSCORE_ID) + 2:
+        raise StorageCorrupted(f"the OSCORE Master Secret {key.label!r} has a damaged CKA_ID")
+    rest = ident[len(_OSCORE_ID) :]
+    return int.from_bytes(rest[:2], "big"), rest[2:]
+
+
 class Pkcs11KeyHandle:
     """A P-256 key pair generated on (or imported into) a token; the private key stays there."""
 
@@ -517,6 +588,7 @@ class Pkcs11Component:
             (Mechanism.ECDSA, Capability.SIGN),
             (Mechanism.ECDH1_DERIVE, Capability.ECDH),
             (Mechanism.EC_KEY_PAIR_GEN, Capability.KEY_GENERATION),
+            (Mechanism.SHA256_HMAC, Capability.OSCORE),
         ):
             if mechanism in mechanisms:
                 capabilities |= capability
@@ -568,6 +640,18 @@ class Pkcs11Component:
             attrs[Attribute.ID] = identity
         return self._objects(session, attrs)
 
+    def _oscore_keys(self, session: Any, label: str | None = None) -> list[Any]:
+        """OSCORE PRKs: HMAC-SHA256 keys whose CKA_ID starts with ours (other applications'
+        HMAC keys on a shared token are not taken for OSCORE Master Secrets)."""
+        attrs: dict[Attribute, Any] = {
+            Attribute.CLASS: ObjectClass.SECRET_KEY,
+            Attribute.KEY_TYPE: KeyType.SHA256_HMAC,
+            Attribute.SIGN: True,
+        }
+        if label is not None:
+            attrs[Attribute.LABEL] = label
+        return [k for k in self._objects(session, attrs) if bytes(k.id).startswith(_OSCORE_ID)]
+
     def _data(self, session: Any, application: str, label: str | None = None) -> list[_Versioned]:
         attrs: dict[Attribute, Any] = {
             Attribute.CLASS: ObjectClass.DATA,
@@ -606,24 +690,27 @@ class Pkcs11Component:
         for version in old:
             version.handle.destroy()
 
-    def _label_kind(self, session: Any, label: str) -> CredentialKind | None:
+    def _label_kind(self, session: Any, label: str) -> str | None:
+        """What ``label`` is: a :class:`CredentialKind` value, :data:`_OSCORE` or None."""
         if self._private_keys(session, label):
-            return CredentialKind.KEY_PAIR
+            return CredentialKind.KEY_PAIR.value
         if self._psk_keys(session, label):
-            return CredentialKind.PSK
+            return CredentialKind.PSK.value
+        if self._oscore_keys(session, label):
+            return _OSCORE
         if self._data(session, _APP_SECRET, label):
-            return CredentialKind.SECRET_DATA
+            return CredentialKind.SECRET_DATA.value
         return None
 
-    def _claim(self, session: Any, label: str, kind: CredentialKind, replace: bool) -> str:
+    def _claim(self, session: Any, label: str, kind: str, replace: bool) -> str:
         """The label to create under: ``label``, or its pending form when replacing."""
         check_label(label)
         existing = self._label_kind(session, label)
         if existing is None:
             return label
-        if replace and existing is kind:
+        if replace and existing == kind:
             return label + _PENDING
-        raise KeyExists(f"a {existing.value} labelled {label!r} exists already")
+        raise KeyExists(f"a {existing} labelled {label!r} exists already")
 
     def _finish_replace(self, session: Any, label: str, new_objects: Sequence[Any]) -> None:
         """Destroy the old credential ``label`` and give the new objects its label."""
@@ -641,6 +728,9 @@ class Pkcs11Component:
             private.destroy()
             found = True
         for key in self._psk_keys(session, label):
+            key.destroy()
+            found = True
+        for key in self._oscore_keys(session, label):
             key.destroy()
             found = True
         for version in self._data(session, _APP_SECRET, label):
@@ -725,7 +815,7 @@ class Pkcs11Component:
                 f"{max(1, (low - 3) // 2)}..{(high - 4) // 2} bytes"
             )
         with self._session("import PSK", label) as session:
-            target = self._claim(session, label, CredentialKind.PSK, replace)
+            target = self._claim(session, label, CredentialKind.PSK.value, replace)
             template = {
                 Attribute.CLASS: ObjectClass.SECRET_KEY,
                 Attribute.KEY_TYPE: KeyType.GENERIC_SECRET,
@@ -762,7 +852,7 @@ class Pkcs11Component:
     def generate_key(self, label: str) -> Pkcs11KeyHandle:
         self._require(Capability.KEY_GENERATION, "CKM_EC_KEY_PAIR_GEN")
         with self._session("generate key pair", label) as session:
-            self._claim(session, label, CredentialKind.KEY_PAIR, replace=False)
+            self._claim(session, label, CredentialKind.KEY_PAIR.value, replace=False)
             params = session.create_domain_parameters(
                 KeyType.EC, {Attribute.EC_PARAMS: _P256_PARAMS}, local=True
             )
@@ -792,7 +882,7 @@ class Pkcs11Component:
         point = _point_of(public_key)
         key_id = os.urandom(16)
         with self._session("import key pair", label) as session:
-            target = self._claim(session, label, CredentialKind.KEY_PAIR, replace)
+            target = self._claim(session, label, CredentialKind.KEY_PAIR.value, replace)
             template = {
                 Attribute.CLASS: ObjectClass.PRIVATE_KEY,
                 Attribute.KEY_TYPE: KeyType.EC,
@@ -827,15 +917,68 @@ class Pkcs11Component:
 
     def put_secret(self, label: str, data: bytes, *, replace: bool = False) -> None:
         with self._session("store secret data", label) as session:
-            self._claim(session, label, CredentialKind.SECRET_DATA, replace)
+            self._claim(session, label, CredentialKind.SECRET_DATA.value, replace)
             self._write_data(session, _APP_SECRET, label, bytes(data))
 
     def get_secret(self, label: str) -> bytes:
         with self._session("read secret data", label) as session:
             latest = self._latest(session, _APP_SECRET, label)
+            if latest is None and self._oscore_keys(session, label):
+                raise OperationNotSupported(
+                    f"{label!r} is an OSCORE Master Secret: it is not read back (oscore_secret)"
+                )
         if latest is None:
             raise KeyNotFound(f"no secret data labelled {label!r}")
         return latest.value
+
+    def import_oscore_secret(
+        self, label: str, master_secret: bytes, master_salt: bytes, *, replace: bool = False
+    ) -> Pkcs11OscoreSecretHandle:
+        """Import ``PRK = HMAC-SHA256(master_salt, master_secret)`` as a non-extractable HMAC
+        key (see the module docstring); neither the secret nor the PRK stays on the host."""
+        secret, salt = check_master_secret(master_secret, master_salt)
+        self._require(Capability.OSCORE, "CKM_SHA256_HMAC (for HKDF-Expand)")
+        low, high = self._connection.hmac_key_range or (1, 1 << 16)
+        if not low <= _PRK_LENGTH <= high:
+            raise KeySizeNotSupported(
+                f"this token's CKM_SHA256_HMAC takes keys of {low}..{high} bytes, not the "
+                f"{_PRK_LENGTH}-byte HKDF-SHA256 PRK of an OSCORE Master Secret"
+            )
+        ident = _oscore_id(len(secret), salt)
+        with self._session("import OSCORE Master Secret", label) as session:
+            target = self._claim(session, label, _OSCORE, replace)
+            template = {
+                Attribute.CLASS: ObjectClass.SECRET_KEY,
+                Attribute.KEY_TYPE: KeyType.SHA256_HMAC,
+                Attribute.TOKEN: True,
+                Attribute.PRIVATE: True,
+                Attribute.SENSITIVE: True,
+                Attribute.EXTRACTABLE: False,
+                Attribute.SIGN: True,
+                Attribute.VERIFY: False,
+                Attribute.DERIVE: False,
+                Attribute.ENCRYPT: False,
+                Attribute.DECRYPT: False,
+                Attribute.WRAP: False,
+                Attribute.UNWRAP: False,
+                Attribute.LABEL: target,
+                Attribute.ID: ident,
+                Attribute.VALUE: extract("sha256", salt, secret),
+            }
+            del secret
+            key = session.create_object(template)
+            del template  # the PRK: drop the host's last reference at once
+            if target != label:
+                self._finish_replace(session, label, [key])
+        return Pkcs11OscoreSecretHandle(self, label, key, salt)
+
+    def oscore_secret(self, label: str) -> Pkcs11OscoreSecretHandle:
+        with self._session("find OSCORE Master Secret", label) as session:
+            keys = self._oscore_keys(session, label) or self._oscore_keys(session, label + _PENDING)
+            if not keys:
+                raise KeyNotFound(f"no {_OSCORE} labelled {label!r}")
+            _, salt = _parse_oscore_id(keys[0])
+            return Pkcs11OscoreSecretHandle(self, label, keys[0], salt)
 
     def credentials(self) -> list[CredentialInfo]:
         result: dict[str, CredentialInfo] = {}
@@ -860,6 +1003,13 @@ class Pkcs11Component:
                 label = version.label
                 if label not in latest or version.generation > latest[label].generation:
                     latest[label] = version
+            for key in self._oscore_keys(session):
+                label = key.label.removesuffix(_PENDING)
+                length, _ = _parse_oscore_id(key)
+                result.setdefault(
+                    label,
+                    CredentialInfo(label, CredentialKind.SECRET_DATA, size=length, oscore=True),
+                )
             for label, version in latest.items():
                 result.setdefault(
                     label,

@@ -21,7 +21,8 @@ File format (all integers big-endian)::
 - The plaintext is CBOR: ``{"v": 1, "id": uuid, "creds": {label: entry}, "inst": {oid: {iid:
   bytes}}}`` with entries ``["key", d]`` (P-256 private scalar), ``["psk", identity,
   premaster]`` (the RFC 4279 §2 premaster form, which the TLS 1.2 PRF of RFC 5246 §5 uses
-  directly) and ``["data", bytes]``.
+  directly), ``["data", bytes]`` and ``["oscore", master secret, master salt]`` (an OSCORE
+  Master Secret: HKDF SHA-256 or SHA-512 in software, never returned by ``get_secret``).
 
 Writes are atomic (a new file in the same folder, mode 0600, fsync, ``os.replace``, fsync of the
 folder) and serialised between processes by ``flock`` on ``PATH.lock``; a file changed by
@@ -40,7 +41,7 @@ import platform
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
@@ -53,6 +54,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from lwm2m.secure.hkdf import check_master_secret, check_request, software_hkdf
 from lwm2m.secure.interfaces import (
     AuthenticationError,
     Capability,
@@ -67,6 +69,7 @@ from lwm2m.secure.interfaces import (
     Identifier,
     KeyExists,
     KeyNotFound,
+    OperationNotSupported,
     PinIncorrect,
     PinRequired,
     StorageCorrupted,
@@ -78,7 +81,7 @@ from lwm2m.secure.interfaces import (
 )
 from lwm2m.secure.uri import SoftUri
 
-__all__ = ["SoftComponent", "SoftKeyHandle", "SoftPskHandle", "open_uri"]
+__all__ = ["SoftComponent", "SoftKeyHandle", "SoftOscoreSecretHandle", "SoftPskHandle", "open_uri"]
 
 MAGIC = b"LWM2MSC\x01"
 _CHECK_LABEL = b"lwm2m soft secure component: passphrase check"
@@ -97,6 +100,7 @@ _CAPABILITIES = (
     | Capability.KEY_IMPORT
     | Capability.INSTANCE_STORE
     | Capability.SECRET_DATA
+    | Capability.OSCORE
 )
 
 
@@ -134,11 +138,19 @@ class _DataEntry:
     data: bytes
 
 
-_Entry = _KeyEntry | _PskEntry | _DataEntry
-_KIND = {
-    _KeyEntry: CredentialKind.KEY_PAIR,
-    _PskEntry: CredentialKind.PSK,
-    _DataEntry: CredentialKind.SECRET_DATA,
+@dataclass(frozen=True, slots=True)
+class _OscoreEntry:
+    secret: bytes = field(repr=False)
+    salt: bytes = b""
+
+
+_Entry = _KeyEntry | _PskEntry | _DataEntry | _OscoreEntry
+#: What each entry is called in messages.
+_NAME = {
+    _KeyEntry: CredentialKind.KEY_PAIR.value,
+    _PskEntry: CredentialKind.PSK.value,
+    _DataEntry: CredentialKind.SECRET_DATA.value,
+    _OscoreEntry: "stored OSCORE Master Secret",
 }
 
 
@@ -222,6 +234,34 @@ class SoftKeyHandle:
 
     def __repr__(self) -> str:
         return f"SoftKeyHandle(label={self._label!r}, public_sha256={_fingerprint(self)})"
+
+
+class SoftOscoreSecretHandle:
+    """An OSCORE Master Secret of a :class:`SoftComponent` (in process memory): HKDF SHA-256
+    or SHA-512 in software, with the Master Salt it was imported with."""
+
+    __slots__ = ("_component", "_entry", "_label")
+
+    def __init__(self, component: SoftComponent, label: str, entry: _OscoreEntry) -> None:
+        self._component = component
+        self._label = label
+        self._entry = entry
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    @property
+    def master_salt(self) -> bytes:
+        return self._entry.salt
+
+    def hkdf(self, algorithm: int, salt: bytes, info: bytes, length: int) -> bytes:
+        self._component._check_entry(self._label, self._entry)
+        name, _ = check_request(self._label, self._entry.salt, algorithm, salt, length)
+        return software_hkdf(self._entry.secret, name, self._entry.salt, info, length)
+
+    def __repr__(self) -> str:
+        return f"SoftOscoreSecretHandle(label={self._label!r}, salt_length={len(self._entry.salt)})"
 
 
 def _fingerprint(handle: SoftKeyHandle) -> str:
@@ -463,7 +503,7 @@ class SoftComponent:
             self._refresh()
         entry = self._state.creds.get(label)
         if not isinstance(entry, kind):
-            raise KeyNotFound(f"no {_KIND[kind].value} labelled {label!r}")
+            raise KeyNotFound(f"no {_NAME[kind]} labelled {label!r}")
         return entry
 
     def _put(self, label: str, entry: _Entry, replace: bool) -> None:
@@ -472,7 +512,7 @@ class SoftComponent:
         def change(state: _State) -> None:
             old = state.creds.get(label)
             if old is not None and not (replace and type(old) is type(entry)):
-                raise KeyExists(f"a {_KIND[type(old)].value} labelled {label!r} exists already")
+                raise KeyExists(f"a {_NAME[type(old)]} labelled {label!r} exists already")
             state.creds[label] = entry
 
         self._commit(change)
@@ -542,9 +582,29 @@ class SoftComponent:
         self._put(label, _DataEntry(bytes(data)), replace)
 
     def get_secret(self, label: str) -> bytes:
+        self._ensure_open()
+        with self._lock:
+            self._refresh()
+        if isinstance(self._state.creds.get(label), _OscoreEntry):
+            raise OperationNotSupported(
+                f"{label!r} is an OSCORE Master Secret: it is not read back (oscore_secret)"
+            )
         entry = self._lookup(label, _DataEntry)
         assert isinstance(entry, _DataEntry)
         return entry.data
+
+    def import_oscore_secret(
+        self, label: str, master_secret: bytes, master_salt: bytes, *, replace: bool = False
+    ) -> SoftOscoreSecretHandle:
+        secret, salt = check_master_secret(master_secret, master_salt)
+        entry = _OscoreEntry(secret, salt)
+        self._put(label, entry, replace)
+        return SoftOscoreSecretHandle(self, label, entry)
+
+    def oscore_secret(self, label: str) -> SoftOscoreSecretHandle:
+        entry = self._lookup(label, _OscoreEntry)
+        assert isinstance(entry, _OscoreEntry)
+        return SoftOscoreSecretHandle(self, label, entry)
 
     def credentials(self) -> list[CredentialInfo]:
         self._ensure_open()
@@ -561,6 +621,12 @@ class SoftComponent:
                     result.append(CredentialInfo(label, CredentialKind.PSK, identity=identity))
                 case _DataEntry(data=data):
                     result.append(CredentialInfo(label, CredentialKind.SECRET_DATA, size=len(data)))
+                case _OscoreEntry(secret=secret):
+                    result.append(
+                        CredentialInfo(
+                            label, CredentialKind.SECRET_DATA, size=len(secret), oscore=True
+                        )
+                    )
         return result
 
     def delete(self, label: str) -> bool:
@@ -656,6 +722,8 @@ def _encode_state(state: _State) -> bytes:
                 creds[label] = ["psk", identity, premaster]
             case _DataEntry(data=data):
                 creds[label] = ["data", data]
+            case _OscoreEntry(secret=secret, salt=salt):
+                creds[label] = ["oscore", secret, salt]
     instances: dict[int, dict[int, bytes]] = {}
     for (oid, iid), blob in state.instances.items():
         instances.setdefault(oid, {})[iid] = blob
@@ -677,6 +745,8 @@ def _decode_state(plain: bytes) -> _State:
                 creds[label] = _PskEntry(identity, premaster)
             case ["data", bytes(data)]:
                 creds[label] = _DataEntry(data)
+            case ["oscore", bytes(secret), bytes(salt)] if secret:
+                creds[label] = _OscoreEntry(secret, salt)
             case _:
                 raise ValueError(f"bad credential entry {label!r}")
     instances: dict[tuple[int, int], bytes] = {}

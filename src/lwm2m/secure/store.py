@@ -15,7 +15,18 @@ instance by a :func:`~lwm2m.secure.interfaces.secret_reference` to it:
   becomes the RFC 4279 premaster form inside the component at once;
 - /0/x/5 with mode 1 (RPK) or 2 (certificate): :meth:`import_key` (a DER PKCS#8 or SEC 1 P-256
   private key, LwM2M-TS-Core 1.1 Appendix E.1);
+- /21/x/0 OSCORE Master Secret: :meth:`import_oscore_secret`, bound to the Master Salt /21/x/5
+  of the same instance (``b""`` when absent) — the component derives the OSCORE keys and never
+  gives the secret back (:meth:`SecureInstanceStore.oscore_secret`). Because the secret is bound
+  to its salt, an instance whose /21/x/5 changed while /21/x/0 still refers to the old secret is
+  refused (:class:`~lwm2m.errors.BadRequest`): the Master Secret must be written again with it;
 - anything else: :meth:`put_secret`.
+
+Stores written before OSCORE Master Secrets had their own kind hold /21/x/0 as secret data
+(:meth:`put_secret`), and so does a component without :attr:`Capability.OSCORE` (e.g. a card
+whose IoT SAFE applet lacks COMPUTE HKDF); :meth:`SecureInstanceStore.oscore_secret` serves
+those with a software HKDF over :meth:`get_secret` — the secret is then in this process's
+memory while the context is derived, as it was before.
 
 ``get`` returns instances with the references, and ``put`` accepts them back (read-modify-write
 by the object tree, snapshot/restore of a transaction). Credential labels are
@@ -44,9 +55,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from lwm2m.errors import BadRequest, ModelError
 from lwm2m.model.nodes import MultipleResource, ObjectInstance, Resource, SingleResource
 from lwm2m.model.values import ObjectLink, ResourceType, Value
+from lwm2m.secure.hkdf import SoftwareOscoreSecret
 from lwm2m.secure.interfaces import (
+    Capability,
     KeyHandle,
     KeyNotFound,
+    OscoreSecretHandle,
     PskHandle,
     SecureComponent,
     StorageCorrupted,
@@ -71,6 +85,8 @@ DEFAULT_SECRET_RESOURCES: Mapping[int, frozenset[int]] = {
 _LABEL_PREFIX = "lwm2m:/"
 _SECURITY = 0
 _SECURITY_MODE, _IDENTITY, _SECRET_KEY = 2, 3, 5
+_OSCORE = 21
+_MASTER_SECRET, _MASTER_SALT = 0, 5
 _MODE_PSK, _MODE_RPK, _MODE_CERT = 0, 1, 2
 _FORMAT = 1
 
@@ -205,13 +221,7 @@ class SecureInstanceStore:
     def reference(self, object_id: int, instance_id: int, resource_id: int) -> str | None:
         """The label of the credential behind a secret resource, or None."""
         instance = self.get(object_id, instance_id)
-        res = instance.resources.get(resource_id) if instance is not None else None
-        if not isinstance(res, SingleResource):
-            return None
-        value = res.value
-        if isinstance(value, str):
-            value = value.encode()
-        return parse_secret_reference(value) if isinstance(value, bytes) else None
+        return None if instance is None else _reference_in(instance, resource_id)
 
     def psk(self, security_instance_id: int) -> PskHandle | None:
         """The PSK of Security instance ``/0/iid`` (mode PSK), for the DTLS engine."""
@@ -224,9 +234,29 @@ class SecureInstanceStore:
         return None if label is None else self.component.key(label)
 
     def secret(self, object_id: int, instance_id: int, resource_id: int) -> bytes | None:
-        """Secret data behind a resource (e.g. the /21/x/0 OSCORE master secret)."""
+        """Secret data behind a resource (:meth:`put_secret`; not an OSCORE Master Secret,
+        which is never read back: see :meth:`oscore_secret`)."""
         label = self.reference(object_id, instance_id, resource_id)
         return None if label is None else self.component.get_secret(label)
+
+    def oscore_secret(self, oscore_instance_id: int) -> OscoreSecretHandle | None:
+        """The Master Secret of OSCORE instance ``/21/iid`` (bound to its /21/iid/5 Master
+        Salt), for ``lwm2m.oscore.SecurityContext``; None when /21/iid/0 holds no reference.
+
+        A /21/x/0 kept as plain secret data by an older store is served by a software HKDF
+        over :meth:`get_secret` (:class:`~lwm2m.secure.hkdf.SoftwareOscoreSecret`).
+
+        :raises KeyNotFound: the reference names no credential.
+        """
+        instance = self.get(_OSCORE, oscore_instance_id)
+        label = None if instance is None else _reference_in(instance, _MASTER_SECRET)
+        if instance is None or label is None:
+            return None
+        try:
+            return self.component.oscore_secret(label)
+        except KeyNotFound:
+            data = self.component.get_secret(label)  # KeyNotFound when it is not there either
+            return SoftwareOscoreSecret(label, data, _master_salt(instance))
 
     def collect_garbage(self) -> builtins.list[str]:
         """Delete ``lwm2m:/…`` credentials that no stored instance refers to; their labels."""
@@ -279,9 +309,12 @@ class SecureInstanceStore:
                 f"{path}: an sc-ref: reference needs a credential label "
                 "of 1..128 printable characters"
             )
+        oscore = (object_id, resource_id, resource_instance_id) == (_OSCORE, _MASTER_SECRET, None)
         if label is not None:
             if label not in {c.label for c in self.component.credentials()}:
                 raise KeyNotFound(f"{path} refers to a missing credential {label!r}")
+            if oscore:
+                self._check_master_salt(path, label, _master_salt(instance))
             return value
         label = f"lwm2m:{path}#{os.urandom(4).hex()}"
         if object_id == _SECURITY and resource_id == _SECRET_KEY:
@@ -297,10 +330,26 @@ class SecureInstanceStore:
                 self.component.import_key(label, _load_private_key(raw, path))
             else:
                 self.component.put_secret(label, raw)
+        elif oscore and Capability.OSCORE in self.component.capabilities:
+            self.component.import_oscore_secret(label, raw, _master_salt(instance))
         else:
             self.component.put_secret(label, raw)
         reference = secret_reference(label)
         return reference if type_ is ResourceType.OPAQUE else reference.decode()
+
+    def _check_master_salt(self, path: str, label: str, salt: bytes) -> None:
+        """Refuse an OSCORE instance whose Master Salt is not the one its Master Secret was
+        imported with (the component derives with that salt only)."""
+        try:
+            bound = self.component.oscore_secret(label).master_salt
+        except KeyNotFound:
+            return  # secret data of an older store: not bound to a salt
+        if bound != salt:
+            instance = path.rsplit("/", 1)[0]
+            raise BadRequest(
+                f"{path} refers to an OSCORE Master Secret imported with another Master Salt "
+                f"than {instance}/{_MASTER_SALT}: write the Master Secret again with the new salt"
+            )
 
     def __repr__(self) -> str:
         return f"<SecureInstanceStore component={self.component!r}>"
@@ -309,6 +358,24 @@ class SecureInstanceStore:
 def _single_value(instance: ObjectInstance, resource_id: int) -> Value:
     res = instance.resources.get(resource_id)
     return res.value if isinstance(res, SingleResource) else None
+
+
+def _reference_in(instance: ObjectInstance, resource_id: int) -> str | None:
+    res = instance.resources.get(resource_id)
+    if not isinstance(res, SingleResource):
+        return None
+    value = res.value
+    if isinstance(value, str):
+        value = value.encode()
+    return parse_secret_reference(value) if isinstance(value, bytes) else None
+
+
+def _master_salt(instance: ObjectInstance) -> bytes:
+    """/21/x/5 Master Salt of an OSCORE instance (``b""`` when absent, RFC 8613 §3.2)."""
+    salt = _single_value(instance, _MASTER_SALT)
+    if isinstance(salt, str):
+        return salt.encode()
+    return salt if isinstance(salt, bytes) else b""
 
 
 def _load_private_key(raw: bytes, path: str) -> ec.EllipticCurvePrivateKey:

@@ -42,6 +42,7 @@ from lwm2m.secure.pcsc.iotsafe import (
     ADMIN_EXTENSION_VERSION,
     AdminIns,
     Ins,
+    KeyDerivation,
     ObjectKind,
     SignatureMode,
     Tag,
@@ -210,7 +211,7 @@ class IotSafeApplet:
                 + encode_ber_tlv(Tag.KEY_TYPE, b"\xa0")
                 + encode_ber_tlv(Tag.OBJECT_ACCESS, b"\x00")
                 + encode_ber_tlv(Tag.CRYPTO_FUNCTIONS, b"\x08")
-                + encode_ber_tlv(Tag.KEY_DERIVATION, b"\x03")
+                + encode_ber_tlv(Tag.KEY_DERIVATION, bytes([self.state.key_derivations]))
             )
         return encode_ber_tlv(kind.value, body)
 
@@ -270,11 +271,13 @@ class IotSafeApplet:
                     Tag.MAX_PUBLIC_KEYS, bytes([self._capacity(ObjectKind.PUBLIC_KEY)])
                 )
                 + encode_ber_tlv(Tag.MAX_SECRETS, bytes([self._capacity(ObjectKind.SECRET)]))
-                + encode_ber_tlv(Tag.CRYPTO_FUNCTIONS_APPLET, b"\x0f")
+                + encode_ber_tlv(
+                    Tag.CRYPTO_FUNCTIONS_APPLET, bytes([0x07 | (0x08 if s.key_derivations else 0)])
+                )
                 + encode_ber_tlv(Tag.HASH, b"\x01")
                 + encode_ber_tlv(Tag.SIGNATURE, b"\x04")
                 + encode_ber_tlv(Tag.KEY_AGREEMENT_APPLET, b"\x01")
-                + encode_ber_tlv(Tag.KEY_DERIVATION, b"\x03")
+                + encode_ber_tlv(Tag.KEY_DERIVATION, bytes([s.key_derivations]))
                 + encode_ber_tlv(Tag.MAX_SESSIONS, b"\x04")
                 + (
                     encode_ber_tlv(Tag.ADMIN_EXTENSION, bytes([ADMIN_EXTENSION_VERSION]))
@@ -404,6 +407,8 @@ class IotSafeApplet:
         return length
 
     def _prf(self, cmd: CommandApdu) -> bytes:
+        if not self.state.key_derivations & KeyDerivation.PRF_SHA256:
+            raise _Reject(0x6D00)
         tlvs = self._tlvs(cmd)
         secret = self._find(ObjectKind.SECRET, tlvs)
         assert secret is not None
@@ -419,6 +424,8 @@ class IotSafeApplet:
         return tls12_prf(premaster, label_seed.value, self._length(tlvs))
 
     def _hkdf(self, cmd: CommandApdu) -> bytes:
+        if not self.state.key_derivations & KeyDerivation.HKDF:
+            raise _Reject(0x6D00)
         tlvs = self._tlvs(cmd)
         secret = self._find(ObjectKind.SECRET, tlvs)
         assert secret is not None

@@ -96,6 +96,9 @@ class IotSafeState:
     max_secrets: int = 32
     #: Largest file container (bytes) the administrative extension may write.
     max_file_size: int = 32768
+    #: Key derivations offered (GET DATA tag 94: 01 TLS 1.2 PRF-SHA256, 02 HKDF); COMPUTE PRF
+    #: and COMPUTE HKDF answer 6D00 when their bit is clear (a card without them).
+    key_derivations: int = 0x03
     #: Offer the administrative extension (CREATE / PUT / DELETE OBJECT, not IoT.05).
     admin_extension: bool = True
     #: The administrative extension needs an SCP03 session at level 33 on the applet channel.

@@ -7,12 +7,13 @@ backend creates (ids :data:`MANAGED_PREFIX` + 6 random bytes)::
 
     change tag (8 random bytes, new at every write) ‖ CBOR {
         "v": 1,
-        "creds": {label: [kind ("key" | "psk" | "data"), container id, extra]},
+        "creds": {label: [kind ("key" | "psk" | "data" | "oscore"), container id, extra]},
         "inst": [[object id, instance id, container id], …]}
 
-``extra`` is the PSK identity, the uncompressed public key of a key pair, or null. It holds no
-secret. A damaged directory raises :class:`~lwm2m.secure.interfaces.StorageCorrupted` and is
-never overwritten by the backend.
+``extra`` is the PSK identity, the uncompressed public key of a key pair, for an OSCORE Master
+Secret (a secret container) the secret's length (1 byte) followed by the Master Salt, or null.
+It holds no secret. A damaged directory raises
+:class:`~lwm2m.secure.interfaces.StorageCorrupted` and is never overwritten by the backend.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "Entry",
     "IssuerContainer",
     "is_managed",
+    "oscore_extra",
 ]
 
 MANAGED_PREFIX = b"LW"
@@ -63,7 +65,29 @@ class Entry:
     kind: CredentialKind
     container: bytes
     extra: bytes | None = None
-    """The PSK identity, or the public key point of a key pair."""
+    """The PSK identity, the public key point of a key pair, or :func:`oscore_extra`."""
+    oscore: bool = False
+    """An OSCORE Master Secret (listed as secret data, held in a secret container)."""
+
+    @property
+    def object_kind(self) -> ObjectKind:
+        """The kind of container holding the credential."""
+        return ObjectKind.SECRET if self.oscore else OBJECT_KINDS[self.kind]
+
+    @property
+    def master_salt(self) -> bytes:
+        """The Master Salt of an OSCORE Master Secret."""
+        return (self.extra or b"")[1:]
+
+    @property
+    def secret_length(self) -> int:
+        """The length of an OSCORE Master Secret."""
+        return (self.extra or b"\x00")[0]
+
+
+def oscore_extra(secret_length: int, master_salt: bytes) -> bytes:
+    """The ``extra`` of an OSCORE Master Secret entry: its length (1..255), its Master Salt."""
+    return bytes([secret_length]) + master_salt
 
 
 _KINDS = {
@@ -72,6 +96,7 @@ _KINDS = {
     CredentialKind.SECRET_DATA: "data",
 }
 _KINDS_BACK = {v: k for k, v in _KINDS.items()}
+_OSCORE = "oscore"
 OBJECT_KINDS = {
     CredentialKind.KEY_PAIR: ObjectKind.PRIVATE_KEY,
     CredentialKind.PSK: ObjectKind.SECRET,
@@ -96,7 +121,8 @@ class Directory:
 
     def encode(self) -> bytes:
         creds = {
-            label: [_KINDS[e.kind], e.container, e.extra] for label, e in sorted(self.creds.items())
+            label: [_OSCORE if e.oscore else _KINDS[e.kind], e.container, e.extra]
+            for label, e in sorted(self.creds.items())
         }
         inst = [[oid, iid, c] for (oid, iid), c in sorted(self.instances.items())]
         data: bytes = cbor2.dumps({"v": 1, "creds": creds, "inst": inst})
@@ -117,6 +143,11 @@ class Directory:
                     raise ValueError(f"bad entry {label!r}")
                 if kind == _KINDS[CredentialKind.KEY_PAIR]:  # its public point must be usable
                     ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), extra or b"")
+                if kind == _OSCORE:
+                    if not extra or not extra[0]:
+                        raise ValueError(f"bad OSCORE entry {label!r}")
+                    creds[label] = Entry(CredentialKind.SECRET_DATA, container, extra, True)
+                    continue
                 creds[label] = Entry(_KINDS_BACK[kind], container, extra)
             instances: dict[tuple[int, int], bytes] = {}
             for oid, iid, container in doc["inst"]:
