@@ -235,3 +235,22 @@ async def test_the_example_oscore_client_registers_with_the_readme_server_comman
     await server.screen.expect(r"^registered +urn:dev:demo-oscore /rd/")
     await client.finish()
     await server.finish()
+
+
+def test_sc_list_names_an_oscore_master_secret_without_showing_it(tmp_path: FsPath) -> None:
+    from click.testing import CliRunner
+
+    from lwm2m.cli.main import main
+    from lwm2m.secure import open_component
+
+    path = tmp_path / "device.sc"
+    with open_component(f"soft:{path}", passphrase="pw", create=True, scrypt_log2_n=10) as sc:
+        sc.import_oscore_secret("lwm2m:/21/0/0", SECRET, b"salt")
+    result = CliRunner().invoke(
+        main,
+        ["sc", "list"],
+        env={"LWM2M_SECURE_COMPONENT": f"soft:{path}?passphrase-env=P", "P": "pw"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "OSCORE Master Secret, 16 bytes (HKDF in the component)" in result.stdout
+    assert SECRET.hex() not in result.output

@@ -370,6 +370,8 @@ def _details(cred: CredentialInfo) -> str:
             assert cred.identity is not None
             return f"identity {identity_text(cred.identity)}"
         case CredentialKind.SECRET_DATA:
+            if cred.oscore:  # derived from inside, never read back
+                return f"OSCORE Master Secret, {cred.size} bytes (HKDF in the component)"
             return f"{cred.size} bytes"
 
 
