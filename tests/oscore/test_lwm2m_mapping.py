@@ -407,3 +407,34 @@ def test_a_component_reference_derives_inside_the_component() -> None:
     with pytest.raises(UnsupportedSecurityMode, match="no OSCORE secret 'nope'") as refused:
         oscore_context(unknown, connection(), _Component(SALT))  # type: ignore[arg-type]
     assert SECRET.hex() not in str(refused.value)
+
+
+def test_no_object_that_carries_a_master_secret_shows_it() -> None:
+    """Every object of the LwM2M layers that carries an OSCORE Master Secret (client
+    configuration, /21 material, credentials, server entry, bootstrap instance, contexts,
+    handles): neither repr nor str shows the secret in any common rendering."""
+    from lwm2m.bootstrap.config import OscoreInstance
+    from lwm2m.bootstrap.config import Secret as BootstrapSecret
+    from lwm2m.client.config import OscoreConfig
+    from lwm2m.secure.hkdf import SoftwareOscoreSecret
+
+    made = config()
+    objects: list[object] = [
+        made,
+        made.servers[0],
+        made.servers[0].security,
+        OscoreConfig(b"\xc1", b"Q", Secret(SECRET)),
+        material(),
+        Credentials(0, SecurityMode.NO_SEC, oscore=material()),
+        SecurityInfo.oscore_context("ep", b"\xc1", b"Q", SECRET),
+        OscoreInfo(b"\xc1", b"Q", SecretKey(SECRET)),
+        OscoreInstance(b"\xc1", b"Q", BootstrapSecret(SECRET)),
+        oscore_context(material(), connection()),
+        SoftwareMasterSecret(SECRET),
+        SoftwareOscoreSecret("o", SECRET, SALT),
+    ]
+    renderings = [SECRET.hex(), SECRET.hex().upper(), repr(SECRET), str(list(SECRET))[1:-1]]
+    for obj in objects:
+        for text in (repr(obj), str(obj)):
+            for rendering in renderings:
+                assert rendering not in text, f"{type(obj).__name__} shows the Master Secret"

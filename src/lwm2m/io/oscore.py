@@ -86,6 +86,7 @@ def sequence_floor(clock: Callable[[], float] = time.time) -> int:
 
 
 _ECHO_BYTES = 8  # RFC 9175 §2.3: an unpredictable value; 8 bytes as RFC 9175 Appendix A's
+_ECHO_KEPT = 4  # outstanding Echo values per context
 
 
 class UnprotectedResponse(OscoreError):
@@ -115,7 +116,7 @@ class OscoreLayer:
         self._sent: dict[tuple[bytes, bytes | None], int] = {}
         """The next Sender Sequence Number of each forgotten context (a reload continues)."""
         """Contexts the loader gave (ids): dropped when they fail to verify a request."""
-        self._unverified: dict[int, bytes | None] = {}
+        self._unverified: dict[int, list[bytes]] = {}
         """Contexts without replay state (id -> the Echo value sent, None before one was)."""
         self.echo_challenges = 0
         """4.01 + Echo answers sent (RFC 9175 freshness challenges)."""
@@ -158,7 +159,7 @@ class OscoreLayer:
         no replay state, its first request must prove freshness with Echo (RFC 9175)."""
         self._recipients[(context.recipient_id, context.id_context)] = context
         if fresh:
-            self._unverified[id(context)] = None
+            self._unverified[id(context)] = []
 
     def forget(self, kid: bytes, kid_context: bytes | None = None) -> None:
         """Drop the server-role context of ``kid`` (a loader will load it again, fresh)."""
@@ -245,13 +246,16 @@ class OscoreLayer:
         if key not in self._unverified:
             return None
         sent = self._unverified[key]
-        if sent is not None and inner.get_option(_ECHO) == sent:
+        if inner.get_option(_ECHO) in sent:
             del self._unverified[key]
             context.replay_window.seal()  # nothing older than this request is accepted now
             return None
         self.echo_challenges += 1
         value = secrets.token_bytes(_ECHO_BYTES)
-        self._unverified[key] = value
+        # the latest few stay valid: requests challenged together each come back with theirs
+        # (the first one back proves freshness; RFC 9175 §2.4 lets a server keep several)
+        sent.append(value)
+        del sent[:-_ECHO_KEPT]
         challenge = Message(Code.UNAUTHORIZED, options=[(_ECHO, value)])
         # With a Partial IV of its own: the request may be a replay (that is why it is
         # challenged), and answering under its nonce would encrypt a second plaintext under a
