@@ -37,7 +37,7 @@ from lwm2m.model.nodes import SingleResource
 from lwm2m.model.path import Path
 from lwm2m.model.values import ObjectLink, ResourceType
 from lwm2m.server import events as se
-from lwm2m.server.errors import ErrorResponse
+from lwm2m.server.errors import RequestFailed
 from lwm2m.server.security import IdentityKind, PeerIdentity, SecurityInfo
 from lwm2m.store.memory import MemoryRegistrationStore, MemorySecurityStore
 
@@ -123,6 +123,10 @@ async def test_register_and_manage_over_oscore() -> None:
                 battery = await server.read(EP, "/3/0/9")
                 assert battery.content is not None
                 assert battery.content.value == 77  # type: ignore[union-attr]
+                # the client's context is new (no replay state for the server's requests): it
+                # challenged the server's first request with Echo, the server repeated it
+                client_layer = client.connector.oscore_layer  # type: ignore[attr-defined]
+                assert client_layer.echo_challenges == 1
                 device = await server.read(EP, Path(3, 0))
                 assert device.content is not None
                 await server.write(EP, "/1/0/1", _lifetime(600))
@@ -195,12 +199,13 @@ async def test_the_client_refuses_plain_requests_on_an_oscore_account() -> None:
         config = client_config(EP, [server_account(server, **oscore_keys())])
         client, event = await registered(server, config)
         try:
-            layer = server.endpoint.oscore
-            assert layer is not None
-            layer.unbind(event.registration.address)  # the server "forgets" OSCORE
-            with pytest.raises(ErrorResponse) as refused:
-                await asyncio.wait_for(server.read(EP, "/3/0/9"), TIMEOUT)
-            assert refused.value.code == Code.UNAUTHORIZED
+            # a plain GET from the server's own socket (the OSCORE layer bypassed)
+            plain = Message(Code.GET, uri_path="/3/0/9")
+            answer = await asyncio.wait_for(
+                server.endpoint.request(plain, event.registration.address, _protected=True),
+                TIMEOUT,
+            )
+            assert (answer.code, answer.payload) == (Code.UNAUTHORIZED, b"OSCORE required")
         finally:
             await client.stop(grace=1.0)
 
@@ -250,6 +255,10 @@ async def test_a_restarted_server_asks_the_client_for_echo_again() -> None:
         )
         await restarted.start(address)
         try:
+            # the server's first request after its restart goes protected with the context of
+            # the registration's identity (loaded from the store), never in the clear
+            first = await asyncio.wait_for(restarted.read(EP, "/3/0/9"), TIMEOUT)
+            assert first.content is not None
             events = restarted.subscribe()
             async with asyncio.timeout(TIMEOUT):
                 client.update()
@@ -456,3 +465,29 @@ async def test_the_master_secret_stays_in_the_secure_component(tmp_path: Any) ->
                 await client.stop(grace=1.0)
     finally:
         component.close()
+
+
+async def test_server_requests_fail_closed_and_name_the_oscore_failure() -> None:
+    """The client lost its context (it answers 4.01 "Security context not found" in the
+    clear): the server's request fails with that code, not a decode error. The server's
+    security entry is removed: nothing more is sent, in the clear or otherwise (RequestFailed
+    naming it), instead of the request going out unprotected."""
+    store = oscore_store()
+    async with running_server(store) as server:
+        config = client_config(EP, [server_account(server, **oscore_keys())])
+        client, _ = await registered(server, config)
+        try:
+            client_layer = client.connector.oscore_layer  # type: ignore[attr-defined]
+            client_layer.forget(RECIPIENT)  # the client's recipient id: the server's kid
+            with pytest.raises(RequestFailed) as refused:
+                await asyncio.wait_for(server.read(EP, "/3/0/9"), TIMEOUT)
+            assert refused.value.code == Code.UNAUTHORIZED
+            assert "without OSCORE protection" in str(refused.value)
+            store.remove(EP)
+            layer = server.endpoint.oscore
+            assert layer is not None
+            layer.forget(SENDER)
+            with pytest.raises(RequestFailed, match="security entry is gone: not sent"):
+                await asyncio.wait_for(server.read(EP, "/3/0/9"), TIMEOUT)
+        finally:
+            await client.stop(grace=1.0)

@@ -1363,3 +1363,39 @@ async def test_an_exhausted_server_context_refuses_to_notify() -> None:
             s.server.notify_observation(s.observer(), Message(Code.CONTENT, b"n", observe=0))
         assert len(s.relay.down) == sent
         assert observation.active
+
+
+async def test_an_unverified_final_response_does_not_end_the_observation() -> None:
+    """RFC 8613 §8.4: what does not verify is discarded. A plain NON 4.04 with the
+    observation's token (a forged "final response": no Observe, an error code) reaches the
+    client's CoAP engine; it must not end the protected observation, and the next genuine
+    notification is delivered (found by review: the engine ended it before verification)."""
+    async with oscore_pair() as s:
+        observation = await s.observe()
+        s.notify(b"n1")
+        assert (await next_notification(observation)).payload == b"n1"
+        genuine = s.relay.down[-1]
+        forged = Message(
+            Code.NOT_FOUND, b"", mtype=NON, mid=(genuine.mid + 1000) & 0xFFFF, token=genuine.token
+        )
+        s.relay.inject_down(forged)
+        s.notify(b"n2")
+        assert (await next_notification(observation)).payload == b"n2"
+        assert observation.active
+
+
+async def test_a_large_request_carries_one_request_tag_on_every_inner_block() -> None:
+    """RFC 9175 §3.5.1: the blocks of one Inner Block1 operation carry a Request-Tag of their
+    own, so that a block of another operation cannot be spliced in; the reassembled request
+    reaches the handler once, with its tag."""
+    async with oscore_pair() as s:
+        s.respond = lambda request: Message(Code.CHANGED)
+        first = asyncio.ensure_future(s.request(Message(Code.POST, BIG, uri_path="/upload")))
+        second = asyncio.ensure_future(s.request(Message(Code.POST, BIG[::-1], uri_path="/upload")))
+        answers = await asyncio.gather(first, second)
+        assert [a.code for a in answers] == [Code.CHANGED, Code.CHANGED]
+        bodies = sorted(seen.message.payload for seen in s.seen)
+        assert bodies == sorted([BIG, BIG[::-1]])  # no body is a mix of the two
+        tags = {seen.message.request_tag for seen in s.seen}
+        assert len(tags) == 2
+        assert None not in tags

@@ -248,11 +248,12 @@ def pair() -> tuple[SecurityContext, SecurityContext]:
     return client, server
 
 
-async def test_a_context_that_fails_to_decrypt_is_reloaded_and_continues_its_numbers() -> None:
-    """The client was given a new Master Secret, and so was the store: the server's loaded
-    context (the old secret) fails to decrypt, is dropped, and the next request loads the new
-    one, which continues the sender sequence numbers of the one it replaces and must pass Echo
-    again."""
+async def test_a_context_that_fails_to_decrypt_is_replaced_only_by_new_keys() -> None:
+    """A loaded context that fails to decrypt: the store is read again. A forged request (the
+    stored keys do not decrypt it either) changes nothing: the context, its replay state and
+    its verified freshness stay. A client re-provisioned with a new Master Secret (the store
+    holds it too) is taken: the new context replaces the old one, wherever it was bound, and
+    must prove its freshness with Echo."""
     loads = 0
     secret = [SECRET]
 
@@ -266,20 +267,26 @@ async def test_a_context_that_fails_to_decrypt_is_reloaded_and_continues_its_num
     request, _ = client.protect_request(Message(Code.GET, uri_path="/x"))
     inner, context, bound = await layer.verify_request(request)
     assert layer.freshness_challenge(context, inner, bound) is not None
-    assert layer.echo_challenges == 1
-    context.sender_sequence_number = 500  # as if it had sent notifications
+    layer.bind(("c", 1), context)
+    forger = SecurityContext(
+        SoftwareMasterSecret(bytes(16)), OscoreParameters(b"\xc1", b"Q"), sender_sequence_number=9
+    )
+    forged = forger.protect_request(Message(Code.GET))[0]
+    assert layer.verify_held(forged) is None  # the store is to be read again
+    with pytest.raises(DecryptionFailed):
+        await layer.verify_request(forged)
+    assert loads == 2
+    assert await layer.find(b"\xc1", None) is context  # nothing changed
     secret[0] = bytes(16)  # re-provisioned: the store and the client hold another secret
     renewed = SecurityContext(
         SoftwareMasterSecret(bytes(16)), OscoreParameters(b"\xc1", b"Q"), sender_sequence_number=10
     )
-    with pytest.raises(DecryptionFailed):
-        await layer.verify_request(renewed.protect_request(Message(Code.GET))[0])
-    assert loads == 1
     again, _ = renewed.protect_request(Message(Code.GET, uri_path="/x"))
     inner, reloaded, bound = await layer.verify_request(again)
-    assert loads == 2
+    assert loads == 3
     assert reloaded is not context
-    assert reloaded.sender_sequence_number >= 500
+    assert await layer.find(b"\xc1", None) is reloaded
+    assert layer.context_for(("c", 1)) is reloaded
     assert layer.freshness_challenge(reloaded, inner, bound) is not None  # Echo again
     assert layer.echo_challenges == 2
 
@@ -438,3 +445,58 @@ def test_no_object_that_carries_a_master_secret_shows_it() -> None:
         for text in (repr(obj), str(obj)):
             for rendering in renderings:
                 assert rendering not in text, f"{type(obj).__name__} shows the Master Secret"
+
+
+def test_a_verified_request_never_rebinds_an_address_bound_to_another_context() -> None:
+    """A peer sending from someone else's address must not take over what is protected for
+    them: ``bind`` keeps an existing binding to another context unless ``replace`` (the LwM2M
+    server, from the registration's identity)."""
+    layer = OscoreLayer()
+    client, server = pair()
+    layer.bind(("v", 1), server)
+    layer.bind(("v", 1), client)
+    assert layer.context_for(("v", 1)) is server
+    layer.bind(("v", 1), client, replace=True)
+    assert layer.context_for(("v", 1)) is client
+
+
+async def test_an_answer_that_cannot_be_protected_is_a_plain_5_00_not_a_crash() -> None:
+    """The server's context has used its last sequence number (RFC 8613 §7.2.1) and must
+    challenge with Echo, which needs one: the endpoint answers an unprotected 5.00 instead of
+    raising out of its datagram callback; and a registration whose outer Observe was
+    stripped (an on-path change) leaves no observer record behind."""
+    from lwm2m.coap.numbers import OptionNumber
+    from lwm2m.io.coap_endpoint import CoapEndpoint, CoapRequest
+    from lwm2m.oscore import MAX_SEQUENCE_NUMBER
+
+    def resource(request: CoapRequest) -> Message:
+        return Message(Code.CONTENT, b"v", observe=0 if request.message.observe == 0 else None)
+
+    client, server = pair()
+    exhausted = SecurityContext(
+        SoftwareMasterSecret(SECRET),
+        OscoreParameters(b"Q", b"\xc1"),
+        sender_sequence_number=MAX_SEQUENCE_NUMBER + 1,
+    )
+    layer = OscoreLayer()
+    layer.add_context(exhausted, fresh=True)
+    async with (
+        await CoapEndpoint.create(oscore=layer) as endpoint,
+        await CoapEndpoint.create() as raw,
+    ):
+        endpoint.site.add("r", resource)
+        request, _ = client.protect_request(Message(Code.GET, uri_path="/r"))
+        answer = await asyncio.wait_for(
+            raw.request(request, endpoint.local_address, _protected=True), 5
+        )
+        assert answer.code == Code.INTERNAL_SERVER_ERROR
+        assert endpoint.stats.handler_errors == 1
+        layer.add_context(server)  # a usable context from now on
+        registration, _ = client.protect_request(Message(Code.GET, uri_path="/r", observe=0))
+        registration.remove_option(OptionNumber.OBSERVE)  # the outer one
+        answer = await asyncio.wait_for(
+            raw.request(registration, endpoint.local_address, _protected=True), 5
+        )
+        assert answer.has_option(OptionNumber.OSCORE)
+        assert endpoint.observations() == []
+        assert layer.observers == {}

@@ -1023,9 +1023,11 @@ class CoapEngine:
         return [] if state is None else list(state.observers.values())
 
     def keep_every_notification(self, request_id: int) -> None:
-        """Deliver every notification of observation ``request_id``, leaving their order to
-        the caller: OSCORE orders them by Partial IV and ignores the outer Observe value
-        (RFC 8613 §4.1.3.5.2), so the RFC 7641 §3.4 freshness check must not drop any."""
+        """Deliver every message of observation ``request_id`` as a notification, leaving
+        their order and the end of the observation to the caller: OSCORE orders them by
+        Partial IV and ignores the outer Observe value (RFC 8613 §4.1.3.5.2), so the RFC 7641
+        §3.4 freshness check must not drop any, and only a verified final response ends the
+        observation (the caller cancels it, :meth:`cancel_request`)."""
         req = self._requests.get(request_id)
         if req is not None:
             req.unordered = True
@@ -2174,6 +2176,11 @@ class CoapEngine:
 
     def _on_notification(self, req: _ClientRequest, msg: Message, now: float) -> None:
         seq = msg.observe
+        if req.unordered and (seq is None or msg.code >> 5 != 2):
+            # OSCORE: what ends the observation is decided after verification (RFC 8613 §8.4:
+            # an unverified message changes nothing); the caller cancels it then
+            self._events.append(notification_received(req.id, msg, req.remote))
+            return
         if seq is None or msg.code >> 5 != 2:
             # RFC 7641 §3.2: a response without Observe or with an error code ends it.
             self._events.append(ObservationEnded(req.id, msg))

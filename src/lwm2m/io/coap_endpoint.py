@@ -42,6 +42,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import secrets
 import socket
 import sys
 import time
@@ -225,6 +226,9 @@ class ClientObservation:
         self._callback: Callable[[Message], None] | None = None
         self._unprotect: Callable[[Message], Message] | None = None
         """OSCORE: verifies each notification (§4.1.3.5.2); None for plain observations."""
+        self._unverified: list[Message] | None = None
+        """OSCORE: notifications that overtook the first response, held until it is verified
+        (RFC 8613 §7.4.1: once a notification is accepted, the first response would not be)."""
 
     @property
     def active(self) -> bool:
@@ -242,6 +246,9 @@ class ClientObservation:
 
     def _push(self, message: Message) -> None:
         if self._unprotect is not None:
+            if self._unverified is not None:
+                self._unverified.append(message)
+                return
             try:
                 message = self._unprotect(message)
             except OscoreError as exc:  # RFC 8613 §8.4: an unverifiable notification is dropped
@@ -280,6 +287,12 @@ class ClientObservation:
         self.final_response = response
         self._error = error
         self._wake()
+
+    def _first_verified(self) -> None:
+        """OSCORE: the first response verified; the notifications held meanwhile follow."""
+        held, self._unverified = self._unverified or [], None
+        for message in held:
+            self._push(message)
 
     def __aiter__(self) -> AsyncIterator[Message]:
         return self
@@ -587,12 +600,22 @@ class CoapEndpoint:
         """``request`` through OSCORE; repeats it once with the Echo value a server that needs
         proof of freshness asked for (RFC 9175 §2.4, :mod:`lwm2m.io.oscore`)."""
         inner = message
+        if (
+            len(message.payload) > 1 << (self.engine.config.block_szx + 3)
+            and message.block1 is None
+            and message.request_tag is None
+        ):
+            # sent in Inner blocks (_send_inner_blocks): a Request-Tag of its own, on every
+            # block and on the Block2 follow-ups, so that no block of this operation can be
+            # spliced into another one (RFC 9175 §3.4, §3.5.1)
+            inner = message.copy()
+            inner.request_tag = secrets.token_bytes(4)
         for attempt in range(2):
             result = await self._send_inner_blocks(context, inner, remote)
             echo = echo_request(result)
             if echo is None or attempt:
                 return await self._inner_block2(context, inner, result, remote)
-            inner = with_echo(message, echo)
+            inner = with_echo(inner, echo)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send_inner_blocks(
@@ -650,7 +673,8 @@ class CoapEndpoint:
             if len(body) > limit:
                 raise BodyTooLarge("inner block-wise body larger than max_body_size")
             following = request.copy()
-            following.payload = b""
+            if following.code != Code.FETCH:  # a FETCH keeps its body (RFC 8132 §2.3.2)
+                following.payload = b""
             following.block1 = None
             following.block2 = Block(len(body) >> (szx + 4), False, szx)
             outer, binding = context.protect_request(following)
@@ -696,6 +720,7 @@ class CoapEndpoint:
                     raise
                 if not observation.active:
                     observation.final_response = opened
+                observation._first_verified()
                 echo = echo_request(opened) if echo is None else None
                 if echo is None:
                     return observation
@@ -714,6 +739,7 @@ class CoapEndpoint:
         observation = ClientObservation(self, request_id, self._max_queue)
         if unprotect is not None:  # OSCORE: verified, and ordered by Partial IV, not Observe
             observation._unprotect = unprotect
+            observation._unverified = []
             self.engine.keep_every_notification(request_id)
         future: asyncio.Future[Message] = self._loop.create_future()
         self._pending[request_id] = future
@@ -1202,13 +1228,16 @@ class CoapEndpoint:
         result: Message | Awaitable[Message]
         try:
             verified = layer.verify_held(exchange.request)
-        except VerificationError as exc:
-            result = self._oscore_refused(exchange, exc)
-        else:
             if verified is None:
                 result = self._serve_oscore(exchange, layer)
             else:
                 result = self._oscore_dispatch(exchange, layer, *verified)
+        except VerificationError as exc:
+            result = self._oscore_refused(exchange, exc)
+        except OscoreError:  # the answer cannot be protected (e.g. the context is exhausted)
+            self.stats.handler_errors += 1
+            logger.exception("OSCORE answer to %s cannot be protected", exchange.remote)
+            result = Message(Code.INTERNAL_SERVER_ERROR)
         if type(result) is Message:
             self._respond(exchange, result, now)
             return
@@ -1285,8 +1314,14 @@ class CoapEndpoint:
         assert block is not None
         key = (exchange.remote, id(context), inner.uri_path, inner.request_tag)
         uploads = self._inner_uploads
+        limit = self.engine.config.max_body_size
         if block.num == 0:
             uploads.pop(key, None)
+            announced = inner.size1
+            if announced is not None and announced > limit:  # RFC 7959 §4: refused at once
+                refused = Message(Code.REQUEST_ENTITY_TOO_LARGE)
+                refused.size1 = limit
+                return refused
             if len(uploads) >= _INNER_UPLOADS:
                 del uploads[next(iter(uploads))]  # the oldest transfer gives way
             uploads[key] = bytearray()
@@ -1295,7 +1330,6 @@ class CoapEndpoint:
             uploads.pop(key, None)
             return Message(Code.REQUEST_ENTITY_INCOMPLETE)  # RFC 7959 §2.9.2
         body += inner.payload
-        limit = self.engine.config.max_body_size
         if len(body) > limit:
             del uploads[key]
             refused = Message(Code.REQUEST_ENTITY_TOO_LARGE)
@@ -1338,7 +1372,12 @@ class CoapEndpoint:
     ) -> Message:
         """Protect the answer (§8.3); an Observe registration it accepts is remembered, so
         that its notifications are protected too."""
-        if inner.observe == 0 and response.code >> 5 == 2 and response.observe is not None:
+        if (
+            exchange._observe == b""  # the engine registers it (the outer Observe 0)
+            and inner.observe == 0
+            and response.code >> 5 == 2
+            and response.observe is not None
+        ):
             layer.observers[(exchange.request.token, exchange.remote)] = (context, binding)
         return context.protect_response(response, binding)
 

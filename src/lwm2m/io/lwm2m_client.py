@@ -193,15 +193,19 @@ class OscoreAccounts:
         if material is None:  # pragma: no cover - the engine fills it in when /0/x/17 is set
             raise UnsupportedSecurityMode(f"no OSCORE material for {connection.uri}")
         cached = self._accounts.get(iid)
+        fresh = False
         if cached is not None and cached[0] == material:
             context = cached[1]
-        elif component is not None and component.is_blocking:
-            context = await asyncio.to_thread(oscore_context, material, connection, component)
-            self._accounts[iid] = (material, context)
         else:
-            context = oscore_context(material, connection, component)
+            if component is not None and component.is_blocking:
+                context = await asyncio.to_thread(oscore_context, material, connection, component)
+            else:
+                context = oscore_context(material, connection, component)
             self._accounts[iid] = (material, context)
-        self.layer.add_peer(address, context)
+            # derived anew (a start, a restart): no replay state for the server's requests yet,
+            # so the first one must prove its freshness with Echo (RFC 8613 Appendix B.1.2)
+            fresh = True
+        self.layer.add_peer(address, context, fresh=fresh)
 
 
 def oscore_context(

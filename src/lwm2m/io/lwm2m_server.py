@@ -95,12 +95,19 @@ from lwm2m.dtls import (
 )
 from lwm2m.dtls import PeerIdentity as DtlsPeerIdentity
 from lwm2m.dtls.errors import AlertUnsupportedCertificate
-from lwm2m.errors import BadRequest, CodecError, Forbidden, NotFound, RequestError
+from lwm2m.errors import (
+    BadRequest,
+    CodecError,
+    Forbidden,
+    NotFound,
+    OscoreError,
+    RequestError,
+)
 from lwm2m.io.coap_endpoint import ClientObservation, CoapEndpoint, CoapRequest
 from lwm2m.io.coap_transport import PeerIdentity as TransportIdentity
 from lwm2m.io.coap_transport import SecurityLayer, UdpAddress
 from lwm2m.io.coaps import DtlsLayerConfig, DtlsSecurityLayer
-from lwm2m.io.oscore import OscoreLayer, context_loader
+from lwm2m.io.oscore import OscoreLayer, UnprotectedResponse, context_loader
 from lwm2m.model.nodes import Node, ObjectInstance, Resource
 from lwm2m.model.path import Path
 from lwm2m.model.registry import ModelRegistry, ObjectModel, default_registry
@@ -1214,6 +1221,9 @@ class LwM2MServer:
     async def _request(self, registration: Registration, operation: DownlinkRequest) -> Response:
         model = self.models.for_registration(registration)
         message = _downlink(registration, operation, model)
+        identity = registration.identity
+        if identity is not None and identity.kind is IdentityKind.OSCORE:
+            await self._oscore_bind(registration, registration.address)
         if registration.queue_mode:
             answer = await self._queued_exchange(registration, message, self.endpoint.request)
         else:
@@ -1222,7 +1232,25 @@ class LwM2MServer:
                 answer = await self.endpoint.request(message, registration.address)
             except CoapError as exc:
                 raise _request_failed(exc, registration.endpoint) from None
+            except OscoreError as exc:
+                raise _oscore_failed(exc, registration.endpoint) from None
         return decode_client_response(operation, answer, model, endpoint=registration.endpoint)
+
+    async def _oscore_bind(self, registration: Registration, address: Address) -> None:
+        """Requests to a client registered over OSCORE go protected with the context of its
+        identity, whoever else sent from that address and whatever this process knows (after
+        a restart, the context is loaded again); without a context nothing is sent in the
+        clear: RequestFailed."""
+        layer = self.endpoint.oscore
+        assert registration.identity is not None
+        kid = bytes.fromhex(registration.identity.value)
+        context = None if layer is None else await layer.find(kid, None)
+        if layer is None or context is None:
+            raise RequestFailed(
+                "registered over OSCORE, but its security entry is gone: not sent",
+                endpoint=registration.endpoint,
+            )
+        layer.bind(address, context, replace=True)
 
     async def _exchange(
         self,
@@ -1232,12 +1260,17 @@ class LwM2MServer:
     ) -> T:
         """Send ``message`` with ``send`` (the endpoint's ``request`` or ``observe``), through
         the queue-mode hold when the client uses queue mode; maps failures to server errors."""
+        identity = registration.identity
+        if identity is not None and identity.kind is IdentityKind.OSCORE:
+            await self._oscore_bind(registration, registration.address)
         if registration.queue_mode:
             return await self._queued_exchange(registration, message, send)
         try:
             return await send(message, registration.address)
         except CoapError as exc:
             raise _request_failed(exc, registration.endpoint) from None
+        except OscoreError as exc:
+            raise _oscore_failed(exc, registration.endpoint) from None
 
     async def _queued_exchange(
         self,
@@ -1271,6 +1304,9 @@ class LwM2MServer:
             current = await self.store.get(rid)
             if current is None:
                 raise NotRegistered("registration ended", endpoint=name)
+            identity = current.identity
+            if identity is not None and identity.kind is IdentityKind.OSCORE:
+                await self._oscore_bind(current, current.address)  # it may have moved
             answer = await send(message, current.address)
             self._heard_from(current, self.clock())
             return answer
@@ -1279,6 +1315,8 @@ class LwM2MServer:
             raise RequestTimeout("no response", endpoint=name) from None
         except CoapError as exc:
             raise _request_failed(exc, name) from None
+        except OscoreError as exc:
+            raise _oscore_failed(exc, name) from None
         finally:
             if held.granted:
                 following = self._queue.completed(rid, self.clock())
@@ -1590,6 +1628,13 @@ def _path(path: Path | str) -> Path:
 @functools.lru_cache(maxsize=1024)
 def _parse_path(text: str) -> Path:
     return Path.parse(text)
+
+
+def _oscore_failed(exc: OscoreError, endpoint: str) -> RequestFailed:
+    """A request over OSCORE whose answer did not verify, or came unprotected."""
+    if isinstance(exc, UnprotectedResponse):  # e.g. 4.01 "Security context not found"
+        return RequestFailed(str(exc), endpoint=endpoint, code=exc.code)
+    return InvalidResponse(f"the OSCORE answer does not verify: {exc}", endpoint=endpoint)
 
 
 def _request_failed(exc: CoapError, endpoint: str) -> RequestFailed:

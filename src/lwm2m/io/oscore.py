@@ -57,6 +57,7 @@ from lwm2m.oscore import (
     RequestBinding,
     SecurityContext,
     SoftwareMasterSecret,
+    VerificationError,
     oscore_option,
     unprotect_request,
 )
@@ -127,13 +128,15 @@ class OscoreLayer:
 
     # -- contexts -------------------------------------------------------------------------------
 
-    def add_peer(self, remote: Hashable, context: SecurityContext) -> None:
+    def add_peer(self, remote: Hashable, context: SecurityContext, *, fresh: bool = False) -> None:
         """Protect requests to ``remote`` with ``context`` and accept its requests, protected
         only: the endpoint answers a plain request from ``remote`` with 4.01 (an LwM2M client
-        account with OSCORE, /0/x/17, "MUST" use it)."""
+        account with OSCORE, /0/x/17, "MUST" use it). ``fresh``: the context has no replay
+        state (derived anew, e.g. after a restart): the peer's first request must prove its
+        freshness with Echo (RFC 8613 Appendix B.1.2)."""
         self._peers[remote] = context
         self.required[remote] = context
-        self.add_context(context)
+        self.add_context(context, fresh=fresh)
 
     def remove_peer(self, remote: Hashable) -> None:
         self.required.pop(remote, None)
@@ -141,10 +144,15 @@ class OscoreLayer:
         if context is not None and context not in self._peers.values():
             self.forget(context.recipient_id, context.id_context)
 
-    def bind(self, remote: Hashable, context: SecurityContext) -> None:
-        """Protect requests to ``remote`` with ``context`` (the endpoint binds a peer whose
-        request verified with it: a server's requests to its client go protected)."""
-        self._peers[remote] = context
+    def bind(self, remote: Hashable, context: SecurityContext, *, replace: bool = False) -> None:
+        """Protect requests to ``remote`` with ``context``. The endpoint binds a peer whose
+        request verified with it (a bootstrap server's requests to its client go protected),
+        but never over another context's binding: a peer that sends from someone else's
+        address must not take over what is protected for them. ``replace``: the caller knows
+        better (an LwM2M server, from the registration's identity)."""
+        bound = self._peers.get(remote)
+        if bound is None or replace:
+            self._peers[remote] = context
 
     def unbind(self, remote: Hashable) -> None:
         """Requests to ``remote`` go without OSCORE again (its context stays accepted)."""
@@ -195,22 +203,42 @@ class OscoreLayer:
     ) -> tuple[Message, SecurityContext, RequestBinding]:
         """Verify a protected request (§8.2): the inner request, its context and binding.
 
+        A held context loaded from the store that fails to decrypt is checked against the
+        store again: when the entry's keys changed (a new Master Secret or salt under the same
+        Sender ID), the new context replaces it (fresh: Echo first), else the failure stands
+        and nothing changes, so a forged datagram cannot make the server drop a context.
+
         :raises VerificationError: with ``response_code`` and a diagnostic for the unprotected
             error response (4.02 option, 4.01 unknown context or replay, 4.00 decryption).
         """
-        verified = self.verify_held(request)
-        if verified is not None:
-            return verified
-        option = oscore_option(request)
-        assert option is not None  # verify_held parsed it and found a kid
-        assert option.kid is not None
-        return self._verify(request, await self.find(option.kid, option.kid_context))
+        option = oscore_option(request)  # raises on a malformed option (4.02)
+        if option is None or option.kid is None:
+            return self._verify(request, None)
+        key = (option.kid, option.kid_context)
+        held = self._recipients.get(key)
+        if held is None:
+            return self._verify(request, await self.find(option.kid, option.kid_context))
+        try:
+            return self._verify(request, held)
+        except DecryptionFailed:
+            if id(held) not in self._loaded or self.loader is None:
+                raise
+            reloaded = await self.loader(option.kid, option.kid_context)
+            if reloaded is None or self._recipients.get(key) is not held:
+                raise
+            try:
+                verified = self._verify(request, reloaded)
+            except VerificationError:
+                raise DecryptionFailed("the stored keys do not decrypt it either") from None
+        self._replace(key, held, verified[1])
+        return verified
 
     def verify_held(
         self, request: Message
     ) -> tuple[Message, SecurityContext, RequestBinding] | None:
-        """:meth:`verify_request` without waiting: None when the context of the request's
-        ``kid`` must be loaded first (then call :meth:`verify_request`)."""
+        """:meth:`verify_request` without waiting: None when that must wait (the context of
+        the request's ``kid`` is to be loaded, or a loaded one failed to decrypt and the store
+        is to be read again)."""
         option = oscore_option(request)  # raises on a malformed option (4.02)
         kid = None if option is None else option.kid
         context = None
@@ -218,7 +246,12 @@ class OscoreLayer:
             context = self._recipients.get((kid, option.kid_context))  # type: ignore[union-attr]
             if context is None and self.loader is not None:
                 return None
-        return self._verify(request, context)
+        try:
+            return self._verify(request, context)
+        except DecryptionFailed:
+            if context is not None and id(context) in self._loaded and self.loader is not None:
+                return None
+            raise
 
     def _verify(
         self, request: Message, context: SecurityContext | None
@@ -226,15 +259,21 @@ class OscoreLayer:
         def found(k: bytes, c: bytes | None) -> SecurityContext | None:
             return context
 
-        try:
-            return unprotect_request(request, found)
-        except DecryptionFailed:
-            if context is not None and id(context) in self._loaded:
-                # The entry may have changed in the store (a new Master Secret or salt under
-                # the same Sender ID): the next request loads it again, and being fresh it must
-                # prove its freshness with Echo before it is served, so this lets no replay in.
-                self.forget(context.recipient_id, context.id_context)
-            raise
+        return unprotect_request(request, found)
+
+    def _replace(
+        self, key: tuple[bytes, bytes | None], old: SecurityContext, new: SecurityContext
+    ) -> None:
+        """``new`` (other keys) takes the place of ``old``: held, fresh, and bound wherever
+        ``old`` was (no nonce of ``old`` is reused: the keys differ)."""
+        self._recipients[key] = new
+        self._unverified.pop(id(old), None)
+        self._loaded.discard(id(old))
+        self._unverified[id(new)] = []
+        self._loaded.add(id(new))
+        for remote, bound in list(self._peers.items()):
+            if bound is old:
+                self._peers[remote] = new
 
     def freshness_challenge(
         self, context: SecurityContext, inner: Message, binding: RequestBinding
