@@ -52,6 +52,7 @@ SALT = bytes.fromhex("9e7ca92223786340")
 PAYLOAD = b"battery level = 87 %"  # 20 bytes
 IN_FLIGHT = 64
 REPEATS = 5
+REFUSED = [0]  # aiocoap requests refused as replays (see aiocoap_oscore)
 
 
 def contexts() -> tuple[SecurityContext, SecurityContext]:
@@ -148,6 +149,7 @@ async def ours(oscore: bool, seconds: float) -> float:
 
 async def aiocoap_oscore(seconds: float) -> float:
     import aiocoap
+    import aiocoap.oscore
     import aiocoap.resource
     from tests.oscore.aiocoap_peer import (
         AiocoapOscoreClient,
@@ -170,7 +172,13 @@ async def aiocoap_oscore(seconds: float) -> float:
         host, port = server.address
 
         async def get() -> None:
-            _, payload, _ = await client.request((host, port), "GET", "/3/0/9")
+            try:
+                _, payload, _ = await client.request((host, port), "GET", "/3/0/9")
+            except aiocoap.oscore.NotAProtectedMessage:
+                # aiocoap's server refuses a Partial IV that fell more than its 32-entry replay
+                # window behind (requests overtaking each other under load): counted, not done
+                REFUSED[0] += 1
+                return
             assert payload == PAYLOAD
 
         await rate(get, 0.2)
@@ -188,6 +196,7 @@ async def endpoints(seconds: float) -> dict[str, float]:
         "oscore_get_per_s": round(max(protected)),
         "aiocoap_oscore_get_per_s": round(max(theirs)),
     }
+    results["aiocoap_refused"] = REFUSED[0]
     results["oscore_vs_plain"] = round(max(protected) / max(plain), 2)
     results["oscore_vs_aiocoap"] = round(max(protected) / max(theirs), 2)
     return results
