@@ -500,3 +500,35 @@ async def test_an_answer_that_cannot_be_protected_is_a_plain_5_00_not_a_crash() 
         assert answer.has_option(OptionNumber.OSCORE)
         assert endpoint.observations() == []
         assert layer.observers == {}
+
+
+async def test_a_remade_context_behind_its_predecessor_jumps_ahead_once_refused() -> None:
+    """A sender context made anew (a restart sooner than its clock-based start allows for)
+    repeats Partial IVs the peer saw: the peer refuses with "Replay detected" (in the clear);
+    the sender skips 2^16 numbers and asks again once, and is served."""
+    from lwm2m.io.coap_endpoint import CoapEndpoint, CoapRequest
+
+    def resource(request: CoapRequest) -> Message:
+        return Message(Code.CONTENT, b"ok")
+
+    client, server = pair()
+    server_layer, client_layer = OscoreLayer(), OscoreLayer()
+    server_layer.add_context(server)
+    async with (
+        await CoapEndpoint.create(oscore=server_layer) as peer,
+        await CoapEndpoint.create(oscore=client_layer) as endpoint,
+    ):
+        peer.site.add("r", resource)
+        client_layer.add_peer(peer.local_address, client)
+        for _ in range(5):
+            answer = await asyncio.wait_for(
+                endpoint.request(Message(Code.GET, uri_path="/r"), peer.local_address), 5
+            )
+            assert answer.payload == b"ok"
+        remade, _ = pair()  # the same keys, numbers from 0 again
+        client_layer.add_peer(peer.local_address, remade)
+        answer = await asyncio.wait_for(
+            endpoint.request(Message(Code.GET, uri_path="/r"), peer.local_address), 5
+        )
+        assert answer.payload == b"ok"
+        assert remade.sender_sequence_number > 1 << 16

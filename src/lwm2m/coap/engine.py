@@ -2128,10 +2128,16 @@ class CoapEngine:
             self._finish(req, now)
             if parent.state == _DONE:
                 return
-            if parent.obs_seq != req.obs_seq:
+            if parent.obs_seq != req.obs_seq and parent.delivered:
                 self.stats.stale_notifications += 1  # a newer notification overtook this one
                 return
+            if msg.get_option(_OBSERVE) is None:
+                # reassembled from the follow-up blocks, which carry no Observe: the value is
+                # the first block's (the registration's answer is one, RFC 7641 §3.1)
+                msg.observe = req.obs_seq
             if not parent.delivered:
+                # the first response completes the registration even when a newer
+                # notification overtook its blocks (that one follows as a notification)
                 parent.delivered = True
                 self._response(parent, msg)
             else:

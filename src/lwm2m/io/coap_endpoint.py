@@ -80,8 +80,19 @@ from lwm2m.io.coap_transport import (
     SessionLayer,
     UdpAddress,
 )
-from lwm2m.io.oscore import OscoreLayer, echo_request, open_response, with_echo
-from lwm2m.oscore import RequestBinding, SecurityContext, VerificationError
+from lwm2m.io.oscore import (
+    OscoreLayer,
+    UnprotectedResponse,
+    echo_request,
+    open_response,
+    with_echo,
+)
+from lwm2m.oscore import (
+    MAX_SEQUENCE_NUMBER,
+    RequestBinding,
+    SecurityContext,
+    VerificationError,
+)
 
 __all__ = [
     "ClientObservation",
@@ -107,6 +118,12 @@ _MAX_DATAGRAM = 65536
 _OSCORE_OPTION = int(OptionNumber.OSCORE)
 _OBSERVE_OPTION = int(OptionNumber.OBSERVE)
 _INNER_UPLOADS = 64  # Inner Block1 transfers reassembled at once (the oldest gives way)
+_REPLAY_JUMP = 1 << 16  # Sender Sequence Numbers skipped after a "Replay detected" refusal
+
+
+def _refused_as_replay(exc: UnprotectedResponse) -> bool:
+    """The peer's unprotected 4.01 "Replay detected" (RFC 8613 §7.4, §8.2)."""
+    return exc.code == Code.UNAUTHORIZED and exc.diagnostic == "Replay detected"
 
 
 @dataclass(frozen=True, slots=True)
@@ -611,7 +628,18 @@ class CoapEndpoint:
             inner = message.copy()
             inner.request_tag = secrets.token_bytes(4)
         for attempt in range(2):
-            result = await self._send_inner_blocks(context, inner, remote)
+            try:
+                result = await self._send_inner_blocks(context, inner, remote)
+            except UnprotectedResponse as exc:
+                if attempt or not _refused_as_replay(exc):
+                    raise
+                # The peer saw our Partial IVs already: this context was made anew (a restart)
+                # and its clock-based start (lwm2m.io.oscore) is behind what the previous one
+                # sent. Jump ahead and ask again; a forged refusal only costs numbers.
+                context.sender_sequence_number = min(
+                    context.sender_sequence_number + _REPLAY_JUMP, MAX_SEQUENCE_NUMBER + 1
+                )
+                continue
             echo = echo_request(result)
             if echo is None or attempt:
                 return await self._inner_block2(context, inner, result, remote)
