@@ -1221,13 +1221,13 @@ class LwM2MServer:
     async def _request(self, registration: Registration, operation: DownlinkRequest) -> Response:
         model = self.models.for_registration(registration)
         message = _downlink(registration, operation, model)
-        identity = registration.identity
-        if identity is not None and identity.kind is IdentityKind.OSCORE:
-            await self._oscore_bind(registration, registration.address)
-        if registration.queue_mode:
+        if registration.queue_mode:  # binds OSCORE to the address it sends to
             answer = await self._queued_exchange(registration, message, self.endpoint.request)
         else:
             # _exchange inlined: one coroutine less on every request (the Read hot path)
+            identity = registration.identity
+            if identity is not None and identity.kind is IdentityKind.OSCORE:
+                await self._oscore_bind(registration, registration.address)
             try:
                 answer = await self.endpoint.request(message, registration.address)
             except CoapError as exc:
@@ -1260,11 +1260,11 @@ class LwM2MServer:
     ) -> T:
         """Send ``message`` with ``send`` (the endpoint's ``request`` or ``observe``), through
         the queue-mode hold when the client uses queue mode; maps failures to server errors."""
+        if registration.queue_mode:  # binds OSCORE to the address it sends to
+            return await self._queued_exchange(registration, message, send)
         identity = registration.identity
         if identity is not None and identity.kind is IdentityKind.OSCORE:
             await self._oscore_bind(registration, registration.address)
-        if registration.queue_mode:
-            return await self._queued_exchange(registration, message, send)
         try:
             return await send(message, registration.address)
         except CoapError as exc:

@@ -368,15 +368,9 @@ def open_response(context: SecurityContext, binding: RequestBinding, response: M
 
 def with_echo(message: Message, echo: bytes) -> Message:
     """A copy of ``message`` carrying the Echo option ``echo`` (RFC 9175 §2.3)."""
-    options = [(n, v) for n, v in message.options if n != _ECHO]
-    options.append((_ECHO, echo))
-    return Message(
-        message.code,
-        message.payload,
-        mtype=message.mtype,
-        token=message.token,
-        options=options,
-    )
+    copy = message.copy()
+    copy.set_option(_ECHO, echo)
+    return copy
 
 
 def echo_request(response: Message) -> bytes | None:

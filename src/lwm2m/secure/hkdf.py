@@ -27,6 +27,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Collection
 
+from lwm2m.oscore import HkdfAlgorithm, SoftwareMasterSecret
 from lwm2m.secure.interfaces import OperationNotSupported, check_label
 
 __all__ = [
@@ -134,11 +135,12 @@ def expand(mac: Callable[[bytes], bytes], info: bytes, length: int) -> bytes:
 
 
 def software_hkdf(
-    master_secret: bytes, hash_name: str, salt: bytes, info: bytes, length: int
+    master_secret: bytes, algorithm: int, salt: bytes, info: bytes, length: int
 ) -> bytes:
-    """The whole HKDF in this process (``soft:`` and the store's fallback)."""
-    prk = extract(hash_name, salt, master_secret)
-    return expand(lambda data: hmac.digest(prk, data, hash_name), info, length)
+    """The whole HKDF in this process (``soft:`` and the store's fallback): the OSCORE
+    layer's own software Master Secret does it."""
+    secret = SoftwareMasterSecret(master_secret)
+    return secret.hkdf(HkdfAlgorithm(algorithm), salt, info, length)
 
 
 class SoftwareOscoreSecret:
@@ -169,8 +171,8 @@ class SoftwareOscoreSecret:
         return self._salt
 
     def hkdf(self, algorithm: int, salt: bytes, info: bytes, length: int) -> bytes:
-        name, _ = check_request(self._label, self._salt, algorithm, salt, length)
-        return software_hkdf(self._secret, name, self._salt, info, length)
+        check_request(self._label, self._salt, algorithm, salt, length)
+        return software_hkdf(self._secret, algorithm, self._salt, info, length)
 
     def __repr__(self) -> str:
         return (

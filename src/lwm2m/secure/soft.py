@@ -257,8 +257,8 @@ class SoftOscoreSecretHandle:
 
     def hkdf(self, algorithm: int, salt: bytes, info: bytes, length: int) -> bytes:
         self._component._check_entry(self._label, self._entry)
-        name, _ = check_request(self._label, self._entry.salt, algorithm, salt, length)
-        return software_hkdf(self._entry.secret, name, self._entry.salt, info, length)
+        check_request(self._label, self._entry.salt, algorithm, salt, length)
+        return software_hkdf(self._entry.secret, algorithm, self._entry.salt, info, length)
 
     def __repr__(self) -> str:
         return f"SoftOscoreSecretHandle(label={self._label!r}, salt_length={len(self._entry.salt)})"
