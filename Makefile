@@ -16,14 +16,14 @@ NODE_PEER := tests/e2e/node_peer
 
 .PHONY: demo test lint typecheck imports unit fuzz bench system-deps clean
 
-$(VENV)/.base: pyproject.toml
+$(VENV)/.base: pyproject.toml setup.py src/lwm2m/codec/_senml_cbor_fast.c
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(PIP) --upgrade pip
 	@$(PIP) -e .
 	@touch $@
 
 # The test environment needs the Debian packages first (pyscard builds against libpcsclite).
-$(VENV)/.dev: pyproject.toml $(VENV)/.base
+$(VENV)/.dev: pyproject.toml setup.py $(VENV)/.base
 	@scripts/ensure-system-deps.sh $(TEST_DEBS)
 	@$(PIP) -e '.[dev]'
 	@touch $@

@@ -7,6 +7,12 @@ The decoder also accepts half/single floats, decimal fractions (tag 4) and, for 
 date/time tags. Decoding raises only CodecError: cbor2's own errors, and the ValueError,
 TypeError, OverflowError, RecursionError, ... it lets through on hostile input, are wrapped.
 
+An object or instance payload written the usual way (what a Read of ``/3/0`` returns) is decoded
+by the optional C accelerator ``_senml_cbor_fast`` when it is built: straight from the bytes to
+the nodes. It only accelerates: for any other payload, valid or not, it answers None and the
+Python decoder here, the reference, decides (tests/codec/test_senml_cbor_fast.py checks that both
+agree). ``LWM2M_PURE_PYTHON=1`` in the environment leaves it out.
+
 >>> from lwm2m.model import Path, SingleResource, ResourceType
 >>> from lwm2m.model.registry import ModelRegistry
 >>> SenmlCborCodec().encode(SingleResource(3, ResourceType.OPAQUE, b"\\xab\\xcd\\xef"),
@@ -17,15 +23,73 @@ TypeError, OverflowError, RecursionError, ... it lets through on hostile input, 
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Hashable, Mapping, Sequence
+from types import ModuleType
 
 import cbor2
 
 from lwm2m.codec.content_format import ContentFormat
 from lwm2m.codec.senml import CBOR_LABELS, SenmlCodec
 from lwm2m.errors import CodecError
+from lwm2m.model.definitions import ResourceDefinition
+from lwm2m.model.nodes import (
+    MultipleResource,
+    Node,
+    ObjectInstance,
+    ObjectNode,
+    ResourceInstance,
+    SingleResource,
+)
+from lwm2m.model.path import Path
+from lwm2m.model.registry import ObjectModel
+from lwm2m.model.values import ResourceType
 
-__all__ = ["CBOR_DECODE_ERRORS", "SenmlCborCodec", "loads"]
+__all__ = ["ACCELERATED", "CBOR_DECODE_ERRORS", "SenmlCborCodec", "loads"]
+
+
+def _accelerator() -> ModuleType | None:
+    """The C accelerator, set up with the node classes; None when it is not built or
+    ``LWM2M_PURE_PYTHON`` is set."""
+    if os.environ.get("LWM2M_PURE_PYTHON"):
+        return None
+    try:
+        from lwm2m.codec import _senml_cbor_fast as module
+    except ImportError:
+        return None
+    module.setup(ObjectNode, ObjectInstance, SingleResource, MultipleResource, ResourceInstance)
+    return module
+
+
+_FAST = _accelerator()
+ACCELERATED = _FAST is not None
+"""Whether SenML CBOR object and instance payloads are decoded by the C accelerator."""
+
+# The accelerator's kinds of resource type (its K_* constants): the type whose Python values it
+# builds, and so the value label it expects. Object links (text "vlo" to convert) and executable
+# resources are not among them: records of those go to the Python decoder.
+_FAST_KIND: dict[str, int] = {
+    ResourceType.STRING.value: 0,
+    ResourceType.CORELNK.value: 0,
+    ResourceType.INTEGER.value: 1,
+    ResourceType.TIME.value: 1,
+    ResourceType.UNSIGNED_INTEGER.value: 2,
+    ResourceType.FLOAT.value: 3,
+    ResourceType.BOOLEAN.value: 4,
+    ResourceType.OPAQUE.value: 5,
+}
+_FAST_CACHE_LIMIT = 1024
+
+_FastInfo = dict[int, tuple[bool, int, ResourceType]]
+
+
+def _fast_info(resources: Mapping[int, ResourceDefinition]) -> _FastInfo:
+    """What the accelerator needs of an object's resources: rid -> (multiple, kind, type)."""
+    return {
+        rid: (definition.multiple, _FAST_KIND.get(definition.type._value_, -1), definition.type)
+        for rid, definition in resources.items()
+    }
+
 
 CBOR_DECODE_ERRORS: tuple[type[BaseException], ...] = (
     cbor2.CBORDecodeError,
@@ -64,6 +128,31 @@ class SenmlCborCodec(SenmlCodec):
 
     content_format = ContentFormat.SENML_CBOR
     labels = CBOR_LABELS
+
+    def __init__(self) -> None:
+        super().__init__()
+        # per object definition (keyed by the identity of its resources mapping, which the
+        # entry holds, so the id cannot be reused): what the accelerator needs to know
+        self._fast: dict[int, tuple[object, _FastInfo]] = {}
+
+    def decode(self, data: bytes, path: Path, model: ObjectModel) -> Node:
+        """Decode the content of ``path``; the C accelerator first, when it is built and
+        ``path`` is an object or an instance (see the module docstring)."""
+        ids = path.ids
+        if _FAST is not None and 0 < len(ids) <= 2:
+            definition = model.object_definition(ids[0])
+            if definition is not None:
+                resources = definition.resources
+                entry = self._fast.get(id(resources))
+                if entry is None or entry[0] is not resources:
+                    if len(self._fast) >= _FAST_CACHE_LIMIT:
+                        self._fast.clear()
+                    entry = self._fast[id(resources)] = (resources, _fast_info(resources))
+                want_iid = ids[1] if len(ids) == 2 else -1
+                node: Node | None = _FAST.decode(data, ids[0], want_iid, entry[1])
+                if node is not None:
+                    return node
+        return super().decode(data, path, model)
 
     def encode_pack(self, records: Sequence[Mapping[Hashable, object]]) -> bytes:
         try:
