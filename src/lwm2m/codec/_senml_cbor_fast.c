@@ -35,8 +35,15 @@ typedef struct {
     PyTypeObject *type;
     Py_ssize_t off[3];
 } NodeClass;
-static NodeClass OBJECT, INSTANCE, SINGLE, MULTIPLE, RINSTANCE;
-static int ready = 0;
+
+/* Per module object (multi-phase initialisation): each interpreter that imports the module
+ * has its own, set up with its own node classes; nothing is shared between interpreters. */
+typedef struct {
+    NodeClass object, instance, single, multiple, rinstance;
+    int ready;
+} State;
+
+#define STATE(module) ((State *)PyModule_GetState(module))
 
 typedef struct {
     const uint8_t *p;
@@ -319,14 +326,14 @@ put_leaf(PyObject *dict, const NodeClass *c, long id, PyObject *type, PyObject *
 static PyObject *
 fast_decode(PyObject *self, PyObject *args)
 {
-    (void)self;
+    State *st = STATE(self);
     Py_buffer buf;
     long oid, want_iid;
     PyObject *rinfo;
     if (!PyArg_ParseTuple(args, "y*llO!", &buf, &oid, &want_iid, &PyDict_Type, &rinfo)) {
         return NULL;
     }
-    if (!ready) {
+    if (!st->ready) {
         PyBuffer_Release(&buf);
         PyErr_SetString(PyExc_RuntimeError, "setup() has not been called");
         return NULL;
@@ -359,7 +366,7 @@ fast_decode(PyObject *self, PyObject *args)
             Py_DECREF(proxy);
             goto error;
         }
-        result = make_node(&OBJECT, pid, proxy, NULL);
+        result = make_node(&st->object, pid, proxy, NULL);
         if (result == NULL) {
             goto error;
         }
@@ -413,7 +420,7 @@ fast_decode(PyObject *self, PyObject *args)
             }
             iid = biid;
             top = last_multiple = -1;
-            PyObject *inst = make_container(&INSTANCE, iid, NULL, &resources);
+            PyObject *inst = make_container(&st->instance, iid, NULL, &resources);
             if (inst == NULL) {
                 goto error;
             }
@@ -470,7 +477,7 @@ fast_decode(PyObject *self, PyObject *args)
                 goto unusual;
             }
             top = rid;
-            if (put_leaf(resources, &SINGLE, rid, rtype, value) < 0) {
+            if (put_leaf(resources, &st->single, rid, rtype, value) < 0) {
                 goto error;
             }
             continue;
@@ -482,7 +489,7 @@ fast_decode(PyObject *self, PyObject *args)
             }
             top = last_multiple = rid;
             top_riid = -1;
-            PyObject *mr = make_container(&MULTIPLE, rid, rtype, &values);
+            PyObject *mr = make_container(&st->multiple, rid, rtype, &values);
             if (put(resources, rid, mr) < 0) {
                 Py_DECREF(value);
                 goto error;
@@ -493,7 +500,7 @@ fast_decode(PyObject *self, PyObject *args)
             goto unusual;
         }
         top_riid = riid;
-        if (put_leaf(values, &RINSTANCE, riid, rtype, value) < 0) {
+        if (put_leaf(values, &st->rinstance, riid, rtype, value) < 0) {
             goto error;
         }
     }
@@ -553,7 +560,6 @@ node_class(NodeClass *c, PyObject *cls, const char *const *names, int count)
 static PyObject *
 fast_setup(PyObject *self, PyObject *args)
 {
-    (void)self;
     PyObject *on, *oi, *sr, *mr, *ri;
     if (!PyArg_ParseTuple(args, "OOOOO", &on, &oi, &sr, &mr, &ri)) {
         return NULL;
@@ -562,14 +568,52 @@ fast_setup(PyObject *self, PyObject *args)
     static const char *const instance[] = {"id", "resources"};
     static const char *const multiple[] = {"id", "type", "instances"};
     static const char *const value[] = {"id", "type", "value"};
-    if (node_class(&OBJECT, on, container, 2) < 0 || node_class(&INSTANCE, oi, instance, 2) < 0 ||
-        node_class(&SINGLE, sr, value, 3) < 0 || node_class(&MULTIPLE, mr, multiple, 3) < 0 ||
-        node_class(&RINSTANCE, ri, value, 3) < 0) {
-        ready = 0;
+    State *st = STATE(self);
+    if (node_class(&st->object, on, container, 2) < 0 ||
+        node_class(&st->instance, oi, instance, 2) < 0 ||
+        node_class(&st->single, sr, value, 3) < 0 ||
+        node_class(&st->multiple, mr, multiple, 3) < 0 ||
+        node_class(&st->rinstance, ri, value, 3) < 0) {
+        st->ready = 0;
         return NULL;
     }
-    ready = 1;
+    st->ready = 1;
     Py_RETURN_NONE;
+}
+
+static int
+module_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    State *st = STATE(module);
+    if (st != NULL) {
+        Py_VISIT(st->object.type);
+        Py_VISIT(st->instance.type);
+        Py_VISIT(st->single.type);
+        Py_VISIT(st->multiple.type);
+        Py_VISIT(st->rinstance.type);
+    }
+    return 0;
+}
+
+static int
+module_clear(PyObject *module)
+{
+    State *st = STATE(module);
+    if (st != NULL) {
+        st->ready = 0;
+        Py_CLEAR(st->object.type);
+        Py_CLEAR(st->instance.type);
+        Py_CLEAR(st->single.type);
+        Py_CLEAR(st->multiple.type);
+        Py_CLEAR(st->rinstance.type);
+    }
+    return 0;
+}
+
+static void
+module_free(void *module)
+{
+    module_clear((PyObject *)module);
 }
 
 static PyMethodDef methods[] = {
@@ -581,14 +625,27 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyModuleDef_Slot slots[] = {
+#ifdef Py_mod_multiple_interpreters
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+    {0, NULL},
+};
+
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "lwm2m.codec._senml_cbor_fast",
-    "The usual SenML CBOR Read payload decoded in C (see lwm2m.codec.senml_cbor).", -1, methods,
-    NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT,
+    "lwm2m.codec._senml_cbor_fast",
+    "The usual SenML CBOR Read payload decoded in C (see lwm2m.codec.senml_cbor).",
+    sizeof(State),
+    methods,
+    slots,
+    module_traverse,
+    module_clear,
+    module_free,
 };
 
 PyMODINIT_FUNC
 PyInit__senml_cbor_fast(void)
 {
-    return PyModule_Create(&module);
+    return PyModuleDef_Init(&module);
 }

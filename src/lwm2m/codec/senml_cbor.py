@@ -85,9 +85,11 @@ _FastInfo = dict[int, tuple[bool, int, ResourceType]]
 
 def _fast_info(resources: Mapping[int, ResourceDefinition]) -> _FastInfo:
     """What the accelerator needs of an object's resources: rid -> (multiple, kind, type)."""
+    # bool(): the accelerator takes the flag for True only when it is True itself, while the
+    # Python decoder tests its truth (a hand-built definition may say multiple=1)
     return {
-        rid: (definition.multiple, _FAST_KIND.get(definition.type._value_, -1), definition.type)
-        for rid, definition in resources.items()
+        rid: (bool(d.multiple), _FAST_KIND.get(d.type._value_, -1), d.type)
+        for rid, d in resources.items()
     }
 
 
