@@ -34,7 +34,7 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 import cbor2
 
 from lwm2m.codec.lwm2m_cbor import Lwm2mCborCodec
-from lwm2m.codec.senml_cbor import SenmlCborCodec
+from lwm2m.codec.senml_cbor import ACCELERATED, SenmlCborCodec
 from lwm2m.codec.senml_json import SenmlJsonCodec
 from lwm2m.model import (
     MultipleResource,
@@ -206,6 +206,7 @@ def main() -> dict[str, Any]:
         "nproc": os.cpu_count(),
         "python": platform.python_version(),
         "cbor2": importlib.metadata.version("cbor2"),
+        "senml_cbor_accelerated": ACCELERATED,
     }
     results["seconds"] = round(time.perf_counter() - started, 1)
     return results
