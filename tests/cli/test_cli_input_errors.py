@@ -156,7 +156,8 @@ def test_parse_store() -> None:
         with pytest.raises(click.ClickException) as error:
             parse_store(bad, "--security-store")
         assert error.value.message == (
-            f"--security-store: {bad!r} is not 'memory' or 'sqlite:PATH'"
+            f"--security-store: {bad!r} is not 'memory', 'sqlite:PATH' or a Redis URL"
+            " (redis://HOST:PORT)"
         )
 
 

@@ -983,11 +983,14 @@ def test_another_applications_sqlite_file_without_a_clash_is_left_alone(
     assert path.read_bytes() == before
 
 
+STORE_KINDS = "'memory', 'sqlite:PATH' or a Redis URL (redis://HOST:PORT)"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--store", "sqlite:"], "--store: 'sqlite:' is not 'memory' or 'sqlite:PATH'"),
-        (["--store", "postgres:x"], "--store: 'postgres:x' is not 'memory' or 'sqlite:PATH'"),
+        (["--store", "sqlite:"], f"--store: 'sqlite:' is not {STORE_KINDS}"),
+        (["--store", "postgres:x"], f"--store: 'postgres:x' is not {STORE_KINDS}"),
         (["--bind", "localhost"], "--bind: 'localhost' is not HOST:PORT"),
         (["--bind", "127.0.0.1:70000"], "--bind: '127.0.0.1:70000' is not HOST:PORT"),
         (["--observe", "/x"], "--observe: invalid path '/x'"),

@@ -1,6 +1,7 @@
-"""One contract suite for every store backend (ARCHITECTURE.md decision 5): memory and SQLite
-run the same tests through a parametrized fixture. SQLite runs each test twice over: once on the
-open store, and the persistence checks reopen the file with new objects."""
+"""One contract suite for every store backend (ARCHITECTURE.md decision 5): memory, SQLite and
+Redis run the same tests through a parametrized fixture. The persistence checks reopen the store
+with new objects: SQLite on the same file, Redis on the same server (a restart, or another node
+of a cluster)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from lwm2m.server.registration import Registration, new_registration
 from lwm2m.server.security import PeerIdentity
 from lwm2m.store.base import BootstrapConfigStore, RegistrationStore
 from lwm2m.store.memory import MemoryBootstrapConfigStore, MemoryRegistrationStore
+from lwm2m.store.redis import RedisBootstrapConfigStore, RedisRegistrationStore
 from lwm2m.store.sqlite import SqliteBootstrapConfigStore, SqliteRegistrationStore
 
 LINKS = tuple(parse_links("</>;ct=110,</1/0>,</3/0>,</3>;ver=1.1"))
@@ -72,16 +74,25 @@ def observation(token: bytes, rid: str = "r1", *, composite: bool = False) -> Ob
     return Observation.from_request(token, rid, request, 1000.5)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+BACKENDS = ["memory", "sqlite", "redis"]
+
+
+@pytest.fixture(params=BACKENDS)
 async def opener(request: pytest.FixtureRequest, tmp_path: FilePath) -> AsyncIterator[Opener]:
-    """Opens the backend; for SQLite every call opens the same file with new objects."""
+    """Opens the backend; for SQLite every call opens the same file with new objects, for
+    Redis a new client of the same server."""
     opened: list[RegistrationStore] = []
     memory = MemoryRegistrationStore()
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
 
     async def open_store() -> RegistrationStore:
+        store: RegistrationStore
         if request.param == "memory":
             return memory
-        store = await SqliteRegistrationStore.open(tmp_path / "registrations.sqlite")
+        if request.param == "redis":
+            store = await RedisRegistrationStore.open(url)
+        else:
+            store = await SqliteRegistrationStore.open(tmp_path / "registrations.sqlite")
         opened.append(store)
         return store
 
@@ -96,8 +107,9 @@ async def store(opener: Opener) -> RegistrationStore:
 
 
 async def reopened(store: RegistrationStore, opener: Opener) -> RegistrationStore:
-    """The same store after a restart (SQLite: closed and opened again; memory: itself)."""
-    if isinstance(store, SqliteRegistrationStore):
+    """The same store after a restart (SQLite, Redis: closed and opened again; memory:
+    itself)."""
+    if isinstance(store, SqliteRegistrationStore | RedisRegistrationStore):
         await store.close()
     return await opener()
 
@@ -262,17 +274,22 @@ def bootstrap_config() -> BootstrapConfig:
     )
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=BACKENDS)
 async def config_store(
     request: pytest.FixtureRequest, tmp_path: FilePath
 ) -> AsyncIterator[tuple[BootstrapConfigStore, Callable[[], Awaitable[BootstrapConfigStore]]]]:
     opened: list[BootstrapConfigStore] = []
     memory = MemoryBootstrapConfigStore()
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
 
     async def open_store() -> BootstrapConfigStore:
+        store: BootstrapConfigStore
         if request.param == "memory":
             return memory
-        store = await SqliteBootstrapConfigStore.open(tmp_path / "bootstrap.sqlite")
+        if request.param == "redis":
+            store = await RedisBootstrapConfigStore.open(url)
+        else:
+            store = await SqliteBootstrapConfigStore.open(tmp_path / "bootstrap.sqlite")
         opened.append(store)
         return store
 
@@ -289,7 +306,7 @@ async def test_bootstrap_config_store(
     assert await store.get("dev1") is None
     await store.put("dev1", config)
     await store.put("dev2", BootstrapConfig())
-    if isinstance(store, SqliteBootstrapConfigStore):
+    if isinstance(store, SqliteBootstrapConfigStore | RedisBootstrapConfigStore):
         await store.close()
         store = await open_store()
     assert await store.get("dev1") == config

@@ -1,5 +1,6 @@
-"""The SecurityStore contract, run against the memory and the SQLite backend (the SQLite one
-reopened on the same file with new objects: entries survive a restart), plus the serialisation
+"""The SecurityStore contract, run against the memory, the SQLite and the Redis backend (SQLite
+reopened on the same file, Redis on the same server, with new objects: entries survive a restart
+and are seen by another node), plus the serialisation
 of entries and what they never show (the PSK)."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from lwm2m.server.security import IdentityKind, PeerIdentity, SecretKey, Securit
 from lwm2m.store import (
     MemorySecurityStore,
     NonUniqueSecurityInfo,
+    RedisSecurityStore,
     SecurityStore,
     SqliteSecurityStore,
 )
@@ -28,19 +30,24 @@ SPKI = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d03010703420004") +
 Reopen = Callable[[], Awaitable[SecurityStore]]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def security_store(
     request: pytest.FixtureRequest, tmp_path: FilePath
 ) -> AsyncIterator[tuple[SecurityStore, Reopen]]:
     opened: list[SecurityStore] = []
     memory = MemorySecurityStore()
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
 
     async def reopen() -> SecurityStore:
+        store: SecurityStore
         if request.param == "memory":
             return memory
         for store in opened:
             await store.close()
-        store = await SqliteSecurityStore.open(tmp_path / "security.sqlite")
+        if request.param == "redis":
+            store = await RedisSecurityStore.open(url)
+        else:
+            store = await SqliteSecurityStore.open(tmp_path / "security.sqlite")
         opened.append(store)
         return store
 
@@ -67,7 +74,7 @@ async def test_security_store_contract(security_store: tuple[SecurityStore, Reop
     assert await store.all() == []
     for info in entries():
         assert await store.put(info) is None
-    store = await reopen()  # SQLite: a new object on the same file
+    store = await reopen()  # SQLite, Redis: a new object on the same file / server
     assert sorted(await store.all(), key=lambda i: i.endpoint) == sorted(
         entries(), key=lambda i: i.endpoint
     )

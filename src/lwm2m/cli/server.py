@@ -1,13 +1,16 @@
 """``lwm2m server`` — an LwM2M server that prints what its clients do.
 
 It binds ``--bind HOST:PORT`` (default ``0.0.0.0:5683``), keeps registrations in memory or in
-SQLite (``--store sqlite:PATH``: registrations and observations survive a restart) and prints one
+SQLite (``--store sqlite:PATH``: registrations and observations survive a restart) or Redis
+(``--store redis://HOST:PORT/DB``: they survive too, and several servers may share them) and
+prints one
 line per event: registered, updated, deregistered, expired, notification, send, awake,
 sleeping (see :mod:`lwm2m.cli.printing`). ``--observe PATH`` observes a path on every client
 that registers, so notifications show up. Ctrl-C (or SIGTERM) stops it cleanly.
 
 **DTLS** (``coaps://``, default port 5684): clients are described in a security store —
-``--security-store memory`` (default) or ``sqlite:PATH`` (kept across restarts) — filled from
+``--security-store memory`` (default), ``sqlite:PATH`` or a Redis URL (kept across restarts) —
+filled from
 
 - ``--psk ENDPOINT:IDENTITY:HEXKEY`` (repeatable; IDENTITY may not contain ``:`` — leave it
   empty, ``ENDPOINT::HEXKEY``, to use the endpoint name; ENDPOINT may contain ``:``);
@@ -39,6 +42,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 from cryptography import x509
@@ -91,15 +95,67 @@ def parse_address(text: str, option: str = "--bind") -> tuple[str, int]:
     return (host.strip("[]") or "0.0.0.0", int(port))
 
 
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def is_redis_url(spec: str) -> bool:
+    """Whether a :func:`parse_store` result names a Redis server (else it is a SQLite file)."""
+    return spec.startswith(_REDIS_SCHEMES)
+
+
+def describe_store(spec: str | None) -> str:
+    """A :func:`parse_store` result as shown to the user: a Redis URL without its password."""
+    if spec is None:
+        return "memory"
+    if not is_redis_url(spec):
+        return f"sqlite:{spec}"
+    parts = urlsplit(spec)
+    if parts.password is None:
+        return spec
+    netloc = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}:" if parts.username else ":"
+    return urlunsplit(parts._replace(netloc=f"{user}***@{netloc}"))
+
+
+def _where(spec: str) -> str:
+    """A store in an error message: the SQLite path, or the Redis URL without its password."""
+    return describe_store(spec) if is_redis_url(spec) else spec
+
+
 def parse_store(text: str, option: str = "--store") -> str | None:
-    """``memory`` → None; ``sqlite:PATH`` → PATH; anything else is a one-line error naming
-    ``option``."""
+    """``memory`` → None; ``sqlite:PATH`` → PATH; a Redis URL (``redis://[:PASSWORD@]HOST:PORT
+    [/DB]``, ``rediss://…`` for TLS, ``unix://SOCKET``) → the URL, which several servers may
+    share. Anything else is a one-line error naming ``option`` (never echoing a password)."""
     if text == "memory":
         return None
+    if is_redis_url(text):
+        try:
+            parts = urlsplit(text)
+            valid = bool(parts.hostname or (parts.scheme == "unix" and parts.path))
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            valid = False
+        if valid:
+            return text
     kind, sep, path = text.partition(":")
-    if kind == "sqlite" and sep and path:
+    if kind == "sqlite" and sep and path and "://" not in path:
         return path
-    raise click.ClickException(f"{option}: {text!r} is not 'memory' or 'sqlite:PATH'")
+    shown = text if "@" not in text else "…@" + text.rpartition("@")[2]
+    raise click.ClickException(
+        f"{option}: {shown!r} is not 'memory', 'sqlite:PATH' or a Redis URL (redis://HOST:PORT)"
+    )
+
+
+def _redis(option: str) -> Any:
+    """:mod:`lwm2m.store.redis`, imported when a Redis URL is given (redis-py is the optional
+    ``redis`` extra)."""
+    try:
+        from lwm2m.store import redis as module
+    except ImportError:
+        raise click.ClickException(
+            f"{option}: a Redis store needs redis-py: pip install 'lwm2m[redis]'"
+        ) from None
+    return module
 
 
 async def open_store(path: str | None) -> RegistrationStore | None:
@@ -107,11 +163,14 @@ async def open_store(path: str | None) -> RegistrationStore | None:
     if path is None:
         return None
     try:
+        if is_redis_url(path):
+            store: RegistrationStore = await _redis("--store").RedisRegistrationStore.open(path)
+            return store
         return await SqliteRegistrationStore.open(path)
-    except OSError as exc:
-        raise click.ClickException(f"--store: cannot open {path}: {exc}") from None
-    except Exception as exc:  # sqlite3.Error and the store's own errors
-        raise click.ClickException(f"--store: cannot open {path}: {exc}") from None
+    except click.ClickException:
+        raise
+    except Exception as exc:  # OSError, sqlite3.Error, redis errors, the stores' own errors
+        raise click.ClickException(f"--store: cannot open {_where(path)}: {exc}") from None
 
 
 def parse_psk(text: str) -> SecurityInfo:
@@ -179,7 +238,7 @@ class DtlsOptions:
     entries: list[SecurityInfo] = field(default_factory=list)
     """Security entries from ``--psk`` / ``--rpk`` (or a bootstrap TOML file)."""
     security_store: str | None = None
-    """``sqlite:PATH``; None: memory."""
+    """A :func:`parse_store` result: a SQLite path or a Redis URL; None: memory."""
     trust_anchors: Sequence[str] = ()
     cert: str | None = None
     key: str | None = None
@@ -234,11 +293,17 @@ async def build_security(
     if options.security_store is None:
         store = MemorySecurityStore()
     else:
+        spec = options.security_store
         try:
-            store = await SqliteSecurityStore.open(options.security_store)
-        except Exception as exc:  # OSError, sqlite3.Error, StoreError: one line
+            if is_redis_url(spec):
+                store = await _redis("--security-store").RedisSecurityStore.open(spec)
+            else:
+                store = await SqliteSecurityStore.open(spec)
+        except click.ClickException:
+            raise
+        except Exception as exc:  # OSError, sqlite3.Error, redis errors, StoreError: one line
             raise click.ClickException(
-                f"--security-store: cannot open {options.security_store}: {exc}"
+                f"--security-store: cannot open {_where(spec)}: {exc}"
             ) from None
     try:
         for entry in options.entries:
@@ -397,7 +462,7 @@ async def run_server(
             scheme = "coap" if layer is None else "coaps"
             console.print(
                 f"LwM2M server listening on {scheme}://{host}:{port} "
-                f"(store: {'sqlite:' + store_path if store_path else 'memory'}"
+                f"(store: {describe_store(store_path)}"
                 f"{f', {kept} registrations restored' if kept else ''}"
                 f"{'; ' + described if described else ''}) — Ctrl-C to stop",
                 markup=False,
@@ -481,7 +546,8 @@ def dtls_options(function: Any) -> Any:
     "--store",
     default="memory",
     show_default=True,
-    help="Registration store: memory, or sqlite:PATH (survives restarts).",
+    help="Registration store: memory, sqlite:PATH (survives restarts), or a Redis URL "
+    "redis://HOST:PORT/DB (survives restarts; several servers may share it).",
 )
 @click.option(
     "--observe",
@@ -522,7 +588,8 @@ def dtls_options(function: Any) -> Any:
     "--security-store",
     default="memory",
     show_default=True,
-    help="Where DTLS and OSCORE clients are kept: memory, or sqlite:PATH (entries are added).",
+    help="Where DTLS and OSCORE clients are kept: memory, sqlite:PATH or a Redis URL "
+    "(entries are added).",
 )
 @dtls_options
 def server_command(
