@@ -246,7 +246,7 @@ async def test_records_are_json_under_the_prefix(redis_url: str, raw: redis.Redi
     [b"\xff\xfe not JSON", b"[1, 2]", b'{"v": 99, "id": "r1"}', b'{"v": 1, "id": "r1"}'],
 )
 async def test_a_corrupt_registration_is_a_store_error(
-    nodes: Nodes, raw: redis.Redis, planted: bytes
+    nodes: Nodes, raw: redis.Redis, planted: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     a, b = nodes
     await a.add(registration())
@@ -257,10 +257,19 @@ async def test_a_corrupt_registration_is_a_store_error(
         b.get_by_endpoint("dev1"),
         b.get_by_address(("192.0.2.1", 5683)),
         b.registrations(),
-        b.expired(2000.0),
     ):
         with pytest.raises(StoreError, match="unreadable registration"):
             await call
+    # the expiry sweep skips it with one warning (naming the id, never the content) and goes
+    # on; the record stays for an operator, out of the expiry index
+    with caplog.at_level("WARNING", logger="lwm2m.store.redis"):
+        assert await b.expired(2000.0) == []
+        assert await b.remove_expired(2000.0) == []
+    assert [r.getMessage()[:46] for r in caplog.records] == [
+        "expiry sweep skips registration 'r1': Redis ho"
+    ]
+    assert raw.hget("lwm2m:reg", "r1") == planted
+    assert raw.zscore("lwm2m:reg:expiry", "r1") is None
     # an Update replaces the record, and reports that the old one was unreadable
     with pytest.raises(StoreError, match="unreadable registration"):
         await b.update(registration(now=1010.0))

@@ -31,13 +31,15 @@ Every change touching more than one key (add, update, remove, remove_expired, ob
 security entries) and every lookup through an index is one call of a Lua script (:data:`_LUA`),
 which Redis runs atomically: concurrent nodes never see or leave half a change. remove_expired
 removes a registration only if its record is still the expired one it read (an Update from
-another node wins). The scripts name their keys through ``prefix``, so they need one Redis
-server (or a Redis Cluster with a ``{hash tag}`` in the prefix).
+another node wins). The scripts name their keys through ``prefix`` instead of declaring them,
+so they need one Redis server (with replicas or Sentinel as Redis offers them), not a Redis
+Cluster.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any, Self, TypeVar, cast
 
@@ -63,6 +65,8 @@ from lwm2m.store.serde import (
     security_info_to_json,
 )
 from lwm2m.store.sqlite import StoreError
+
+_log = logging.getLogger("lwm2m.store.redis")
 
 __all__ = ["RedisBootstrapConfigStore", "RedisRegistrationStore", "RedisSecurityStore"]
 
@@ -222,6 +226,10 @@ def _parse(what: str, data: Data, parse: Callable[[dict[str, Any]], T]) -> T:
         raise StoreError(f"Redis holds an unreadable {what}: {exc}") from None
 
 
+_DECODED_LIMIT = 4096
+"""Parsed registrations kept per store object (keyed by their record's bytes)."""
+
+
 class _RedisStore:
     """A redis-py client, the key prefix and the script, shared by the three stores."""
 
@@ -237,13 +245,22 @@ class _RedisStore:
         ``unix:///path/redis.sock``); StoreError when it is unreachable or the URL is not one."""
         try:
             client = redis.asyncio.Redis.from_url(url)
-        except ValueError as exc:  # the message names the schemes, never the URL
+        except (ValueError, TypeError) as exc:  # the messages name schemes or parameters only
             raise StoreError(f"not a Redis URL: {exc}") from None
+        # Query parameters of the URL override from_url's keyword arguments in redis-py: pin
+        # what the scripts rely on before the first connection is made. Replies stay bytes
+        # (a ?decode_responses=1 would turn the scripts' b"taken" into "taken"), and strings
+        # any Python str can hold are written (an endpoint the memory store takes is never a
+        # UnicodeEncodeError here).
+        options = client.connection_pool.connection_kwargs
+        options["decode_responses"] = False
+        options["encoding_errors"] = "surrogatepass"
         try:
             await client.ping()
-        except RedisError as exc:
+        except (RedisError, TypeError) as exc:  # TypeError: an unknown URL parameter
             await client.aclose()
-            raise StoreError(f"cannot reach Redis: {exc}") from None
+            what = "not a Redis URL" if isinstance(exc, TypeError) else "cannot reach Redis"
+            raise StoreError(f"{what}: {exc}") from None
         return cls(client, prefix)
 
     async def close(self) -> None:
@@ -279,9 +296,22 @@ class RedisRegistrationStore(_RedisStore):
     def __init__(self, client: redis.asyncio.Redis, prefix: str) -> None:
         super().__init__(client, prefix)
         self._links = LinkCache()
+        self._decoded: dict[Data, Registration] = {}
 
     def _registration(self, data: Data) -> Registration:
-        return _parse("registration", data, lambda d: registration_from_json(d, links=self._links))
+        # Parsing a record (its link list above all) costs far more than the Redis round trip,
+        # and a Read looks its registration up every time: records already parsed are kept,
+        # keyed by their own bytes. That is no cache of the store's state (a record another
+        # node changed has other bytes), only of a pure function; registrations are immutable.
+        found = self._decoded.get(data)
+        if found is None:
+            found = _parse(
+                "registration", data, lambda d: registration_from_json(d, links=self._links)
+            )
+            if len(self._decoded) >= _DECODED_LIMIT:
+                self._decoded.clear()
+            self._decoded[data] = found
+        return found
 
     @staticmethod
     def _observation(data: Data) -> Observation:
@@ -351,8 +381,28 @@ class RedisRegistrationStore(_RedisStore):
                 list[bytes], await client.zrangebyscore(self._key("reg:expiry"), "-inf", bound)
             )
             records = await client.hmget(self._key("reg"), ids) if ids else []
-        found = [(data, self._registration(data)) for data in records if data is not None]
-        return [(data, r) for data, r in found if r.is_expired(now, grace)]
+        found: list[tuple[Data, Registration]] = []
+        unreadable: list[bytes] = []
+        for rid, data in zip(ids, records, strict=True):
+            if data is None:
+                continue
+            try:
+                registration = self._registration(data)
+            except StoreError as exc:
+                # One unreadable record must not stop every sweep (SQLite skips such rows too).
+                # The record stays in Redis for an operator; it leaves the expiry index, so it
+                # is reported once, not at every sweep.
+                _log.warning(
+                    "expiry sweep skips registration %r: %s", rid.decode(errors="replace"), exc
+                )
+                unreadable.append(rid)
+                continue
+            if registration.is_expired(now, grace):
+                found.append((data, registration))
+        if unreadable:
+            with self._redis() as client:
+                await client.zrem(self._key("reg:expiry"), *unreadable)
+        return found
 
     async def expired(self, now: float, grace: float = 0.0) -> list[Registration]:
         return [registration for _, registration in await self._expired(now, grace)]
