@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from lwm2m.cli.node_json import node_from_json, node_to_json, value_from_json, value_to_json
+from lwm2m.codec.node_json import node_from_json, node_to_json, value_from_json, value_to_json
 from lwm2m.errors import CodecError
 from lwm2m.model import (
     MultipleResource,
@@ -110,9 +110,9 @@ def test_levels_are_typed_by_the_model() -> None:
         ("/3/0/22/0", 3, "/3/0/22/0: bad Objlnk value 3"),
         ("/3/0/4", "", "/3/0/4: bad none value ''"),
         # shapes
-        ("/3/0/6", [1, 5], "/3/0/6: expected a JSON object keyed by ids, got [1, 5]"),
-        ("/3/0", "ACME", "/3/0: expected a JSON object keyed by ids, got 'ACME'"),
-        ("/3", {"0": 5}, "/3/0: expected a JSON object keyed by ids, got 5"),
+        ("/3/0/6", [1, 5], "/3/0/6: expected a JSON object keyed by ids, got an array"),
+        ("/3/0", "ACME", "/3/0: expected a JSON object keyed by ids, got a string"),
+        ("/3", {"0": 5}, "/3/0: expected a JSON object keyed by ids, got a number"),
         ("/3/0", {"x": 1}, "/3/0: key 'x' is not an id"),
         ("/3/0", {"-1": 1}, "/3/0: key '-1' is not an id"),
         ("/3/0", {"65536": 1}, "/3/0: key '65536' is not an id"),

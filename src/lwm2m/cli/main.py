@@ -18,8 +18,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from lwm2m.cli.node_json import node_from_json, node_to_json
 from lwm2m.codec import ContentFormat, codec_for
+from lwm2m.codec.node_json import node_from_json, node_to_json
 from lwm2m.errors import Lwm2mError
 from lwm2m.model import ObjectDefinition, Path
 from lwm2m.model.registry import ModelRegistry, default_registry

@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -416,6 +417,56 @@ class _Observer:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
+class HttpApi:
+    """The REST API served by uvicorn inside the running event loop (``--http``)."""
+
+    def __init__(self, server: Any, task: asyncio.Task[None], address: tuple[str, int]) -> None:
+        self._server = server
+        self._task = task
+        self.address = address
+        """The bound TCP address (port 0 resolved)."""
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        await self._task
+
+
+async def start_http(
+    server: LwM2MServer, security_store: SecurityStore | None, bind: tuple[str, int]
+) -> HttpApi:
+    """Serve :func:`lwm2m.api.create_app` on ``bind``; a one-line error when the ``web`` extra
+    is missing or the address cannot be bound. The socket is bound here, not by uvicorn (which
+    would exit the process on a failed bind)."""
+    try:
+        import uvicorn
+
+        from lwm2m.api import create_app
+    except ImportError:
+        raise click.ClickException(
+            "--http: the REST API needs FastAPI and uvicorn: pip install 'lwm2m[web]'"
+        ) from None
+
+    class Embedded(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield  # SIGINT and SIGTERM are the command's (stop_on_signals), not uvicorn's
+
+    host, port = bind
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        listener = socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise click.ClickException(
+            f"--http: cannot serve on {host}:{port}: {exc.strerror or exc}"
+        ) from None
+    bound = listener.getsockname()
+    app = create_app(server, security_store=security_store)
+    http = Embedded(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(http.serve(sockets=[listener]))
+    task.add_done_callback(lambda _: listener.close())
+    return HttpApi(http, task, (str(bound[0]), int(bound[1])))
+
+
 async def run_server(
     bind: tuple[str, int],
     *,
@@ -425,8 +476,10 @@ async def run_server(
     console: Console,
     stop: asyncio.Event | None = None,
     dtls: DtlsOptions | None = None,
+    http: tuple[str, int] | None = None,
 ) -> None:
-    """Serve until ``stop`` is set (or SIGINT / SIGTERM when ``stop`` is None)."""
+    """Serve until ``stop`` is set (or SIGINT / SIGTERM when ``stop`` is None); with ``http``,
+    the REST API (:mod:`lwm2m.api`) on that TCP address too, in the same event loop."""
     stop = stop if stop is not None else asyncio.Event()
     security_store: SecurityStore | None = None
     layer: SecurityLayer | None = None
@@ -448,6 +501,7 @@ async def run_server(
         allow_plain=allow_plain,
     )
     observer = _Observer(server, observe, console)
+    api: HttpApi | None = None
     server.add_listener(lambda event: console.print(server_event_line(event)))
     server.add_listener(SecureComponentReader(server.read, server.events.publish))
     server.add_listener(observer)
@@ -467,9 +521,19 @@ async def run_server(
                 f"{'; ' + described if described else ''}) — Ctrl-C to stop",
                 markup=False,
             )
+            if http is not None:
+                api = await start_http(server, security_store, http)
+                api_host, api_port = api.address
+                console.print(
+                    f"REST API on http://{api_host}:{api_port}/api "
+                    f"(OpenAPI: /openapi.json, events: /api/events)",
+                    markup=False,
+                )
             await stop.wait()
             console.print("stopping", markup=False)
     finally:
+        if api is not None:
+            await api.stop()
         await observer.close()
         await server.stop()
         if store is not None:
@@ -591,6 +655,13 @@ def dtls_options(function: Any) -> Any:
     help="Where DTLS and OSCORE clients are kept: memory, sqlite:PATH or a Redis URL "
     "(entries are added).",
 )
+@click.option(
+    "--http",
+    default=None,
+    metavar="HOST:PORT",
+    help="Also serve the REST API (JSON, OpenAPI, server-sent events) on this TCP address; "
+    "needs the web extra.",
+)
 @dtls_options
 def server_command(
     bind: str | None,
@@ -605,9 +676,11 @@ def server_command(
     cert: str | None,
     trust_anchors: tuple[str, ...],
     allow_plain: bool,
+    http: str | None,
 ) -> None:
     """Run an LwM2M server and print what the clients do (Ctrl-C stops it)."""
     given = parse_address(bind) if bind is not None else None
+    http_bind = parse_address(http, "--http") if http is not None else None
     entries = [parse_psk(t) for t in psks] + [parse_rpk(t) for t in rpks]
     entries += [parse_oscore(t) for t in oscores]
     seen: set[str] = set()
@@ -639,5 +712,6 @@ def server_command(
             observe=paths,
             console=make_console(),
             dtls=dtls,
+            http=http_bind,
         )
     )

@@ -1,5 +1,8 @@
 """Nodes as plain JSON for people: values typed from the object model.
 
+Not an LwM2M content format: the form in which the command line (``lwm2m decode``/``encode``)
+and the REST API (:mod:`lwm2m.api`) show and take nodes, so both show a node alike.
+
 The shape follows the path level:
 
 - resource instance or single resource: the value;
@@ -9,7 +12,8 @@ The shape follows the path level:
 
 Values: strings, numbers and booleans as JSON; Opaque as a hex string; Objlnk as ``"oid:iid"``;
 Time as integer seconds. The model gives the type back when reading JSON, so the two directions
-are inverses.
+are inverses. Errors are :class:`~lwm2m.errors.CodecError` naming the path and never echoing an
+Opaque value (it may be a key).
 """
 
 from __future__ import annotations
@@ -69,9 +73,23 @@ def node_to_json(node: Node) -> Any:
     return {str(i): node_to_json(inst) for i, inst in node.instances.items()}
 
 
+def _json_type(data: Any) -> str:
+    """What a JSON value that is not an object is (the value itself is not shown)."""
+    if data is None:
+        return "null"
+    if isinstance(data, bool):
+        return "a boolean"
+    if isinstance(data, int | float):
+        return "a number"
+    return "a string" if isinstance(data, str) else "an array"
+
+
 def _mapping(data: Any, path: Path) -> Mapping[int, Any]:
     if not isinstance(data, dict):
-        raise CodecError(f"expected a JSON object keyed by ids, got {data!r}", path=str(path))
+        # the JSON type only: the value may hold an Opaque key
+        raise CodecError(
+            f"expected a JSON object keyed by ids, got {_json_type(data)}", path=str(path)
+        )
     out: dict[int, Any] = {}
     for key, value in data.items():
         try:
