@@ -247,7 +247,7 @@ def test_every_readme_command_line_names_real_commands_and_options() -> None:
 
 PROSE_OPTIONS = {
     "server": "--bind --store --observe --ddf --psk --rpk --trust-anchor --cert --key "
-    "--security-store",
+    "--security-store --http",
     "bootstrap-server": "--config --bind",
     "client": "--config --endpoint --server --bootstrap --lifetime --queue-mode --bind --tick "
     "--psk-identity --psk-key-hex-env --secure-component",
