@@ -6,8 +6,10 @@ PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check
 
 # Debian packages the tests need — interop peers (libcoap, openssl), SoftHSM2, pcscd with the
 # vpcd virtual reader, and what pyscard, DTLSSocket (tinydtls) and Wakaama (cmake) need to
-# build, and redis-server for the Redis store backend — installed only when missing.
+# build, redis-server for the Redis store backend and Chromium for the web UI — installed only
+# when missing.
 TEST_DEBS := libcoap3-bin openssl softhsm2 pcscd vsmartcard-vpcd libpcsclite-dev swig redis-server \
+             chromium \
              autoconf automake libtool cmake
 
 # The Node.js test peer (lwm2m-node-lib, an independent LwM2M implementation), pinned by its

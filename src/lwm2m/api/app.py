@@ -31,7 +31,7 @@ All routes are under ``/api``:
 ``{path}`` is ``3/0/9`` (1 to 4 ids); ``format`` a content format by name (``senml-json``) or
 number. Endpoint names travel as one URL path segment (percent-encode what needs it; an endpoint
 name containing ``/`` cannot be addressed). Without a security store every ``/api/security``
-route answers 404.
+route answers 404. The web UI (:mod:`lwm2m.api.ui`) is served at ``/`` unless ``ui=False``.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ from lwm2m.api.schemas import (
     SecurityEntryModel,
     WriteBody,
 )
+from lwm2m.api.ui import mount_ui
 from lwm2m.codec.content_format import ContentFormat
 from lwm2m.codec.link import Attributes
 from lwm2m.codec.node_json import node_from_json, node_to_json
@@ -277,6 +278,7 @@ def create_app(
     request_timeout: float | None = None,
     event_queue_size: int = 1000,
     event_keepalive: float = 15.0,
+    ui: bool = True,
 ) -> FastAPI:
     """The REST API of ``server`` (see the module docstring).
 
@@ -286,6 +288,7 @@ def create_app(
     :param event_queue_size: events buffered per ``/api/events`` subscriber; a slower one
         loses the oldest.
     :param event_keepalive: idle seconds before an event stream sends a keep-alive comment.
+    :param ui: also serve the web UI (:mod:`lwm2m.api.ui`) at ``/``.
     """
     streams = EventStreams(event_queue_size, event_keepalive)
     app = FastAPI(
@@ -597,4 +600,6 @@ def create_app(
         return _entry(removed)
 
     app.include_router(api)
+    if ui:
+        mount_ui(app)
     return app
