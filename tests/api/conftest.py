@@ -25,6 +25,9 @@ from lwm2m.model.registry import ModelRegistry, default_registry
 from lwm2m.server.events import Registered, ServerEvent
 from lwm2m.store.base import SecurityStore
 
+JSON = {"Content-Type": "application/json"}
+"""The header every change to the API needs (lwm2m.api.guard); harmless on the reads."""
+
 TIMEOUT = 5.0
 """Bound on every wait."""
 
@@ -140,7 +143,9 @@ class Stack:
     ) -> httpx.AsyncClient:
         """An HTTP client of a new app over this server (in-process, no socket)."""
         app = create_app(self.server, security_store=security_store, **options)
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test", headers=JSON
+        )
 
     async def close(self) -> None:
         for client in self.clients:

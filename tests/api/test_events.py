@@ -21,7 +21,7 @@ from lwm2m.server.events import (
 )
 from lwm2m.server.observation import Observation
 
-from .conftest import ENDPOINT, TIMEOUT, Stack, Thermometer, bounded, start_server
+from .conftest import ENDPOINT, JSON, TIMEOUT, Stack, Thermometer, bounded, start_server
 from .sse import EventStreamPeer
 
 BASE = f"/api/clients/{ENDPOINT}"
@@ -91,7 +91,7 @@ async def test_events_of_a_clients_life(stack: Stack) -> None:
     assert data["registration"]["lwm2m_version"] == "1.1"
 
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
+        transport=httpx.ASGITransport(app=app), base_url="http://test", headers=JSON
     ) as http:
         observed = await http.post(f"{BASE}/3/0/9/observe")
         assert observed.status_code == 200

@@ -28,7 +28,7 @@ from lwm2m.server.errors import (
 from lwm2m.server.events import Sleeping
 from lwm2m.server.registration import ServerConfig
 
-from .conftest import ENDPOINT, TIMEOUT, Stack, bounded, start_server
+from .conftest import ENDPOINT, JSON, TIMEOUT, Stack, bounded, start_server
 
 FAST = CoapConfig(
     transmission=TransmissionParameters(ack_timeout=0.05, ack_random_factor=1.0, max_retransmit=1),
@@ -40,7 +40,9 @@ SILENT = "urn:dev:silent"
 
 
 def http(app: object) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")  # type: ignore[arg-type]
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test", headers=JSON
+    )  # type: ignore[arg-type]
 
 
 async def register_and_fall_silent(address: tuple[str, int]) -> socket.socket:
@@ -99,7 +101,10 @@ async def test_a_sleeping_client_is_503() -> None:
         await stack.start_client(stack.config(queue_mode=True, awake_time=0.2))
         async with http(create_app(server)) as api:
             entry = (await api.get(f"/api/clients/{ENDPOINT}")).json()
-            assert (entry["queue_mode"], entry["awake"]) == (True, True)
+            # awake until 0.2 s after its last message: a loaded machine may be past that here,
+            # so only the field's presence is checked before the Sleeping event
+            assert entry["queue_mode"] is True
+            assert isinstance(entry["awake"], bool)
             await bounded(stack.events.wait_for(Sleeping))
             entry = (await api.get(f"/api/clients/{ENDPOINT}")).json()
             assert entry["awake"] is False
@@ -151,7 +156,7 @@ async def test_an_unexpected_error_is_a_plain_500(
     monkeypatch.setattr(stack.server, "registrations", broken)
     app = create_app(stack.server)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as api:
+    async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=JSON) as api:
         answer = await api.get("/api/clients")
     assert answer.status_code == 500
     assert answer.json() == {"error": "internal error"}

@@ -37,16 +37,18 @@ route answers 404. The web UI (:mod:`lwm2m.api.ui`) is served at ``/`` unless ``
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from fastapi import APIRouter, FastAPI, Query, Response
 from pydantic import SecretStr
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from lwm2m.api.errors import ApiError, failure, install_handlers
 from lwm2m.api.events import EventStreamResponse, EventStreams
+from lwm2m.api.guard import DEFAULT_MAX_BODY, RequestGuard
 from lwm2m.api.schemas import (
     AddressModel,
     AttributesBody,
@@ -99,7 +101,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         404: "unknown client, or the client answered 4.04",
         405: "the client answered 4.05",
         406: "the client answered 4.06",
-        413: "the client answered 4.13",
+        413: "the request body is over the limit, or the client answered 4.13",
+        415: "a POST or PUT without Content-Type: application/json",
         502: "another error answer, a Reset or an undecodable answer",
         503: "queue mode: the client is asleep",
         504: "no answer in time",
@@ -107,6 +110,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 _SECURITY_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorAnswer, "description": "bad entry"},
+    413: {"model": ErrorAnswer, "description": "the request body is over the limit"},
+    415: {"model": ErrorAnswer, "description": "a PUT without Content-Type: application/json"},
     404: {"model": ErrorAnswer, "description": "no such entry, or no security store"},
     409: {"model": ErrorAnswer, "description": "the identity belongs to another endpoint"},
 }
@@ -279,6 +284,9 @@ def create_app(
     event_queue_size: int = 1000,
     event_keepalive: float = 15.0,
     ui: bool = True,
+    max_body: int = DEFAULT_MAX_BODY,
+    max_event_streams: int = 64,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> FastAPI:
     """The REST API of ``server`` (see the module docstring).
 
@@ -289,13 +297,26 @@ def create_app(
         loses the oldest.
     :param event_keepalive: idle seconds before an event stream sends a keep-alive comment.
     :param ui: also serve the web UI (:mod:`lwm2m.api.ui`) at ``/``.
+    :param max_body: the largest request body read, in bytes (413 above; :mod:`.guard`).
+    :param max_event_streams: open ``/api/events`` streams at most (503 above).
+    :param allowed_hosts: the host names accepted in the ``Host`` header (400 otherwise; the
+        port is not compared), e.g. ``["127.0.0.1", "localhost"]`` for an API on loopback: a
+        web page whose DNS name is re-bound to a loopback address then cannot reach the API
+        through the operator's browser. None: any host.
     """
     streams = EventStreams(event_queue_size, event_keepalive)
     app = FastAPI(
         title="LwM2M server",
         summary="OMA LwM2M 1.1 server: registrations, device management, observations, events",
         version="1.1",
+        # FastAPI's /docs and /redoc pages load their scripts from a CDN, which would run in
+        # this unauthenticated API's origin: only the OpenAPI document is served
+        docs_url=None,
+        redoc_url=None,
     )
+    app.add_middleware(RequestGuard, max_body=max_body)
+    if allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     app.state.server = server
     app.state.event_streams = streams
     install_handlers(app)
@@ -537,11 +558,14 @@ def create_app(
             200: {
                 "description": "one SSE event per server event (``event:`` kind, ``data:`` JSON)",
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
-            }
+            },
+            503: {"model": ErrorAnswer, "description": "too many open event streams"},
         },
     )
     async def events() -> EventStreamResponse:
         """Server-Sent Events: registrations, notifications, Send, queue-mode presence."""
+        if len(streams.active) >= max_event_streams:
+            raise ApiError(503, f"too many open event streams (at most {max_event_streams})")
         subscription = server.subscribe(streams.queue_size)
         streams.active.add(subscription)
         return EventStreamResponse(

@@ -460,7 +460,14 @@ async def start_http(
             f"--http: cannot serve on {host}:{port}: {exc.strerror or exc}"
         ) from None
     bound = listener.getsockname()
-    app = create_app(server, security_store=security_store)
+    # On loopback, only the loopback names may appear in Host: a web page whose DNS name was
+    # re-bound to 127.0.0.1 (DNS rebinding) cannot reach the API through the operator's browser.
+    loopback = host in ("127.0.0.1", "localhost")
+    app = create_app(
+        server,
+        security_store=security_store,
+        allowed_hosts=["127.0.0.1", "localhost"] if loopback else None,
+    )
     http = Embedded(uvicorn.Config(app, log_level="warning", lifespan="off"))
     task = asyncio.create_task(http.serve(sockets=[listener]))
     task.add_done_callback(lambda _: listener.close())

@@ -54,8 +54,11 @@
   // An API call: {ok, status, body}; errors carry the API's {"error", "coap_code", ...}.
   async function api(method, url, body) {
     const init = { method: method, headers: { Accept: "application/json" } };
-    if (body !== undefined) {
+    if (method !== "GET") {
+      // the API takes changes only as JSON (a cross-site form cannot send that)
       init.headers["Content-Type"] = "application/json";
+    }
+    if (body !== undefined) {
       init.body = JSON.stringify(body);
     }
     let response;
