@@ -22,6 +22,9 @@ All routes are under ``/api``:
 ``POST   /api/clients/{endpoint}/{path}/observe?format=``  Observe
 ``DELETE /api/clients/{endpoint}/{path}/observe``          cancel the observations of ``path``
 ``POST   /api/clients/{endpoint}/composite?format=``       Read-Composite
+``PUT    /api/clients/{endpoint}/composite?format=``       Write-Composite (null: no value)
+``POST   /api/clients/{endpoint}/composite/observe``       Observe-Composite
+``DELETE /api/clients/{endpoint}/composite/observe``       cancel the composite observations
 ``GET    /api/events``                                     Server-Sent Events (:mod:`.events`)
 ``GET    /api/security``                                   security entries, without secrets
 ``PUT    /api/security/{endpoint}``                        add / replace an entry (key write-only)
@@ -55,6 +58,9 @@ from lwm2m.api.schemas import (
     CodeAnswer,
     CompositeAnswer,
     CompositeBody,
+    CompositeCodeAnswer,
+    CompositeObserveAnswer,
+    CompositeWriteBody,
     ContentAnswer,
     CreateAnswer,
     CreateBody,
@@ -369,6 +375,73 @@ def create_app(
         return [_observation(o) for o in await call(endpoint, server.observations(endpoint))]
 
     # -- device management (specific suffixes before the plain path routes) ----------------------
+
+    # the composite routes come before the ones taking a {path}, which "composite" would match
+
+    @api.put(
+        "/clients/{endpoint}/composite",
+        response_model=CompositeCodeAnswer,
+        responses=_ERRORS,
+        tags=["device management"],
+    )
+    async def write_composite(
+        endpoint: str,
+        body: CompositeWriteBody,
+        format: FormatQuery = None,
+    ) -> CompositeCodeAnswer:
+        """Write-Composite: several paths in one request, atomic at the client (SenML)."""
+        model = server.model_for(await registration(endpoint))
+        nodes: dict[Path, Node | None] = {}
+        for text, data in body.content.items():
+            at = _path(text)
+            nodes[at] = None if data is None else _node(data, at, model)
+        cf = _format(format)
+        response = await call(endpoint, server.write_composite(endpoint, nodes, content_format=cf))
+        return CompositeCodeAnswer(paths=[str(p) for p in nodes], code=response.dotted_code)
+
+    @api.post(
+        "/clients/{endpoint}/composite/observe",
+        response_model=CompositeObserveAnswer,
+        responses=_ERRORS,
+        tags=["information reporting"],
+    )
+    async def observe_composite(
+        endpoint: str,
+        body: CompositeBody,
+        format: FormatQuery = None,
+    ) -> CompositeObserveAnswer:
+        """Observe-Composite: the current values of several paths; notifications arrive on
+        ``/api/events``; cancel with ``DELETE /api/clients/{endpoint}/composite/observe``."""
+        paths = [_path(p) for p in body.paths]
+        handle = await call(
+            endpoint, server.observe_composite(endpoint, paths, accept=_format(format))
+        )
+        assert handle.response is not None  # None only for observations re-adopted at start
+        response = handle.response
+        composite = response.composite or {}
+        return CompositeObserveAnswer(
+            code=response.dotted_code,
+            content={str(p): node_to_json(n) for p, n in composite.items()},
+            content_format=_format_name(response.content_format),
+            token=handle.token.hex(),
+            active=handle.active,
+        )
+
+    @api.delete(
+        "/clients/{endpoint}/composite/observe",
+        response_model=list[ObservationModel],
+        responses=_ERRORS,
+        tags=["information reporting"],
+    )
+    async def cancel_composite_observations(endpoint: str) -> list[ObservationModel]:
+        """Cancel the client's Observe-Composite observations; the cancelled ones."""
+        observations = await call(endpoint, server.observations(endpoint))
+        matching = [o for o in observations if o.composite]
+        if not matching:
+            raise ApiError(404, f"{endpoint}: no composite observation")
+        for observation in matching:
+            await call(endpoint, server.cancel_observation(observation.token))
+        return [_observation(o) for o in matching]
 
     @api.get(
         "/clients/{endpoint}/{path:path}/discover",

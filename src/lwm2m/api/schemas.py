@@ -20,6 +20,9 @@ __all__ = [
     "CodeAnswer",
     "CompositeAnswer",
     "CompositeBody",
+    "CompositeCodeAnswer",
+    "CompositeObserveAnswer",
+    "CompositeWriteBody",
     "ContentAnswer",
     "CreateAnswer",
     "CreateBody",
@@ -142,6 +145,20 @@ class CompositeAnswer(BaseModel):
     content_format: str | None = None
 
 
+class CompositeObserveAnswer(CompositeAnswer):
+    """An Observe-Composite: the current values and the observation's token (hex)."""
+
+    token: str
+    active: bool
+
+
+class CompositeCodeAnswer(BaseModel):
+    """A Write-Composite: the paths written and the client's code."""
+
+    paths: list[str]
+    code: str = Field(examples=["2.04"])
+
+
 class ObservationModel(BaseModel):
     token: str
     paths: list[str]
@@ -191,6 +208,12 @@ class CreateBody(_Body):
 
 class CompositeBody(_Body):
     paths: list[str] = Field(min_length=1, examples=[["/3/0/9", "/1/0/1"]])
+
+
+class CompositeWriteBody(_Body):
+    """Write-Composite: path -> node as plain JSON (typed by the client's model)."""
+
+    content: dict[str, Any] = Field(min_length=1, examples=[{"/3/0/14": "+02:00", "/1/0/1": 300}])
 
 
 NonNegative = Annotated[int, Field(ge=0)]
