@@ -211,11 +211,13 @@ def _attach_subcommands() -> None:
     from lwm2m.cli.demo import demo_command
     from lwm2m.cli.sc import sc
     from lwm2m.cli.server import server_command
+    from lwm2m.cli.simulate import simulate_command
     from lwm2m.cli.vse import sc as card_tools
     from lwm2m.cli.vse import vse
 
     for command in (server_command, bootstrap_command, client_command, demo_command, sc, vse):
         main.add_command(command)
+    main.add_command(simulate_command)
     # the smart-card tools join `lwm2m sc`; their `info` (card identification) is `card-info`
     for name, command in card_tools.commands.items():
         sc.add_command(command, name if name not in sc.commands else f"card-{name}")
