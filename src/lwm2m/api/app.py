@@ -40,7 +40,7 @@ route answers 404. The web UI (:mod:`lwm2m.api.ui`) is served at ``/`` unless ``
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -203,6 +203,16 @@ def _content(path: Path, response: Lwm2mResponse) -> ContentAnswer:
     )
 
 
+def _composite(response: Lwm2mResponse) -> CompositeAnswer:
+    """A Read-Composite or Observe-Composite answer: path -> node as plain JSON."""
+    composite = response.composite or {}
+    return CompositeAnswer(
+        code=response.dotted_code,
+        content={str(p): node_to_json(n) for p, n in composite.items()},
+        content_format=_format_name(response.content_format),
+    )
+
+
 def _observation(observation: Observation) -> ObservationModel:
     return ObservationModel(
         token=observation.token.hex(),
@@ -344,6 +354,19 @@ def create_app(
             raise ApiError(404, f"client {endpoint!r} is not registered")
         return found
 
+    async def cancel(
+        endpoint: str, matches: Callable[[Observation], bool], none: str
+    ) -> list[ObservationModel]:
+        """Cancel (proactively) the client's observations that ``matches``; the cancelled
+        ones, or a 404 saying ``none``."""
+        observations = await call(endpoint, server.observations(endpoint))
+        matching = [o for o in observations if matches(o)]
+        if not matching:
+            raise ApiError(404, f"{endpoint}: {none}")
+        for observation in matching:
+            await call(endpoint, server.cancel_observation(observation.token))
+        return [_observation(o) for o in matching]
+
     def describe(found: Registration) -> RegistrationModel:
         return _registration_model(found, server.is_awake(found))
 
@@ -417,14 +440,9 @@ def create_app(
             endpoint, server.observe_composite(endpoint, paths, accept=_format(format))
         )
         assert handle.response is not None  # None only for observations re-adopted at start
-        response = handle.response
-        composite = response.composite or {}
+        answer = _composite(handle.response)
         return CompositeObserveAnswer(
-            code=response.dotted_code,
-            content={str(p): node_to_json(n) for p, n in composite.items()},
-            content_format=_format_name(response.content_format),
-            token=handle.token.hex(),
-            active=handle.active,
+            **answer.model_dump(), token=handle.token.hex(), active=handle.active
         )
 
     @api.delete(
@@ -435,13 +453,7 @@ def create_app(
     )
     async def cancel_composite_observations(endpoint: str) -> list[ObservationModel]:
         """Cancel the client's Observe-Composite observations; the cancelled ones."""
-        observations = await call(endpoint, server.observations(endpoint))
-        matching = [o for o in observations if o.composite]
-        if not matching:
-            raise ApiError(404, f"{endpoint}: no composite observation")
-        for observation in matching:
-            await call(endpoint, server.cancel_observation(observation.token))
-        return [_observation(o) for o in matching]
+        return await cancel(endpoint, lambda o: o.composite, "no composite observation")
 
     @api.get(
         "/clients/{endpoint}/{path:path}/discover",
@@ -515,13 +527,9 @@ def create_app(
     async def cancel_observation(endpoint: str, path: str) -> list[ObservationModel]:
         """Cancel the client's observations of ``path`` (proactively); the cancelled ones."""
         at = _path(path)
-        observations = await call(endpoint, server.observations(endpoint))
-        matching = [o for o in observations if not o.composite and o.path == at]
-        if not matching:
-            raise ApiError(404, f"{endpoint}: no observation of {at}")
-        for observation in matching:
-            await call(endpoint, server.cancel_observation(observation.token))
-        return [_observation(o) for o in matching]
+        return await cancel(
+            endpoint, lambda o: not o.composite and o.path == at, f"no observation of {at}"
+        )
 
     @api.post(
         "/clients/{endpoint}/composite",
@@ -538,12 +546,7 @@ def create_app(
         paths = [_path(p) for p in body.paths]
         cf = _format(format)
         response = await call(endpoint, server.read_composite(endpoint, paths, accept=cf))
-        composite = response.composite or {}
-        return CompositeAnswer(
-            code=response.dotted_code,
-            content={str(p): node_to_json(n) for p, n in composite.items()},
-            content_format=_format_name(response.content_format),
-        )
+        return _composite(response)
 
     @api.post(
         "/clients/{endpoint}/{object_id:path}",

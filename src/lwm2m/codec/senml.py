@@ -58,7 +58,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 from lwm2m.codec._common import check_node_at, fail, resource_definition
 from lwm2m.codec.base import TimestampedNodes
@@ -729,6 +729,25 @@ def _base_ids(bn: str) -> tuple[int, ...] | None:
     return ids  # type: ignore[return-value]
 
 
+_Made = TypeVar("_Made")
+
+
+def per_definition(
+    cache: dict[int, tuple[object, _Made]],
+    resources: Mapping[int, ResourceDefinition],
+    make: Callable[[Mapping[int, ResourceDefinition]], _Made],
+) -> _Made:
+    """What ``make`` derives from an object definition's resources, kept in ``cache`` across
+    calls: keyed by the identity of the resources mapping, which the entry holds (so the id
+    cannot be reused by another mapping), and bounded by clearing."""
+    cached = cache.get(id(resources))
+    if cached is None or cached[0] is not resources:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cached = cache[id(resources)] = (resources, make(resources))
+    return cached[1]
+
+
 class _Never:
     """A type no decoded value has: values of this resource type always go through the
     converter."""
@@ -767,16 +786,9 @@ def _fast_decode(
         raise _Fallback
     rdefs = object_definition.resources
     want_iid = ids[1] if len(ids) == 2 else -1
-    names: dict[str, _NameInfo]
-    if name_cache is None:
-        names = {}
-    else:
-        cached = name_cache.get(id(rdefs))
-        if cached is None or cached[0] is not rdefs:
-            if len(name_cache) >= _CACHE_LIMIT:
-                name_cache.clear()
-            cached = name_cache[id(rdefs)] = (rdefs, {})
-        names = cached[1]
+    names: dict[str, _NameInfo] = (
+        {} if name_cache is None else per_definition(name_cache, rdefs, lambda _: {})
+    )
     instances: dict[int, ObjectInstance] = {}
     # None until the first bn: a record before it fails on `current` with TypeError
     current: dict[int, Resource] = None  # type: ignore[assignment]

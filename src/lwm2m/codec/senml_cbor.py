@@ -30,7 +30,7 @@ from types import ModuleType
 import cbor2
 
 from lwm2m.codec.content_format import ContentFormat
-from lwm2m.codec.senml import CBOR_LABELS, SenmlCodec
+from lwm2m.codec.senml import CBOR_LABELS, SenmlCodec, per_definition
 from lwm2m.errors import CodecError
 from lwm2m.model.definitions import ResourceDefinition
 from lwm2m.model.nodes import (
@@ -78,7 +78,6 @@ _FAST_KIND: dict[str, int] = {
     ResourceType.BOOLEAN.value: 4,
     ResourceType.OPAQUE.value: 5,
 }
-_FAST_CACHE_LIMIT = 1024
 
 _FastInfo = dict[int, tuple[bool, int, ResourceType]]
 
@@ -144,14 +143,9 @@ class SenmlCborCodec(SenmlCodec):
         if _FAST is not None and 0 < len(ids) <= 2:
             definition = model.object_definition(ids[0])
             if definition is not None:
-                resources = definition.resources
-                entry = self._fast.get(id(resources))
-                if entry is None or entry[0] is not resources:
-                    if len(self._fast) >= _FAST_CACHE_LIMIT:
-                        self._fast.clear()
-                    entry = self._fast[id(resources)] = (resources, _fast_info(resources))
+                info = per_definition(self._fast, definition.resources, _fast_info)
                 want_iid = ids[1] if len(ids) == 2 else -1
-                node: Node | None = _FAST.decode(data, ids[0], want_iid, entry[1])
+                node: Node | None = _FAST.decode(data, ids[0], want_iid, info)
                 if node is not None:
                     return node
         return super().decode(data, path, model)
