@@ -40,7 +40,6 @@ import logging
 import os
 import struct
 from enum import Enum, auto
-from typing import TYPE_CHECKING
 
 from lwm2m.errors import BufferReadError
 
@@ -88,16 +87,10 @@ from .trust import PeerIdentity
 
 __all__ = ["ConnectionState", "DtlsConnection"]
 
-if TYPE_CHECKING:
-    _CT = ContentType
-    _HT = HandshakeType
-    _AD = AlertDescription
-    _AL = AlertLevel
-else:
-    _CT = member_view(ContentType)
-    _HT = member_view(HandshakeType)
-    _AD = member_view(AlertDescription)
-    _AL = member_view(AlertLevel)
+_CT = member_view(ContentType)
+_HT = member_view(HandshakeType)
+_AD = member_view(AlertDescription)
+_AL = member_view(AlertLevel)
 
 logger = logging.getLogger(__name__)
 
@@ -143,10 +136,7 @@ class ConnectionState(Enum):
     CLOSED = auto()
 
 
-if TYPE_CHECKING:
-    _CS = ConnectionState
-else:
-    _CS = member_view(ConnectionState)
+_CS = member_view(ConnectionState)
 
 
 class _Partial:

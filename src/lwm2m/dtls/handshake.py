@@ -42,7 +42,7 @@ import struct
 from collections import OrderedDict
 from collections.abc import Callable
 from enum import Enum, auto
-from typing import TYPE_CHECKING, NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -95,22 +95,13 @@ from .trust import PeerIdentity, PskIdentity, spki_der
 
 __all__ = ["Handshake", "HandshakeState", "OutgoingMessage", "SessionCache"]
 
-if TYPE_CHECKING:
-    _CT = ContentType
-    _HT = HandshakeType
-    _ET = ExtensionType
-    _SUITE = CipherSuite
-    _CERT = CertificateType
-    _NG = NamedGroup
-    _SS = SignatureScheme
-else:
-    _CT = member_view(ContentType)
-    _HT = member_view(HandshakeType)
-    _ET = member_view(ExtensionType)
-    _SUITE = member_view(CipherSuite)
-    _CERT = member_view(CertificateType)
-    _NG = member_view(NamedGroup)
-    _SS = member_view(SignatureScheme)
+_CT = member_view(ContentType)
+_HT = member_view(HandshakeType)
+_ET = member_view(ExtensionType)
+_SUITE = member_view(CipherSuite)
+_CERT = member_view(CertificateType)
+_NG = member_view(NamedGroup)
+_SS = member_view(SignatureScheme)
 
 logger = logging.getLogger(__name__)
 
@@ -142,10 +133,7 @@ class HandshakeState(Enum):
     POST_HANDSHAKE = auto()
 
 
-if TYPE_CHECKING:
-    _HS = HandshakeState
-else:
-    _HS = member_view(HandshakeState)
+_HS = member_view(HandshakeState)
 
 
 class OutgoingMessage(NamedTuple):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from lwm2m.buffer import Buffer
 from lwm2m.errors import BufferReadError
@@ -50,12 +49,8 @@ __all__ = [
     "pull_handshake_fragment",
 ]
 
-if TYPE_CHECKING:
-    _ET = ExtensionType
-    _NG = NamedGroup
-else:
-    _ET = member_view(ExtensionType)
-    _NG = member_view(NamedGroup)
+_ET = member_view(ExtensionType)
+_NG = member_view(NamedGroup)
 
 #: msg_type(1) length(3) message_seq(2) fragment_offset(3) fragment_length(3), RFC 6347 §4.2.2.
 HANDSHAKE_HEADER_LENGTH = 12

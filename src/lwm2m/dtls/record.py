@@ -20,7 +20,7 @@ from __future__ import annotations
 import hmac
 import os
 import struct
-from typing import TYPE_CHECKING, NamedTuple
+from typing import ClassVar, NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -44,10 +44,7 @@ __all__ = [
     "parse_datagram",
 ]
 
-if TYPE_CHECKING:
-    _CT = ContentType
-else:
-    _CT = member_view(ContentType)
+_CT = member_view(ContentType)
 
 #: Header length without CID (RFC 6347 §4.1).
 RECORD_HEADER_LENGTH = 13
@@ -160,7 +157,7 @@ class ReplayWindow:
 
     __slots__ = ("bitmap", "highest")
 
-    SIZE = 64
+    SIZE: ClassVar[int] = 64
 
     def __init__(self) -> None:
         self.highest = -1

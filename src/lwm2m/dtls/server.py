@@ -49,7 +49,7 @@ import os
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from struct import Struct
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from lwm2m.errors import BufferReadError
 
@@ -71,14 +71,9 @@ __all__ = ["DtlsServer", "ServerEvent"]
 
 logger = logging.getLogger(__name__)
 
-if TYPE_CHECKING:
-    _CT = ContentType
-    _HT = HandshakeType
-    _CS = ConnectionState
-else:
-    _CT = member_view(ContentType)
-    _HT = member_view(HandshakeType)
-    _CS = member_view(ConnectionState)
+_CT = member_view(ContentType)
+_HT = member_view(HandshakeType)
+_CS = member_view(ConnectionState)
 
 _APPLICATION_DATA = int(ContentType.APPLICATION_DATA)
 _TLS12_CID = int(ContentType.TLS12_CID)
