@@ -6,6 +6,7 @@ CoAP endpoint.
 - :mod:`lwm2m.api.schemas` -- the JSON bodies (pydantic models, hence the OpenAPI document);
 - :mod:`lwm2m.api.errors` -- failures as HTTP statuses with ``{"error": ...}`` bodies;
 - :mod:`lwm2m.api.events` -- server events as Server-Sent Events;
+- :mod:`lwm2m.api.auth` -- bearer tokens (:class:`ApiTokens`), when the API is to require them;
 - :mod:`lwm2m.codec.node_json` -- nodes as plain JSON, typed by the client's object model.
 
 Usage::
@@ -17,5 +18,6 @@ Usage::
 """
 
 from lwm2m.api.app import create_app
+from lwm2m.api.auth import ApiTokens
 
-__all__ = ["create_app"]
+__all__ = ["ApiTokens", "create_app"]

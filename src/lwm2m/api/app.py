@@ -35,6 +35,8 @@ All routes are under ``/api``:
 number. Endpoint names travel as one URL path segment (percent-encode what needs it; an endpoint
 name containing ``/`` cannot be addressed). Without a security store every ``/api/security``
 route answers 404. The web UI (:mod:`lwm2m.api.ui`) is served at ``/`` unless ``ui=False``.
+With ``tokens``, every ``/api`` route and the OpenAPI document need a bearer token
+(:mod:`lwm2m.api.auth`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from fastapi import APIRouter, FastAPI, Query, Response
 from pydantic import SecretStr
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from lwm2m.api.auth import ApiTokens, BearerAuth, declare_bearer
 from lwm2m.api.errors import ApiError, failure, install_handlers
 from lwm2m.api.events import EventStreamResponse, EventStreams
 from lwm2m.api.guard import DEFAULT_MAX_BODY, RequestGuard
@@ -303,6 +306,7 @@ def create_app(
     max_body: int = DEFAULT_MAX_BODY,
     max_event_streams: int = 64,
     allowed_hosts: Sequence[str] | None = None,
+    tokens: ApiTokens | None = None,
 ) -> FastAPI:
     """The REST API of ``server`` (see the module docstring).
 
@@ -319,6 +323,9 @@ def create_app(
         port is not compared), e.g. ``["127.0.0.1", "localhost"]`` for an API on loopback: a
         web page whose DNS name is re-bound to a loopback address then cannot reach the API
         through the operator's browser. None: any host.
+    :param tokens: the bearer tokens the API and its OpenAPI document require
+        (:mod:`lwm2m.api.auth`; 401 without one of them). None: no authentication, for an API
+        on a trusted address or behind a proxy that authenticates.
     """
     streams = EventStreams(event_queue_size, event_keepalive)
     app = FastAPI(
@@ -326,11 +333,13 @@ def create_app(
         summary="OMA LwM2M 1.1 server: registrations, device management, observations, events",
         version="1.1",
         # FastAPI's /docs and /redoc pages load their scripts from a CDN, which would run in
-        # this unauthenticated API's origin: only the OpenAPI document is served
+        # the API's origin: only the OpenAPI document is served
         docs_url=None,
         redoc_url=None,
     )
     app.add_middleware(RequestGuard, max_body=max_body)
+    if tokens is not None:  # outside the guard: nothing is read before the token is checked
+        app.add_middleware(BearerAuth, tokens=tokens)
     if allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     app.state.server = server
@@ -702,4 +711,6 @@ def create_app(
     app.include_router(api)
     if ui:
         mount_ui(app)
+    if tokens is not None:
+        declare_bearer(app)
     return app

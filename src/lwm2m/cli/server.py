@@ -36,13 +36,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import os
 import signal
 import socket
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import click
@@ -70,6 +71,9 @@ from lwm2m.server.security import SecurityInfo
 from lwm2m.store.base import RegistrationStore, SecurityStore
 from lwm2m.store.memory import MemorySecurityStore
 from lwm2m.store.sqlite import SqliteRegistrationStore, SqliteSecurityStore
+
+if TYPE_CHECKING:  # the web extra is imported only for --http
+    from lwm2m.api.auth import ApiTokens
 
 __all__ = [
     "DtlsOptions",
@@ -431,20 +435,67 @@ class HttpApi:
         await self._task
 
 
+def _web_missing() -> click.ClickException:
+    return click.ClickException(
+        "--http: the REST API needs FastAPI and uvicorn: pip install 'lwm2m[web]'"
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_api_tokens(
+    path: str | None, bind: tuple[str, int] | None, no_auth: bool
+) -> ApiTokens | None:
+    """The REST API's bearer tokens from ``--http-token-file``, or None; refuses to serve
+    device management without authentication beyond loopback unless ``--http-no-auth`` says so.
+    """
+    if bind is None:
+        if path is not None or no_auth:
+            raise click.UsageError("--http-token-file and --http-no-auth go with --http")
+        return None
+    if path is not None and no_auth:
+        raise click.UsageError("give --http-token-file or --http-no-auth, not both")
+    if path is None:
+        if not no_auth and not is_loopback(bind[0]):
+            raise click.UsageError(
+                f"--http {bind[0]}:{bind[1]} is not a loopback address: give "
+                "--http-token-file to require a bearer token, or --http-no-auth when a proxy "
+                "in front authenticates"
+            )
+        return None
+    try:
+        from lwm2m.api import ApiTokens
+    except ImportError:
+        raise _web_missing() from None
+    try:
+        return ApiTokens.from_file(path)
+    except ValueError as exc:
+        raise click.ClickException(f"--http-token-file: {exc}") from None
+
+
 async def start_http(
-    server: LwM2MServer, security_store: SecurityStore | None, bind: tuple[str, int]
+    server: LwM2MServer,
+    security_store: SecurityStore | None,
+    bind: tuple[str, int],
+    tokens: ApiTokens | None = None,
 ) -> HttpApi:
-    """Serve :func:`lwm2m.api.create_app` on ``bind``; a one-line error when the ``web`` extra
-    is missing or the address cannot be bound. The socket is bound here, not by uvicorn (which
-    would exit the process on a failed bind)."""
+    """Serve :func:`lwm2m.api.create_app` on ``bind`` (with ``tokens``: each request needs one
+    of them); a one-line error when the ``web`` extra is missing or the address cannot be bound.
+    The socket is bound here, not by uvicorn (which would exit the process on a failed bind)."""
     try:
         import uvicorn
 
         from lwm2m.api import create_app
     except ImportError:
-        raise click.ClickException(
-            "--http: the REST API needs FastAPI and uvicorn: pip install 'lwm2m[web]'"
-        ) from None
+        raise _web_missing() from None
 
     class Embedded(uvicorn.Server):
         @contextlib.contextmanager
@@ -462,11 +513,11 @@ async def start_http(
     bound = listener.getsockname()
     # On loopback, only the loopback names may appear in Host: a web page whose DNS name was
     # re-bound to 127.0.0.1 (DNS rebinding) cannot reach the API through the operator's browser.
-    loopback = host in ("127.0.0.1", "localhost")
     app = create_app(
         server,
         security_store=security_store,
-        allowed_hosts=["127.0.0.1", "localhost"] if loopback else None,
+        allowed_hosts=["127.0.0.1", "localhost", "[::1]"] if is_loopback(host) else None,
+        tokens=tokens,
     )
     http = Embedded(uvicorn.Config(app, log_level="warning", lifespan="off"))
     task = asyncio.create_task(http.serve(sockets=[listener]))
@@ -484,9 +535,11 @@ async def run_server(
     stop: asyncio.Event | None = None,
     dtls: DtlsOptions | None = None,
     http: tuple[str, int] | None = None,
+    http_tokens: ApiTokens | None = None,
 ) -> None:
     """Serve until ``stop`` is set (or SIGINT / SIGTERM when ``stop`` is None); with ``http``,
-    the REST API (:mod:`lwm2m.api`) on that TCP address too, in the same event loop."""
+    the REST API (:mod:`lwm2m.api`) on that TCP address too, in the same event loop (with
+    ``http_tokens``, each API request needs one of them)."""
     stop = stop if stop is not None else asyncio.Event()
     security_store: SecurityStore | None = None
     layer: SecurityLayer | None = None
@@ -529,11 +582,16 @@ async def run_server(
                 markup=False,
             )
             if http is not None:
-                api = await start_http(server, security_store, http)
+                api = await start_http(server, security_store, http, http_tokens)
                 api_host, api_port = api.address
+                auth = (
+                    f"bearer token required, {len(http_tokens)} known"
+                    if http_tokens is not None
+                    else "no authentication"
+                )
                 console.print(
                     f"REST API on http://{api_host}:{api_port}/api "
-                    f"(OpenAPI: /openapi.json, events: /api/events)",
+                    f"(OpenAPI: /openapi.json, events: /api/events; {auth})",
                     markup=False,
                 )
             await stop.wait()
@@ -669,6 +727,19 @@ def dtls_options(function: Any) -> Any:
     help="Also serve the REST API (JSON, OpenAPI, server-sent events) on this TCP address; "
     "needs the web extra.",
 )
+@click.option(
+    "--http-token-file",
+    default=None,
+    metavar="FILE",
+    help="Require 'Authorization: Bearer <token>' on the REST API, with a token of FILE "
+    "(one per line, # comments).",
+)
+@click.option(
+    "--http-no-auth",
+    is_flag=True,
+    help="Serve the REST API without authentication on a non-loopback address "
+    "(a proxy in front authenticates).",
+)
 @dtls_options
 def server_command(
     bind: str | None,
@@ -684,10 +755,13 @@ def server_command(
     trust_anchors: tuple[str, ...],
     allow_plain: bool,
     http: str | None,
+    http_token_file: str | None,
+    http_no_auth: bool,
 ) -> None:
     """Run an LwM2M server and print what the clients do (Ctrl-C stops it)."""
     given = parse_address(bind) if bind is not None else None
     http_bind = parse_address(http, "--http") if http is not None else None
+    http_tokens = load_api_tokens(http_token_file, http_bind, http_no_auth)
     entries = [parse_psk(t) for t in psks] + [parse_rpk(t) for t in rpks]
     entries += [parse_oscore(t) for t in oscores]
     seen: set[str] = set()
@@ -720,5 +794,6 @@ def server_command(
             console=make_console(),
             dtls=dtls,
             http=http_bind,
+            http_tokens=http_tokens,
         )
     )
