@@ -81,6 +81,7 @@ def test_capabilities_and_info() -> None:
         | Capability.SECRET_DATA
         | Capability.NON_EXTRACTABLE
         | Capability.OSCORE
+        | Capability.REMOTE_ADMIN
     )
     assert component.capabilities == wanted
     info = component.info()
@@ -377,7 +378,7 @@ def test_no_applet() -> None:
         PcscComponent(card.process)
     assert card.channels.keys() == {0}  # the channel was closed again
     component = PcscComponent(_session=CardSession(card.process, require_applet=False))
-    assert component.capabilities == Capability.NONE
+    assert component.capabilities == Capability.REMOTE_ADMIN  # the security domains remain
     assert component.applet_info is None
     info = component.info()
     assert info.firmware_version.startswith("OS ")

@@ -615,7 +615,7 @@ def test_open_uri_refuses_a_shared_session_without_the_applet(
     state.iot_safe.aid = "A0000005590011"
     fake_pcscd.cards.append(FaultyCard(state))
     tool = PcscComponent.open("pcsc:", require_applet=False)
-    assert tool.capabilities == Capability.NONE
+    assert tool.capabilities == Capability.REMOTE_ADMIN  # scripts need no applet
     # an applet-less session has no channel, so it is never shared: the opener that needs
     # the applet makes its own session, which refuses (and releases its connection)
     with pytest.raises(ComponentNotFound, match="no IoT SAFE applet with AID A0000005590010"):

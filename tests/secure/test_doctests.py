@@ -19,6 +19,8 @@ MODULES = [
     "lwm2m.secure.store",
     "lwm2m.secure.object",
     "lwm2m.secure.csr",
+    "lwm2m.secure.admin",
+    "lwm2m.secure.ram",
     "lwm2m.secure.pkcs11",
     "lwm2m.secure.pcsc.apdu",
     "lwm2m.secure.pcsc.ber",

@@ -58,10 +58,14 @@ def test_ddf_file_parses() -> None:
     assert definition.multiple
     assert not definition.mandatory
     assert sorted(definition.resources) == [int(r) for r in SecureComponentResource]
-    for res in definition.resources.values():
-        assert res.operations is Operations.R
+    admin = {30: Operations.W, 31: Operations.RW, 32: Operations.E, 33: Operations.R}
+    admin |= {34: Operations.R, 35: Operations.E}
+    for rid, res in definition.resources.items():
+        assert res.operations is admin.get(rid, Operations.R)  # identification is read-only
         assert res.name
         assert res.description
+    assert definition.resources[30].type is ResourceType.OPAQUE
+    assert definition.resources[34].range_enumeration == "0..5"
     assert definition.resources[0].type is ResourceType.INTEGER
     assert definition.resources[0].range_enumeration == "0..5"
     assert definition.resources[1].type is ResourceType.BOOLEAN

@@ -55,7 +55,7 @@ import os
 import socket
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -74,7 +74,6 @@ from lwm2m.client.engine import ClientEngine, OutgoingNotification, OutgoingRequ
 from lwm2m.client.events import BootstrapFinished, ClientEvent, Registered, SendCompleted, Stopped
 from lwm2m.client.objects.base import InstanceStore, ObjectHandler
 from lwm2m.client.objects.firmware import DownloadSink, UpdateResult
-from lwm2m.client.objects.fixed import FixedObject
 from lwm2m.client.objects.security import (
     Credentials,
     OscoreMaterial,
@@ -104,11 +103,8 @@ from lwm2m.oscore import (
 )
 from lwm2m.secure import SecureComponent, SecureInstanceStore, open_component
 from lwm2m.secure.interfaces import is_reference_form, parse_secret_reference
-from lwm2m.secure.object import (
-    SECURE_COMPONENT_OBJECT_ID,
-    secure_component_definition,
-    secure_component_instance,
-)
+from lwm2m.secure.object import SECURE_COMPONENT_OBJECT_ID, SecureComponentObject
+from lwm2m.secure.ram import ResponseScript
 
 __all__ = [
     "CoapDownloader",
@@ -487,6 +483,9 @@ class LwM2MClient:
     :param secure_component: a Secure Component (or its URI, opened here and closed by
         :meth:`stop`) holding /0 and /21 (and /1, /2 unless ``store`` is given); see the module
         docstring.
+    :param admin_targets: AIDs of the security domains of the component's card that servers
+        may send remote APDU scripts to through /33000 (resources 30-35,
+        :mod:`lwm2m.secure.admin`); empty (the default): the relay is off.
     """
 
     def __init__(
@@ -501,6 +500,7 @@ class LwM2MClient:
         on_event: Callable[[ClientEvent], None] | None = None,
         bootstrap_retry_delay: float = 60.0,
         secure_component: SecureComponent | str | None = None,
+        admin_targets: Collection[bytes] = (),
     ) -> None:
         self.config = config if isinstance(config, ClientConfig) else load_config(config)
         self.secure_component: SecureComponent | None = None
@@ -520,9 +520,11 @@ class LwM2MClient:
             if 21 not in given:
                 objects.append(OscoreObject(self.secure_store))
             if SECURE_COMPONENT_OBJECT_ID not in given:  # SCS-2: its identification, listed
-                info = secure_component.info()
-                instance = secure_component_instance(info)
-                objects.append(FixedObject(secure_component_definition(), [instance]))
+                objects.append(
+                    SecureComponentObject(
+                        secure_component, admin_targets=admin_targets, offload=self._offload
+                    )
+                )
             if store is None:
                 store = self.secure_store
             if connector is None:
@@ -726,6 +728,27 @@ class LwM2MClient:
             return
         self.engine.observation_cancelled(Peer(observation.remote), observation.token, self._now())
         self._schedule_pump()
+
+    def _offload(
+        self,
+        work: Callable[[], ResponseScript | None],
+        done: Callable[[ResponseScript | None, Exception | None], None],
+    ) -> None:
+        """Run a blocking component call in a worker thread, then ``done`` in the loop and pump
+        (what the Secure Component object's script runs take, :class:`Offload`)."""
+
+        async def run() -> None:
+            try:
+                result = await asyncio.to_thread(work)
+            except Exception as exc:
+                done(None, exc)
+            else:
+                done(result, None)
+            self._pump()
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _schedule_pump(self) -> None:
         if self._pump_scheduled or self._loop is None:

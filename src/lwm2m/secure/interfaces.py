@@ -231,6 +231,8 @@ class Capability(Flag):
     """Keys are *enforced* non-extractable by the component itself."""
     OSCORE = auto()
     """Keep OSCORE Master Secrets and derive with them (HKDF) inside the component."""
+    REMOTE_ADMIN = auto()
+    """Relay remote APDU scripts to a security domain (:mod:`lwm2m.secure.admin`)."""
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -252,6 +254,7 @@ _SERVICE_NAMES = {
     Capability.SECRET_DATA: "secret-data",
     Capability.NON_EXTRACTABLE: "non-extractable-keys",
     Capability.OSCORE: "oscore-master-secret",
+    Capability.REMOTE_ADMIN: "gp-remote-apdu-scripts",
 }
 
 

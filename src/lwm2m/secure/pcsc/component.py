@@ -82,6 +82,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from lwm2m.model.registry import ModelRegistry
+from lwm2m.secure.admin import TargetNotSelectable, check_script
 from lwm2m.secure.hkdf import HKDF_SHA_256, check_master_secret, check_request
 from lwm2m.secure.interfaces import (
     Capability,
@@ -89,6 +90,7 @@ from lwm2m.secure.interfaces import (
     ComponentInfo,
     ComponentNotFound,
     ComponentType,
+    ComponentUnavailable,
     CredentialInfo,
     CredentialKind,
     DloaReference,
@@ -137,10 +139,11 @@ from lwm2m.secure.pcsc.iotsafe import (
     ObjectKind,
     ObjectRef,
 )
-from lwm2m.secure.pcsc.iso7816 import Transmit
+from lwm2m.secure.pcsc.iso7816 import Transmit, select_aid
 from lwm2m.secure.pcsc.scp03 import StaticKeys
 from lwm2m.secure.pcsc.session import CardSession, join, register, release
 from lwm2m.secure.pcsc.uri import PcscUri, parse_pcsc_uri
+from lwm2m.secure.ram import CommandScript, ResponseScript, run_script
 
 __all__ = [
     "DIRECTORY_ID",
@@ -438,6 +441,7 @@ class PcscComponent:
         self._type = component_type
         self._peer_option = _ref(peer_container) if peer_container is not None else None
         self._dloa = tuple(dloa)
+        self._admin: tuple[int, bytes] | None = None  # the admin session: channel, target AID
         try:
             if pin is not None:
                 _session.login(pin)
@@ -454,6 +458,7 @@ class PcscComponent:
             capabilities |= Capability.KEY_GENERATION
         if applet.supports(CryptoFunction.KEY_DERIVATION) and applet.key_derivations & 0x01:
             capabilities |= Capability.PSK
+        capabilities |= Capability.REMOTE_ADMIN  # any card: the security domains are GP's
         if applet.admin_extension:
             capabilities |= Capability.KEY_IMPORT | Capability.SECRET_DATA
             capabilities |= Capability.INSTANCE_STORE
@@ -800,6 +805,58 @@ class PcscComponent:
                     session.transmit, scp03_keys=scp03_keys, registry=registry, layout=layout
                 ),
             )
+
+    # -- remote administration (lwm2m.secure.admin: LwM2M-SCS-3, SCS-6) -----------------------
+
+    def run_admin_script(self, script: CommandScript, aid: bytes) -> ResponseScript:
+        """Run a remote APDU script on the security domain ``aid`` over this component's admin
+        session: its own logical channel (MANAGE CHANNEL, SELECT ``aid``), opened on first use
+        and kept for later scripts, so that a secure channel the server opens with the card
+        spans several scripts. Each C-APDU is moved to that channel, response chaining (61xx,
+        6Cxx) is done here, and the script stops at the first error status word
+        (:func:`lwm2m.secure.ram.run_script`). See :class:`lwm2m.secure.admin.AdminScripts`.
+        """
+        check_script(script, aid)  # before anything reaches the card
+        with self._lock():
+            session = self._session
+            card = session.card
+            if self._admin is not None and self._admin[1] != aid:
+                self._end_admin()
+            if self._admin is None:
+                channel = session._guard("MANAGE CHANNEL", card.open_channel)
+                self._admin = (channel, aid)
+                selected = session._guard(
+                    "SELECT the admin target",
+                    lambda: card.exchange(select_aid(aid, channel=channel)),
+                )
+                if not (selected.sw.is_success or selected.sw.is_warning):
+                    self._end_admin()
+                    raise TargetNotSelectable(
+                        f"SELECT {aid.hex().upper()}: the card answered {selected.sw}"
+                    )
+            channel = self._admin[0]
+
+            def transmit(raw: bytes) -> bytes:
+                command = CommandApdu.decode(raw).on_channel(channel)
+                return session._guard("admin script", lambda: card.exchange(command)).encode()
+
+            try:
+                return run_script(script, transmit)
+            except ComponentUnavailable:
+                self._admin = None  # the card went away: the session is broken
+                raise
+
+    def end_admin_session(self) -> None:
+        """Close the admin session's logical channel, if any (idempotent)."""
+        with self._lock():
+            self._end_admin()
+
+    def _end_admin(self) -> None:
+        admin, self._admin = self._admin, None
+        session = self._session
+        if admin is not None and session.broken is None:
+            with contextlib.suppress(PcscError):
+                session.card.close_channel(admin[0])
 
     def card_present(self) -> bool:
         """Whether the card of this session is still there (False once it was removed, and
@@ -1148,6 +1205,9 @@ class PcscComponent:
         """Release the component; the card session ends with its last user. Idempotent."""
         if self._closed:
             return
+        if self._admin is not None:
+            with contextlib.suppress(Exception), self._session.lock:
+                self._end_admin()
         self._closed = True
         release(self._session)
 
