@@ -10,6 +10,9 @@ naming it):
 - ``--secure-component URI`` keeps /0 and /21 in a Secure Component; with a ``pcsc:`` URI the
   smart card's EF LwM2M_Bootstrap is the first bootstrap step (SCS-10, :mod:`lwm2m.io.smartcard`)
   and no server flag is needed;
+- ``--sc-admin-aid AID`` (repeatable, with a ``pcsc:`` component) lets servers send remote APDU
+  scripts to that security domain of the card through /33000/x/30-35 (:mod:`lwm2m.secure.admin`;
+  e.g. ``A000000151000000``, the Issuer Security Domain); without it the relay is off;
 - ``--endpoint``, ``--lifetime`` (of the ``--server`` / file accounts; a bootstrap server sets
   its own), ``--queue-mode``, ``--bind HOST:PORT``;
 - ``--psk-identity ID`` with ``--psk-key-hex-env VAR`` (the key, in hex, in an environment
@@ -51,6 +54,7 @@ from lwm2m.client.objects import (
 )
 from lwm2m.io.lwm2m_client import CoapDownloader, LwM2MClient
 from lwm2m.io.smartcard import open_smartcard_client
+from lwm2m.secure.admin import parse_aid
 
 __all__ = [
     "DEFAULT_SERVER",
@@ -287,14 +291,20 @@ async def run_client(
     tick: float = 10.0,
     stop: asyncio.Event | None = None,
     secure_component: str | None = None,
+    admin_targets: tuple[bytes, ...] = (),
 ) -> None:
-    """Run the demo device until ``stop`` is set (or SIGINT / SIGTERM), then deregister."""
+    """Run the demo device until ``stop`` is set (or SIGINT / SIGTERM), then deregister;
+    ``admin_targets``: the security domains servers may script (:mod:`lwm2m.secure.admin`)."""
     stop = stop if stop is not None else asyncio.Event()
     device = DemoDevice(config)
     on_event = lambda event: console.print(client_event_line(event))  # noqa: E731
     if secure_component is not None and secure_component.startswith("pcsc:"):
         client, _ = await open_smartcard_client(
-            config, secure_component, device.handlers, on_event=on_event
+            config,
+            secure_component,
+            device.handlers,
+            on_event=on_event,
+            admin_targets=admin_targets,
         )
     else:
         client = LwM2MClient(
@@ -345,6 +355,14 @@ async def run_client(
     help="Keep /0 and /21 in this Secure Component; pcsc:... boots from the card first.",
 )
 @click.option(
+    "--sc-admin-aid",
+    "admin_aids",
+    multiple=True,
+    metavar="AID",
+    help="Let servers send remote APDU scripts (/33000/x/30-35) to this security domain of the "
+    "pcsc: card (hex, repeatable; A000000151000000 is the Issuer Security Domain).",
+)
+@click.option(
     "--psk-identity",
     metavar="ID",
     help="DTLS-PSK identity for the --server / --bootstrap account (a coaps:// URI).",
@@ -375,6 +393,7 @@ def client_command(
     bootstrap: str | None,
     lifetime: int | None,
     secure_component: str | None,
+    admin_aids: tuple[str, ...],
     psk_identity: str | None,
     psk_key_hex_env: str | None,
     psk_key_file: str | None,
@@ -383,6 +402,7 @@ def client_command(
     tick: float,
 ) -> None:
     """Run a demo LwM2M device (objects 0-7) and print its lifecycle (Ctrl-C deregisters)."""
+    admin_targets = parse_admin_aids(admin_aids, secure_component)
     config = build_client_config(
         config_file=config_file,
         endpoint=endpoint,
@@ -396,5 +416,24 @@ def client_command(
         psk_key=read_psk_key(psk_key_hex_env, psk_key_file),
     )
     asyncio.run(
-        run_client(config, console=make_console(), tick=tick, secure_component=secure_component)
+        run_client(
+            config,
+            console=make_console(),
+            tick=tick,
+            secure_component=secure_component,
+            admin_targets=admin_targets,
+        )
     )
+
+
+def parse_admin_aids(texts: tuple[str, ...], secure_component: str | None) -> tuple[bytes, ...]:
+    """The ``--sc-admin-aid`` values; a usage error names a bad one."""
+    if texts and not (secure_component or "").startswith("pcsc:"):
+        raise click.UsageError("--sc-admin-aid needs --secure-component pcsc:...")
+    aids = []
+    for text in texts:
+        try:
+            aids.append(parse_aid(text))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--sc-admin-aid") from None
+    return tuple(aids)
