@@ -247,10 +247,10 @@ def test_every_readme_command_line_names_real_commands_and_options() -> None:
 
 PROSE_OPTIONS = {
     "server": "--bind --store --observe --ddf --psk --rpk --trust-anchor --cert --key "
-    "--security-store --http",
+    "--security-store --http --http-token-file --http-no-auth",
     "bootstrap-server": "--config --bind",
     "client": "--config --endpoint --server --bootstrap --lifetime --queue-mode --bind --tick "
-    "--psk-identity --psk-key-hex-env --secure-component",
+    "--psk-identity --psk-key-hex-env --secure-component --sc-admin-aid",
     "demo": "--formats --security",
     "decode": "--format --path --ddf",
     "encode": "--format --path --ddf",
