@@ -235,7 +235,8 @@ def test_the_ui_runs_only_reads_from_its_url() -> None:
     (deep_link,) = re.findall(r"function readDeepLink\(\) \{.*?\n  \}\n", script, re.S)
     assert 'for (const op of ["read", "discover"])' in deep_link
     assert "searchParams" not in script.replace("url.searchParams.set", "")
-    assert script.count("window.location") == 2  # readDeepLink, and replaceState in select()
+    # readDeepLink, replaceState in select(), and takeFragmentToken (#token=, removed at once)
+    assert script.count("window.location") == 3
 
 
 async def test_a_declared_oversized_body_is_refused_unread(stack: Stack) -> None:

@@ -2,34 +2,25 @@
 rendered by headless Chromium against a real uvicorn, a real LwM2M server and real clients.
 
 Chromium runs with ``--virtual-time-budget``: it renders until the page has no request pending
-and its (virtual) timers have run, then ``--dump-dom`` prints the DOM, which the tests parse.
+and its (virtual) timers have run, then ``--dump-dom`` prints the DOM, which the tests parse
+(:mod:`.chromium`). The UI against an API that requires tokens: ``test_ui_auth.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
 import re
-import signal
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
-import uvicorn
 
 from lwm2m.api import create_app
 from lwm2m.api.ui import CONTENT_SECURITY_POLICY, STATIC
-from lwm2m.testing import require_component
 
-from .conftest import ENDPOINT, TIMEOUT, Stack
-
-CHROMIUM = "/usr/bin/chromium"
-
-RENDER_WITHIN = 60.0
-"""Bound on one Chromium run (it takes about a second)."""
+from .chromium import find_chromium, render, serve
+from .conftest import ENDPOINT, Stack
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 """An endpoint name that is markup."""
@@ -135,106 +126,17 @@ async def test_the_ui_can_be_left_out(stack: Stack) -> None:
 # -- headless Chromium end to end --------------------------------------------------------------
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server with an event set once its sockets listen."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = asyncio.Event()
-
-    async def startup(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
-        await super().startup(sockets)  # type: ignore[arg-type]
-        self.ready.set()
-
-
-class _Dom(HTMLParser):
-    """A dumped DOM: its text, the tags present and the text inside each element with an id."""
-
-    VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
-                      "source", "track", "wbr"})  # fmt: skip
-
-    def __init__(self, html: str) -> None:
-        super().__init__()
-        self.html = html
-        self.tags: set[str] = set()
-        self.text: dict[str, str] = {}
-        self._open: list[tuple[str, str | None]] = []
-        self.feed(html)
-        self.close()
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.add(tag)
-        if tag in self.VOID:
-            return
-        ident = dict(attrs).get("id")
-        if ident is not None:
-            self.text.setdefault(ident, "")
-        self._open.append((tag, ident))
-
-    def handle_endtag(self, tag: str) -> None:
-        while self._open:
-            if self._open.pop()[0] == tag:
-                break
-
-    def handle_data(self, data: str) -> None:
-        for _, ident in self._open:
-            if ident is not None:
-                self.text[ident] += data
-
-
 @pytest.fixture
 def chromium() -> str:
     """The Chromium program; skips the test (fails it under ``CI=true``) without one."""
-    require_component(os.access(CHROMIUM, os.X_OK), "Chromium (apt-get install chromium)")
-    return CHROMIUM
+    return find_chromium()
 
 
 @pytest.fixture
 async def web(stack: Stack, chromium: str) -> AsyncIterator[str]:
     """The app over :func:`stack`'s server on a real uvicorn; its base URL."""
-    server = _Server(
-        uvicorn.Config(create_app(stack.server), host="127.0.0.1", port=0, log_level="warning")
-    )
-    serving = asyncio.ensure_future(server.serve())
-    try:
-        async with asyncio.timeout(TIMEOUT):
-            await server.ready.wait()
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        async with asyncio.timeout(TIMEOUT):
-            await serving
-
-
-async def render(chromium: str, url: str, profile: Path) -> _Dom:
-    """The DOM of ``url`` once headless Chromium has run the page (bounded by RENDER_WITHIN)."""
-    process = await asyncio.create_subprocess_exec(
-        chromium,
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
-        "--virtual-time-budget=5000",
-        "--dump-dom",
-        url,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,  # its own process group: all of it can be stopped
-    )
-    try:
-        async with asyncio.timeout(RENDER_WITHIN):
-            out, err = await process.communicate()
-    finally:
-        if process.returncode is None:  # pragma: no cover - only when Chromium hangs
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
-    assert process.returncode == 0, err.decode(errors="replace")[-2000:]
-    html = out.decode()
-    assert "<html" in html, html[:500]
-    return _Dom(html)
+    async with serve(create_app(stack.server)) as url:
+        yield url
 
 
 async def test_chromium_lists_the_registered_clients(

@@ -3,8 +3,13 @@ JavaScript in ``static/`` (no build step, nothing fetched from elsewhere) over t
 
 - ``GET /`` -- the page (``index.html``); its URL drives it: ``/?client=<endpoint>`` selects a
   client, ``&read=/3/0/0`` or ``&discover=/3`` runs that operation on load, ``&path=`` only
-  fills the path field;
-- ``GET /ui/{file}`` -- its script and style sheet.
+  fills the path field; ``#token=<token>`` hands it the API's bearer token (a fragment is never
+  sent to the server; the page removes it from the address bar at once);
+- ``GET /ui/{file}`` -- its script, its event-stream worker and style sheet.
+
+These files are public also when the API needs a token (:mod:`lwm2m.api.auth`): the page then
+takes the token from the fragment, the tab's ``sessionStorage`` or its sign-in form (shown on a
+401) and sends it as ``Authorization: Bearer`` with every call, its event stream included.
 
 The page lists the registered clients and keeps the table live from ``/api/events``; a selected
 client gets an operation panel (Read, Write, Execute, Observe / cancel, Discover). Everything a

@@ -6,18 +6,29 @@
 //   ?client=<endpoint>            select that client
 //   &path=/3/0                    fill the path field
 //   &read=/3/0/0 | &discover=/3   run that operation once the client is selected
+//   #token=<token>                the API's bearer token (taken, then removed from the URL)
+//
+// When the API requires a bearer token, the page sends "Authorization: Bearer <token>" with
+// every call (and hands the token to the event worker). The token comes from the URL's
+// fragment (never sent to the server; removed from the address bar and history at once), else
+// from this tab's sessionStorage, else from the sign-in form shown when the API answers 401.
 "use strict";
 
 (function () {
   const LOG_LINES = 200;
   const NOTIFICATION_LINES = 50;
   const PATH = /^\/?[0-9]+(\/[0-9]+){0,3}$/;
+  const TOKEN_KEY = "lwm2m-api-token"; // in sessionStorage
 
   const clients = new Map(); // endpoint -> registration JSON (GET /api/clients/{endpoint})
   let selected = null; // endpoint of the selected client
   let pending = readDeepLink(); // the URL's operation, run once the clients are known
   let held = null; // events received while the clients are being (re-)read
   let reloadWanted = false; // another (re-)read was asked for during one
+  let token = null; // the API's bearer token, when one is known
+  let worker = null; // the event stream's worker (ui/events.js)
+  let workerToken = null; // the token it was last given
+  let epoch = 0; // counts the tokens given to the worker: its messages carry the epoch
 
   const $ = (id) => document.getElementById(id);
 
@@ -52,8 +63,12 @@
   }
 
   // An API call: {ok, status, body}; errors carry the API's {"error", "coap_code", ...}.
+  // A 401 shows the sign-in form. An answer to a call made with another token than the
+  // current one (signed in or out meanwhile) is {ok: false, status: 0, stale: true}.
   async function api(method, url, body) {
+    const sent = token;
     const init = { method: method, headers: { Accept: "application/json" } };
+    if (sent !== null) init.headers.Authorization = "Bearer " + sent;
     if (method !== "GET") {
       // the API takes changes only as JSON (a cross-site form cannot send that)
       init.headers["Content-Type"] = "application/json";
@@ -73,7 +88,94 @@
     } catch (error) {
       data = { error: response.statusText || "unreadable answer" };
     }
+    if (sent !== token) {
+      return { ok: false, status: 0, stale: true, body: { error: "the API token changed" } };
+    }
+    if (response.status === 401) unauthorized(sent);
     return { ok: response.ok, status: response.status, body: data };
+  }
+
+  // -- the token -------------------------------------------------------------------------------
+
+  function storedToken() {
+    try {
+      return window.sessionStorage.getItem(TOKEN_KEY);
+    } catch (error) {
+      return null; // storage disabled
+    }
+  }
+
+  function storeToken(value) {
+    try {
+      if (value === null) window.sessionStorage.removeItem(TOKEN_KEY);
+      else window.sessionStorage.setItem(TOKEN_KEY, value);
+    } catch (error) {
+      // storage disabled: the token lasts as long as the page
+    }
+  }
+
+  // The token of the URL's fragment (#token=...), removed from the URL (and so from the
+  // history and from bookmarks); undefined when the fragment has none.
+  function takeFragmentToken() {
+    // (not URLSearchParams, which would turn a "+" of the token into a space)
+    const url = new URL(window.location.href);
+    const parts = url.hash.replace(/^#/, "").split("&");
+    const at = parts.findIndex((part) => part === "token" || part.startsWith("token="));
+    if (at < 0) return undefined;
+    let value = parts[at].slice("token=".length);
+    try {
+      value = decodeURIComponent(value);
+    } catch (error) {
+      // not percent-encoding: the text as it is
+    }
+    const rest = parts.filter((part, index) => index !== at && part !== "");
+    url.hash = rest.length > 0 ? "#" + rest.join("&") : "";
+    window.history.replaceState(window.history.state, "", url);
+    return value.trim();
+  }
+
+  // Use this token (null: none) from now on, for the page and the event stream.
+  function useToken(value) {
+    token = value === "" ? null : value;
+    storeToken(token);
+    $("signed-in").hidden = token === null;
+    $("openapi").hidden = token !== null; // a link cannot send the token: it would answer 401
+    if (worker !== null && workerToken !== token) tellWorker();
+  }
+
+  // The API answered 401 to a request made with `sent` (a token or null).
+  function unauthorized(sent) {
+    if (sent !== token) return; // an answer to an older token: the current one decides
+    const form = $("sign-in");
+    if (sent !== null) {
+      useToken(null); // not accepted: forget it
+      $("sign-in-message").textContent = "The API token was not accepted. Enter a valid token.";
+    } else if (form.hidden) {
+      $("sign-in-message").textContent = "This server requires an API token. Enter it to sign in.";
+    } // else: the form is up already, with its message
+    clients.clear();
+    renderClients();
+    $("data").hidden = true;
+    if (form.hidden) {
+      form.hidden = false;
+      $("token").focus();
+    }
+  }
+
+  function signIn(value) {
+    useToken(value);
+    $("sign-in").hidden = true;
+    $("data").hidden = false;
+    $("sign-in-message").textContent = "";
+    loadClients();
+  }
+
+  function signOut() {
+    useToken(null);
+    clients.clear();
+    renderClients();
+    if (selected !== null) renderSelected();
+    loadClients(); // answers 401 (and shows the sign-in form) where the API needs a token
   }
 
   // -- the clients table -----------------------------------------------------------------------
@@ -127,15 +229,17 @@
     if (answer.ok) {
       clients.clear();
       for (const registration of answer.body) clients.set(registration.endpoint, registration);
-    } else {
+    } else if (answer.status !== 401 && !answer.stale) {
       logLine("error", "", "GET /api/clients: " + errorText(answer));
     }
     const events = held;
     held = null;
-    for (const [kind, data] of events) apply(kind, data);
-    renderClients();
-    if (selected !== null) renderSelected();
-    runPending();
+    if (answer.status !== 401 && !answer.stale) {
+      for (const [kind, data] of events) apply(kind, data);
+      renderClients();
+      if (selected !== null) renderSelected();
+      runPending(); // (after a 401: once signed in)
+    }
     if (reloadWanted) {
       reloadWanted = false;
       loadClients();
@@ -376,10 +480,19 @@
     }
   }
 
+  // Give the worker the token (it starts, or restarts, the stream once told).
+  function tellWorker() {
+    workerToken = token;
+    epoch += 1;
+    worker.postMessage({ token: token, epoch: epoch });
+  }
+
   function connect() {
     const connection = $("connection");
-    const worker = new Worker("ui/events.js");
+    worker = new Worker("ui/events.js");
+    tellWorker();
     worker.addEventListener("message", (message) => {
+      if (message.data.epoch !== epoch) return; // read with a previous token
       const kind = message.data.kind;
       if (kind === "open") {
         // The subscription exists from now on: re-read the state so that nothing between
@@ -392,6 +505,13 @@
       if (kind === "error") {
         connection.textContent = "reconnecting…";
         connection.dataset.state = "down";
+        return;
+      }
+      if (kind === "unauthorized") {
+        // the worker waits for another token
+        connection.textContent = "not signed in";
+        connection.dataset.state = "down";
+        unauthorized(workerToken);
         return;
       }
       let data;
@@ -412,6 +532,24 @@
   // -- wiring ----------------------------------------------------------------------------------
 
   function init() {
+    const fromUrl = takeFragmentToken();
+    useToken(fromUrl !== undefined ? fromUrl : storedToken());
+    window.addEventListener("hashchange", () => {
+      const value = takeFragmentToken();
+      if (value !== undefined && value !== "") signIn(value);
+    });
+    $("sign-in-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const field = $("token");
+      const value = field.value.trim();
+      field.value = "";
+      if (value === "") {
+        $("sign-in-message").textContent = "Enter the API token.";
+        return;
+      }
+      signIn(value);
+    });
+    $("sign-out").addEventListener("click", signOut);
     const form = $("operation");
     form.addEventListener("submit", (event) => {
       event.preventDefault();
