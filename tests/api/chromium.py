@@ -86,7 +86,7 @@ class Dom(HTMLParser):
                 self.text[ident] += data
 
 
-class _Server(uvicorn.Server):
+class ReadyServer(uvicorn.Server):
     """uvicorn's server with an event set once its sockets listen."""
 
     def __init__(self, config: uvicorn.Config) -> None:
@@ -101,7 +101,7 @@ class _Server(uvicorn.Server):
 @contextlib.asynccontextmanager
 async def serve(app: FastAPI) -> AsyncIterator[str]:
     """``app`` on a real uvicorn on loopback; its base URL."""
-    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    server = ReadyServer(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     serving = asyncio.ensure_future(server.serve())
     try:
         async with asyncio.timeout(TIMEOUT):

@@ -11,19 +11,8 @@ import uvicorn
 
 from lwm2m.api import create_app
 
+from .chromium import ReadyServer
 from .conftest import ENDPOINT, TIMEOUT, Stack
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server with an event set once its sockets listen."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = asyncio.Event()
-
-    async def startup(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
-        await super().startup(sockets)  # type: ignore[arg-type]
-        self.ready.set()
 
 
 async def _lines(response: httpx.Response) -> AsyncIterator[str]:
@@ -33,7 +22,7 @@ async def _lines(response: httpx.Response) -> AsyncIterator[str]:
 
 async def test_served_by_uvicorn_in_the_same_loop(stack: Stack) -> None:
     app = create_app(stack.server)
-    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    server = ReadyServer(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     serving = asyncio.ensure_future(server.serve())
     try:
         async with asyncio.timeout(TIMEOUT):

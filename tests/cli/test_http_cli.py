@@ -12,6 +12,7 @@ import click
 import httpx
 import pytest
 
+from lwm2m.api import ApiTokens
 from lwm2m.cli.client import run_client
 from lwm2m.cli.server import is_loopback, load_api_tokens, load_registry, run_server, start_http
 from lwm2m.io.lwm2m_server import LwM2MServer
@@ -20,7 +21,8 @@ from .conftest import TIMEOUT
 from .test_cli_inprocess import LISTENING, client_config, running  # noqa: F401
 
 
-async def test_rest_api_beside_the_coap_endpoint(running: Any) -> None:  # noqa: F811
+def start_with_api(running: Any, tokens: ApiTokens | None = None) -> Any:  # noqa: F811
+    """``lwm2m server --http 127.0.0.1:0`` in-process (with ``tokens``: --http-token-file)."""
     server = running("server")
     server.start(
         run_server(
@@ -31,8 +33,14 @@ async def test_rest_api_beside_the_coap_endpoint(running: Any) -> None:  # noqa:
             console=server.screen.console,
             stop=server.stop,
             http=("127.0.0.1", 0),
+            http_tokens=tokens,
         )
     )
+    return server
+
+
+async def test_rest_api_beside_the_coap_endpoint(running: Any) -> None:  # noqa: F811
+    server = start_with_api(running)
     port = int((await server.screen.expect(LISTENING)).group(1))
     api = (await server.screen.expect(r"^REST API on (http://127\.0\.0\.1:\d+)/api ")).group(1)
     async with httpx.AsyncClient(base_url=api, timeout=TIMEOUT) as http:
@@ -87,19 +95,7 @@ async def test_with_a_token_file_the_api_needs_the_token(
 ) -> None:
     path = tmp_path / "tokens"
     path.write_text(f"# the operators\n{TOKEN}\n")
-    server = running("server")
-    server.start(
-        run_server(
-            ("127.0.0.1", 0),
-            store_path=None,
-            registry=load_registry(()),
-            observe=(),
-            console=server.screen.console,
-            stop=server.stop,
-            http=("127.0.0.1", 0),
-            http_tokens=load_api_tokens(str(path), ("127.0.0.1", 0), False),
-        )
-    )
+    server = start_with_api(running, load_api_tokens(str(path), ("127.0.0.1", 0), False))
     await server.screen.expect(LISTENING)
     line = await server.screen.expect(
         r"^REST API on (http://127\.0\.0\.1:\d+)/api .*; bearer token required, 1 known\)$"
