@@ -8,21 +8,22 @@ SCP03 secure channel with the card's Issuer Security Domain through the relay.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
-from lwm2m.codec.content_format import ContentFormat as CF
+from lwm2m.client import MemoryInstanceStore
+from lwm2m.io.se_admin import AdminScriptFailed, end_admin_session, run_admin_script
 from lwm2m.model import ResourceType, SingleResource
 from lwm2m.model.registry import ModelRegistry
-from lwm2m.operations.responses import Response
 from lwm2m.secure.admin import ISD_AID, AdminStatus
 from lwm2m.secure.object import register_secure_component_object
 from lwm2m.secure.pcsc import PcscComponent
-from lwm2m.secure.ram import CommandScript, ResponseScript
+from lwm2m.secure.ram import CommandScript
 from lwm2m.server.errors import ErrorResponse
 from lwm2m.vse.state import VseState
 from lwm2m.vse.uicc import VirtualUicc
-from pcsc.test_admin_scripts import GET_CPLC, UNKNOWN_INS, scp03_session
+from pcsc.test_admin_scripts import GET_CPLC, OTHER_AID, UNKNOWN_INS, Card, scp03_session
 
 from .conftest import ENDPOINT, Stack, bounded, registry, start_server
 
@@ -46,37 +47,14 @@ async def admin_stack() -> AsyncIterator[Stack]:
         await server.stop()
 
 
-class AdminServer:
-    """The server side of one client's admin session: run a script, wait for the outcome."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.server = stack.server
-        self.runs = 0
-
-    async def run(self, script: CommandScript) -> tuple[AdminStatus, ResponseScript | None]:
-        server = self.server
-        await bounded(
-            server.write(ENDPOINT, "/33000/0/30", SingleResource(30, OPAQUE, script.encode()))
-        )
-        status = await bounded(server.observe(ENDPOINT, "/33000/0/34", accept=CF.SENML_CBOR))
-        try:
-            await bounded(server.execute(ENDPOINT, "/33000/0/32"))
-            while True:  # the first notification after Running
-                notification: Response = await bounded(anext(status))
-                outcome = AdminStatus(notification.content.value)  # type: ignore[union-attr]
-                if outcome is not AdminStatus.RUNNING:
-                    break
-        finally:
-            await bounded(status.cancel())
-        self.runs += 1
-        answer = await bounded(server.read(ENDPOINT, "/33000/0/33"))
-        raw = answer.content.value  # type: ignore[union-attr]
-        return outcome, ResponseScript.decode(raw) if raw else None
-
-
-async def start_admin_client(stack: Stack) -> None:
-    component = PcscComponent(VirtualUicc(VseState.default()).process)
-    await stack.start_client(secure_component=component, admin_targets=(ISD_AID,))
+async def start_admin_client(stack: Stack, **options: Any) -> Card:
+    card = Card()
+    await stack.start_client(
+        secure_component=PcscComponent(card.transmit),
+        admin_targets=(ISD_AID, OTHER_AID),
+        **options,
+    )
+    return card
 
 
 async def test_the_server_reads_the_cplc_through_the_isd(admin_stack: Stack) -> None:
@@ -84,41 +62,58 @@ async def test_the_server_reads_the_cplc_through_the_isd(admin_stack: Stack) -> 
     server = admin_stack.server
     listed = await server.read(ENDPOINT, "/33000/0/31")
     assert listed.content == SingleResource(31, STRING, "A000000151000000")
-    admin = AdminServer(admin_stack)
-    status, response = await admin.run(CommandScript((GET_CPLC,)))
-    assert status is AdminStatus.COMPLETED
-    assert response is not None
-    assert response.executed == 1
-    assert response.responses[0][:2] == b"\x9f\x7f"
-    assert response.responses[0][-2:] == b"\x90\x00"
-    status, response = await admin.run(CommandScript((GET_CPLC, UNKNOWN_INS, GET_CPLC)))
-    assert status is AdminStatus.STOPPED
-    assert response is not None
-    assert response.executed == 2
-    assert response.responses[-1] == b"\x6d\x00"
+    outcome = await bounded(run_admin_script(server, ENDPOINT, CommandScript((GET_CPLC,))))
+    assert outcome.status is AdminStatus.COMPLETED
+    assert outcome.response.executed == 1
+    assert outcome.response.responses[0][:2] == b"\x9f\x7f"
+    assert outcome.response.responses[0][-2:] == b"\x90\x00"
+    stopped = await bounded(
+        run_admin_script(server, ENDPOINT, CommandScript((GET_CPLC, UNKNOWN_INS, GET_CPLC)))
+    )
+    assert stopped.status is AdminStatus.STOPPED
+    assert stopped.response.executed == 2
+    assert stopped.response.responses[-1] == b"\x6d\x00"
+    await bounded(end_admin_session(server, ENDPOINT))
 
 
 async def test_the_server_runs_scp03_with_the_card_through_the_client(
     admin_stack: Stack,
 ) -> None:
     await start_admin_client(admin_stack)
-    admin = AdminServer(admin_stack)
+    server = admin_stack.server
     session = scp03_session()
     request = next(session)
+    runs = 0
     while True:
-        status, response = await admin.run(request)
-        assert status is AdminStatus.COMPLETED
-        assert response is not None
+        outcome = await bounded(run_admin_script(server, ENDPOINT, request, target=ISD_AID))
+        assert outcome.status is AdminStatus.COMPLETED
+        runs += 1
         try:
-            request = session.send(response)
+            request = session.send(outcome.response)
         except StopIteration as done:
             cplc: bytes = done.value
             break
-    assert admin.runs == 3  # INITIALIZE UPDATE, EXTERNAL AUTHENTICATE, GET DATA under SCP03
+    assert runs == 3  # INITIALIZE UPDATE, EXTERNAL AUTHENTICATE, GET DATA under SCP03
     assert cplc[:2] == b"\x9f\x7f"
-    direct = await bounded(admin_stack.server.read(ENDPOINT, "/33000/0/7"))
+    direct = await bounded(server.read(ENDPOINT, "/33000/0/7"))
     identifiers = direct.content.values.values()  # type: ignore[union-attr]
     assert f"cplc:{cplc[3:].hex().upper()}" in identifiers  # what /33000/0/7 reports
+
+
+async def test_a_script_that_cannot_run_is_an_admin_failure(admin_stack: Stack) -> None:
+    # /1 and /2 in memory: with them on the card, a card that went away stops the whole client
+    card = await start_admin_client(admin_stack, store=MemoryInstanceStore())
+    server = admin_stack.server
+    script = CommandScript((GET_CPLC,))
+    with pytest.raises(AdminScriptFailed) as unknown:
+        await bounded(run_admin_script(server, ENDPOINT, script, target=OTHER_AID))
+    assert unknown.value.status is AdminStatus.UNKNOWN_APPLICATION
+    assert "could not be selected" in str(unknown.value)
+    card.fail_on = b"\xca"  # the card goes away during GET DATA
+    with pytest.raises(AdminScriptFailed) as unavailable:
+        await bounded(run_admin_script(server, ENDPOINT, script, target=ISD_AID))
+    assert unavailable.value.status is AdminStatus.UNAVAILABLE
+    assert str(unavailable.value) == f"{ENDPOINT}: the Secure Element is unavailable"
 
 
 async def test_refused_writes_and_a_disabled_relay(admin_stack: Stack) -> None:
@@ -133,7 +128,7 @@ async def test_refused_writes_and_a_disabled_relay(admin_stack: Stack) -> None:
     assert "only proprietary-class commands" in refused.value.diagnostic
     with pytest.raises(ErrorResponse) as target:
         await bounded(
-            server.write(ENDPOINT, "/33000/0/31", SingleResource(31, STRING, "A0000000871002FF"))
+            server.write(ENDPOINT, "/33000/0/31", SingleResource(31, STRING, "A0000000041010"))
         )
     assert target.value.code == 0x80
     assert "not allowed on this client" in target.value.diagnostic
