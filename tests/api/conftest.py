@@ -122,10 +122,12 @@ class Stack:
         objects: Iterable[ObjectHandler] = (),
         *,
         battery: int = 100,
+        **options: Any,
     ) -> LwM2MClient:
-        """Start a client and return once both sides consider it registered."""
+        """Start a client (``options`` go to :class:`LwM2MClient`) and return once both sides
+        consider it registered."""
         config = config if config is not None else self.config()
-        client = LwM2MClient(config, objects)
+        client = LwM2MClient(config, objects, **options)
         device = client.objects[3]
         assert isinstance(device, Device)
         device.set(9, battery)

@@ -25,6 +25,7 @@ All routes are under ``/api``:
 ``PUT    /api/clients/{endpoint}/composite?format=``       Write-Composite (null: no value)
 ``POST   /api/clients/{endpoint}/composite/observe``       Observe-Composite
 ``DELETE /api/clients/{endpoint}/composite/observe``       cancel the composite observations
+``POST   /api/clients/{endpoint}/admin-script``            run an APDU script on its Secure Element
 ``GET    /api/events``                                     Server-Sent Events (:mod:`.events`)
 ``GET    /api/security``                                   security entries, without secrets
 ``PUT    /api/security/{endpoint}``                        add / replace an entry (key write-only)
@@ -57,6 +58,8 @@ from lwm2m.api.events import EventStreamResponse, EventStreams
 from lwm2m.api.guard import DEFAULT_MAX_BODY, RequestGuard
 from lwm2m.api.schemas import (
     AddressModel,
+    AdminScriptAnswer,
+    AdminScriptBody,
     AttributesBody,
     CodeAnswer,
     CompositeAnswer,
@@ -75,6 +78,7 @@ from lwm2m.api.schemas import (
     ObjectLinkModel,
     ObservationModel,
     ObserveAnswer,
+    RApduModel,
     RegistrationModel,
     SecurityBody,
     SecurityEntryModel,
@@ -86,9 +90,12 @@ from lwm2m.codec.link import Attributes
 from lwm2m.codec.node_json import node_from_json, node_to_json
 from lwm2m.errors import CodecError, ModelError
 from lwm2m.io.lwm2m_server import LwM2MServer
+from lwm2m.io.se_admin import run_admin_script
 from lwm2m.model import Node, ObjectInstance, ObjectNode, Path
 from lwm2m.model.registry import ObjectModel
 from lwm2m.operations.responses import Response as Lwm2mResponse
+from lwm2m.secure.admin import AdminStatus
+from lwm2m.secure.ram import CommandScript, ScriptFormatError
 from lwm2m.server.observation import Observation
 from lwm2m.server.registration import Registration
 from lwm2m.server.security import SecurityInfo
@@ -408,7 +415,40 @@ def create_app(
 
     # -- device management (specific suffixes before the plain path routes) ----------------------
 
-    # the composite routes come before the ones taking a {path}, which "composite" would match
+    # the composite and admin-script routes come before the ones taking a {path}, which
+    # "composite" or "admin-script" would match
+
+    @api.post(
+        "/clients/{endpoint}/admin-script",
+        response_model=AdminScriptAnswer,
+        responses={
+            **_ERRORS,
+            422: {"model": ErrorAnswer, "description": "the target could not be selected"},
+        },
+        tags=["secure element"],
+    )
+    async def admin_script(endpoint: str, body: AdminScriptBody) -> AdminScriptAnswer:
+        """Run a remote APDU script on the client's Secure Element (/33000/x/30-35; see
+        docs/secure-component.md): 422 when the target security domain cannot be selected,
+        503 when the card is unavailable, 400 with the client's reason for a script or target
+        it does not relay."""
+        try:
+            script = CommandScript(tuple(bytes.fromhex(c) for c in body.commands))
+        except ScriptFormatError as exc:
+            raise ApiError(400, f"commands: {exc}") from None
+        target = bytes.fromhex(body.target) if body.target is not None else None
+        outcome = await call(
+            endpoint,
+            run_admin_script(server, endpoint, script, target=target, instance=body.instance),
+        )
+        return AdminScriptAnswer(
+            status="completed" if outcome.status is AdminStatus.COMPLETED else "stopped",
+            executed=outcome.response.executed,
+            responses=[
+                RApduModel(data=r[:-2].hex().upper(), sw=r[-2:].hex().upper())
+                for r in outcome.response.responses
+            ],
+        )
 
     @api.put(
         "/clients/{endpoint}/composite",

@@ -14,7 +14,9 @@
   temporary and the resource exists, unlike 404; too many held requests is a 503 as well;
 - a Reset, an undecodable answer or another transport failure → **502**; a request cancelled
   by the server (shutdown, re-registration) → **503**;
-- a duplicate PSK identity / public key in the security store → **409**.
+- a duplicate PSK identity / public key in the security store → **409**;
+- a Secure Element script the client could not run (:mod:`lwm2m.io.se_admin`): the target
+  security domain cannot be selected → **422**, the card is unavailable → **503**.
 
 Unexpected exceptions are logged (type and message, no request data) and answered
 ``500 {"error": "internal error"}`` without a traceback.
@@ -31,6 +33,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lwm2m.errors import CodecError, ModelError, RequestError
+from lwm2m.io.se_admin import AdminScriptFailed
+from lwm2m.secure.admin import AdminStatus
 from lwm2m.server.errors import (
     ClientSleeping,
     ErrorResponse,
@@ -78,6 +82,9 @@ def failure(exc: Exception, endpoint: str) -> ApiError:
     what is not a request failure or a local input error."""
     if isinstance(exc, NotRegistered):
         return ApiError(404, f"client {endpoint!r} is not registered")
+    if isinstance(exc, AdminScriptFailed):  # the client answered, the card could not run it
+        unknown = exc.status is AdminStatus.UNKNOWN_APPLICATION
+        return ApiError(422 if unknown else 503, str(exc))
     if isinstance(exc, ErrorResponse):
         extra = {"coap_code": exc.dotted_code or ""}
         if exc.diagnostic:

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 __all__ = [
     "AddressModel",
+    "AdminScriptAnswer",
+    "AdminScriptBody",
     "AttributesBody",
     "CodeAnswer",
     "CompositeAnswer",
@@ -34,6 +36,7 @@ __all__ = [
     "ObjectLinkModel",
     "ObservationModel",
     "ObserveAnswer",
+    "RApduModel",
     "RegistrationModel",
     "SecurityBody",
     "SecurityEntryModel",
@@ -242,3 +245,34 @@ class SecurityBody(_Body):
     key_hex: SecretStr | None = Field(default=None, description="write-only")
     public_key_hex: str | None = None
     name: str | None = None
+
+
+# -- Secure Element scripts (lwm2m.io.se_admin) -------------------------------------------------
+
+Hex = Annotated[str, Field(pattern=r"^([0-9A-Fa-f]{2})+$")]
+
+
+class AdminScriptBody(_Body):
+    """A remote APDU script for the client's card (/33000/x/30-35): C-APDUs in hex, for the
+    basic channel; only proprietary-class commands and SELECT of the target are relayed."""
+
+    commands: list[Hex] = Field(min_length=1, max_length=255, examples=[["80CA9F7F00"]])
+    target: Hex | None = Field(
+        default=None,
+        description="AID of the security domain (default: the client's current target)",
+        examples=["A000000151000000"],
+    )
+    instance: NonNegative = 0
+
+
+class RApduModel(BaseModel):
+    data: str = Field(description="response data (hex)")
+    sw: str = Field(examples=["9000"])
+
+
+class AdminScriptAnswer(BaseModel):
+    """How the script ended: ``completed``, or ``stopped`` at the last R-APDU's error status."""
+
+    status: Literal["completed", "stopped"]
+    executed: int
+    responses: list[RApduModel]
