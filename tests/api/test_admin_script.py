@@ -14,7 +14,7 @@ from lwm2m.io.lwm2m_server import LwM2MServer
 from lwm2m.secure.admin import ISD_AID
 from lwm2m.secure.object import register_secure_component_object
 from lwm2m.secure.pcsc import PcscComponent
-from pcsc.test_admin_scripts import GET_CPLC, OTHER_AID, UNKNOWN_INS, Card
+from pcsc.test_admin_scripts import GET_CPLC, MISSING_DATA, OTHER_AID, Card
 
 from .conftest import ENDPOINT, JSON, Stack, registry, start_server
 
@@ -49,7 +49,7 @@ async def http(card_stack: tuple[Stack, Card]) -> AsyncIterator[httpx.AsyncClien
 async def test_a_script_runs_and_answers_its_r_apdus(
     card_stack: tuple[Stack, Card], http: httpx.AsyncClient
 ) -> None:
-    answer = await http.post(URL, json={"commands": [GET_CPLC.hex(), UNKNOWN_INS.hex()]})
+    answer = await http.post(URL, json={"commands": [GET_CPLC.hex(), MISSING_DATA.hex()]})
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["status"] == "stopped"
@@ -57,7 +57,7 @@ async def test_a_script_runs_and_answers_its_r_apdus(
     cplc, unknown = body["responses"]
     assert cplc["sw"] == "9000"
     assert cplc["data"].startswith("9F7F")
-    assert unknown == {"data": "", "sw": "6D00"}
+    assert unknown == {"data": "", "sw": "6A88"}
     complete = await http.post(
         URL, json={"commands": [GET_CPLC.hex()], "target": "a000000151000000"}
     )
@@ -67,7 +67,7 @@ async def test_a_script_runs_and_answers_its_r_apdus(
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
-        ({"commands": ["00B0000000"]}, 400, "only proprietary-class commands"),
+        ({"commands": ["00B0000000"]}, 400, "only GlobalPlatform security-domain commands"),
         ({"commands": ["80CA"]}, 400, "commands: "),  # shorter than a C-APDU header
         ({"commands": ["80CA9F7F0"]}, 400, "invalid request: body.commands.0"),
         ({"commands": []}, 400, "invalid request: body.commands"),

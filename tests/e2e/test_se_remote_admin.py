@@ -23,7 +23,7 @@ from lwm2m.secure.ram import CommandScript
 from lwm2m.server.errors import ErrorResponse
 from lwm2m.vse.state import VseState
 from lwm2m.vse.uicc import VirtualUicc
-from pcsc.test_admin_scripts import GET_CPLC, OTHER_AID, UNKNOWN_INS, Card, scp03_session
+from pcsc.test_admin_scripts import GET_CPLC, MISSING_DATA, OTHER_AID, Card, scp03_session
 
 from .conftest import ENDPOINT, Stack, bounded, registry, start_server
 
@@ -68,11 +68,11 @@ async def test_the_server_reads_the_cplc_through_the_isd(admin_stack: Stack) -> 
     assert outcome.response.responses[0][:2] == b"\x9f\x7f"
     assert outcome.response.responses[0][-2:] == b"\x90\x00"
     stopped = await bounded(
-        run_admin_script(server, ENDPOINT, CommandScript((GET_CPLC, UNKNOWN_INS, GET_CPLC)))
+        run_admin_script(server, ENDPOINT, CommandScript((GET_CPLC, MISSING_DATA, GET_CPLC)))
     )
     assert stopped.status is AdminStatus.STOPPED
     assert stopped.response.executed == 2
-    assert stopped.response.responses[-1] == b"\x6d\x00"
+    assert stopped.response.responses[-1] == b"\x6a\x88"
     await bounded(end_admin_session(server, ENDPOINT))
 
 
@@ -125,7 +125,7 @@ async def test_refused_writes_and_a_disabled_relay(admin_stack: Stack) -> None:
             server.write(ENDPOINT, "/33000/0/30", SingleResource(30, OPAQUE, read_binary.encode()))
         )
     assert refused.value.code == 0x80  # 4.00, with the reason
-    assert "only proprietary-class commands" in refused.value.diagnostic
+    assert "only GlobalPlatform security-domain commands" in refused.value.diagnostic
     with pytest.raises(ErrorResponse) as target:
         await bounded(
             server.write(ENDPOINT, "/33000/0/31", SingleResource(31, STRING, "A0000000041010"))

@@ -37,7 +37,7 @@ GP_KEYS = StaticKeys.from_hex(*["404142434445464748494A4B4C4D4E4F"] * 3)
 SELECT_ISD = bytes.fromhex("00A4040008A000000151000000")
 GET_CPLC = bytes.fromhex("80CA9F7F00")
 GET_CARD_DATA = bytes.fromhex("80CA006600")
-UNKNOWN_INS = bytes.fromhex("80FF0000")
+MISSING_DATA = bytes.fromhex("80CA00FE00")  # GET DATA of a tag the card does not have: 6A88
 OTHER_AID = bytes.fromhex("A0000000871002FF")
 NONE = ExecuteArguments(())
 
@@ -83,8 +83,8 @@ def sw(r_apdu: bytes) -> int:
 
 
 def test_the_policy_lets_through_security_domain_commands_only() -> None:
-    allowed = script(SELECT_ISD, GET_CPLC, bytes.fromhex("8450000008" + "11" * 8), UNKNOWN_INS)
-    assert [c.ins for c in check_script(allowed, ISD_AID)] == [0xA4, 0xCA, 0x50, 0xFF]
+    allowed = script(SELECT_ISD, GET_CPLC, bytes.fromhex("8450000008" + "11" * 8), MISSING_DATA)
+    assert [c.ins for c in check_script(allowed, ISD_AID)] == [0xA4, 0xCA, 0x50, 0xCA]
 
 
 @pytest.mark.parametrize(
@@ -100,18 +100,18 @@ def test_the_policy_lets_through_security_domain_commands_only() -> None:
         ),
         (
             "0070000001",
-            "command 2 (00 70 00 00): only proprietary-class commands and SELECT of the target "
-            "security domain are relayed",
+            "command 2 (00 70 00 00): only GlobalPlatform security-domain commands and SELECT "
+            "of the target security domain are relayed",
         ),
         (
             "002000010831323334FFFFFFFF",
-            "command 2 (00 20 00 01): only proprietary-class commands and SELECT of the target "
-            "security domain are relayed",
+            "command 2 (00 20 00 01): only GlobalPlatform security-domain commands and SELECT "
+            "of the target security domain are relayed",
         ),
         (
             "00B0000000",
-            "command 2 (00 B0 00 00): only proprietary-class commands and SELECT of the target "
-            "security domain are relayed",
+            "command 2 (00 B0 00 00): only GlobalPlatform security-domain commands and SELECT "
+            "of the target security domain are relayed",
         ),
         (
             "81CA9F7F00",
@@ -165,9 +165,9 @@ def test_a_script_runs_on_the_issuer_security_domain(card: Card, component: Pcsc
 
 
 def test_a_script_stops_at_the_first_error(component: PcscComponent) -> None:
-    response = component.run_admin_script(script(GET_CPLC, UNKNOWN_INS, GET_CPLC), ISD_AID)
+    response = component.run_admin_script(script(GET_CPLC, MISSING_DATA, GET_CPLC), ISD_AID)
     assert response.executed == 2
-    assert sw(response.responses[-1]) == 0x6D00
+    assert sw(response.responses[-1]) == 0x6A88
     assert response.encode()[:1] == b"\xaf"  # the form of the script (indefinite)
     assert ResponseScript.decode(response.encode()) == response
 
@@ -288,7 +288,7 @@ def test_the_object_runs_a_written_script(component: PcscComponent) -> None:
     assert response.responses[0][-2:] == b"\x90\x00"
     assert (33000, 0, (34,)) in changes.resources  # Running
     assert changes.resources[-1] == (33000, 0, (33, 34))
-    handler.write(0, [opaque(30, script(GET_CPLC, UNKNOWN_INS).encode())])
+    handler.write(0, [opaque(30, script(GET_CPLC, MISSING_DATA).encode())])
     handler.execute(0, 32, NONE)
     assert values(handler, 34) == {34: AdminStatus.STOPPED}
     handler.execute(0, 35, NONE)  # End Admin Session
@@ -348,6 +348,8 @@ def test_execute_needs_a_script_and_one_run_at_a_time(component: PcscComponent) 
     assert values(handler, 34) == {34: AdminStatus.RUNNING}
     with pytest.raises(MethodNotAllowed, match="a script is running"):
         handler.execute(0, 32, NONE)
+    with pytest.raises(MethodNotAllowed, match="a script is running"):
+        handler.execute(0, 35, NONE)  # End Admin Session waits for the run too
     with pytest.raises(BadRequest, match="cannot change while a script runs"):
         handler.write(0, [text(31, OTHER_AID.hex())])
     pending.pop()()

@@ -13,15 +13,26 @@ logical channel, kept until ``End Admin Session`` or the card goes away).
 applet signs and derives with the client's own credentials, and the UICC file system holds the
 smartcard bootstrap file with its keys. So :func:`check_script` lets through only
 
-* proprietary-class commands (CLA b8 set: the GlobalPlatform command set of the security
-  domain, e.g. INITIALIZE UPDATE, EXTERNAL AUTHENTICATE, GET STATUS, INSTALL, LOAD, PUT KEY,
-  STORE DATA, GET DATA in class 80/84), and
-* SELECT by DF name (00 A4 04 xx) of the target security domain itself,
+* the GlobalPlatform command set of a security domain (:data:`GP_INSTRUCTIONS`: INITIALIZE
+  UPDATE, EXTERNAL AUTHENTICATE, GET DATA, GET STATUS, STORE DATA, DELETE, INSTALL, LOAD,
+  PUT KEY, SET STATUS, BEGIN/END R-MAC SESSION) in the GlobalPlatform class (CLA 80-9F: b8
+  set, b7 and b6 clear, so secure messaging and chaining bits may be set). Class 80 alone is
+  not enough: on a UICC it also carries ETSI TS 102 221's card-wide commands (TERMINAL
+  PROFILE, FETCH, ENVELOPE, SUSPEND UICC …), and classes A0-BF lose a bit when moved to
+  another channel;
+* SELECT by DF name of the target security domain itself, plain (CLA 00) and first
+  occurrence (P2 b2-b1 = 00),
 
 written for the basic channel; everything else (another SELECT, MANAGE CHANNEL, VERIFY PIN,
-READ BINARY, …) refuses the whole script before anything reaches the card. The targets a client
-accepts are its own configuration (default: none, the service is off); the GlobalPlatform
-Issuer Security Domain is :data:`ISD_AID`.
+READ BINARY, …) refuses the whole script before anything reaches the card.
+
+The targets a client accepts are its own configuration (default: none, the service is off); the
+GlobalPlatform Issuer Security Domain is :data:`ISD_AID`. A component refuses a target that is,
+is a prefix of, or starts with the AID of an application holding the client's credentials (the
+IoT SAFE applet, the PKCS #15 application of the bootstrap file), and after the SELECT it
+requires the card to name exactly the target in its answer (a partial AID selects the first
+application it prefixes). The session is the card's, not a server's: with several admin
+servers, give only one of them access to /33000 (a secure channel one opened serves the next).
 """
 
 from __future__ import annotations
@@ -47,6 +58,13 @@ __all__ = [
 
 ISD_AID = bytes.fromhex("A000000151000000")
 """The GlobalPlatform Issuer Security Domain (GP Card Specification: RID A000000151)."""
+
+GP_INSTRUCTIONS = frozenset({0x50, 0x82, 0xCA, 0xCB, 0xF2, 0xE2, 0xE4, 0xE6, 0xE8, 0xD8, 0xF0})
+GP_INSTRUCTIONS |= {0x7A, 0x78}
+"""The security-domain commands relayed (GP Card Specification 2.3.1 §11 and Amd D; with
+BEGIN/END R-MAC SESSION). Not SCP11's PERFORM SECURITY OPERATION / MUTUAL AUTHENTICATE (2A,
+82 with another meaning) nor INTERNAL AUTHENTICATE (88), whose class 80 codes clash with
+UICC commands."""
 
 _SELECT = 0xA4
 _BY_DF_NAME = 0x04
@@ -91,6 +109,11 @@ class AdminScripts(Protocol):
         """Close the admin session's channel, if any (idempotent)."""
         ...
 
+    def check_admin_target(self, aid: bytes) -> None:
+        """Refuse (:class:`AdminScriptRefused`) a target that is or overlaps an application
+        holding the client's credentials."""
+        ...
+
 
 def parse_aid(text: str) -> bytes:
     """An AID from hexadecimal text (5 to 16 bytes, ISO/IEC 7816-4 §8.2.1.2).
@@ -118,8 +141,8 @@ def check_script(script: CommandScript, target: bytes) -> tuple[CommandApdu, ...
     >>> try:
     ...     check_script(CommandScript((bytes.fromhex("00B0000000"),)), ISD_AID)
     ... except AdminScriptRefused as exc:
-    ...     print(str(exc)[:41])
-    command 1 (00 B0 00 00): only proprietary
+    ...     print(str(exc)[:44])
+    command 1 (00 B0 00 00): only GlobalPlatform
     """
     # Imported here: lwm2m.secure loads a backend only when it is used (the pcsc package).
     from lwm2m.secure.pcsc.apdu import CommandApdu
@@ -137,19 +160,20 @@ def check_script(script: CommandScript, target: bytes) -> tuple[CommandApdu, ...
                 f"command {number} ({header}): scripts are written for the basic channel; "
                 "the client chooses the logical channel"
             )
-        if command.cla & 0x80:
-            commands.append(command)
-            continue
-        if command.ins == _SELECT and command.p1 == _BY_DF_NAME and command.data == target:
+        if command.cla & 0xE0 == 0x80 and command.ins in GP_INSTRUCTIONS:
             commands.append(command)
             continue
         if command.ins == _SELECT:
+            plain = command.cla == 0x00 and not command.p2 & 0x03
+            if plain and command.p1 == _BY_DF_NAME and command.data == target:
+                commands.append(command)
+                continue
             raise AdminScriptRefused(
                 f"command {number} ({header}): a script may select only its target "
-                f"{target.hex().upper()}"
+                f"{target.hex().upper()} (CLA 00, P1 04, first occurrence)"
             )
         raise AdminScriptRefused(
-            f"command {number} ({header}): only proprietary-class commands and SELECT of the "
-            "target security domain are relayed"
+            f"command {number} ({header}): only GlobalPlatform security-domain commands and "
+            "SELECT of the target security domain are relayed"
         )
     return tuple(commands)

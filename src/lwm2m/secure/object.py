@@ -216,6 +216,9 @@ class SecureComponentObject(ObjectEnabler):
     * Execute 35 closes the admin session's channel.
 
     Without ``admin_targets`` (the default) resources 30-35 do not exist on this client.
+
+    :raises AdminScriptRefused: a target overlaps an application holding the client's
+        credentials (:meth:`~lwm2m.secure.admin.AdminScripts.check_admin_target`).
     """
 
     def __init__(
@@ -233,6 +236,9 @@ class SecureComponentObject(ObjectEnabler):
         self._identification = secure_component_instance(component.info(), instance_id)
         self._runner = component if isinstance(component, AdminScripts) else None
         self._targets = tuple(admin_targets) if self._runner is not None else ()
+        for target in self._targets:  # a configuration error: raised at construction
+            assert self._runner is not None
+            self._runner.check_admin_target(target)
         self._offload = offload
         self._script: CommandScript | None = None
         self._target = (
@@ -330,6 +336,8 @@ class SecureComponentObject(ObjectEnabler):
                 f"/{self.object_id}/{instance_id}/{resource_id} cannot be executed"
             )
         if resource_id == _R.END_ADMIN_SESSION:
+            if self._status is AdminStatus.RUNNING:
+                raise MethodNotAllowed("a script is running: wait for Admin Status")
             self._offload(lambda: runner.end_admin_session(), _ignore)
             return
         if resource_id != _R.RUN_ADMIN_SCRIPT:

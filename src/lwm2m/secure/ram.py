@@ -330,6 +330,11 @@ class CommandScript:
     commands: tuple[bytes, ...]
     indefinite: bool = True
 
+    def __repr__(self) -> str:
+        # Headers only: the data of PUT KEY or STORE DATA may be keys (as CommandApdu's repr).
+        headers = ", ".join(c[:4].hex(" ").upper() for c in self.commands)
+        return f"CommandScript([{headers}], indefinite={self.indefinite})"
+
     def __post_init__(self) -> None:
         commands = tuple(bytes(command) for command in self.commands)
         object.__setattr__(self, "commands", commands)

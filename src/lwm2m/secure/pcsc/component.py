@@ -82,7 +82,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from lwm2m.model.registry import ModelRegistry
-from lwm2m.secure.admin import TargetNotSelectable, check_script
+from lwm2m.secure.admin import AdminScriptRefused, TargetNotSelectable, check_script
 from lwm2m.secure.hkdf import HKDF_SHA_256, check_master_secret, check_request
 from lwm2m.secure.interfaces import (
     Capability,
@@ -108,6 +108,7 @@ from lwm2m.secure.interfaces import (
 )
 from lwm2m.secure.pcsc import iotsafe
 from lwm2m.secure.pcsc.apdu import CommandApdu
+from lwm2m.secure.pcsc.ber import decode_ber_tlvs, find_tlv
 from lwm2m.secure.pcsc.bootstrap_file import Layout
 from lwm2m.secure.pcsc.card import (
     CardIdentification,
@@ -127,6 +128,8 @@ from lwm2m.secure.pcsc.directory import (
     oscore_extra,
 )
 from lwm2m.secure.pcsc.errors import (
+    ApduError,
+    CardRemoved,
     IotSafeError,
     ObjectNotFound,
     PcscError,
@@ -140,8 +143,9 @@ from lwm2m.secure.pcsc.iotsafe import (
     ObjectRef,
 )
 from lwm2m.secure.pcsc.iso7816 import Transmit, select_aid
+from lwm2m.secure.pcsc.pkcs15 import PKCS15_AID
 from lwm2m.secure.pcsc.scp03 import StaticKeys
-from lwm2m.secure.pcsc.session import CardSession, join, register, release
+from lwm2m.secure.pcsc.session import CardSession, forget, join, register, release
 from lwm2m.secure.pcsc.uri import PcscUri, parse_pcsc_uri
 from lwm2m.secure.ram import CommandScript, ResponseScript, run_script
 
@@ -812,32 +816,35 @@ class PcscComponent:
         """Run a remote APDU script on the security domain ``aid`` over this component's admin
         session: its own logical channel (MANAGE CHANNEL, SELECT ``aid``), opened on first use
         and kept for later scripts, so that a secure channel the server opens with the card
-        spans several scripts. Each C-APDU is moved to that channel, response chaining (61xx,
-        6Cxx) is done here, and the script stops at the first error status word
-        (:func:`lwm2m.secure.ram.run_script`). See :class:`lwm2m.secure.admin.AdminScripts`.
+        spans several scripts. Each C-APDU is moved to that channel (all of them before the
+        first is sent), response chaining (61xx, 6Cxx) is done here, and the script stops at
+        the first error status word (:func:`lwm2m.secure.ram.run_script`). See
+        :class:`lwm2m.secure.admin.AdminScripts`.
         """
-        check_script(script, aid)  # before anything reaches the card
+        self.check_admin_target(aid)
+        commands = check_script(script, aid)  # before anything reaches the card
         with self._lock():
             session = self._session
-            card = session.card
             if self._admin is not None and self._admin[1] != aid:
                 self._end_admin()
             if self._admin is None:
-                channel = session._guard("MANAGE CHANNEL", card.open_channel)
-                self._admin = (channel, aid)
-                selected = session._guard(
-                    "SELECT the admin target",
-                    lambda: card.exchange(select_aid(aid, channel=channel)),
-                )
-                if not (selected.sw.is_success or selected.sw.is_warning):
-                    self._end_admin()
-                    raise TargetNotSelectable(
-                        f"SELECT {aid.hex().upper()}: the card answered {selected.sw}"
-                    )
+                self._open_admin(aid)
+            assert self._admin is not None
             channel = self._admin[0]
+            try:
+                moved = [command.on_channel(channel) for command in commands]
+                for command in moved:  # a class that cannot carry the channel (CLA FF)
+                    if command.channel != channel:
+                        raise ApduError(f"CLA {command.cla:02X} does not name channel {channel}")
+            except PcscError as exc:
+                raise AdminScriptRefused(
+                    f"cannot be sent on logical channel {channel}: {exc}"
+                ) from None
+            pending = iter(moved)
+            card = session.card
 
             def transmit(raw: bytes) -> bytes:
-                command = CommandApdu.decode(raw).on_channel(channel)
+                command = next(pending)
                 return session._guard("admin script", lambda: card.exchange(command)).encode()
 
             try:
@@ -845,6 +852,46 @@ class PcscComponent:
             except ComponentUnavailable:
                 self._admin = None  # the card went away: the session is broken
                 raise
+
+    def check_admin_target(self, aid: bytes) -> None:
+        """Refuse a target that is, prefixes or extends the AID of the IoT SAFE applet or of
+        the PKCS #15 application (they hold the client's credentials and bootstrap keys)."""
+        for name, guarded in (("IoT SAFE applet", self._session.aid), ("PKCS #15", PKCS15_AID)):
+            if aid.startswith(guarded) or guarded.startswith(aid):
+                raise AdminScriptRefused(
+                    f"{aid.hex().upper()} would select the {name} application, which holds the "
+                    "client's credentials: not an admin target"
+                )
+
+    def _open_admin(self, aid: bytes) -> None:
+        """MANAGE CHANNEL and SELECT ``aid`` on it; on any failure the channel is closed."""
+        session = self._session
+        card = session.card
+        channel = session._guard("MANAGE CHANNEL", card.open_channel)
+        if channel == session.channel or channel in card._scp:
+            # The card gave out a channel this process still uses: it was reset behind the
+            # transport's back, and every channel state is gone.
+            session.broken = "the card was reset (a channel in use was handed out again)"
+            forget(session)
+            raise CardRemoved(f"admin session: {session.broken}; open the component again")
+        self._admin = (channel, aid)
+        try:
+            selected = session._guard(
+                "SELECT the admin target",
+                lambda: card.exchange(select_aid(aid, channel=channel)),
+            )
+            if not (selected.sw.is_success or selected.sw.is_warning):
+                raise TargetNotSelectable(
+                    f"SELECT {aid.hex().upper()}: the card answered {selected.sw}"
+                )
+            named = _df_name(selected.data)
+            if named is not None and named != aid:
+                raise TargetNotSelectable(
+                    f"SELECT {aid.hex().upper()}: the card selected {named.hex().upper()}"
+                )
+        except BaseException:
+            self._end_admin()
+            raise
 
     def end_admin_session(self) -> None:
         """Close the admin session's logical channel, if any (idempotent)."""
@@ -1227,6 +1274,18 @@ class PcscComponent:
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.close()
+
+
+def _df_name(fci: bytes) -> bytes | None:
+    """The DF name (tag 84) of a SELECT answer's FCI template (6F), if it has one."""
+    try:
+        template = find_tlv(decode_ber_tlvs(fci), 0x6F)
+        if template is None:
+            return None
+        name = find_tlv(decode_ber_tlvs(template.value), 0x84)
+    except PcscError:
+        return None
+    return None if name is None else name.value
 
 
 def _text(value: bytes | None) -> str:
