@@ -21,6 +21,7 @@ MODULES = [
     "lwm2m.secure.csr",
     "lwm2m.secure.admin",
     "lwm2m.secure.ram",
+    "lwm2m.secure.seram",
     "lwm2m.secure.pkcs11",
     "lwm2m.secure.pcsc.apdu",
     "lwm2m.secure.pcsc.ber",
