@@ -181,6 +181,7 @@ async def test_openapi_lists_the_routes_with_models(stack: Stack) -> None:
         "/api/clients/{endpoint}/{path}/observe": {"post", "delete"},
         "/api/clients/{endpoint}/composite": {"post", "put"},
         "/api/clients/{endpoint}/composite/observe": {"post", "delete"},
+        "/api/clients/{endpoint}/admin-script": {"post"},
         "/api/events": {"get"},
         "/api/security": {"get"},
         "/api/security/{endpoint}": {"put", "delete"},
