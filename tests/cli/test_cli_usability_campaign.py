@@ -250,7 +250,7 @@ PROSE_OPTIONS = {
     "--security-store --http --http-token-file --http-no-auth",
     "bootstrap-server": "--config --bind",
     "client": "--config --endpoint --server --bootstrap --lifetime --queue-mode --bind --tick "
-    "--psk-identity --psk-key-hex-env --secure-component --sc-admin-aid",
+    "--psk-identity --psk-key-hex-env --secure-component --sc-admin-aid --seram-agent",
     "demo": "--formats --security",
     "decode": "--format --path --ddf",
     "encode": "--format --path --ddf",

@@ -48,3 +48,25 @@ def test_the_option_is_documented() -> None:
     (option,) = [p for p in command.params if p.name == "admin_aids"]
     assert option.multiple
     assert "A000000151000000" in (getattr(option, "help", "") or "")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            ["--secure-component", "pcsc:", "--seram-agent", "https://ras.example/gp/seram"],
+            "--seram-agent needs --sc-admin-aid",
+        ),
+        (
+            [
+                *("--secure-component", "pcsc:", "--sc-admin-aid", "A000000151000000"),
+                *("--seram-agent", "ftp://ras.example/gp/seram"),
+            ],
+            "Invalid value for --seram-agent: 'ftp://ras.example/gp/seram' is not an http(s) URL",
+        ),
+    ],
+)
+def test_bad_seram_agents_are_usage_errors(arguments: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, ["client", "--endpoint", "x", *arguments])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())

@@ -12,18 +12,21 @@ from typing import Any
 
 import pytest
 
+from api.chromium import serve
 from lwm2m.client import MemoryInstanceStore
+from lwm2m.codec.content_format import ContentFormat as CF
 from lwm2m.io.se_admin import AdminScriptFailed, end_admin_session, run_admin_script
 from lwm2m.model import ResourceType, SingleResource
 from lwm2m.model.registry import ModelRegistry
 from lwm2m.secure.admin import ISD_AID, AdminStatus
-from lwm2m.secure.object import register_secure_component_object
+from lwm2m.secure.object import SeramStatus, register_secure_component_object
 from lwm2m.secure.pcsc import PcscComponent
 from lwm2m.secure.ram import CommandScript
 from lwm2m.server.errors import ErrorResponse
 from lwm2m.vse.state import VseState
 from lwm2m.vse.uicc import VirtualUicc
 from pcsc.test_admin_scripts import GET_CPLC, MISSING_DATA, OTHER_AID, Card, scp03_session
+from secure.remote_agent import START, STOP, RemoteAgent, se_ram
 
 from .conftest import ENDPOINT, Stack, bounded, registry, start_server
 
@@ -146,3 +149,48 @@ async def test_without_targets_the_relay_is_off(admin_stack: Stack) -> None:
     with pytest.raises(ErrorResponse) as refused:
         await bounded(server.execute(ENDPOINT, "/33000/0/32"))
     assert refused.value.code in (0x84, 0x85)
+
+
+async def test_the_server_starts_a_seram_session_with_a_remote_agent(admin_stack: Stack) -> None:
+    """SCS-6: the server points the client's Local Agent at a GP SERAM 2.0 Remote Agent and
+    starts the session through /33000/0/36-38; the Remote Agent's GET DATA CPLC runs on the
+    card through the relay, its R-APDU comes back in the next Report."""
+    remote = RemoteAgent(script=[START, se_ram(GET_CPLC.hex().upper()), STOP])
+    async with serve(remote.app()) as base:
+        url = base + "/gp/seram"
+        await start_admin_client(admin_stack, seram_agents=(url,))
+        server = admin_stack.server
+        assert (await bounded(server.read(ENDPOINT, "/33000/0/36"))).content == SingleResource(
+            36, STRING, url
+        )
+        status = await bounded(server.observe(ENDPOINT, "/33000/0/38", accept=CF.SENML_CBOR))
+        await bounded(server.execute(ENDPOINT, "/33000/0/37", "0='e2e-session'"))
+        while True:
+            notification = await bounded(anext(status))
+            value = SeramStatus(notification.content.value)  # type: ignore[union-attr]
+            if value is not SeramStatus.RUNNING:
+                break
+        await bounded(status.cancel())
+    assert value is SeramStatus.COMPLETED
+    assert remote.sessions == {"e2e-session"}
+    (handshake,) = remote.handshakes
+    assert handshake["secureElements"][0]["seType"] == "uicc"
+    returned = [r for report in remote.reports for r in report.get("ramResponses", [])]
+    assert len(returned) == 1
+    (rapdu,) = returned[0]["listOfRAPDU"]
+    assert rapdu.startswith("9F7F")
+    assert rapdu.endswith("9000")
+
+
+async def test_a_remote_agent_must_be_one_the_client_knows(admin_stack: Stack) -> None:
+    await start_admin_client(admin_stack, seram_agents=("https://ras.example/gp/seram",))
+    with pytest.raises(ErrorResponse) as refused:
+        await bounded(
+            admin_stack.server.write(
+                ENDPOINT,
+                "/33000/0/36",
+                SingleResource(36, STRING, "https://attacker.example/gp/seram"),
+            )
+        )
+    assert refused.value.code == 0x80
+    assert "not a URL this client is configured for" in refused.value.diagnostic

@@ -24,7 +24,7 @@ from lwm2m.secure.admin import (
     check_script,
     parse_aid,
 )
-from lwm2m.secure.object import SecureComponentObject
+from lwm2m.secure.object import SecureComponentObject, SeramStatus
 from lwm2m.secure.pcsc import PcscComponent, StaticKeys
 from lwm2m.secure.pcsc.apdu import CommandApdu, ResponseApdu
 from lwm2m.secure.pcsc.errors import TransportError
@@ -346,11 +346,11 @@ def test_execute_needs_a_script_and_one_run_at_a_time(component: PcscComponent) 
     handler.write(0, [opaque(30, script(GET_CPLC).encode())])
     handler.execute(0, 32, NONE)
     assert values(handler, 34) == {34: AdminStatus.RUNNING}
-    with pytest.raises(MethodNotAllowed, match="a script is running"):
+    with pytest.raises(MethodNotAllowed, match="a script or SERAM session is running"):
         handler.execute(0, 32, NONE)
-    with pytest.raises(MethodNotAllowed, match="a script is running"):
+    with pytest.raises(MethodNotAllowed, match="a script or SERAM session is running"):
         handler.execute(0, 35, NONE)  # End Admin Session waits for the run too
-    with pytest.raises(BadRequest, match="cannot change while a script runs"):
+    with pytest.raises(BadRequest, match="cannot change while a script or SERAM session runs"):
         handler.write(0, [text(31, OTHER_AID.hex())])
     pending.pop()()
     assert values(handler, 34) == {34: AdminStatus.COMPLETED}
@@ -382,3 +382,72 @@ def test_a_component_without_scripts_offers_none(
         assert 34 not in handler.read(0).resources
     finally:
         soft.close()
+
+
+# -- the SERAM resources 36-38 ------------------------------------------------------------------
+
+AGENT = "https://ras.example/gp/seram"
+
+
+class Starter:
+    """A SeramStarter that keeps the sessions it was asked to start."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[str, str | None, bytes]] = []
+        self.done: list[Callable[[Exception | None], None]] = []
+
+    def __call__(
+        self, url: str, session_id: str | None, target: bytes, done: Callable[..., None]
+    ) -> None:
+        self.started.append((url, session_id, target))
+        self.done.append(done)
+
+
+def test_a_seram_session_is_started_and_reported(component: PcscComponent) -> None:
+    starter = Starter()
+    handler = SecureComponentObject(
+        component, admin_targets=[ISD_AID], seram_agents=[AGENT], seram=starter
+    )
+    assert values(handler, 36, 38) == {36: AGENT, 38: SeramStatus.NONE}  # the only agent
+    handler.execute(0, 37, ExecuteArguments({0: "session-1"}))
+    assert starter.started == [(AGENT, "session-1", ISD_AID)]
+    assert values(handler, 38) == {38: SeramStatus.RUNNING}
+    handler.write(0, [opaque(30, script(GET_CPLC).encode())])
+    for busy in (32, 35, 37):  # the session holds the admin channel
+        with pytest.raises(MethodNotAllowed, match="running"):
+            handler.execute(0, busy, NONE)
+    starter.done[0](None)
+    assert values(handler, 38) == {38: SeramStatus.COMPLETED}
+    handler.execute(0, 37, NONE)  # no sessionId: the agent picks one
+    assert starter.started[-1] == (AGENT, None, ISD_AID)
+    starter.done[1](RuntimeError("the Remote Agent answered 500"))
+    assert values(handler, 38) == {38: SeramStatus.FAILED}
+    handler.execute(0, 32, NONE)  # scripts run again
+    assert values(handler, 34) == {34: AdminStatus.COMPLETED}
+
+
+def test_the_seram_agent_must_be_configured(component: PcscComponent) -> None:
+    starter = Starter()
+    other = "https://other.example/gp/seram"
+    handler = SecureComponentObject(
+        component, admin_targets=[ISD_AID], seram_agents=[AGENT, other], seram=starter
+    )
+    assert values(handler, 36) == {36: ""}  # two configured: the server chooses
+    with pytest.raises(MethodNotAllowed, match="write /33000/x/36 first"):
+        handler.execute(0, 37, NONE)
+    with pytest.raises(BadRequest, match="not a URL this client is configured for"):
+        handler.write(0, [text(36, "https://attacker.example/gp/seram")])
+    handler.write(0, [text(36, other)])
+    with pytest.raises(BadRequest, match="sessionId"):
+        handler.execute(0, 37, ExecuteArguments({0: "x" * 129}))
+    handler.execute(0, 37, ExecuteArguments({0: "s"}))
+    assert starter.started == [(other, "s", ISD_AID)]
+    assert handler.snapshot() == (None, ISD_AID, other)
+
+
+def test_without_a_starter_or_agents_there_is_no_seram(component: PcscComponent) -> None:
+    for options in ({"seram_agents": [AGENT]}, {"seram": Starter()}):
+        handler = SecureComponentObject(component, admin_targets=[ISD_AID], **options)  # type: ignore[arg-type]
+        assert not {36, 38} & set(handler.read(0).resources)
+        with pytest.raises(MethodNotAllowed):
+            handler.execute(0, 37, NONE)

@@ -418,7 +418,7 @@ def test_one_run_at_a_time(component: PcscComponent) -> None:
     handler.write(0, [opaque(30, script(GET_CPLC).encode())])
     handler.execute(0, 32, NONE)
     for _ in range(3):
-        with pytest.raises(MethodNotAllowed, match="a script is running"):
+        with pytest.raises(MethodNotAllowed, match="a script or SERAM session is running"):
             handler.execute(0, 32, NONE)
     assert len(pending) == 1
     pending.pop()()

@@ -59,7 +59,8 @@ def test_ddf_file_parses() -> None:
     assert not definition.mandatory
     assert sorted(definition.resources) == [int(r) for r in SecureComponentResource]
     admin = {30: Operations.W, 31: Operations.RW, 32: Operations.E, 33: Operations.R}
-    admin |= {34: Operations.R, 35: Operations.E}
+    admin |= {34: Operations.R, 35: Operations.E, 36: Operations.RW, 37: Operations.E}
+    admin |= {38: Operations.R}
     for rid, res in definition.resources.items():
         assert res.operations is admin.get(rid, Operations.R)  # identification is read-only
         assert res.name

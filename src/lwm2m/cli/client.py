@@ -13,6 +13,8 @@ naming it):
 - ``--sc-admin-aid AID`` (repeatable, with a ``pcsc:`` component) lets servers send remote APDU
   scripts to that security domain of the card through /33000/x/30-35 (:mod:`lwm2m.secure.admin`;
   e.g. ``A000000151000000``, the Issuer Security Domain); without it the relay is off;
+  ``--seram-agent URL`` (repeatable, with it) lets servers start a GlobalPlatform SERAM 2.0
+  session with that Remote Agent through /33000/x/36-38 (:mod:`lwm2m.io.seram_agent`);
 - ``--endpoint``, ``--lifetime`` (of the ``--server`` / file accounts; a bootstrap server sets
   its own), ``--queue-mode``, ``--bind HOST:PORT``;
 - ``--psk-identity ID`` with ``--psk-key-hex-env VAR`` (the key, in hex, in an environment
@@ -35,6 +37,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from rich.console import Console
@@ -292,6 +295,7 @@ async def run_client(
     stop: asyncio.Event | None = None,
     secure_component: str | None = None,
     admin_targets: tuple[bytes, ...] = (),
+    seram_agents: tuple[str, ...] = (),
 ) -> None:
     """Run the demo device until ``stop`` is set (or SIGINT / SIGTERM), then deregister;
     ``admin_targets``: the security domains servers may script (:mod:`lwm2m.secure.admin`)."""
@@ -305,6 +309,7 @@ async def run_client(
             device.handlers,
             on_event=on_event,
             admin_targets=admin_targets,
+            seram_agents=seram_agents,
         )
     else:
         client = LwM2MClient(
@@ -363,6 +368,14 @@ async def run_client(
     "pcsc: card (hex, repeatable; A000000151000000 is the Issuer Security Domain).",
 )
 @click.option(
+    "--seram-agent",
+    "seram_agents",
+    multiple=True,
+    metavar="URL",
+    help="Let servers start a GP SERAM 2.0 session with this Remote Agent "
+    "(https://.../gp/seram; repeatable; needs --sc-admin-aid and the seram extra).",
+)
+@click.option(
     "--psk-identity",
     metavar="ID",
     help="DTLS-PSK identity for the --server / --bootstrap account (a coaps:// URI).",
@@ -394,6 +407,7 @@ def client_command(
     lifetime: int | None,
     secure_component: str | None,
     admin_aids: tuple[str, ...],
+    seram_agents: tuple[str, ...],
     psk_identity: str | None,
     psk_key_hex_env: str | None,
     psk_key_file: str | None,
@@ -403,6 +417,7 @@ def client_command(
 ) -> None:
     """Run a demo LwM2M device (objects 0-7) and print its lifecycle (Ctrl-C deregisters)."""
     admin_targets = parse_admin_aids(admin_aids, secure_component)
+    check_seram_agents(seram_agents, admin_targets)
     config = build_client_config(
         config_file=config_file,
         endpoint=endpoint,
@@ -422,6 +437,7 @@ def client_command(
             tick=tick,
             secure_component=secure_component,
             admin_targets=admin_targets,
+            seram_agents=seram_agents,
         )
     )
 
@@ -437,3 +453,13 @@ def parse_admin_aids(texts: tuple[str, ...], secure_component: str | None) -> tu
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--sc-admin-aid") from None
     return tuple(aids)
+
+
+def check_seram_agents(urls: tuple[str, ...], admin_targets: tuple[bytes, ...]) -> None:
+    """The ``--seram-agent`` values: http(s) URLs, with the relay on; a usage error otherwise."""
+    if urls and not admin_targets:
+        raise click.UsageError("--seram-agent needs --sc-admin-aid (the sessions use the relay)")
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--seram-agent")

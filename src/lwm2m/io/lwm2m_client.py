@@ -102,6 +102,7 @@ from lwm2m.oscore import (
     SoftwareMasterSecret,
 )
 from lwm2m.secure import SecureComponent, SecureInstanceStore, open_component
+from lwm2m.secure.admin import AdminScripts
 from lwm2m.secure.interfaces import is_reference_form, parse_secret_reference
 from lwm2m.secure.object import SECURE_COMPONENT_OBJECT_ID, SecureComponentObject
 from lwm2m.secure.ram import ResponseScript
@@ -486,6 +487,9 @@ class LwM2MClient:
     :param admin_targets: AIDs of the security domains of the component's card that servers
         may send remote APDU scripts to through /33000 (resources 30-35,
         :mod:`lwm2m.secure.admin`); empty (the default): the relay is off.
+    :param seram_agents: base URLs of GlobalPlatform SERAM 2.0 Remote Agents that servers may
+        start a management session with through /33000 (resources 36-38,
+        :mod:`lwm2m.io.seram_agent`; needs ``admin_targets`` and the ``seram`` extra).
     """
 
     def __init__(
@@ -501,6 +505,7 @@ class LwM2MClient:
         bootstrap_retry_delay: float = 60.0,
         secure_component: SecureComponent | str | None = None,
         admin_targets: Collection[bytes] = (),
+        seram_agents: Collection[str] = (),
     ) -> None:
         self.config = config if isinstance(config, ClientConfig) else load_config(config)
         self.secure_component: SecureComponent | None = None
@@ -522,7 +527,11 @@ class LwM2MClient:
             if SECURE_COMPONENT_OBJECT_ID not in given:  # SCS-2: its identification, listed
                 objects.append(
                     SecureComponentObject(
-                        secure_component, admin_targets=admin_targets, offload=self._offload
+                        secure_component,
+                        admin_targets=admin_targets,
+                        offload=self._offload,
+                        seram_agents=seram_agents,
+                        seram=self._start_seram,
                     )
                 )
             if store is None:
@@ -744,6 +753,35 @@ class LwM2MClient:
                 done(None, exc)
             else:
                 done(result, None)
+            self._pump()
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _start_seram(
+        self,
+        url: str,
+        session_id: str | None,
+        target: bytes,
+        done: Callable[[Exception | None], None],
+    ) -> None:
+        """Run a SERAM 2.0 session in a task (:class:`~lwm2m.secure.object.SeramStarter`)."""
+        held: object = self.secure_component  # the object offers SERAM only for such components
+        assert isinstance(held, AdminScripts)
+        assert self.secure_component is not None
+        component, scripts = self.secure_component, held
+
+        async def run() -> None:
+            from lwm2m.io.seram_agent import run_seram_session
+
+            try:
+                info = await asyncio.to_thread(component.info)
+                await run_seram_session(url, scripts, target, info, session_id=session_id)
+            except Exception as exc:
+                done(exc)
+            else:
+                done(None)
             self._pump()
 
         task = asyncio.get_running_loop().create_task(run())

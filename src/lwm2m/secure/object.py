@@ -56,6 +56,8 @@ __all__ = [
     "Offload",
     "SecureComponentObject",
     "SecureComponentResource",
+    "SeramStarter",
+    "SeramStatus",
     "register_secure_component_object",
     "secure_component_definition",
     "secure_component_instance",
@@ -90,6 +92,18 @@ class SecureComponentResource(IntEnum):
     ADMIN_RESPONSE = 33
     ADMIN_STATUS = 34
     END_ADMIN_SESSION = 35
+    SERAM_REMOTE_AGENT = 36
+    START_SERAM_SESSION = 37
+    SERAM_STATUS = 38
+
+
+class SeramStatus(IntEnum):
+    """/33000/x/38 SERAM Status."""
+
+    NONE = 0
+    RUNNING = 1
+    COMPLETED = 2
+    FAILED = 3
 
 
 @cache
@@ -188,6 +202,20 @@ class Offload(Protocol):
     ) -> None: ...
 
 
+class SeramStarter(Protocol):
+    """Starts a SERAM 2.0 session (:func:`lwm2m.io.seram_agent.run_seram_session`) with the
+    Remote Agent at ``url`` for ``target`` in the background, and calls ``done`` in the engine's
+    thread when it ends: None when the Remote Agent stopped it, else the failure."""
+
+    def __call__(
+        self,
+        url: str,
+        session_id: str | None,
+        target: bytes,
+        done: Callable[[Exception | None], None],
+    ) -> None: ...
+
+
 def run_now(
     work: Callable[[], ResponseScript | None],
     done: Callable[[ResponseScript | None, Exception | None], None],
@@ -213,7 +241,11 @@ class SecureComponentObject(ObjectEnabler):
     * Execute 32: 34 becomes Running, the script runs through ``offload``; then 33 holds the
       Response Scripting Template and 34 the outcome (observers are notified). 4.05 while a
       script runs or before one was written;
-    * Execute 35 closes the admin session's channel.
+    * Execute 35 closes the admin session's channel;
+    * with ``seram_agents`` and a ``seram`` starter (the asyncio client provides one): Write 36
+      one of those Remote Agent URLs, Execute 37 (argument 0: the sessionId) runs a SERAM 2.0
+      session whose SE RAM Commands go through the same relay to Admin Target, and 38 tells its
+      outcome. A SERAM session and a script run exclude each other (they share the channel).
 
     Without ``admin_targets`` (the default) resources 30-35 do not exist on this client.
 
@@ -228,6 +260,8 @@ class SecureComponentObject(ObjectEnabler):
         *,
         admin_targets: Collection[bytes] = (),
         offload: Offload = run_now,
+        seram_agents: Collection[str] = (),
+        seram: SeramStarter | None = None,
         instance_id: int = 0,
     ) -> None:
         super().__init__(definition or secure_component_definition())
@@ -246,6 +280,10 @@ class SecureComponentObject(ObjectEnabler):
         )
         self._response = b""
         self._status = AdminStatus.NONE
+        self._agents = tuple(seram_agents) if self._targets and seram is not None else ()
+        self._seram = seram
+        self._agent = self._agents[0] if len(self._agents) == 1 else ""
+        self._seram_status = SeramStatus.NONE
 
     @property
     def admin_enabled(self) -> bool:
@@ -273,6 +311,11 @@ class SecureComponentObject(ObjectEnabler):
                 SingleResource(int(_R.ADMIN_RESPONSE), ResourceType.OPAQUE, self._response),
                 SingleResource(int(_R.ADMIN_STATUS), ResourceType.INTEGER, int(self._status)),
             ]
+        if self._agents:
+            items += [
+                SingleResource(int(_R.SERAM_REMOTE_AGENT), ResourceType.STRING, self._agent),
+                SingleResource(int(_R.SERAM_STATUS), ResourceType.INTEGER, int(self._seram_status)),
+            ]
         if resource_ids is not None:
             wanted = set(resource_ids)
             items = [r for r in items if r.id in wanted]
@@ -283,7 +326,13 @@ class SecureComponentObject(ObjectEnabler):
     ) -> None:
         self._check_instance(instance_id)
         script, target = self._script, self._target
+        agent = self._agent
         for resource in resources:
+            if self._agents and resource.id == _R.SERAM_REMOTE_AGENT:
+                if not isinstance(resource, SingleResource) or resource.value not in self._agents:
+                    raise BadRequest("SERAM Remote Agent: not a URL this client is configured for")
+                agent = str(resource.value)
+                continue
             if not self._targets or resource.id not in (_R.ADMIN_SCRIPT, _R.ADMIN_TARGET):
                 raise MethodNotAllowed(
                     f"/{self.object_id}/{instance_id}/{resource.id} cannot be written"
@@ -299,12 +348,18 @@ class SecureComponentObject(ObjectEnabler):
                 check_script(script, target)
             except AdminScriptRefused as exc:
                 raise BadRequest(f"Admin Script refused: {exc}") from None
-        if target != self._target and self._status is AdminStatus.RUNNING:
-            raise BadRequest("Admin Target cannot change while a script runs")
+        if target != self._target and self._busy():
+            raise BadRequest("Admin Target cannot change while a script or SERAM session runs")
         changed_target = target != self._target
         self._script, self._target = script, target
         if changed_target:
             self.changed(instance_id, int(_R.ADMIN_TARGET))
+        if agent != self._agent:
+            self._agent = agent
+            self.changed(instance_id, int(_R.SERAM_REMOTE_AGENT))
+
+    def _busy(self) -> bool:
+        return self._status is AdminStatus.RUNNING or self._seram_status is SeramStatus.RUNNING
 
     def _parse_target(self, value: object) -> bytes:
         if not isinstance(value, str):
@@ -336,9 +391,12 @@ class SecureComponentObject(ObjectEnabler):
                 f"/{self.object_id}/{instance_id}/{resource_id} cannot be executed"
             )
         if resource_id == _R.END_ADMIN_SESSION:
-            if self._status is AdminStatus.RUNNING:
-                raise MethodNotAllowed("a script is running: wait for Admin Status")
+            if self._busy():
+                raise MethodNotAllowed("a script or SERAM session is running")
             self._offload(lambda: runner.end_admin_session(), _ignore)
+            return
+        if resource_id == _R.START_SERAM_SESSION and self._agents:
+            self._start_seram(instance_id, arguments)
             return
         if resource_id != _R.RUN_ADMIN_SCRIPT:
             raise MethodNotAllowed(
@@ -347,14 +405,35 @@ class SecureComponentObject(ObjectEnabler):
         script, target = self._script, self._target
         if script is None:
             raise MethodNotAllowed("no Admin Script: write /33000/x/30 first")
-        if self._status is AdminStatus.RUNNING:
-            raise MethodNotAllowed("a script is running: wait for Admin Status")
+        if self._busy():
+            raise MethodNotAllowed("a script or SERAM session is running: wait for its status")
         self._status = AdminStatus.RUNNING
         self.changed(instance_id, int(_R.ADMIN_STATUS))
         self._offload(
             lambda: runner.run_admin_script(script, target),
             lambda result, error: self._finished(script, result, error),
         )
+
+    def _start_seram(self, instance_id: int, arguments: ExecuteArguments) -> None:
+        seram = self._seram
+        assert seram is not None
+        if not self._agent:
+            raise MethodNotAllowed("no SERAM Remote Agent: write /33000/x/36 first")
+        if self._busy():
+            raise MethodNotAllowed("a script or SERAM session is running: wait for its status")
+        session_id = arguments.get(0)
+        if session_id is not None and not 1 <= len(session_id) <= 128:
+            raise BadRequest("Start SERAM Session: argument 0, the sessionId, has 1-128 characters")
+        self._seram_status = SeramStatus.RUNNING
+        self.changed(instance_id, int(_R.SERAM_STATUS))
+
+        def done(error: Exception | None) -> None:
+            if error is not None:
+                logger.warning("SERAM session failed: %s", type(error).__name__)
+            self._seram_status = SeramStatus.FAILED if error else SeramStatus.COMPLETED
+            self.changed(self._iid, int(_R.SERAM_STATUS))
+
+        seram(self._agent, session_id, self._target, done)
 
     def _finished(
         self, script: CommandScript, result: ResponseScript | None, error: Exception | None
@@ -377,11 +456,11 @@ class SecureComponentObject(ObjectEnabler):
         self.changed(self._iid, int(_R.ADMIN_RESPONSE), int(_R.ADMIN_STATUS))
 
     def snapshot(self) -> object:
-        return (self._script, self._target)
+        return (self._script, self._target, self._agent)
 
     def restore(self, snapshot: object) -> None:
         assert isinstance(snapshot, tuple)
-        self._script, self._target = snapshot
+        self._script, self._target, self._agent = snapshot
 
     def __repr__(self) -> str:
         admin = f", admin targets {len(self._targets)}" if self._targets else ""
