@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lwm2m.api import ApiTokens, create_app
+from lwm2m.api import ApiTokens, TokenScope, create_app
 from lwm2m.api.auth import MIN_TOKEN_LENGTH, TokenFileError
 
 from .conftest import ENDPOINT, JSON, Stack, Thermometer
@@ -134,11 +134,11 @@ async def test_without_tokens_nothing_is_asked(stack: Stack) -> None:
 def test_tokens_are_kept_as_digests_and_never_shown(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     tokens = ApiTokens([TOKEN, OTHER])
-    assert repr(tokens) == "<ApiTokens: 2>"
+    assert repr(tokens) == "<ApiTokens: 2, 0 read-only>"
     assert len(tokens) == 2
     held = repr(tokens._digests)
     assert TOKEN not in held
-    assert hashlib.sha256(TOKEN.encode()).digest() in tokens._digests
+    assert (hashlib.sha256(TOKEN.encode()).digest(), TokenScope.MANAGE) in tokens._digests
     assert tokens.accepts(TOKEN.encode())
     assert tokens.accepts(OTHER.encode())
     assert not tokens.accepts(TOKEN.encode() + b" ")
@@ -177,7 +177,9 @@ def test_a_token_file_holds_one_token_per_line(tmp_path: Path) -> None:
         (b"# only a comment\n\n", "no token in the file"),
         (f"{TOKEN}\nshort-one\n".encode(), "line 2: a token needs at least 16 characters"),
         (f"{TOKEN}\n".encode() + "é".encode() * 20, "tokens must be ASCII text"),
-        (b"two tokens-on-one-line-is-wrong\n", "line 1: a token is visible ASCII characters only"),
+        (b"two tokens-on-one-line-is-wrong\n", "line 1: a token, then optionally read or manage"),
+        (f"{TOKEN} read extra\n".encode(), "line 1: a token, then optionally read or manage"),
+        (b"short read\n", "line 1: a token needs at least 16 characters"),
     ],
 )
 def test_an_unusable_token_file_is_named_with_the_problem(
@@ -206,3 +208,48 @@ async def test_the_openapi_document_declares_the_bearer_scheme(stack: Stack) -> 
         plain = (await open_api.get("/openapi.json")).json()
     assert "security" not in plain
     assert "securitySchemes" not in plain.get("components", {})
+
+
+async def test_a_read_only_token_reads_and_changes_nothing(stack: Stack) -> None:
+    thermometer = Thermometer()
+    await stack.start_client(objects=[thermometer])
+    tokens = ApiTokens([TOKEN, (OTHER, TokenScope.READ)])
+    assert repr(tokens) == "<ApiTokens: 2, 1 read-only>"
+    async with client(stack, OTHER, tokens=tokens) as reader:
+        listed = await reader.get("/api/clients")
+        read = await reader.get(f"/api/clients/{ENDPOINT}/3303/0/5700")
+        schema = await reader.get("/openapi.json")
+        refused = [
+            await reader.post(f"/api/clients/{ENDPOINT}/3303/0/5605/execute"),
+            await reader.put(f"/api/clients/{ENDPOINT}/3303/0/5750", json={"content": "x"}),
+            await reader.delete(f"/api/clients/{ENDPOINT}/3303/0"),
+            await reader.post(f"/api/clients/{ENDPOINT}/3303/0/5700/observe"),
+        ]
+    assert listed.status_code == 200
+    assert read.status_code == 200
+    assert read.json()["content"] == 21.5
+    assert schema.status_code == 200
+    for answer in refused:
+        assert answer.status_code == 403, answer.request.url
+        assert answer.headers["www-authenticate"] == (
+            'Bearer realm="lwm2m", error="insufficient_scope", scope="manage"'
+        )
+        method = answer.request.method
+        assert answer.json() == {
+            "error": f"a read-only token cannot {method}: this needs a manage token"
+        }
+    assert thermometer.executed == []
+    assert list(thermometer.instance_ids()) == [0]
+    async with client(stack, TOKEN, tokens=tokens) as manager:
+        executed = await manager.post(f"/api/clients/{ENDPOINT}/3303/0/5605/execute")
+    assert executed.status_code == 200
+    assert len(thermometer.executed) == 1
+
+
+def test_a_token_file_gives_scopes(tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    path.write_text(f"{TOKEN} manage\n{OTHER}   read\n")
+    tokens = ApiTokens.from_file(path)
+    assert tokens.accepts(TOKEN.encode()) is TokenScope.MANAGE
+    assert tokens.accepts(OTHER.encode()) is TokenScope.READ
+    assert tokens.accepts(b"read") is None

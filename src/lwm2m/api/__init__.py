@@ -18,6 +18,6 @@ Usage::
 """
 
 from lwm2m.api.app import create_app
-from lwm2m.api.auth import ApiTokens
+from lwm2m.api.auth import ApiTokens, TokenScope
 
-__all__ = ["ApiTokens", "create_app"]
+__all__ = ["ApiTokens", "TokenScope", "create_app"]

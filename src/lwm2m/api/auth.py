@@ -7,6 +7,11 @@ otherwise the answer is 401 with ``WWW-Authenticate: Bearer realm="lwm2m"`` (plu
 API's JSON error body. The web UI's own files (``/``, ``/ui/...``) hold no device data and stay
 public, so that the page can load and ask the operator for a token.
 
+Each token has a :class:`TokenScope`: ``manage`` (everything) or ``read`` (the GET routes only:
+registrations, Read, Discover, observations, the event stream, security entries without keys),
+for dashboards and monitoring. A ``read`` token on any other method gets 403 with
+``error="insufficient_scope"`` (RFC 6750 §3.1).
+
 Only the header is accepted: a token in the query string would be written to access logs, and a
 cookie would be sent by the browser on requests other sites make it send. The UI keeps the
 token in its tab's ``sessionStorage`` and sends the header itself, its event stream included
@@ -23,13 +28,21 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterable
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["MIN_TOKEN_LENGTH", "ApiTokens", "BearerAuth", "TokenFileError", "declare_bearer"]
+__all__ = [
+    "MIN_TOKEN_LENGTH",
+    "ApiTokens",
+    "BearerAuth",
+    "TokenFileError",
+    "TokenScope",
+    "declare_bearer",
+]
 
 MIN_TOKEN_LENGTH = 16
 """Shortest token accepted: ``secrets.token_urlsafe(32)`` gives 43 characters."""
@@ -39,13 +52,26 @@ _REALM = b'Bearer realm="lwm2m"'
 _PROTECTED = ("/api", "/openapi")
 
 
+class TokenScope(Enum):
+    """What a token may do."""
+
+    READ = "read"
+    """The GET (and HEAD) routes only."""
+    MANAGE = "manage"
+    """Everything."""
+
+
+_READ_METHODS = frozenset({"GET", "HEAD"})
+
+
 class TokenFileError(ValueError):
     """A token file that cannot be used; the message names the file and the line, never a
     token."""
 
 
 class ApiTokens:
-    """The accepted bearer tokens, kept as SHA-256 digests.
+    """The accepted bearer tokens, kept as SHA-256 digests, each with its :class:`TokenScope`
+    (a plain string: :attr:`TokenScope.MANAGE`).
 
     :raises ValueError: for no tokens, or a token shorter than :data:`MIN_TOKEN_LENGTH` or with
         characters outside visible ASCII (RFC 6750 §2.1 ``b64token`` is narrower still).
@@ -53,18 +79,20 @@ class ApiTokens:
 
     __slots__ = ("_digests",)
 
-    def __init__(self, tokens: Iterable[str]) -> None:
+    def __init__(self, tokens: Iterable[str | tuple[str, TokenScope]]) -> None:
         digests = []
-        for number, token in enumerate(tokens, 1):
+        for number, item in enumerate(tokens, 1):
+            token, scope = (item, TokenScope.MANAGE) if isinstance(item, str) else item
             _check(token, f"token {number}")
-            digests.append(hashlib.sha256(token.encode("ascii")).digest())
+            digests.append((hashlib.sha256(token.encode("ascii")).digest(), TokenScope(scope)))
         if not digests:
             raise ValueError("no API token given")
         self._digests = tuple(digests)
 
     @classmethod
     def from_file(cls, path: str | Path) -> ApiTokens:
-        """One token per line; blank lines and lines starting with ``#`` are skipped.
+        """One token per line, optionally followed by its scope (``read`` or ``manage``, the
+        default); blank lines and lines starting with ``#`` are skipped.
 
         :raises TokenFileError: the file cannot be read, holds no token, or a line is not a
             usable token (the message gives its line number).
@@ -75,16 +103,23 @@ class ApiTokens:
             raise TokenFileError(f"{path}: tokens must be ASCII text") from None
         except OSError as exc:
             raise TokenFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        tokens = []
+        tokens: list[tuple[str, TokenScope]] = []
         for number, line in enumerate(text.splitlines(), 1):
-            token = line.strip()
-            if not token or token.startswith("#"):
+            words = line.split()
+            if not words or words[0].startswith("#"):
                 continue
+            scope = TokenScope.MANAGE
+            if len(words) == 2 and words[1] in _SCOPE_NAMES:
+                scope = _SCOPE_NAMES[words[1]]
+            elif len(words) > 1:
+                raise TokenFileError(
+                    f"{path}: line {number}: a token, then optionally read or manage"
+                )
             try:
-                _check(token, f"line {number}")
+                _check(words[0], f"line {number}")
             except ValueError as exc:
                 raise TokenFileError(f"{path}: {exc}") from None
-            tokens.append(token)
+            tokens.append((words[0], scope))
         if not tokens:
             raise TokenFileError(f"{path}: no token in the file")
         return cls(tokens)
@@ -92,15 +127,21 @@ class ApiTokens:
     def __len__(self) -> int:
         return len(self._digests)
 
-    def accepts(self, token: bytes) -> bool:
+    def accepts(self, token: bytes) -> TokenScope | None:
+        """The scope of ``token``, or None when it is not one of the tokens."""
         digest = hashlib.sha256(token).digest()
-        found = False
-        for known in self._digests:  # every one compared: the time does not tell which
-            found |= hmac.compare_digest(digest, known)
+        found = None
+        for known, scope in self._digests:  # every one compared: the time does not tell which
+            if hmac.compare_digest(digest, known):
+                found = scope
         return found
 
     def __repr__(self) -> str:
-        return f"<ApiTokens: {len(self._digests)}>"
+        read = sum(1 for _, scope in self._digests if scope is TokenScope.READ)
+        return f"<ApiTokens: {len(self._digests)}, {read} read-only>"
+
+
+_SCOPE_NAMES = {scope.value: scope for scope in TokenScope}
 
 
 def _check(token: str, where: str) -> None:
@@ -137,18 +178,27 @@ class BearerAuth:
                 "the Authorization header must be: Bearer <token>",
             )
             return
-        if not self.tokens.accepts(token.strip()):
+        granted = self.tokens.accepts(token.strip())
+        if granted is None:
             await _challenge(send, _REALM + b', error="invalid_token"', "the token is not valid")
+            return
+        if granted is TokenScope.READ and scope["method"] not in _READ_METHODS:
+            await _challenge(
+                send,
+                _REALM + b', error="insufficient_scope", scope="manage"',
+                f"a read-only token cannot {scope['method']}: this needs a manage token",
+                status=403,
+            )
             return
         await self.app(scope, receive, send)
 
 
-async def _challenge(send: Send, challenge: bytes, message: str) -> None:
+async def _challenge(send: Send, challenge: bytes, message: str, status: int = 401) -> None:
     body = json.dumps({"error": message}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 401,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
