@@ -10,6 +10,7 @@ import os
 import re
 import signal
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import click
 import pytest
@@ -18,8 +19,9 @@ from rich.console import Console
 
 from lwm2m.cli.main import main
 from lwm2m.cli.simulate import run_simulation
-from lwm2m.io.lwm2m_server import LwM2MServer
+from lwm2m.io.lwm2m_server import LwM2MServer, dtls_layer_from_store
 from lwm2m.sim import FleetConfig
+from lwm2m.store.sqlite import SqliteSecurityStore
 
 from .conftest import TIMEOUT
 
@@ -128,7 +130,7 @@ async def test_simulate_stops_on_its_stop_event(server: LwM2MServer) -> None:
         (["--count", "2", "--rate", "-3"], "Error: rate must be above 0"),
         (["--count", "2", "--lifetime", "0"], "Error: lifetime must be at least 1 second"),
         (["--count", "2", "--server", "http://h:1"], "unsupported URI scheme 'http'"),
-        (["--count", "2", "--server", "coaps://h"], "only coap:// is simulated"),
+        (["--count", "2", "--server", "coap+tcp://h"], "coap:// or coaps:// (DTLS-PSK)"),
         (["--count", "2", "--server", "coap://h:99999"], "Error: server URI 'coap://h:99999'"),
         (
             ["--count", "2", "--bind", "192.0.2.1", "--progress", "0.05"],
@@ -155,3 +157,62 @@ def test_missing_flags_are_usage_errors() -> None:
     result = CliRunner().invoke(main, ["simulate", "--server", "coap://h", "--count", "x"])
     assert result.exit_code == 2
     assert "'x' is not a valid integer" in result.output
+
+
+async def test_a_psk_fleet_shares_its_keys_through_the_servers_sqlite_store(tmp_path: Path) -> None:
+    """``lwm2m simulate --server coaps://… --security-store sqlite:PATH`` with a server reading
+    the same SQLite file: the keys go in, every device registers over DTLS, the keys go out."""
+    path = str(tmp_path / "security.db")
+    server_store = await SqliteSecurityStore.open(path)
+    server = LwM2MServer(
+        expiry_interval=None,
+        security_store=server_store,
+        security=dtls_layer_from_store(server_store),
+    )
+    await server.start(("127.0.0.1", 0))
+    host, port = server.local_address[:2]
+    screen = Screen()
+    stop = asyncio.Event()
+    config = FleetConfig(f"coaps://{host}:{port}", count=3, rate=1000)
+    task = asyncio.get_running_loop().create_task(
+        run_simulation(
+            config, console=screen.console, progress=0.05, stop=stop, security_store=path
+        )
+    )
+    try:
+        await screen.expect(r"^progress\s+registered 3/3$")
+        assert sorted(e.endpoint for e in await server_store.all()) == ["sim-0", "sim-1", "sim-2"]
+        registrations = await server.registrations()
+        assert all(r.identity is not None for r in registrations)  # authenticated over DTLS
+        stop.set()
+        async with asyncio.timeout(TIMEOUT):
+            await task
+        assert screen.lines[-1].split(None, 1) == ["stopped", "registered 0/3, deregistered 3"]
+        assert await server_store.all() == []  # the fleet's keys were removed
+    finally:
+        task.cancel()
+        await server.stop()
+        await server_store.close()
+
+
+def test_a_psk_fleet_needs_a_shared_security_store() -> None:
+    runner = CliRunner()
+    missing = runner.invoke(
+        main, ["simulate", "--server", "coaps://127.0.0.1:5684", "--count", "1"]
+    )
+    assert missing.exit_code == 2
+    assert "a coaps:// fleet needs --security-store" in " ".join(missing.output.split())
+    memory = runner.invoke(
+        main,
+        [
+            "simulate",
+            "--server",
+            "coaps://127.0.0.1:5684",
+            "--count",
+            "1",
+            "--security-store",
+            "memory",
+        ],
+    )
+    assert memory.exit_code == 2
+    assert "memory is not shared with a server" in memory.output

@@ -227,7 +227,7 @@ def test_endpoints_are_zero_padded_to_the_last_index() -> None:
         ({"lifetime": 0}, "lifetime must be at least 1 second"),
         ({"server": "http://h"}, "server URI 'http://h': unsupported URI scheme 'http'"),
         ({"server": "coap://"}, "has no host"),
-        ({"server": "coaps://h"}, "only coap:// is simulated"),
+        ({"server": "coap+tcp://h"}, "coap:// or coaps://"),
     ],
 )
 def test_invalid_configurations(values: dict[str, Any], message: str) -> None:

@@ -267,6 +267,21 @@ class DtlsOptions:
         )
 
 
+async def open_security_store(spec: str) -> SecurityStore:
+    """The SQLite (path) or Redis (URL) security store ``spec`` names (as ``parse_store``
+    returned it); a one-line ClickException when it cannot be opened."""
+    try:
+        if is_redis_url(spec):
+            store: SecurityStore = await _redis("--security-store").RedisSecurityStore.open(spec)
+        else:
+            store = await SqliteSecurityStore.open(spec)
+    except click.ClickException:
+        raise
+    except Exception as exc:  # OSError, sqlite3.Error, redis errors, StoreError: one line
+        raise click.ClickException(f"--security-store: cannot open {_where(spec)}: {exc}") from None
+    return store
+
+
 async def build_security(
     options: DtlsOptions,
 ) -> tuple[SecurityStore, SecurityLayer | None, bool, str]:
@@ -298,18 +313,7 @@ async def build_security(
     if options.security_store is None:
         store = MemorySecurityStore()
     else:
-        spec = options.security_store
-        try:
-            if is_redis_url(spec):
-                store = await _redis("--security-store").RedisSecurityStore.open(spec)
-            else:
-                store = await SqliteSecurityStore.open(spec)
-        except click.ClickException:
-            raise
-        except Exception as exc:  # OSError, sqlite3.Error, redis errors, StoreError: one line
-            raise click.ClickException(
-                f"--security-store: cannot open {_where(spec)}: {exc}"
-            ) from None
+        store = await open_security_store(options.security_store)
     try:
         for entry in options.entries:
             await store.put(entry)

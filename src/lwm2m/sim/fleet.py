@@ -4,7 +4,10 @@ Each device is a full :class:`~lwm2m.io.lwm2m_client.LwM2MClient` on its own UDP
 to ``bind_host``, port 0) with the client's standard objects /0 Security, /1 Server, /2 Access
 Control and a /3 Device (:class:`~lwm2m.client.objects.Device`: manufacturer, model, the
 endpoint as serial number, battery 100 %), registering to one server over plain CoAP
-(``coap://`` only: NoSec, :class:`~lwm2m.io.lwm2m_client.UdpConnector`).
+(``coap://``: NoSec, :class:`~lwm2m.io.lwm2m_client.UdpConnector`) or DTLS-PSK (``coaps://``):
+then each device has its own random 16-byte PSK with its endpoint name as identity, and
+:meth:`Fleet.security_entries` gives the server's security store what it needs (the keys stay
+in this process; put them in a store the server reads, such as the same SQLite file).
 
 Endpoints are ``PREFIX`` + the index **zero-padded** to the width of the last index:
 ``sim-00`` … ``sim-24`` for 25 devices, ``sim-0`` … ``sim-9`` for 10 (:meth:`Fleet.endpoint`).
@@ -31,13 +34,14 @@ import dataclasses
 import enum
 import functools
 import resource
+import secrets
 import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from lwm2m.client import ClientConfig, ServerConfig
+from lwm2m.client import ClientConfig, Secret, SecurityConfig, SecurityMode, ServerConfig
 from lwm2m.client.accounts import ServerUri
 from lwm2m.client.events import (
     ClientEvent,
@@ -50,6 +54,7 @@ from lwm2m.client.objects import Device, ObjectHandler
 from lwm2m.coap.config import CoapConfig
 from lwm2m.errors import Lwm2mError
 from lwm2m.io.lwm2m_client import LwM2MClient, UdpConnector
+from lwm2m.server.security import SecurityInfo
 
 __all__ = [
     "DeviceState",
@@ -61,6 +66,9 @@ __all__ = [
     "default_objects",
     "ensure_open_files",
 ]
+
+PSK_LENGTH = 16
+"""Bytes of each simulated device's PSK (AES-128 suites)."""
 
 RESERVED_FILES = 64
 """Open files kept for the rest of the process (the server socket, logs, imports ...)."""
@@ -89,7 +97,7 @@ class FleetConfig:
     """What :class:`Fleet` simulates."""
 
     server: str
-    """The LwM2M server, ``coap://HOST[:PORT]`` (no DTLS)."""
+    """The LwM2M server, ``coap://HOST[:PORT]``, or ``coaps://`` for DTLS-PSK devices."""
     count: int
     prefix: str = "sim-"
     rate: float = 50.0
@@ -120,8 +128,13 @@ class FleetConfig:
             uri = ServerUri.parse(self.server)
         except ValueError as exc:
             raise FleetError(f"server URI {self.server!r}: {exc}") from None
-        if uri.scheme != "coap":
-            raise FleetError(f"server URI {self.server!r}: only coap:// is simulated")
+        if uri.scheme not in ("coap", "coaps"):
+            raise FleetError(f"server URI {self.server!r}: coap:// or coaps:// (DTLS-PSK)")
+
+    @property
+    def psk(self) -> bool:
+        """Whether the devices use DTLS-PSK (a ``coaps://`` server)."""
+        return self.server.startswith("coaps:")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,11 +172,13 @@ class FleetStats:
 class SimDevice:
     """One simulated device: its endpoint, client (None until started) and state."""
 
-    __slots__ = ("client", "endpoint", "index", "last_failure", "registered_at", "state")
+    __slots__ = ("client", "endpoint", "index", "last_failure", "psk", "registered_at", "state")
 
-    def __init__(self, index: int, endpoint: str) -> None:
+    def __init__(self, index: int, endpoint: str, psk: bytes = b"") -> None:
         self.index = index
         self.endpoint = endpoint
+        self.psk = psk
+        """Its DTLS PSK (empty over plain CoAP); never in a repr."""
         self.client: LwM2MClient | None = None
         self.state = DeviceState.IDLE
         self.registered_at: float | None = None
@@ -230,7 +245,12 @@ class Fleet:
         self._on_change = on_change
         width = len(str(config.count - 1))
         self.devices: Sequence[SimDevice] = [
-            SimDevice(i, f"{config.prefix}{i:0{width}d}") for i in range(config.count)
+            SimDevice(
+                i,
+                f"{config.prefix}{i:0{width}d}",
+                secrets.token_bytes(PSK_LENGTH) if config.psk else b"",
+            )
+            for i in range(config.count)
         ]
         self._template = ClientConfig(
             endpoint=config.prefix,
@@ -258,6 +278,13 @@ class Fleet:
     def endpoint(self, index: int) -> str:
         """The endpoint name of device ``index``."""
         return self.devices[index].endpoint
+
+    def security_entries(self) -> list[SecurityInfo]:
+        """The server-side security entries of the devices (DTLS-PSK: identity = endpoint);
+        empty over plain CoAP."""
+        return [
+            SecurityInfo.psk(d.endpoint, d.endpoint.encode(), d.psk) for d in self.devices if d.psk
+        ]
 
     def stats(self) -> FleetStats:
         states = self._states
@@ -310,10 +337,21 @@ class Fleet:
             delay = began + device.index * interval - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            config = dataclasses.replace(self._template, endpoint=device.endpoint)
+            if device.psk:
+                (account,) = config.servers
+                security = SecurityConfig(
+                    mode=SecurityMode.PSK,
+                    identity=device.endpoint.encode(),
+                    secret_key=Secret(device.psk),
+                )
+                config = dataclasses.replace(
+                    config, servers=(dataclasses.replace(account, security=security),)
+                )
             client = LwM2MClient(
-                dataclasses.replace(self._template, endpoint=device.endpoint),
+                config,
                 self._objects(device),
-                connector=UdpConnector(self._family),
+                connector=None if device.psk else UdpConnector(self._family),
                 coap_config=self.config.coap,
                 on_event=functools.partial(self._on_event, device),
             )
