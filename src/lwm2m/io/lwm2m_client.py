@@ -55,7 +55,7 @@ import os
 import socket
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -738,6 +738,12 @@ class LwM2MClient:
         self.engine.observation_cancelled(Peer(observation.remote), observation.token, self._now())
         self._schedule_pump()
 
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as a task of this client (awaited by :meth:`stop`)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _offload(
         self,
         work: Callable[[], ResponseScript | None],
@@ -755,9 +761,7 @@ class LwM2MClient:
                 done(result, None)
             self._pump()
 
-        task = asyncio.get_running_loop().create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(run())
 
     def _start_seram(
         self,
@@ -784,9 +788,7 @@ class LwM2MClient:
                 done(None)
             self._pump()
 
-        task = asyncio.get_running_loop().create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(run())
 
     def _schedule_pump(self) -> None:
         if self._pump_scheduled or self._loop is None:
@@ -824,9 +826,7 @@ class LwM2MClient:
                 self._dispatch(event)
             return
         for request in engine.requests_to_send():
-            task = asyncio.get_running_loop().create_task(self._send_request(request))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._send_request(request))
         for notification in engine.notifications_to_send():
             self._notify(notification)
         while (event := engine.next_event()) is not None:
