@@ -25,9 +25,10 @@ from lwm2m.dtls.cookie import CookieGenerator
 from lwm2m.dtls.credentials import SoftwarePsk
 from lwm2m.dtls.errors import Alert, AlertDecodeError
 from lwm2m.dtls.handshake import HandshakeState
+from lwm2m.dtls.messages import initial_client_hello as _initial_client_hello
 from lwm2m.dtls.prf import HmacSha256, p_sha256, prf, psk_premaster
 from lwm2m.dtls.record import encode_record
-from lwm2m.dtls.server import DtlsServer, _initial_client_hello
+from lwm2m.dtls.server import DtlsServer
 from lwm2m.errors import BufferReadError
 
 from .helpers import PSK, PSK_IDENTITY, Link, dtls_server, psk_client

@@ -21,7 +21,7 @@ from lwm2m.dtls.config import DtlsConfiguration
 from lwm2m.dtls.connection import ConnectionState, DtlsConnection
 from lwm2m.dtls.constants import DTLS_1_0, DTLS_1_2, ContentType, HandshakeType
 from lwm2m.dtls.events import HandshakeCompleted
-from lwm2m.dtls.messages import HANDSHAKE_HEADER_LENGTH, encode_handshake
+from lwm2m.dtls.messages import HANDSHAKE_HEADER_LENGTH, InitialHello, encode_handshake
 from lwm2m.dtls.record import RECORD_HEADER_LENGTH, RawRecord, parse_datagram
 
 from .helpers import PSK_IDENTITY, psk_client, psk_server_credentials
@@ -34,7 +34,7 @@ class GeneralOnly(DtlsConnection):
 
     __slots__ = ()
 
-    def _receive_client_hello(self, data: bytes, now: float) -> bool:
+    def _receive_client_hello(self, data: bytes, now: float, hello: InitialHello | None) -> bool:
         return False
 
     def _receive_key_exchange_flight(self, data: bytes, now: float) -> bool:
@@ -47,8 +47,8 @@ class Counting(DtlsConnection):
     __slots__ = ()
     taken: list[str] = []  # a per-test log, reset by the fixture
 
-    def _receive_client_hello(self, data: bytes, now: float) -> bool:
-        taken = super()._receive_client_hello(data, now)
+    def _receive_client_hello(self, data: bytes, now: float, hello: InitialHello | None) -> bool:
+        taken = super()._receive_client_hello(data, now, hello)
         if taken:
             Counting.taken.append("hello")
         return taken

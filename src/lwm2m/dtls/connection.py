@@ -71,7 +71,13 @@ from .events import (
     HandshakeCompleted,
 )
 from .handshake import Handshake, HandshakeState, OutgoingMessage, SessionCache
-from .messages import HANDSHAKE_HEADER_LENGTH, HandshakeFragment, encode_handshake
+from .messages import (
+    HANDSHAKE_HEADER_LENGTH,
+    HandshakeFragment,
+    InitialHello,
+    encode_handshake,
+    initial_client_hello,
+)
 from .prf import VERIFY_DATA_LENGTH
 from .record import (
     MAX_CIPHERTEXT_EXPANSION,
@@ -371,11 +377,12 @@ class DtlsConnection:
             raise DtlsStateError(str(exc)) from exc
         self._after_handshake_step(now, -1)
 
-    def receive_datagram(self, data: bytes, now: float) -> None:
+    def receive_datagram(self, data: bytes, now: float, _hello: InitialHello | None = None) -> None:
         """Process one datagram from the peer.
 
         Never raises for peer input: invalid records are dropped, protocol violations end the
-        connection with a fatal alert and a :class:`ConnectionClosed` event.
+        connection with a fatal alert and a :class:`ConnectionClosed` event. (``_hello`` is
+        :class:`~.server.DtlsServer`'s read of the ClientHello the datagram starts with.)
         """
         if self._state is _CS.CLOSED:
             return
@@ -386,7 +393,7 @@ class DtlsConnection:
             handshake = self._handshake
             if handshake is not None:
                 state = handshake.state
-                if state is _EXPECT_CLIENT_HELLO and self._receive_client_hello(data, now):
+                if state is _EXPECT_CLIENT_HELLO and self._receive_client_hello(data, now, _hello):
                     return
                 if state is _EXPECT_KEY_EXCHANGE and self._receive_key_exchange_flight(data, now):
                     return
@@ -625,41 +632,85 @@ class DtlsConnection:
                 if epoch:
                     raise AlertUnexpectedMessage(f"unexpected content type {content_type}")
 
-    def _receive_client_hello(self, data: bytes, now: float) -> bool:
+    def _receive_client_hello(self, data: bytes, now: float, hello: InitialHello | None) -> bool:
         """Server: a datagram that is one epoch-0 record holding one whole ClientHello, the next
         message expected (how a hello nearly always arrives), handed to the handshake without
-        the record list and the per-record dispatch. Like the general path, any DTLS record
-        version is accepted on it (RFC 6347 §4.1). Any other shape returns False with nothing
-        changed: :meth:`receive_datagram` parses the datagram the general way.
+        the record list and the per-record dispatch, and, in the plain PSK case
+        (:meth:`Handshake.serve_psk_hello`), answered without the general flight code. Like the
+        general path, any DTLS record version is accepted on it (RFC 6347 §4.1). Any other
+        shape returns False with nothing changed: :meth:`receive_datagram` parses the datagram
+        the general way.
         """
+        if hello is None:
+            hello = initial_client_hello(data)
+            if hello is None:
+                return False
         end = len(data)
-        if end < RECORD_HEADER_LENGTH + HANDSHAKE_HEADER_LENGTH:
-            return False
-        content_type, version, epoch, seq_hi, seq_lo, length = _RECORD_HEADER.unpack_from(data)
-        type_and_length, message_seq = _TYPE_LENGTH_SEQ.unpack_from(data, RECORD_HEADER_LENGTH)
-        body_length = type_and_length & 0xFFFFFF
         reassembler = self._reassembler
         window = self._epoch0_window
-        seq = (seq_hi << 32) | seq_lo
+        record_seq = hello.record_seq
+        message_seq = hello.message_seq
         if (
-            content_type != _HANDSHAKE
-            or version >> 8 != 0xFE
-            or epoch
-            or RECORD_HEADER_LENGTH + length != end
-            or length > self._configuration.max_record_plaintext
-            or type_and_length >> 24 != _HT.CLIENT_HELLO
-            or body_length + HANDSHAKE_HEADER_LENGTH != length
-            or int.from_bytes(data[19:25], "big") != body_length  # offset 0, the whole message
+            hello.body_end != end  # the hello fills the record, the record the datagram
+            or ((data[11] << 8) | data[12]) != end - RECORD_HEADER_LENGTH
+            or end - RECORD_HEADER_LENGTH > self._configuration.max_record_plaintext
             or message_seq != reassembler.next_seq
             or not reassembler.is_empty()
             or window is None
-            or not window.is_fresh(seq)
+            or not window.is_fresh(record_seq)
         ):
             return False
-        window.mark(seq)
-        reassembler.take_whole(body_length)
-        self._handle_message(_HT.CLIENT_HELLO, message_seq, data[25:], 0, now)
+        window.mark(record_seq)
+        reassembler.take_whole(end - _HANDSHAKE_RECORD_OVERHEAD)
+        handshake = self._handshake
+        assert handshake is not None
+        flight = handshake.serve_psk_hello(data, hello)
+        if flight is None:
+            self._handle_message(_HT.CLIENT_HELLO, message_seq, data[25:], 0, now)
+        else:
+            self._send_plain_flight(flight, message_seq, now)
         return True
+
+    def _send_plain_flight(self, flight: list[OutgoingMessage], trigger: int, now: float) -> None:
+        """A new flight of epoch-0 handshake messages, sent as :meth:`_after_handshake_step`
+        and :meth:`_transmit_flight` would: in one datagram of one record per message when it
+        fits (else by :meth:`_transmit_flight`, which fragments), kept for retransmission."""
+        configuration = self._configuration
+        self._flight = flight
+        self._flight_trigger = trigger
+        self._timeout = timeout = configuration.initial_retransmit_timeout
+        self._retransmissions = 0
+        self._timer = now + timeout
+        write_seq = self._write_seq
+        seq = write_seq[0]
+        size = 0
+        for message in flight:
+            size += _HANDSHAKE_RECORD_OVERHEAD + len(message.body)
+        if size > configuration.max_datagram_size or seq + len(flight) > _MAX_SEQUENCE + 1:
+            self._transmit_flight(now)
+            return
+        self._flight_sent_at = now
+        datagram = b""
+        for _, _, msg_type, message_seq, body in flight:
+            length = len(body)
+            datagram += (
+                _PLAIN_HANDSHAKE_RECORD.pack(
+                    _HANDSHAKE,
+                    DTLS_1_2,
+                    0,
+                    seq >> 32,
+                    seq & 0xFFFFFFFF,
+                    length + HANDSHAKE_HEADER_LENGTH,
+                    (msg_type << 24) | length,
+                    message_seq,
+                    0,
+                    length,
+                )
+                + body
+            )
+            seq += 1
+        write_seq[0] = seq
+        self._datagrams.append(datagram)
 
     def _receive_key_exchange_flight(self, data: bytes, now: float) -> bool:
         """Server: the client's last flight as it nearly always arrives (RFC 6347 §4.2.4, flight

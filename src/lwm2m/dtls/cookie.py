@@ -90,5 +90,21 @@ class CookieGenerator:
             cookie, self._mac(previous, client, parameters)
         )
 
+    def check(self, cookie: bytes, client: bytes, parameters: bytes, now: float) -> bytes | None:
+        """None when ``cookie`` verifies (:meth:`verify_for`), else the cookie to send in a
+        HelloVerifyRequest (:meth:`generate_for`): what a server does with every hello, in one
+        call."""
+        self._rotate(now)
+        current = self._current
+        inner = len(client).to_bytes(2, "big") + client + parameters
+        expected = current.digest(inner)
+        if len(cookie) == self.COOKIE_LENGTH:
+            if hmac.compare_digest(cookie, expected):
+                return None
+            previous = self._previous
+            if previous is not None and hmac.compare_digest(cookie, previous.digest(inner)):
+                return None
+        return expected
+
     def __repr__(self) -> str:
         return f"CookieGenerator(lifetime={self._lifetime})"

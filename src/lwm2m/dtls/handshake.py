@@ -90,7 +90,7 @@ from .prf import (
     master_secret_seed,
     prf,
 )
-from .record import RecordProtection, create_protections
+from .record import RECORD_HEADER_LENGTH, RecordProtection, create_protections
 from .trust import PeerIdentity, PskIdentity, spki_der
 
 __all__ = ["Handshake", "HandshakeState", "OutgoingMessage", "SessionCache"]
@@ -113,6 +113,18 @@ _HANDSHAKE_HEADER = struct.Struct("!IHHI")
 
 _EMPTY_RENEGOTIATION_INFO = b"\x00"
 _PSK_SUITES = frozenset(s for s in CipherSuite if s.is_psk)
+_SCSV = int(CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV)
+_EXTENSION_HEADER = struct.Struct("!HH")
+_EMS = int(ExtensionType.EXTENDED_MASTER_SECRET)
+_RENEGOTIATION_INFO = int(ExtensionType.RENEGOTIATION_INFO)
+_CONNECTION_ID = int(ExtensionType.CONNECTION_ID)
+#: The server's renegotiation_info (empty, RFC 5746 §3.6) and extended_master_secret (RFC 7627
+#: §5.1) extensions, encoded.
+_RENEGOTIATION_REPLY = _EXTENSION_HEADER.pack(_RENEGOTIATION_INFO, 1) + b"\x00"
+_EMS_REPLY = _EXTENSION_HEADER.pack(_EMS, 0)
+_HANDSHAKE_CT = int(ContentType.HANDSHAKE)
+_SERVER_HELLO = int(HandshakeType.SERVER_HELLO)
+_SERVER_HELLO_DONE = int(HandshakeType.SERVER_HELLO_DONE)
 #: Suites with a key exchange (every known one but the renegotiation SCSV).
 _USABLE_SUITES = frozenset(CipherSuite) - {CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV}
 _UNCOMPRESSED = bytes([1, POINT_FORMAT_UNCOMPRESSED])
@@ -435,6 +447,118 @@ class Handshake:
                 )
         if not buf.eof():
             raise AlertDecodeError("trailing bytes in handshake message")
+
+    # -- the server's plain PSK handshake, straight from the datagrams -----------------------
+    #
+    # What a PSK server gets in nearly every full handshake, handled without the general
+    # dispatch (no Buffer, no message objects, no match ladder): each method either does what
+    # handle_message would do with the same input (checks, transcript, state, keys, the flight
+    # answering it) or returns None with nothing changed, and the caller goes the general way,
+    # which then also raises the right alert. tests/dtls/test_flight_fast_paths.py holds them
+    # to that on the canonical flights and on every one-byte change of them.
+
+    def serve_psk_hello(self, data: bytes, hello: m.InitialHello) -> list[OutgoingMessage] | None:
+        """Server: the ClientHello that fills ``data`` (one record, one whole message; ``hello``
+        is its layout) when it starts a new session with a PSK suite and the server has no
+        identity hint to send (RFC 4279 §2): the flight answering it, ServerHello and
+        ServerHelloDone."""
+        credentials = self._credentials
+        if (
+            self._state is not _HS.SERVER_EXPECT_CLIENT_HELLO
+            or credentials.psk_store is None
+            or credentials.psk_identity_hint
+            or data[25] != 0xFE  # client_version: DTLS 1.2 (numerically lower is later)
+            or data[26] > 0xFD
+            or data[59]  # a session_id: resumption is the general path's
+        ):
+            return None
+        cookie_end = hello.cookie_end
+        compression_end = hello.compression_end
+        suites_at = cookie_end + 2
+        compression_at = suites_at + ((data[cookie_end] << 8) | data[cookie_end + 1])
+        if 0 not in data[compression_at + 1 : compression_end]:
+            return None
+        end = len(data)
+        ems: bytes | None = None
+        reneg: bytes | None = None
+        cid_data: bytes | None = None
+        if compression_end < end:
+            pos = compression_end + 2
+            if pos > end or pos + ((data[pos - 2] << 8) | data[pos - 1]) != end:
+                return None
+            seen: set[int] = set()
+            while pos < end:
+                if end - pos < 4:
+                    return None
+                ext_type, ext_length = _EXTENSION_HEADER.unpack_from(data, pos)
+                start = pos + 4
+                pos = start + ext_length
+                if pos > end or ext_type in seen:
+                    return None
+                seen.add(ext_type)
+                if ext_type == _EMS:
+                    ems = data[start:pos]
+                elif ext_type == _RENEGOTIATION_INFO:
+                    reneg = data[start:pos]
+                elif ext_type == _CONNECTION_ID:
+                    cid_data = data[start:pos]
+        if ems is None:
+            if self._configuration.require_extended_master_secret:
+                return None
+        elif ems:
+            return None
+        if reneg is not None and reneg != _EMPTY_RENEGOTIATION_INFO:
+            return None
+        own_cid = self._connection_id
+        if own_cid is None:
+            cid_data = None
+        elif cid_data is not None and (not cid_data or cid_data[0] != len(cid_data) - 1):
+            return None
+        offered = struct.unpack_from(f"!{(compression_at - suites_at) >> 1}H", data, suites_at)
+        for suite in self._configuration.cipher_suites:
+            if suite in offered and suite in _USABLE_SUITES:
+                if suite not in _PSK_SUITES:
+                    return None  # the ECDHE negotiation is the general path's
+                break
+        else:
+            return None
+        # What handle_message and _server_handle_client_hello do in this case.
+        message_seq = self._send_seq
+        self._send_seq = message_seq + 2
+        # The hello is the datagram after the record header: its handshake header is the one
+        # it is hashed with (RFC 6347 §4.2.6: whole, unfragmented). The byte transcript is kept
+        # for signatures only, which no PSK suite makes.
+        self._transcript_hash = transcript = hashlib.sha256(data[RECORD_HEADER_LENGTH:])
+        self.client_random = hello.random
+        randoms = os.urandom(64)
+        self.server_random = server_random = randoms[:32]
+        self._ems = ems is not None
+        self.cipher_suite = suite = int(suite)
+        reply = _RENEGOTIATION_REPLY if reneg is not None or _SCSV in offered else b""
+        if ems is not None:
+            reply += _EMS_REPLY
+        if cid_data is not None:
+            assert own_cid is not None
+            self._peer_connection_id = cid_data[1:]
+            reply += _EXTENSION_HEADER.pack(_CONNECTION_ID, len(own_cid) + 1)
+            reply += bytes([len(own_cid)]) + own_cid
+        session_id = (
+            randoms[32:]
+            if self._session_cache is not None and self._configuration.session_cache_size
+            else b""
+        )
+        self._session_id = session_id
+        body = m.server_hello_bytes(server_random, session_id, suite, reply)
+        transcript.update(
+            _HANDSHAKE_HEADER.pack(_SERVER_HELLO << 24 | len(body), message_seq, 0, len(body))
+        )
+        transcript.update(body)
+        transcript.update(_HANDSHAKE_HEADER.pack(_SERVER_HELLO_DONE << 24, message_seq + 1, 0, 0))
+        self._set_state(_HS.SERVER_EXPECT_CLIENT_KEY_EXCHANGE)
+        return [
+            OutgoingMessage(_HANDSHAKE_CT, 0, _SERVER_HELLO, message_seq, body),
+            OutgoingMessage(_HANDSHAKE_CT, 0, _SERVER_HELLO_DONE, message_seq + 1, b""),
+        ]
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -21,12 +21,22 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from lwm2m.buffer import Buffer
 from lwm2m.errors import BufferReadError
 
-from .constants import DTLS_1_2, NAMED_CURVE, ExtensionType, NamedGroup, member_view
+from .constants import (
+    DTLS_1_2,
+    NAMED_CURVE,
+    ContentType,
+    ExtensionType,
+    HandshakeType,
+    NamedGroup,
+    member_view,
+)
 from .errors import AlertDecodeError
+from .record import MAX_CIPHERTEXT_EXPANSION, MAX_PLAINTEXT_LENGTH, RECORD_HEADER_LENGTH
 
 __all__ = [
     "HANDSHAKE_HEADER_LENGTH",
@@ -38,6 +48,7 @@ __all__ = [
     "Finished",
     "HandshakeFragment",
     "HelloVerifyRequest",
+    "InitialHello",
     "ServerHello",
     "ServerKeyExchangeEcdhe",
     "ServerKeyExchangePsk",
@@ -45,6 +56,7 @@ __all__ = [
     "client_hello_parameters",
     "encode_handshake",
     "find_extension",
+    "initial_client_hello",
     "parse_client_hello",
     "pull_handshake_fragment",
 ]
@@ -54,6 +66,8 @@ _NG = member_view(NamedGroup)
 
 #: msg_type(1) length(3) message_seq(2) fragment_offset(3) fragment_length(3), RFC 6347 §4.2.2.
 HANDSHAKE_HEADER_LENGTH = 12
+_HANDSHAKE = int(ContentType.HANDSHAKE)
+_CLIENT_HELLO = int(HandshakeType.CLIENT_HELLO)
 #: That header as msg_type+length (4), message_seq (2), then fragment_offset's high 16 bits (2)
 #: and its low byte + fragment_length (4).
 _HANDSHAKE_HEADER = struct.Struct("!IHHI")
@@ -274,6 +288,98 @@ def client_hello_cookie_fields(data: bytes) -> tuple[bytes, bytes, bytes]:
     )
 
 
+class InitialHello(NamedTuple):
+    """The layout of a datagram starting with one whole epoch-0 ClientHello
+    (:func:`initial_client_hello`); offsets are into the datagram."""
+
+    record_seq: int
+    message_seq: int
+    random: bytes
+    cookie: bytes
+    parameters: bytes
+    """The hello's wire bytes up to the compression methods without the cookie field (what the
+    cookie binds)."""
+    cookie_end: int
+    """Where the cookie field ends in the datagram (the cipher suites' length follows)."""
+    compression_end: int
+    """Where the compression methods end in the datagram (the extensions, if any, follow)."""
+    body_end: int
+    """Where the hello ends in the datagram."""
+
+
+#: The record header and the handshake header of an epoch-0 record starting with a whole
+#: handshake message: type, version's first byte (its second is skipped), epoch, seq_hi, seq_lo,
+#: record length, msg_type+length, message_seq, fragment_offset's high 16 bits, its low byte +
+#: fragment_length (RFC 6347 §4.1, §4.2.2).
+_HELLO_HEADERS = struct.Struct("!BBxHHIHIHHI")
+_MAX_RECORD = MAX_PLAINTEXT_LENGTH + MAX_CIPHERTEXT_EXPANSION
+#: The record and handshake headers, the hello's version and random, its session_id length.
+_HELLO_MINIMUM = RECORD_HEADER_LENGTH + HANDSHAKE_HEADER_LENGTH + 35
+
+
+def initial_client_hello(data: bytes) -> InitialHello | None:
+    """The unfragmented epoch-0 ClientHello that starts ``data``, else None.
+
+    Only the first record is looked at, straight from the datagram (no record or fragment
+    objects), and the hello only up to its compression methods, with the checks of
+    :func:`client_hello_cookie_fields`: the server runs this for every hello, spoofed or not,
+    and the cookie needs no more. The connection parses the rest once the cookie verified.
+    """
+    if len(data) < _HELLO_MINIMUM:
+        return None
+    (
+        content_type,
+        version_major,
+        epoch,
+        seq_hi,
+        seq_lo,
+        record_length,
+        type_and_length,
+        message_seq,
+        offset_hi,
+        offset_lo_and_length,
+    ) = _HELLO_HEADERS.unpack_from(data)
+    length = type_and_length & 0xFFFFFF
+    body_end = 25 + length
+    if (
+        content_type != _HANDSHAKE
+        or version_major != 0xFE  # any DTLS record version (RFC 6347 §4.1)
+        or epoch
+        or type_and_length >> 24 != _CLIENT_HELLO
+        or record_length > _MAX_RECORD  # what parse_datagram drops
+        or RECORD_HEADER_LENGTH + record_length > len(data)
+        or offset_hi  # offset 0 and one whole fragment:
+        or offset_lo_and_length != length
+        or body_end > RECORD_HEADER_LENGTH + record_length
+        or body_end < _HELLO_MINIMUM
+    ):
+        return None
+    # The body up to the compression methods (RFC 5246 §7.4.1.2, RFC 6347 §4.2.1).
+    session_id_end = _HELLO_MINIMUM + data[_HELLO_MINIMUM - 1]
+    if session_id_end + 1 > body_end or session_id_end > 25 + 67:  # session_id <= 32 bytes
+        return None
+    cookie_end = session_id_end + 1 + data[session_id_end]
+    if cookie_end + 2 > body_end:
+        return None
+    suites_length = (data[cookie_end] << 8) | data[cookie_end + 1]
+    compression_at = cookie_end + 2 + suites_length
+    if compression_at + 1 > body_end or suites_length & 1 or not suites_length:
+        return None
+    compression_end = compression_at + 1 + data[compression_at]
+    if compression_end > body_end or compression_end == compression_at + 1:
+        return None
+    return InitialHello(
+        (seq_hi << 32) | seq_lo,
+        message_seq,
+        data[27:59],
+        data[session_id_end + 1 : cookie_end],
+        data[25:session_id_end] + data[cookie_end:compression_end],
+        cookie_end,
+        compression_end,
+        body_end,
+    )
+
+
 def _parse_client_hello(data: bytes) -> ClientHello:
     """The ClientHello in ``data`` (the whole body)."""
     session_id_end, cookie_end, compression_end = _client_hello_layout(data)
@@ -391,14 +497,21 @@ def server_hello_body(
     building the :class:`ServerHello`.
     """
     inner = b"".join([_EXTENSION_HEADER.pack(t, len(data)) + data for t, data in extensions])
+    return server_hello_bytes(random, session_id, cipher_suite, inner)
+
+
+def server_hello_bytes(
+    random: bytes, session_id: bytes, cipher_suite: int, extensions: bytes
+) -> bytes:
+    """:func:`server_hello_body` with the extensions already encoded (their block's content)."""
     return (
         _DTLS_1_2_BYTES
         + random
         + bytes([len(session_id)])
         + session_id
         + _SUITE_COMPRESSION.pack(cipher_suite, 0)
-        + len(inner).to_bytes(2, "big")
-        + inner
+        + len(extensions).to_bytes(2, "big")
+        + extensions
     )
 
 

@@ -49,23 +49,17 @@ import os
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from struct import Struct
-from typing import NamedTuple
-
-from lwm2m.errors import BufferReadError
 
 from .config import DtlsConfiguration
 from .connection import ConnectionState, DtlsConnection
 from .constants import DTLS_1_0, DTLS_1_2, ContentType, HandshakeType, member_view
 from .cookie import CookieGenerator
 from .credentials import DtlsCredentials
-from .errors import Alert, DtlsStateError
+from .errors import DtlsStateError
 from .events import ApplicationData, DtlsEvent, PeerAddressChanged
 from .handshake import SessionCache
-from .messages import (
-    HANDSHAKE_HEADER_LENGTH,
-    client_hello_cookie_fields,
-)
-from .record import MAX_CIPHERTEXT_EXPANSION, MAX_PLAINTEXT_LENGTH, RECORD_HEADER_LENGTH
+from .messages import HANDSHAKE_HEADER_LENGTH, initial_client_hello
+from .record import RECORD_HEADER_LENGTH
 
 __all__ = ["DtlsServer", "ServerEvent"]
 
@@ -98,52 +92,6 @@ class ServerEvent:
     address: Hashable
     connection: DtlsConnection
     event: DtlsEvent | PeerAddressChanged
-
-
-class _InitialHello(NamedTuple):
-    record_seq: int
-    message_seq: int
-    random: bytes
-    cookie: bytes
-    parameters: bytes
-    """The hello's wire bytes up to the compression methods without the cookie field (what the
-    cookie binds)."""
-
-
-def _initial_client_hello(data: bytes) -> _InitialHello | None:
-    """The unfragmented epoch-0 ClientHello that starts ``data``, else None.
-
-    Only the first record is looked at, straight from the datagram (no record or fragment
-    objects), and the hello only up to its compression methods: this runs for every hello,
-    spoofed or not, and the cookie needs no more. The connection parses the whole hello once the
-    cookie verified.
-    """
-    end = len(data)
-    if (
-        end < RECORD_HEADER_LENGTH + HANDSHAKE_HEADER_LENGTH
-        or data[0] != _CT.HANDSHAKE
-        or data[1] != 0xFE  # any DTLS record version (RFC 6347 §4.1)
-        or data[3] != 0
-        or data[4] != 0
-        or data[13] != _HT.CLIENT_HELLO
-    ):
-        return None
-    record_length = (data[11] << 8) | data[12]
-    record_end = RECORD_HEADER_LENGTH + record_length
-    if record_end > end or record_length > MAX_PLAINTEXT_LENGTH + MAX_CIPHERTEXT_EXPANSION:
-        return None  # what parse_datagram drops
-    # RFC 6347 §4.2.2: msg_type(1) length(3) message_seq(2) fragment_offset(3) fragment_length(3)
-    type_and_length, message_seq = _TYPE_LENGTH_SEQ.unpack_from(data, 13)
-    length = type_and_length & 0xFFFFFF
-    offset_and_length = int.from_bytes(data[19:25], "big")
-    body_end = 25 + length
-    if offset_and_length != length or body_end > record_end:  # offset 0, one whole fragment
-        return None
-    try:
-        random, cookie, parameters = client_hello_cookie_fields(data[25:body_end])
-    except (BufferReadError, Alert):
-        return None
-    return _InitialHello(int.from_bytes(data[5:11], "big"), message_seq, random, cookie, parameters)
 
 
 class DtlsServer:
@@ -258,22 +206,23 @@ class DtlsServer:
                 connection.receive_datagram(data, now)
                 self._service(connection)
                 return
-        initial = _initial_client_hello(data)
+        initial = initial_client_hello(data)
         if initial is None:
             return
-        client = repr(address).encode()
-        if self._configuration.require_cookie and not self._cookies.verify_for(
-            initial.cookie, client, initial.parameters, now
-        ):
-            if len(self._outgoing) < _MAX_STATELESS_REPLIES:
-                cookie = self._cookies.generate_for(client, initial.parameters, now)
+        if self._configuration.require_cookie:
+            cookie = self._cookies.check(
+                initial.cookie, repr(address).encode(), initial.parameters, now
+            )
+            if cookie is not None:
+                if len(self._outgoing) >= _MAX_STATELESS_REPLIES:
+                    return
                 self._outgoing.append(
                     (
                         self._hello_verify_request(initial.record_seq, initial.message_seq, cookie),
                         address,
                     )
                 )
-            return
+                return
         if initial.record_seq > _LAST_HELLO_RECORD_SEQ:
             return  # no room left for the server's own epoch-0 numbers (see the docstring)
         beside = False
@@ -308,7 +257,7 @@ class DtlsServer:
         self._queued[connection] = (now, connection.highest_authenticated_record)
         if cid:
             self._by_cid[cid] = connection
-        connection.receive_datagram(data, now)
+        connection.receive_datagram(data, now, initial)
         self._service(connection)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Hashable]]:
@@ -357,7 +306,7 @@ class DtlsServer:
             return False
         if data[3:5] != b"\x00\x00" or data[13] != _HT.CLIENT_HELLO:
             return False
-        initial = _initial_client_hello(data)
+        initial = initial_client_hello(data)
         if initial is None:
             return connection.state is not _CS.HANDSHAKING
         return initial.random != connection._peer_random()
@@ -379,7 +328,7 @@ class DtlsServer:
             and len(data) > RECORD_HEADER_LENGTH
             and data[13] == _HT.CLIENT_HELLO
         ):
-            initial = _initial_client_hello(data)
+            initial = initial_client_hello(data)
             if initial is None or initial.random != pending._peer_random():
                 return False
             pending.receive_datagram(data, now)
