@@ -134,6 +134,9 @@ _FINISHED_FRAGMENT = bytes(3) + VERIFY_DATA_LENGTH.to_bytes(3, "big")  # offset 
 #: fragment_offset's high 16 bits, its low byte + fragment_length (RFC 6347 §4.1, §4.2.2).
 _PLAIN_HANDSHAKE_RECORD = struct.Struct("!BHHHIHIHHI")
 _HANDSHAKE_RECORD_OVERHEAD = RECORD_HEADER_LENGTH + HANDSHAKE_HEADER_LENGTH
+#: An epoch-0 ChangeCipherSpec record: header (type, version, epoch, seq_hi, seq_lo, length 1)
+#: and its one byte (RFC 5246 §7.1).
+_CHANGE_CIPHER_SPEC_RECORD = struct.Struct("!BHHHIHB")
 
 
 class ConnectionState(Enum):
@@ -676,11 +679,7 @@ class DtlsConnection:
         and :meth:`_transmit_flight` would: in one datagram of one record per message when it
         fits (else by :meth:`_transmit_flight`, which fragments), kept for retransmission."""
         configuration = self._configuration
-        self._flight = flight
-        self._flight_trigger = trigger
-        self._timeout = timeout = configuration.initial_retransmit_timeout
-        self._retransmissions = 0
-        self._timer = now + timeout
+        self._start_flight(flight, trigger, now, final=False)
         write_seq = self._write_seq
         seq = write_seq[0]
         size = 0
@@ -778,9 +777,16 @@ class DtlsConnection:
         # From here on, what the general path does with these records, in its order.
         window.mark(seq1)
         reassembler.take_whole(length)
-        self._handle_message(_HT.CLIENT_KEY_EXCHANGE, message_seq, data[25:ccs], 0, now)
-        if self._state is _CS.CLOSED:  # pragma: no cover - _handle_message raises instead
-            return True
+        handshake = self._handshake
+        assert handshake is not None
+        if handshake.serve_psk_key_exchange(data[RECORD_HEADER_LENGTH:ccs]):
+            # The new epoch's keys exist: what _after_handshake_step does then (no flight).
+            self._read_protection = handshake.read_protection
+            self._write_protection = handshake.write_protection
+        else:
+            self._handle_message(_HT.CLIENT_KEY_EXCHANGE, message_seq, data[25:ccs], 0, now)
+            if self._state is _CS.CLOSED:  # pragma: no cover - _handle_message raises instead
+                return True
         window.mark(seq2)
         seq3 = (hi3 << 32) | lo3
         record = RawRecord(
@@ -789,13 +795,11 @@ class DtlsConnection:
         # The Finished: one whole message, the next one, in a record that authenticates; else
         # the general path takes the record (and decides on a record that does not decrypt).
         protection = self._read_protection
-        handshake = self._handshake
         read_window = self._read_window
         result = (
             protection.decrypt(record)
             if protection is not None
             and not protection.cid
-            and handshake is not None
             and handshake.state is _EXPECT_FINISHED
             and read_window.is_fresh(seq3)
             else None
@@ -815,8 +819,51 @@ class DtlsConnection:
         read_window.mark(seq3)
         self._highest_record = (1, seq3)  # the first record of the new epoch to authenticate
         reassembler.take_whole(VERIFY_DATA_LENGTH)
-        self._handle_message(_HT.FINISHED, message_seq, plaintext[12:], 1, now)
+        flight = handshake.serve_finished(message_seq, plaintext[12:])
+        if flight is None:
+            self._handle_message(_HT.FINISHED, message_seq, plaintext[12:], 1, now)
+        else:
+            self._send_final_flight(flight, message_seq, now)
         return True
+
+    def _send_final_flight(self, flight: list[OutgoingMessage], trigger: int, now: float) -> None:
+        """The server's last flight (ChangeCipherSpec, Finished) with the handshake completed,
+        as :meth:`_after_handshake_step` and :meth:`_transmit_flight` would send it, in one
+        datagram of two records when it fits (else by :meth:`_transmit_flight`)."""
+        handshake = self._handshake
+        protection = self._write_protection
+        assert handshake is not None
+        assert protection is not None
+        self._start_flight(flight, trigger, now, final=True)
+        write_seq = self._write_seq
+        seq0, seq1 = write_seq
+        if self._write_epoch < 1:
+            self._write_epoch = 1
+        finished = flight[1]
+        datagram = _CHANGE_CIPHER_SPEC_RECORD.pack(
+            _CHANGE_CIPHER_SPEC, DTLS_1_2, 0, seq0 >> 32, seq0 & 0xFFFFFFFF, 1, 1
+        ) + protection.encrypt(
+            _HANDSHAKE,
+            DTLS_1_2,
+            1,
+            seq1,
+            encode_handshake(finished.msg_type, finished.message_seq, finished.body),
+        )
+        if (
+            len(datagram) > self._configuration.max_datagram_size
+            or seq0 >= _MAX_SEQUENCE
+            or seq1 >= _MAX_SEQUENCE
+        ):
+            self._transmit_flight(now)
+        else:
+            self._flight_sent_at = now
+            write_seq[0] = seq0 + 1
+            write_seq[1] = seq1 + 1
+            self._datagrams.append(datagram)
+        completed = handshake.completed
+        assert completed is not None
+        self._complete(handshake, completed, now)
+        self._deferred = []
 
     def _receive_alert(self, payload: bytes, epoch: int) -> None:
         if len(payload) != 2:
@@ -932,30 +979,11 @@ class DtlsConnection:
             self._write_protection = handshake.write_protection
         flight = handshake.take_flight()
         if flight:
-            # A new flight: the peer's previous one arrived completely (RFC 6347 §4.2.4).
-            self._flight = flight
-            self._flight_trigger = trigger
-            self._timeout = self._configuration.initial_retransmit_timeout
-            self._retransmissions = 0
-            self._timer = None if handshake.flight_final else now + self._timeout
+            self._start_flight(flight, trigger, now, handshake.flight_final)
             self._transmit_flight(now)
         completed = handshake.completed
         if completed is not None:
-            self._state = _CS.ESTABLISHED
-            limit = self.max_application_data  # fixed from now on
-            self._seal_limit = _SEAL_LIMITS.setdefault(limit, limit)  # one int object per value
-            self.handshake_result = completed
-            self._events.append(completed)
-            self._timer = None
-            self._handshake = None
-            self._reassembler.clear()
-            if not self.is_client:
-                self._client_random = handshake.client_random
-            if handshake.flight_final:
-                # RFC 6347 §4.2.4: answer the peer's repeated last flight for 2 * MSL.
-                self._linger = now + self._configuration.final_flight_linger
-            else:
-                self._release_handshake_state()
+            self._complete(handshake, completed, now)
         if install and self._deferred:
             deferred, self._deferred = self._deferred, []
             for record in deferred:
@@ -964,6 +992,33 @@ class DtlsConnection:
                 self._receive_record(record, now)
         if completed is not None:
             self._deferred = []
+
+    def _start_flight(
+        self, flight: list[OutgoingMessage], trigger: int, now: float, final: bool
+    ) -> None:
+        """A new flight: the peer's previous one arrived completely (RFC 6347 §4.2.4)."""
+        self._flight = flight
+        self._flight_trigger = trigger
+        self._timeout = timeout = self._configuration.initial_retransmit_timeout
+        self._retransmissions = 0
+        self._timer = None if final else now + timeout
+
+    def _complete(self, handshake: Handshake, completed: HandshakeCompleted, now: float) -> None:
+        self._state = _CS.ESTABLISHED
+        limit = self.max_application_data  # fixed from now on
+        self._seal_limit = _SEAL_LIMITS.setdefault(limit, limit)  # one int object per value
+        self.handshake_result = completed
+        self._events.append(completed)
+        self._timer = None
+        self._handshake = None
+        self._reassembler.clear()
+        if not self.is_client:
+            self._client_random = handshake.client_random
+        if handshake.flight_final:
+            # RFC 6347 §4.2.4: answer the peer's repeated last flight for 2 * MSL.
+            self._linger = now + self._configuration.final_flight_linger
+        else:
+            self._release_handshake_state()
 
     def _release_handshake_state(self) -> None:
         """After the handshake and its linger period, keep only what records need."""

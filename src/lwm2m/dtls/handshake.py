@@ -81,6 +81,7 @@ from .errors import (
     AlertUnsupportedExtension,
 )
 from .events import DtlsSession, HandshakeCompleted
+from .messages import HANDSHAKE_HEADER_LENGTH
 from .prf import (
     CLIENT_FINISHED_LABEL,
     MASTER_SECRET_LENGTH,
@@ -125,6 +126,8 @@ _EMS_REPLY = _EXTENSION_HEADER.pack(_EMS, 0)
 _HANDSHAKE_CT = int(ContentType.HANDSHAKE)
 _SERVER_HELLO = int(HandshakeType.SERVER_HELLO)
 _SERVER_HELLO_DONE = int(HandshakeType.SERVER_HELLO_DONE)
+_FINISHED = int(HandshakeType.FINISHED)
+_FINISHED_TYPE_AND_LENGTH = (_FINISHED << 24) | VERIFY_DATA_LENGTH
 #: Suites with a key exchange (every known one but the renegotiation SCSV).
 _USABLE_SUITES = frozenset(CipherSuite) - {CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV}
 _UNCOMPRESSED = bytes([1, POINT_FORMAT_UNCOMPRESSED])
@@ -157,6 +160,10 @@ class OutgoingMessage(NamedTuple):
     msg_type: int
     message_seq: int
     body: bytes
+
+
+#: The ChangeCipherSpec of a flight (RFC 5246 §7.1).
+_CHANGE_CIPHER_SPEC_MESSAGE = OutgoingMessage(int(ContentType.CHANGE_CIPHER_SPEC), 0, 0, 0, b"\x01")
 
 
 class SessionCache:
@@ -560,6 +567,50 @@ class Handshake:
             OutgoingMessage(_HANDSHAKE_CT, 0, _SERVER_HELLO_DONE, message_seq + 1, b""),
         ]
 
+    def serve_psk_key_exchange(self, message: bytes) -> bool:
+        """Server: ``message``, a whole ClientKeyExchange with its handshake header, of the PSK
+        suite chosen (RFC 4279 §2): the master secret derived by the credential and the new
+        epoch's protections made. False, nothing changed, for any other case."""
+        end = len(message)
+        if (
+            self._state is not _HS.SERVER_EXPECT_CLIENT_KEY_EXCHANGE
+            or self.cipher_suite not in _PSK_SUITES
+            or end < HANDSHAKE_HEADER_LENGTH + 2
+            or ((message[12] << 8) | message[13]) + HANDSHAKE_HEADER_LENGTH + 2 != end
+        ):
+            return False
+        self._transcript_hash.update(message)
+        self._server_psk_key_exchange(message[HANDSHAKE_HEADER_LENGTH + 2 :])
+        self._set_state(_HS.SERVER_EXPECT_FINISHED)
+        return True
+
+    def serve_finished(self, message_seq: int, verify_data: bytes) -> list[OutgoingMessage] | None:
+        """Server: the client's Finished of a full handshake without client certificates
+        (12 bytes of ``verify_data``, received under the new epoch): checked, then the final
+        flight answering it (ChangeCipherSpec, Finished) with the handshake completed. None,
+        nothing changed, for any other case."""
+        if (
+            self._state is not _HS.SERVER_EXPECT_FINISHED
+            or self._resumed
+            or self._certificate_requested
+            or len(verify_data) != VERIFY_DATA_LENGTH
+        ):
+            return None
+        transcript = self._transcript_hash
+        master = self._master_key()
+        expected = prf(master, CLIENT_FINISHED_LABEL, transcript.copy().digest(), 12)
+        if not hmac.compare_digest(verify_data, expected):
+            raise AlertDecryptError("Finished verify_data mismatch")
+        transcript.update(_HANDSHAKE_HEADER.pack(_FINISHED_TYPE_AND_LENGTH, message_seq, 0, 12))
+        transcript.update(verify_data)
+        own = prf(master, SERVER_FINISHED_LABEL, transcript.copy().digest(), 12)
+        seq = self._send_seq
+        self._send_seq = seq + 1
+        # The server's Finished ends the transcript: nothing reads it after this.
+        self.flight_final = True
+        self._finish()
+        return [_CHANGE_CIPHER_SPEC_MESSAGE, OutgoingMessage(_HANDSHAKE_CT, 1, _FINISHED, seq, own)]
+
     # -- helpers -----------------------------------------------------------------------------
 
     def _set_state(self, state: HandshakeState) -> None:
@@ -595,7 +646,7 @@ class Handshake:
         self._flight.append(OutgoingMessage(_CT.HANDSHAKE, epoch, msg_type, seq, body))
 
     def _send_change_cipher_spec_and_finished(self, label: bytes) -> None:
-        self._flight.append(OutgoingMessage(_CT.CHANGE_CIPHER_SPEC, 0, 0, 0, b"\x01"))
+        self._flight.append(_CHANGE_CIPHER_SPEC_MESSAGE)
         verify_data = prf(self._master_key(), label, self._transcript_digest(), VERIFY_DATA_LENGTH)
         self._send_body(_HT.FINISHED, verify_data, epoch=1)
 
@@ -1076,20 +1127,7 @@ class Handshake:
 
     def _server_handle_client_key_exchange(self, exchange: m.ClientKeyExchange) -> None:
         if exchange.psk_identity is not None:
-            store = self._credentials.psk_store
-            assert store is not None  # PSK suites are chosen only with a store
-            credential = store.lookup(exchange.psk_identity)
-            if credential is None:
-                if not self._configuration.hide_unknown_psk_identity:
-                    raise AlertUnknownPskIdentity("unknown PSK identity")
-                # RFC 4279 §2: carry on with a random secret; Finished fails as decrypt_error.
-                self._master_secret = os.urandom(MASTER_SECRET_LENGTH)
-                self._key_log_ok = False
-                self._install_keys()
-            else:
-                self._key_log_ok = self._key_log_ok and credential.key_log_permitted
-                self._derive_keys(self._session_hash(), psk=credential)
-            self._peer_identity = PskIdentity(exchange.psk_identity)
+            self._server_psk_key_exchange(exchange.psk_identity)
         else:
             assert self._ecdh_key is not None
             assert exchange.ecdh_public is not None
@@ -1102,6 +1140,22 @@ class Handshake:
             if self._signed_certificate
             else _HS.SERVER_EXPECT_FINISHED
         )
+
+    def _server_psk_key_exchange(self, identity: bytes) -> None:
+        store = self._credentials.psk_store
+        assert store is not None  # PSK suites are chosen only with a store
+        credential = store.lookup(identity)
+        if credential is None:
+            if not self._configuration.hide_unknown_psk_identity:
+                raise AlertUnknownPskIdentity("unknown PSK identity")
+            # RFC 4279 §2: carry on with a random secret; Finished fails as decrypt_error.
+            self._master_secret = os.urandom(MASTER_SECRET_LENGTH)
+            self._key_log_ok = False
+            self._install_keys()
+        else:
+            self._key_log_ok = self._key_log_ok and credential.key_log_permitted
+            self._derive_keys(self._session_hash(), psk=credential)
+        self._peer_identity = PskIdentity(identity)
 
     def _server_handle_finished(self, finished: m.Finished, message_seq: int) -> None:
         if self._certificate_requested and not self._signed_certificate and not self._resumed:

@@ -146,6 +146,10 @@ def encode_record(
     )
 
 
+_WINDOW_SIZE = 64
+_WINDOW_MASK = (1 << _WINDOW_SIZE) - 1
+
+
 class ReplayWindow:
     """Sliding window of the last 64 sequence numbers of one epoch (RFC 6347 §4.1.2.6).
 
@@ -157,28 +161,29 @@ class ReplayWindow:
 
     __slots__ = ("bitmap", "highest")
 
-    SIZE: ClassVar[int] = 64
+    SIZE: ClassVar[int] = 64  # _WINDOW_SIZE
 
     def __init__(self) -> None:
         self.highest = -1
         self.bitmap = 0
 
     def is_fresh(self, seq: int) -> bool:
-        if seq > self.highest:
+        highest = self.highest
+        if seq > highest:
             return True
-        offset = self.highest - seq
-        return offset < self.SIZE and not (self.bitmap >> offset) & 1
+        offset = highest - seq
+        return offset < _WINDOW_SIZE and not (self.bitmap >> offset) & 1
 
     def mark(self, seq: int) -> None:
-        if seq > self.highest:
-            shift = seq - self.highest
-            if shift >= self.SIZE:
-                self.bitmap = 1
-            else:
-                self.bitmap = ((self.bitmap << shift) | 1) & ((1 << self.SIZE) - 1)
+        highest = self.highest
+        if seq > highest:
+            shift = seq - highest
+            self.bitmap = (
+                1 if shift >= _WINDOW_SIZE else ((self.bitmap << shift) | 1) & _WINDOW_MASK
+            )
             self.highest = seq
         else:
-            self.bitmap |= 1 << (self.highest - seq)
+            self.bitmap |= 1 << (highest - seq)
 
 
 def _cid_header(version: int, epoch: int, seq: int, cid: bytes, inner_length: int) -> bytes:
