@@ -137,6 +137,18 @@ _HANDSHAKE_RECORD_OVERHEAD = RECORD_HEADER_LENGTH + HANDSHAKE_HEADER_LENGTH
 #: An epoch-0 ChangeCipherSpec record: header (type, version, epoch, seq_hi, seq_lo, length 1)
 #: and its one byte (RFC 5246 §7.1).
 _CHANGE_CIPHER_SPEC_RECORD = struct.Struct("!BHHHIHB")
+#: The first five bytes of a record header (type, version DTLS 1.2, epoch) and, for a
+#: ChangeCipherSpec, its last two (length 1) with the body (RFC 6347 §4.1, RFC 5246 §7.1).
+_EPOCH0_HANDSHAKE = bytes([_HANDSHAKE]) + DTLS_1_2.to_bytes(2, "big") + bytes(2)
+_EPOCH1_HANDSHAKE = bytes([_HANDSHAKE]) + DTLS_1_2.to_bytes(2, "big") + b"\x00\x01"
+_EPOCH0_CHANGE_CIPHER_SPEC = bytes([_CHANGE_CIPHER_SPEC]) + DTLS_1_2.to_bytes(2, "big") + bytes(2)
+_CHANGE_CIPHER_SPEC_BODY = b"\x00\x01\x01"
+#: A record's sequence number as its high 16 and low 32 bits.
+_SEQUENCE = struct.Struct("!HI")
+#: A handshake header: msg_type+length, message_seq, fragment_offset's high 16 bits, its low
+#: byte + fragment_length (RFC 6347 §4.2.2).
+_HANDSHAKE_HEADER = struct.Struct("!IHHI")
+_CLIENT_KEY_EXCHANGE = int(HandshakeType.CLIENT_KEY_EXCHANGE)
 
 
 class ConnectionState(Enum):
@@ -724,51 +736,41 @@ class DtlsConnection:
         the next one, a size over the limits, a connection ID.
         """
         end = len(data)
-        if end < 3 * RECORD_HEADER_LENGTH + HANDSHAKE_HEADER_LENGTH + 1 or self._deferred:
+        # Record headers compared as bytes: type, version DTLS 1.2 and epoch (RFC 6347 §4.1).
+        if data[:5] != _EPOCH0_HANDSHAKE or self._deferred:
             return False
-        type1, version1, epoch1, hi1, lo1, length1 = _RECORD_HEADER.unpack_from(data)
+        length1 = (data[11] << 8) | data[12]
         ccs = RECORD_HEADER_LENGTH + length1
+        finished = ccs + RECORD_HEADER_LENGTH + 1
         if (
-            type1 != _HANDSHAKE
-            or version1 != DTLS_1_2
-            or epoch1
-            or ccs + RECORD_HEADER_LENGTH + 1 > end
+            data[ccs : ccs + 5] != _EPOCH0_CHANGE_CIPHER_SPEC
+            or data[ccs + 11 : finished] != _CHANGE_CIPHER_SPEC_BODY  # length 1, the byte 1
+            or data[finished : finished + 5] != _EPOCH1_HANDSHAKE
+            or end < finished + RECORD_HEADER_LENGTH
             or length1 > self._configuration.max_record_plaintext
         ):
             return False
-        type2, version2, epoch2, hi2, lo2, length2 = _RECORD_HEADER.unpack_from(data, ccs)
-        finished = ccs + RECORD_HEADER_LENGTH + 1
-        if (
-            type2 != _CHANGE_CIPHER_SPEC
-            or version2 != DTLS_1_2
-            or epoch2
-            or length2 != 1
-            or data[finished - 1] != 1
-            or finished + RECORD_HEADER_LENGTH > end
-        ):
-            return False
-        type3, version3, epoch3, hi3, lo3, length3 = _RECORD_HEADER.unpack_from(data, finished)
-        if (
-            type3 != _HANDSHAKE
-            or version3 != DTLS_1_2
-            or epoch3 != 1
-            or finished + RECORD_HEADER_LENGTH + length3 != end
-            or length3 > _MAX_FRAGMENT
-        ):
-            return False
+        length3 = (data[finished + 11] << 8) | data[finished + 12]
         # The key exchange record holds exactly one whole message, the next one expected.
-        type_and_length, message_seq = _TYPE_LENGTH_SEQ.unpack_from(data, RECORD_HEADER_LENGTH)
+        type_and_length, message_seq, offset_hi, offset_lo_and_length = (
+            _HANDSHAKE_HEADER.unpack_from(data, RECORD_HEADER_LENGTH)
+        )
         length = type_and_length & 0xFFFFFF
         reassembler = self._reassembler
         if (
-            type_and_length >> 24 != _HT.CLIENT_KEY_EXCHANGE
+            finished + RECORD_HEADER_LENGTH + length3 != end
+            or length3 > _MAX_FRAGMENT
+            or type_and_length >> 24 != _CLIENT_KEY_EXCHANGE
             or message_seq != reassembler.next_seq
-            or int.from_bytes(data[19:25], "big") != length  # offset 0, the whole message
+            or offset_hi  # offset 0, the whole message
+            or offset_lo_and_length != length
             or length + HANDSHAKE_HEADER_LENGTH != length1
             or not reassembler.is_empty()
         ):
             return False
         window = self._epoch0_window
+        hi1, lo1 = _SEQUENCE.unpack_from(data, 5)
+        hi2, lo2 = _SEQUENCE.unpack_from(data, ccs + 5)
         seq1 = (hi1 << 32) | lo1
         seq2 = (hi2 << 32) | lo2
         # The ChangeCipherSpec after the key exchange: then it is fresh once that is marked.
@@ -788,6 +790,7 @@ class DtlsConnection:
             if self._state is _CS.CLOSED:  # pragma: no cover - _handle_message raises instead
                 return True
         window.mark(seq2)
+        hi3, lo3 = _SEQUENCE.unpack_from(data, finished + 5)
         seq3 = (hi3 << 32) | lo3
         record = RawRecord(
             _HANDSHAKE, DTLS_1_2, 1, seq3, b"", data[finished + RECORD_HEADER_LENGTH :]

@@ -166,6 +166,14 @@ class OutgoingMessage(NamedTuple):
 _CHANGE_CIPHER_SPEC_MESSAGE = OutgoingMessage(int(ContentType.CHANGE_CIPHER_SPEC), 0, 0, 0, b"\x01")
 
 
+def _extension(data: bytes, found: dict[int, int], ext_type: int) -> bytes | None:
+    """The data of the extension of ``ext_type`` whose header is at ``found[ext_type]``."""
+    pos = found.get(ext_type)
+    if pos is None:
+        return None
+    return data[pos + 4 : pos + 4 + ((data[pos + 2] << 8) | data[pos + 3])]
+
+
 class SessionCache:
     """Server-side sessions for resumption, least recently used evicted (RFC 5246 §7.3)."""
 
@@ -486,29 +494,27 @@ class Handshake:
         if 0 not in data[compression_at + 1 : compression_end]:
             return None
         end = len(data)
-        ems: bytes | None = None
-        reneg: bytes | None = None
-        cid_data: bytes | None = None
+        # The extensions' positions by type: one entry per extension, so a repeated type
+        # shows as fewer entries than extensions (a decode error, the general path's).
+        found: dict[int, int] = {}
         if compression_end < end:
             pos = compression_end + 2
             if pos > end or pos + ((data[pos - 2] << 8) | data[pos - 1]) != end:
                 return None
-            seen: set[int] = set()
-            while pos < end:
-                if end - pos < 4:
-                    return None
-                ext_type, ext_length = _EXTENSION_HEADER.unpack_from(data, pos)
-                start = pos + 4
-                pos = start + ext_length
-                if pos > end or ext_type in seen:
-                    return None
-                seen.add(ext_type)
-                if ext_type == _EMS:
-                    ems = data[start:pos]
-                elif ext_type == _RENEGOTIATION_INFO:
-                    reneg = data[start:pos]
-                elif ext_type == _CONNECTION_ID:
-                    cid_data = data[start:pos]
+            count = 0
+            try:
+                while pos < end:
+                    ext_type, ext_length = _EXTENSION_HEADER.unpack_from(data, pos)
+                    found[ext_type] = pos
+                    pos += 4 + ext_length
+                    count += 1
+            except struct.error:  # a header cut short
+                return None
+            if pos != end or len(found) != count:
+                return None
+        ems = _extension(data, found, _EMS)
+        reneg = _extension(data, found, _RENEGOTIATION_INFO)
+        cid_data = _extension(data, found, _CONNECTION_ID)
         if ems is None:
             if self._configuration.require_extended_master_secret:
                 return None

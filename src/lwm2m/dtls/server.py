@@ -71,6 +71,8 @@ _CS = member_view(ConnectionState)
 
 _APPLICATION_DATA = int(ContentType.APPLICATION_DATA)
 _TLS12_CID = int(ContentType.TLS12_CID)
+_HANDSHAKE = int(ContentType.HANDSHAKE)
+_CLIENT_HELLO = int(HandshakeType.CLIENT_HELLO)
 #: Most queued stateless replies; beyond it HelloVerifyRequests are not sent (drain often).
 _MAX_STATELESS_REPLIES = 4096
 #: Highest record sequence number of a ClientHello that may make a connection: the server's
@@ -182,27 +184,34 @@ class DtlsServer:
         """Route one datagram received from ``address``; never raises for peer input."""
         if not data:
             return
-        opened = self.open_record(data, address)
-        if opened is not None:  # the fast path of established connections
-            known, plaintext = opened
-            self._events.append(
-                ServerEvent(self._addresses.get(known), known, ApplicationData(plaintext))
-            )
-            return
-        cid_length = self._configuration.connection_id_length
-        if data[0] == _CT.TLS12_CID:
-            if cid_length and len(data) >= 11 + cid_length:
-                connection = self._by_cid.get(data[11 : 11 + cid_length])
-                if connection is not None:
-                    self._receive_cid(connection, data, address, now)
-            return
+        first = data[0]
+        if first != _HANDSHAKE:  # handshake records go past the record fast path
+            opened = self.open_record(data, address)
+            if opened is not None:  # the fast path of established connections
+                known, plaintext = opened
+                self._events.append(
+                    ServerEvent(self._addresses.get(known), known, ApplicationData(plaintext))
+                )
+                return
+            if first == _TLS12_CID:
+                cid_length = self._configuration.connection_id_length
+                if cid_length and len(data) >= 11 + cid_length:
+                    connection = self._by_cid.get(data[11 : 11 + cid_length])
+                    if connection is not None:
+                        self._receive_cid(connection, data, address, now)
+                return
         connection = self._by_address.get(address)
         if connection is not None:
             if self._pending:
                 pending = self._pending.get(address)
                 if pending is not None and self._receive_beside(connection, pending, data, now):
                     return
-            if not self._is_new_hello(connection, data):
+            if (
+                first != _HANDSHAKE
+                or len(data) <= RECORD_HEADER_LENGTH
+                or data[RECORD_HEADER_LENGTH] != _CLIENT_HELLO  # _is_new_hello's quick no
+                or not self._is_new_hello(connection, data)
+            ):
                 connection.receive_datagram(data, now)
                 self._service(connection)
                 return
