@@ -149,6 +149,8 @@ _SEQUENCE = struct.Struct("!HI")
 #: byte + fragment_length (RFC 6347 §4.2.2).
 _HANDSHAKE_HEADER = struct.Struct("!IHHI")
 _CLIENT_KEY_EXCHANGE = int(HandshakeType.CLIENT_KEY_EXCHANGE)
+#: ``tuple.__new__``: a named tuple without its generated (Python) ``__new__``.
+_new_record = tuple.__new__
 
 
 class ConnectionState(Enum):
@@ -568,6 +570,17 @@ class DtlsConnection:
         """The next event, or None."""
         return self._events.pop(0) if self._events else None
 
+    def _take_output(self) -> tuple[list[bytes], list[DtlsEvent]]:
+        """``datagrams_to_send`` and all of ``next_event`` in one call (for
+        :class:`~.server.DtlsServer`, which services its connections after every input)."""
+        datagrams = self._datagrams
+        events = self._events
+        if datagrams:
+            self._datagrams = []
+        if events:
+            self._events = []
+        return datagrams, events
+
     def close(self, reason: str = "closed locally") -> None:
         """Send close_notify (RFC 5246 §7.2.1) and end the connection; ``reason`` goes into the
         :class:`ConnectionClosed` event."""
@@ -690,17 +703,9 @@ class DtlsConnection:
         """A new flight of epoch-0 handshake messages, sent as :meth:`_after_handshake_step`
         and :meth:`_transmit_flight` would: in one datagram of one record per message when it
         fits (else by :meth:`_transmit_flight`, which fragments), kept for retransmission."""
-        configuration = self._configuration
         self._start_flight(flight, trigger, now, final=False)
         write_seq = self._write_seq
         seq = write_seq[0]
-        size = 0
-        for message in flight:
-            size += _HANDSHAKE_RECORD_OVERHEAD + len(message.body)
-        if size > configuration.max_datagram_size or seq + len(flight) > _MAX_SEQUENCE + 1:
-            self._transmit_flight(now)
-            return
-        self._flight_sent_at = now
         datagram = b""
         for _, _, msg_type, message_seq, body in flight:
             length = len(body)
@@ -720,6 +725,10 @@ class DtlsConnection:
                 + body
             )
             seq += 1
+        if len(datagram) > self._configuration.max_datagram_size or seq > _MAX_SEQUENCE + 1:
+            self._transmit_flight(now)  # fragments, or finds the sequence numbers exhausted
+            return
+        self._flight_sent_at = now
         write_seq[0] = seq
         self._datagrams.append(datagram)
 
@@ -792,8 +801,9 @@ class DtlsConnection:
         window.mark(seq2)
         hi3, lo3 = _SEQUENCE.unpack_from(data, finished + 5)
         seq3 = (hi3 << 32) | lo3
-        record = RawRecord(
-            _HANDSHAKE, DTLS_1_2, 1, seq3, b"", data[finished + RECORD_HEADER_LENGTH :]
+        record = _new_record(
+            RawRecord,
+            (_HANDSHAKE, DTLS_1_2, 1, seq3, b"", data[finished + RECORD_HEADER_LENGTH :]),
         )
         # The Finished: one whole message, the next one, in a record that authenticates; else
         # the general path takes the record (and decides on a record that does not decrypt).
@@ -1007,6 +1017,7 @@ class DtlsConnection:
         self._timer = None if final else now + timeout
 
     def _complete(self, handshake: Handshake, completed: HandshakeCompleted, now: float) -> None:
+        configuration = self._configuration
         self._state = _CS.ESTABLISHED
         limit = self.max_application_data  # fixed from now on
         self._seal_limit = _SEAL_LIMITS.setdefault(limit, limit)  # one int object per value
@@ -1015,11 +1026,11 @@ class DtlsConnection:
         self._timer = None
         self._handshake = None
         self._reassembler.clear()
-        if not self.is_client:
+        if not configuration.is_client:
             self._client_random = handshake.client_random
         if handshake.flight_final:
             # RFC 6347 §4.2.4: answer the peer's repeated last flight for 2 * MSL.
-            self._linger = now + self._configuration.final_flight_linger
+            self._linger = now + configuration.final_flight_linger
         else:
             self._release_handshake_state()
 

@@ -123,6 +123,8 @@ _CONNECTION_ID = int(ExtensionType.CONNECTION_ID)
 #: §5.1) extensions, encoded.
 _RENEGOTIATION_REPLY = _EXTENSION_HEADER.pack(_RENEGOTIATION_INFO, 1) + b"\x00"
 _EMS_REPLY = _EXTENSION_HEADER.pack(_EMS, 0)
+#: The length and data of an empty renegotiation_info extension (RFC 5746 §3.2).
+_EMPTY_RENEGOTIATION_INFO_EXTENSION = b"\x00\x01\x00"
 _HANDSHAKE_CT = int(ContentType.HANDSHAKE)
 _SERVER_HELLO = int(HandshakeType.SERVER_HELLO)
 _SERVER_HELLO_DONE = int(HandshakeType.SERVER_HELLO_DONE)
@@ -166,12 +168,14 @@ class OutgoingMessage(NamedTuple):
 _CHANGE_CIPHER_SPEC_MESSAGE = OutgoingMessage(int(ContentType.CHANGE_CIPHER_SPEC), 0, 0, 0, b"\x01")
 
 
-def _extension(data: bytes, found: dict[int, int], ext_type: int) -> bytes | None:
-    """The data of the extension of ``ext_type`` whose header is at ``found[ext_type]``."""
-    pos = found.get(ext_type)
-    if pos is None:
-        return None
+def _extension(data: bytes, pos: int) -> bytes:
+    """The data of the extension whose header is at ``data[pos]``."""
     return data[pos + 4 : pos + 4 + ((data[pos + 2] << 8) | data[pos + 3])]
+
+
+#: ``tuple.__new__``: a named tuple made from a tuple without its generated ``__new__`` (a
+#: Python function), for the few made on every handshake.
+_new_message = tuple.__new__
 
 
 class SessionCache:
@@ -225,45 +229,39 @@ def _uncompressed(key: ec.EllipticCurvePublicKey) -> bytes:
 
 
 class Handshake:
-    """One handshake of one endpoint (client or server role)."""
+    """One handshake of one endpoint (client or server role).
 
-    __slots__ = (
-        "_certificate_requested",
-        "_client_auth",
-        "_client_cert_type",
-        "_client_hello",
-        "_configuration",
-        "_connection_id",
-        "_credentials",
-        "_ecdh_key",
-        "_ems",
-        "_flight",
-        "_key_log_ok",
-        "_master_mac",
-        "_master_secret",
-        "_peer_connection_id",
-        "_peer_ecdh",
-        "_peer_identity",
-        "_peer_key",
-        "_psk_hint",
-        "_resumed",
-        "_send_seq",
-        "_server_cert_type",
-        "_session_cache",
-        "_session_id",
-        "_signed_certificate",
-        "_state",
-        "_transcript",
-        "_transcript_hash",
-        "cipher_suite",
-        "client_random",
-        "completed",
-        "flight_final",
-        "is_client",
-        "read_protection",
-        "server_random",
-        "write_protection",
-    )
+    It lives only while the handshake runs (the connection keeps the outcome), so it has no
+    ``__slots__``: the fields most handshakes never change are class-level defaults, and
+    making one sets only the rest, which every server handshake pays for.
+    """
+
+    # Defaults, overridden per instance as the handshake goes.
+    _peer_connection_id: bytes | None = None
+    flight_final = False
+    read_protection: RecordProtection | None = None
+    write_protection: RecordProtection | None = None
+    completed: HandshakeCompleted | None = None
+    cipher_suite = 0
+    client_random = b""
+    server_random = b""
+    _client_hello: m.ClientHello | None = None
+    _session_id = b""
+    _master_secret = b""
+    _master_mac: HmacSha256 | None = None
+    _ems = False
+    _resumed = False
+    _ecdh_key: ec.EllipticCurvePrivateKey | None = None
+    _peer_key: ec.EllipticCurvePublicKey | None = None
+    _peer_ecdh: ec.EllipticCurvePublicKey | None = None
+    _peer_identity: PeerIdentity | None = None
+    _psk_hint: bytes | None = None
+    _server_cert_type: int = _CERT.X509
+    _client_cert_type: int = _CERT.X509
+    _certificate_requested = False
+    _client_auth = False
+    _signed_certificate = False
+    _key_log_ok = False
 
     def __init__(
         self,
@@ -278,41 +276,16 @@ class Handshake:
         self._credentials = credentials
         self._session_cache = session_cache
         self._connection_id = connection_id
-        self._peer_connection_id: bytes | None = None
-        self.is_client = configuration.is_client
-        self._state = _HS.CLIENT_START if self.is_client else _HS.SERVER_EXPECT_CLIENT_HELLO
+        self.is_client = is_client = configuration.is_client
+        self._state = _HS.CLIENT_START if is_client else _HS.SERVER_EXPECT_CLIENT_HELLO
         self._send_seq = first_message_seq
+        # The transcript's bytes, kept for signatures (CertificateVerify), and its running
+        # hash, whose copies give the session hash and the Finished inputs.
         self._transcript = bytearray()
-        # The running hash of the transcript; copies give the session hash and Finished inputs.
         self._transcript_hash = hashlib.sha256()
         self._flight: list[OutgoingMessage] = []
-        self.flight_final = False
-        self.read_protection: RecordProtection | None = None
-        self.write_protection: RecordProtection | None = None
-        self.completed: HandshakeCompleted | None = None
-        self.cipher_suite = 0
-        self.client_random = b""
-        self.server_random = b""
-        self._client_hello: m.ClientHello | None = None
-        self._session_id = b""
-        self._master_secret = b""
-        self._master_mac: HmacSha256 | None = None
-        self._ems = False
-        self._resumed = False
-        self._ecdh_key: ec.EllipticCurvePrivateKey | None = None
-        self._peer_key: ec.EllipticCurvePublicKey | None = None
-        self._peer_ecdh: ec.EllipticCurvePublicKey | None = None
-        self._peer_identity: PeerIdentity | None = None
-        self._psk_hint: bytes | None = None
-        self._server_cert_type: int = _CERT.X509
-        self._client_cert_type: int = _CERT.X509
-        self._certificate_requested = False
-        self._client_auth = False
-        self._signed_certificate = False
-        # Asked of the credentials only when a key log is configured at all.
-        self._key_log_ok = configuration.key_log is not None and all(
-            c.key_log_permitted for c in credentials.local_credentials()
-        )
+        if configuration.key_log is not None:  # asked of the credentials only then
+            self._key_log_ok = all(c.key_log_permitted for c in credentials.local_credentials())
 
     # -- public ------------------------------------------------------------------------------
 
@@ -512,21 +485,23 @@ class Handshake:
                 return None
             if pos != end or len(found) != count:
                 return None
-        ems = _extension(data, found, _EMS)
-        reneg = _extension(data, found, _RENEGOTIATION_INFO)
-        cid_data = _extension(data, found, _CONNECTION_ID)
-        if ems is None:
-            if self._configuration.require_extended_master_secret:
-                return None
-        elif ems:
+        ems = _EMS in found
+        if ems:
+            if data[found[_EMS] + 2 : found[_EMS] + 4] != b"\x00\x00":
+                return None  # extended_master_secret is empty (RFC 7627 §5.1)
+        elif self._configuration.require_extended_master_secret:
             return None
-        if reneg is not None and reneg != _EMPTY_RENEGOTIATION_INFO:
-            return None
+        reneg = _RENEGOTIATION_INFO in found
+        if reneg and data[found[_RENEGOTIATION_INFO] + 2 : found[_RENEGOTIATION_INFO] + 5] != (
+            _EMPTY_RENEGOTIATION_INFO_EXTENSION
+        ):
+            return None  # renegotiation_info must be empty (RFC 5746 §3.6)
         own_cid = self._connection_id
-        if own_cid is None:
-            cid_data = None
-        elif cid_data is not None and (not cid_data or cid_data[0] != len(cid_data) - 1):
-            return None
+        cid_data = None
+        if own_cid is not None and _CONNECTION_ID in found:
+            cid_data = _extension(data, found[_CONNECTION_ID])
+            if not cid_data or cid_data[0] != len(cid_data) - 1:
+                return None
         offered = struct.unpack_from(f"!{(compression_at - suites_at) >> 1}H", data, suites_at)
         for suite in self._configuration.cipher_suites:
             if suite in offered and suite in _USABLE_SUITES:
@@ -545,10 +520,10 @@ class Handshake:
         self.client_random = hello.random
         randoms = os.urandom(64)
         self.server_random = server_random = randoms[:32]
-        self._ems = ems is not None
+        self._ems = ems
         self.cipher_suite = suite = int(suite)
-        reply = _RENEGOTIATION_REPLY if reneg is not None or _SCSV in offered else b""
-        if ems is not None:
+        reply = _RENEGOTIATION_REPLY if reneg or _SCSV in offered else b""
+        if ems:
             reply += _EMS_REPLY
         if cid_data is not None:
             assert own_cid is not None
@@ -569,8 +544,10 @@ class Handshake:
         transcript.update(_HANDSHAKE_HEADER.pack(_SERVER_HELLO_DONE << 24, message_seq + 1, 0, 0))
         self._set_state(_HS.SERVER_EXPECT_CLIENT_KEY_EXCHANGE)
         return [
-            OutgoingMessage(_HANDSHAKE_CT, 0, _SERVER_HELLO, message_seq, body),
-            OutgoingMessage(_HANDSHAKE_CT, 0, _SERVER_HELLO_DONE, message_seq + 1, b""),
+            _new_message(OutgoingMessage, (_HANDSHAKE_CT, 0, _SERVER_HELLO, message_seq, body)),
+            _new_message(
+                OutgoingMessage, (_HANDSHAKE_CT, 0, _SERVER_HELLO_DONE, message_seq + 1, b"")
+            ),
         ]
 
     def serve_psk_key_exchange(self, message: bytes) -> bool:
@@ -615,7 +592,10 @@ class Handshake:
         # The server's Finished ends the transcript: nothing reads it after this.
         self.flight_final = True
         self._finish()
-        return [_CHANGE_CIPHER_SPEC_MESSAGE, OutgoingMessage(_HANDSHAKE_CT, 1, _FINISHED, seq, own)]
+        return [
+            _CHANGE_CIPHER_SPEC_MESSAGE,
+            _new_message(OutgoingMessage, (_HANDSHAKE_CT, 1, _FINISHED, seq, own)),
+        ]
 
     # -- helpers -----------------------------------------------------------------------------
 

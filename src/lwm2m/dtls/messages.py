@@ -317,6 +317,9 @@ _MAX_RECORD = MAX_PLAINTEXT_LENGTH + MAX_CIPHERTEXT_EXPANSION
 _HELLO_MINIMUM = RECORD_HEADER_LENGTH + HANDSHAKE_HEADER_LENGTH + 35
 
 
+_new_hello = tuple.__new__
+
+
 def initial_client_hello(data: bytes) -> InitialHello | None:
     """The unfragmented epoch-0 ClientHello that starts ``data``, else None.
 
@@ -368,15 +371,18 @@ def initial_client_hello(data: bytes) -> InitialHello | None:
     compression_end = compression_at + 1 + data[compression_at]
     if compression_end > body_end or compression_end == compression_at + 1:
         return None
-    return InitialHello(
-        (seq_hi << 32) | seq_lo,
-        message_seq,
-        data[27:59],
-        data[session_id_end + 1 : cookie_end],
-        data[25:session_id_end] + data[cookie_end:compression_end],
-        cookie_end,
-        compression_end,
-        body_end,
+    return _new_hello(  # InitialHello(...) without its generated (Python) __new__
+        InitialHello,
+        (
+            (seq_hi << 32) | seq_lo,
+            message_seq,
+            data[27:59],
+            data[session_id_end + 1 : cookie_end],
+            data[25:session_id_end] + data[cookie_end:compression_end],
+            cookie_end,
+            compression_end,
+            body_end,
+        ),
     )
 
 

@@ -378,9 +378,10 @@ class DtlsServer:
 
     def _service(self, connection: DtlsConnection) -> None:
         address = self._addresses.get(connection)
-        for datagram in connection.datagrams_to_send(0.0):
+        datagrams, events = connection._take_output()
+        for datagram in datagrams:
             self._outgoing.append((datagram, address))
-        while (event := connection.next_event()) is not None:
+        for event in events:
             self._events.append(ServerEvent(address, connection, event))
         deadline = connection.get_timer()
         state = connection.state
