@@ -852,7 +852,8 @@ class DtlsConnection:
         seq0, seq1 = write_seq
         if self._write_epoch < 1:
             self._write_epoch = 1
-        finished = flight[1]
+        _, _, msg_type, message_seq, body = flight[1]
+        length = len(body)
         datagram = _CHANGE_CIPHER_SPEC_RECORD.pack(
             _CHANGE_CIPHER_SPEC, DTLS_1_2, 0, seq0 >> 32, seq0 & 0xFFFFFFFF, 1, 1
         ) + protection.encrypt(
@@ -860,7 +861,7 @@ class DtlsConnection:
             DTLS_1_2,
             1,
             seq1,
-            encode_handshake(finished.msg_type, finished.message_seq, finished.body),
+            _HANDSHAKE_HEADER.pack((msg_type << 24) | length, message_seq, 0, length) + body,
         )
         if (
             len(datagram) > self._configuration.max_datagram_size

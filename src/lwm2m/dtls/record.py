@@ -281,16 +281,23 @@ class Ccm8Protection(RecordProtection):
     def encrypt(
         self, content_type: int, version: int, epoch: int, seq: int, plaintext: bytes
     ) -> bytes:
-        explicit = struct.pack("!HHI", epoch, seq >> 32, seq & 0xFFFFFFFF)
         cid = self.cid
         if cid:
+            explicit = struct.pack("!HHI", epoch, seq >> 32, seq & 0xFFFFFFFF)
             inner = plaintext + bytes([content_type])
             aad = _cid_header(version, epoch, seq, cid, len(inner))
             ciphertext = self._aead.encrypt(self._iv + explicit, inner, aad)
             return encode_record(_CT.TLS12_CID, version, epoch, seq, explicit + ciphertext, cid)
-        aad = explicit + struct.pack("!BHH", content_type, version, len(plaintext))
-        ciphertext = self._aead.encrypt(self._iv + explicit, plaintext, aad)
-        return encode_record(content_type, version, epoch, seq, explicit + ciphertext)
+        # Header, nonce and AAD each one struct pack, as in seal_application_data.
+        number = (epoch << 48) | seq
+        length = len(plaintext)
+        return _CCM_HEADER.pack(content_type, version, number, length + 16, number) + (
+            self._aead.encrypt(
+                _CCM_NONCE.pack(self._iv, number),
+                plaintext,
+                _CCM_AAD.pack(number, content_type, version, length),
+            )
+        )
 
     def decrypt(self, record: RawRecord) -> tuple[int, bytes] | None:
         fragment = record.fragment
