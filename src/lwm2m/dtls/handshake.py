@@ -1140,7 +1140,14 @@ class Handshake:
             self._install_keys()
         else:
             self._key_log_ok = self._key_log_ok and credential.key_log_permitted
-            self._derive_keys(self._session_hash(), psk=credential)
+            # The master secret is derived inside the credential (the PSK never leaves it).
+            label, seed = master_secret_seed(
+                self.client_random,
+                self.server_random,
+                self._transcript_hash.copy().digest() if self._ems else None,
+            )
+            self._master_secret = credential.derive_master_secret(label, seed)
+            self._install_keys()
         self._peer_identity = PskIdentity(identity)
 
     def _server_handle_finished(self, finished: m.Finished, message_seq: int) -> None:
