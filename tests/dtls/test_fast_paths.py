@@ -25,9 +25,9 @@ from lwm2m.dtls.cookie import CookieGenerator
 from lwm2m.dtls.credentials import SoftwarePsk
 from lwm2m.dtls.errors import Alert, AlertDecodeError
 from lwm2m.dtls.handshake import HandshakeState
-from lwm2m.dtls.messages import initial_client_hello as _initial_client_hello
+from lwm2m.dtls.messages import initial_client_hello, pull_handshake_fragment
 from lwm2m.dtls.prf import HmacSha256, p_sha256, prf, psk_premaster
-from lwm2m.dtls.record import encode_record
+from lwm2m.dtls.record import MAX_CIPHERTEXT_EXPANSION, MAX_PLAINTEXT_LENGTH, encode_record
 from lwm2m.dtls.server import DtlsServer
 from lwm2m.errors import BufferReadError
 
@@ -233,7 +233,7 @@ def test_initial_client_hello_reads_the_datagram_directly() -> None:
     datagram = encode_record(
         ContentType.HANDSHAKE, DTLS_1_0, 0, 0x123456789A, m.encode_handshake(1, 3, body)
     )
-    initial = _initial_client_hello(datagram)
+    initial = initial_client_hello(datagram)
     assert initial is not None
     assert (initial.record_seq, initial.message_seq) == (0x123456789A, 3)
     assert (initial.random, initial.cookie) == (hello.random, hello.cookie)
@@ -241,10 +241,91 @@ def test_initial_client_hello_reads_the_datagram_directly() -> None:
     fragmented = encode_record(
         ContentType.HANDSHAKE, DTLS_1_0, 0, 1, m.encode_handshake(1, 3, body, 0, 40)
     )
-    assert _initial_client_hello(fragmented) is None
-    assert _initial_client_hello(datagram[:-1]) is None  # record longer than the datagram
+    assert initial_client_hello(fragmented) is None
+    assert initial_client_hello(datagram[:-1]) is None  # record longer than the datagram
     epoch1 = datagram[:3] + b"\x00\x01" + datagram[5:]
-    assert _initial_client_hello(epoch1) is None
+    assert initial_client_hello(epoch1) is None
+
+
+def _reference_initial(datagram: bytes) -> tuple[int, int, bytes, bytes, bytes] | None:
+    """What initial_client_hello reads, the straightforward way: the first record's header, one
+    whole ClientHello fragment in it, client_hello_cookie_fields."""
+    buf = Buffer(datagram)
+    try:
+        content_type = buf.pull_uint8()
+        version = buf.pull_uint16()
+        epoch = buf.pull_uint16()
+        record_seq = int.from_bytes(buf.pull_bytes(6), "big")
+        fragment = buf.pull_bytes(buf.pull_uint16())
+        header = pull_handshake_fragment(Buffer(fragment))
+        fields = m.client_hello_cookie_fields(header.fragment)
+    except (BufferReadError, Alert):
+        return None
+    if (
+        content_type != ContentType.HANDSHAKE
+        or version >> 8 != 0xFE
+        or epoch
+        or len(fragment) > MAX_PLAINTEXT_LENGTH + MAX_CIPHERTEXT_EXPANSION
+        or header.msg_type != HandshakeType.CLIENT_HELLO
+        or header.fragment_offset
+        or len(header.fragment) != header.length
+    ):
+        return None
+    return (record_seq, header.message_seq, *fields)
+
+
+def _read(datagram: bytes) -> tuple[int, int, bytes, bytes, bytes] | None:
+    initial = initial_client_hello(datagram)
+    if initial is None:
+        return None
+    return (
+        initial.record_seq,
+        initial.message_seq,
+        initial.random,
+        initial.cookie,
+        initial.parameters,
+    )
+
+
+@settings(max_examples=300)
+@given(hello=hellos, position=st.integers(0, 300), value=st.integers(0, 255))
+def test_initial_client_hello_agrees_with_the_reference(
+    hello: m.ClientHello, position: int, value: int
+) -> None:
+    """On a hello's datagram and on a one-byte change of it (lengths, types, versions)."""
+    datagram = encode_record(
+        ContentType.HANDSHAKE, DTLS_1_0, 0, 5, m.encode_handshake(1, 2, encode_hello(hello))
+    )
+    changed = bytearray(datagram)
+    if position < len(changed):
+        changed[position] = value
+    for candidate in (datagram, bytes(changed)):
+        assert _read(candidate) == _reference_initial(candidate), candidate.hex()
+
+
+@given(data=st.binary(max_size=200))
+def test_initial_client_hello_on_random_bytes(data: bytes) -> None:
+    assert _read(data) == _reference_initial(data)
+
+
+@given(
+    cookie=st.binary(max_size=40),
+    client=st.binary(max_size=30),
+    parameters=st.binary(max_size=80),
+    now=st.floats(0, 500),
+)
+def test_cookie_check_is_verify_then_generate(
+    cookie: bytes, client: bytes, parameters: bytes, now: float
+) -> None:
+    generator = CookieGenerator(lifetime=60.0)
+    good = generator.generate_for(client, parameters, 0.0)
+    for candidate in (cookie, good):
+        valid = generator.verify_for(candidate, client, parameters, now)
+        answer = generator.check(candidate, client, parameters, now)
+        if valid:
+            assert answer is None
+        else:
+            assert answer == generator.generate_for(client, parameters, now)
 
 
 # -- encoders -------------------------------------------------------------------------------------

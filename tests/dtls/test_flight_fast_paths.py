@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -20,11 +21,12 @@ from lwm2m.dtls import handshake as handshake_module
 from lwm2m.dtls.config import DtlsConfiguration
 from lwm2m.dtls.connection import ConnectionState, DtlsConnection
 from lwm2m.dtls.constants import DTLS_1_0, DTLS_1_2, ContentType, HandshakeType
+from lwm2m.dtls.credentials import DtlsCredentials, SoftwarePskStore
 from lwm2m.dtls.events import HandshakeCompleted
 from lwm2m.dtls.messages import HANDSHAKE_HEADER_LENGTH, InitialHello, encode_handshake
 from lwm2m.dtls.record import RECORD_HEADER_LENGTH, RawRecord, parse_datagram
 
-from .helpers import PSK_IDENTITY, psk_client, psk_server_credentials
+from .helpers import PSK, PSK_IDENTITY, psk_client, psk_server_credentials
 
 Observed = tuple[object, ...]
 
@@ -72,9 +74,14 @@ def deterministic_randomness(monkeypatch: pytest.MonkeyPatch) -> None:
     Counting.taken = []
 
 
-def new_server(kind: type[DtlsConnection] = DtlsConnection) -> DtlsConnection:
+def new_server(
+    kind: type[DtlsConnection] = DtlsConnection,
+    credentials: DtlsCredentials | None = None,
+    **config: Any,
+) -> DtlsConnection:
     return kind(
-        configuration=DtlsConfiguration(is_client=False), credentials=psk_server_credentials()
+        configuration=DtlsConfiguration(is_client=False, **config),
+        credentials=credentials or psk_server_credentials(),
     )
 
 
@@ -84,9 +91,11 @@ def client_datagrams() -> list[bytes]:
     return handshake_client()[1]
 
 
-def handshake_client() -> tuple[DtlsConnection, list[bytes]]:
-    client = psk_client()
-    server = new_server()
+def handshake_client(
+    client_config: dict[str, Any] | None = None, server: DtlsConnection | None = None
+) -> tuple[DtlsConnection, list[bytes]]:
+    client = psk_client(**(client_config or {}))
+    server = server or new_server()
     client.connect(0.0)
     sent: list[bytes] = []
     for _ in range(4):
@@ -106,6 +115,7 @@ def observe(server: DtlsConnection, data: bytes) -> Observed:
     while (event := server.next_event()) is not None:
         events.append(repr(event))
     handshake = server._handshake
+    result = server.handshake_result
     return (
         server.datagrams_to_send(0.0),
         events,
@@ -113,16 +123,25 @@ def observe(server: DtlsConnection, data: bytes) -> Observed:
         handshake.state if handshake is not None else None,
         server.highest_authenticated_record,
         server.get_timer(),
+        server.max_application_data,
+        # what a resumption would find, and what the association keeps
+        result.session if result is not None else None,
+        server.peer_identity,
+        server.peer_connection_id,
     )
 
 
-def both(datagrams: list[bytes]) -> tuple[list[Observed], list[Observed]]:
-    fast, general = new_server(Counting), new_server(GeneralOnly)
+def both(
+    datagrams: list[bytes], credentials: DtlsCredentials | None = None, **config: Any
+) -> tuple[list[Observed], list[Observed]]:
+    fast = new_server(Counting, credentials, **config)
+    general = new_server(GeneralOnly, credentials, **config)
     return [observe(fast, d) for d in datagrams], [observe(general, d) for d in datagrams]
 
 
-def test_the_canonical_flights_take_the_fast_paths_and_agree() -> None:
+def test_the_canonical_flights_take_the_fast_paths_and_agree(lanes: list[str]) -> None:
     hello, flight = client_datagrams()
+    lanes.clear()
     assert [r.content_type for r in parse_datagram(flight)] == [
         ContentType.HANDSHAKE,
         ContentType.CHANGE_CIPHER_SPEC,
@@ -130,6 +149,7 @@ def test_the_canonical_flights_take_the_fast_paths_and_agree() -> None:
     ]
     fast, general = both([hello, flight])
     assert Counting.taken == ["hello", "key exchange"]
+    assert lanes == ALL_LANES
     assert fast == general
     assert fast[-1][2] is ConnectionState.ESTABLISHED
     assert fast[-1][1][0].startswith("HandshakeCompleted(")
@@ -285,3 +305,131 @@ def test_an_unusual_finished_record_goes_the_general_way(
     assert Counting.taken == ["hello", "key exchange"]
     assert fast == general
     assert fast[-1][2] is not ConnectionState.ESTABLISHED
+
+
+def hinting_credentials() -> DtlsCredentials:
+    return DtlsCredentials(
+        psk_store=SoftwarePskStore({PSK_IDENTITY: PSK}), psk_identity_hint=b"lwm2m"
+    )
+
+
+@pytest.fixture
+def lanes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The plain-PSK lanes of the handshake that served a message (returned a result)."""
+    served: list[str] = []
+    for name, label in (
+        ("serve_psk_hello", "hello"),
+        ("serve_psk_key_exchange", "key exchange"),
+        ("serve_finished", "finished"),
+    ):
+        original = getattr(handshake_module.Handshake, name)
+
+        def spy(self: Any, *args: Any, _original: Any = original, _label: str = label) -> Any:
+            result = _original(self, *args)
+            if result:
+                served.append(_label)
+            return result
+
+        monkeypatch.setattr(handshake_module.Handshake, name, spy)
+    return served
+
+
+ALL_LANES = ["hello", "key exchange", "finished"]
+
+
+@pytest.mark.parametrize(
+    ("client_config", "server_config", "credentials", "taken", "served"),
+    [
+        ({}, {"require_extended_master_secret": True}, None, ["hello", "key exchange"], ALL_LANES),
+        ({}, {"session_cache_size": 0}, None, ["hello", "key exchange"], ALL_LANES),
+        # a connection ID offered and accepted: the hello is the plain case, the client's last
+        # flight then arrives in tls12_cid records, which are the general path's
+        (
+            {"connection_id": b"\x07\x08"},
+            {"connection_id": b"\x01\x02\x03"},
+            None,
+            ["hello"],
+            ["hello"],
+        ),
+        # offered, but the server uses none: nothing to negotiate
+        ({"connection_id": b"\x07\x08"}, {}, None, ["hello", "key exchange"], ALL_LANES),
+        # an identity hint to send: the ServerKeyExchange is the general path's
+        ({}, {}, hinting_credentials(), ["hello", "key exchange"], ["key exchange", "finished"]),
+    ],
+)
+def test_configurations_agree(
+    client_config: dict[str, Any],
+    server_config: dict[str, Any],
+    credentials: DtlsCredentials | None,
+    taken: list[str],
+    served: list[str],
+    lanes: list[str],
+) -> None:
+    """The lanes in the server configurations and client offers they meet, or not."""
+    server = new_server(DtlsConnection, credentials, **server_config)
+    client, (hello, flight) = handshake_client(client_config, server)
+    assert client.state is ConnectionState.ESTABLISHED
+    lanes.clear()
+    fast, general = both([hello, flight], credentials, **server_config)
+    assert Counting.taken == taken
+    assert lanes == served
+    assert fast == general
+    assert fast[-1][2] is ConnectionState.ESTABLISHED
+
+
+def test_a_resumption_offer_goes_the_general_way(lanes: list[str]) -> None:
+    """A hello with a session_id (RFC 5246 §7.4.1.2) is not the lane's: the cached session is
+    resumed, or, unknown, a new one made, by the general path."""
+    client, _ = handshake_client()
+    result = client.handshake_result
+    assert result is not None
+    assert result.session is not None
+    resuming = psk_client(session=result.session)
+    resuming.connect(0.0)
+    (hello,) = resuming.datagrams_to_send(0.0)
+    lanes.clear()
+    fast, general = both([hello])
+    assert lanes == []
+    assert fast == general
+    assert fast[-1][3] is not None  # a new full handshake: the server does not know the session
+
+
+def test_the_retransmitted_final_flight_agrees(lanes: list[str]) -> None:
+    """After the lanes completed the handshake, the client's repeated last flight (our Finished
+    was lost) gets the same repeated server flight (RFC 6347 §4.2.4) as after the general
+    path."""
+    client = psk_client()
+    servers = [new_server(Counting), new_server(GeneralOnly)]
+    client.connect(0.0)
+    lanes.clear()
+    replies: list[list[bytes]] = [[], []]
+    for _ in range(2):  # the hello, then the key exchange flight
+        sent = client.datagrams_to_send(0.0)
+        for index, server in enumerate(servers):
+            for datagram in sent:
+                server.receive_datagram(datagram, 0.0)
+            replies[index] = server.datagrams_to_send(0.0)
+        assert replies[0] == replies[1]
+        if client.state is not ConnectionState.HANDSHAKING:
+            break
+        if _ == 0:
+            for datagram in replies[0]:
+                client.receive_datagram(datagram, 0.0)
+    # Our final flight is lost: the client repeats its flight when its timer fires.
+    timer = client.get_timer()
+    assert timer is not None
+    client.handle_timer(timer)
+    repeated = client.datagrams_to_send(timer)
+    assert repeated
+    again = []
+    for server in servers:
+        for datagram in repeated:
+            server.receive_datagram(datagram, timer)
+        again.append((server.datagrams_to_send(timer), server.get_timer(), server.state))
+    assert lanes == ALL_LANES
+    assert again[0] == again[1]
+    assert again[0][0]  # ChangeCipherSpec + Finished again
+    assert again[0][2] is ConnectionState.ESTABLISHED
+    for datagram in again[0][0]:
+        client.receive_datagram(datagram, timer)
+    assert client.state is ConnectionState.ESTABLISHED
