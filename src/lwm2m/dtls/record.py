@@ -275,7 +275,7 @@ class Ccm8Protection(RecordProtection):
 
     def __init__(self, key: bytes, iv: bytes, cid: bytes = b"") -> None:
         self.cid = cid
-        self._aead = AESCCM(key, tag_length=8)
+        self._aead = AESCCM(key, 8)  # tag_length
         self._iv = iv
 
     def encrypt(
