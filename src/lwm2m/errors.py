@@ -33,6 +33,7 @@ __all__ = [
     "RequestEntityTooLarge",
     "RequestError",
     "SecureComponentError",
+    "SecureComponentUnavailable",
     "ServiceUnavailable",
     "Unauthorized",
     "UnsupportedContentFormat",
@@ -164,3 +165,11 @@ class OscoreError(Lwm2mError):
 
 class SecureComponentError(Lwm2mError):
     """Root of the Secure Component layer's errors."""
+
+
+class SecureComponentUnavailable(SecureComponentError):
+    """A Secure Component an operation needs cannot be reached: its library, module, token or
+    card is missing, or the card went away. Defined here, below the engines, so that the client
+    engine can answer 5.03 for the objects a component holds without knowing the component
+    layer (:class:`lwm2m.secure.interfaces.ComponentUnavailable` is the component layer's
+    name for it)."""

@@ -7,6 +7,8 @@ SCP03 secure channel with the card's Issuer Security Domain through the relay.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 
 from api.chromium import serve
 from lwm2m.client import MemoryInstanceStore
+from lwm2m.client.events import RegistrationUpdated
 from lwm2m.codec.content_format import ContentFormat as CF
 from lwm2m.io.se_admin import AdminScriptFailed, end_admin_session, run_admin_script
 from lwm2m.model import ResourceType, SingleResource
@@ -21,6 +24,7 @@ from lwm2m.model.registry import ModelRegistry
 from lwm2m.secure.admin import ISD_AID, AdminStatus
 from lwm2m.secure.object import SeramStatus, register_secure_component_object
 from lwm2m.secure.pcsc import PcscComponent
+from lwm2m.secure.pcsc.errors import CardRemoved
 from lwm2m.secure.ram import CommandScript
 from lwm2m.server.errors import ErrorResponse
 from lwm2m.vse.state import VseState
@@ -104,7 +108,7 @@ async def test_the_server_runs_scp03_with_the_card_through_the_client(
 
 
 async def test_a_script_that_cannot_run_is_an_admin_failure(admin_stack: Stack) -> None:
-    # /1 and /2 in memory: with them on the card, a card that went away stops the whole client
+    # /1 and /2 in memory, so that the client can still report (see the next test)
     card = await start_admin_client(admin_stack, store=MemoryInstanceStore())
     server = admin_stack.server
     script = CommandScript((GET_CPLC,))
@@ -117,6 +121,66 @@ async def test_a_script_that_cannot_run_is_an_admin_failure(admin_stack: Stack) 
         await bounded(run_admin_script(server, ENDPOINT, script, target=ISD_AID))
     assert unavailable.value.status is AdminStatus.UNAVAILABLE
     assert str(unavailable.value) == f"{ENDPOINT}: the Secure Element is unavailable"
+
+
+async def test_a_card_that_goes_away_does_not_stop_the_client(admin_stack: Stack) -> None:
+    """/0, /1 and /2 on the card (the default with a component), and the card goes away: the
+    client cannot decide access any more, so it answers 5.03 to every request and ends the
+    observation of the admin status with one; it keeps running, and its registration stays
+    alive (an Update lists the instances it last listed: none can change without the card)."""
+    card = await start_admin_client(admin_stack)
+    client = admin_stack.clients[-1]
+    server = admin_stack.server
+    card.fail_on = b"\xca"  # the card goes away during GET DATA
+    with pytest.raises(AdminScriptFailed) as ended:
+        await bounded(run_admin_script(server, ENDPOINT, CommandScript((GET_CPLC,))))
+    assert ended.value.status is AdminStatus.UNAVAILABLE
+    assert "observation of Admin Status ended" in str(ended.value)
+    for path in ("/3/0/0", "/1/0/1", "/33000/0/34"):
+        with pytest.raises(ErrorResponse) as refused:
+            await bounded(server.read(ENDPOINT, path))
+        assert refused.value.code == 0xA3  # 5.03
+        assert refused.value.diagnostic == "the Secure Component is unavailable"
+    client.update()
+    updated = await bounded(client.wait_for(lambda e: isinstance(e, RegistrationUpdated)))
+    assert isinstance(updated, RegistrationUpdated)
+
+
+async def test_engine_work_failing_on_the_component_waits_for_a_back_off(
+    admin_stack: Stack, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Due engine work that fails because the component is gone is not retried in a loop: the
+    client logs the outage once and tries again after 1 s, then 2 s; once the work runs, it
+    logs the recovery and the engine's own deadlines apply again."""
+    await start_admin_client(admin_stack)
+    client = admin_stack.clients[-1]
+    loop = asyncio.get_running_loop()
+    caplog.set_level(logging.INFO, logger="lwm2m.io.lwm2m_client")
+    engine_timer = client.engine.handle_timer
+
+    def card_gone(now: float) -> None:
+        raise CardRemoved("IoT SAFE READ FILE directory: the card went away (TransportError)")
+
+    # The engine's work stays due (a failed step leaves its deadline where it was), and the
+    # client's clock is the time its timer was armed for, as when the loop runs it then.
+    clock = [loop.time()]
+    monkeypatch.setattr(client.engine, "handle_timer", card_gone)
+    monkeypatch.setattr(client.engine, "get_timer", lambda: clock[0])
+    monkeypatch.setattr(client, "_now", lambda: clock[0])
+    waits = []
+    for _ in range(3):
+        client._on_timer()  # what the loop runs when the engine's work is due
+        assert client._timer_at is not None
+        waits.append(client._timer_at - clock[0])
+        clock[0] = client._timer_at
+    assert waits == [1.0, 2.0, 4.0]
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("Secure Component is unavailable" in m for m in messages) == 1
+    monkeypatch.undo()
+    assert client.engine.handle_timer == engine_timer
+    client._on_timer()
+    assert "the Secure Component is available again" in [r.getMessage() for r in caplog.records]
+    assert client._timer_at == client.engine.get_timer()
 
 
 async def test_refused_writes_and_a_disabled_relay(admin_stack: Stack) -> None:

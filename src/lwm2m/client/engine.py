@@ -104,6 +104,8 @@ from lwm2m.errors import (
     MethodNotAllowed,
     NotFound,
     RequestError,
+    SecureComponentUnavailable,
+    ServiceUnavailable,
     Unauthorized,
 )
 from lwm2m.model.nodes import Node
@@ -166,6 +168,12 @@ class _Pending:
     kind: str
     ssid: int | None
     operation: UplinkRequest
+
+
+#: The answer for a request or notification that needs a Secure Component that is gone (a card
+#: holding /0, /1 and /2 that went away: access rights cannot be decided, so nothing is served
+#: until it is back). The message names no component detail.
+_COMPONENT_UNAVAILABLE = ServiceUnavailable("the Secure Component is unavailable")
 
 
 def _error_message(exc: RequestError) -> Message:
@@ -248,6 +256,7 @@ class ClientEngine:
         self._started = False
         self._stopping = False
         self._chain: list[int] = []
+        self._known_links: dict[tuple[str, bool], tuple[Link, ...]] = {}
         self._accounts_dirty = False
         self._objects_dirty = False
         self._update_servers: set[int] = set()
@@ -561,6 +570,8 @@ class ClientEngine:
             reply = encode_response(response_op, response, self.tree.model)
         except RequestError as exc:
             return _error_message(exc)
+        except SecureComponentUnavailable:
+            return _error_message(_COMPONENT_UNAVAILABLE)
         except CodecError as exc:
             return Message(Code.INTERNAL_SERVER_ERROR, f"cannot encode: {exc}".encode())
         if isinstance(op, Observe | ObserveComposite):
@@ -982,7 +993,22 @@ class ClientEngine:
         """The Register payload (§6.2.1): ``</>;rt="oma.lwm2m";ct=...`` then every object and
         instance except /0 and /21, with ``ver`` for objects whose version is not 1.0. For a
         1.0 server the root link has no ``ct`` (a 1.1 attribute); ``plain`` leaves out ``ver``
-        too (:meth:`Registration.form_refused`)."""
+        too (:meth:`Registration.form_refused`).
+
+        When a Secure Component holding instances is gone (a card removed), the list last made
+        is used: nothing on the component can be created or deleted meanwhile, and so a
+        registration update keeps the registration alive through the outage."""
+        try:
+            links = self._make_object_links(version, plain)
+        except SecureComponentUnavailable:
+            known = self._known_links.get((version, plain))
+            if known is None:
+                raise
+            return known
+        self._known_links[(version, plain)] = links
+        return links
+
+    def _make_object_links(self, version: str, plain: bool) -> tuple[Link, ...]:
         root: list[tuple[str, str]] = [("rt", "oma.lwm2m")]
         if version != "1.0":
             root.append(("ct", self.formats.content_formats_attribute()))
@@ -1107,9 +1133,10 @@ class ClientEngine:
                 continue
             try:
                 content = observation.step(now, functools.partial(self._read, observation))
-            except RequestError as exc:
+            except (RequestError, SecureComponentUnavailable) as exc:
+                error = exc if isinstance(exc, RequestError) else _COMPONENT_UNAVAILABLE
                 self.observations.remove(*observation.key)
-                self._deliver(observation, Message(exc.code, str(exc).encode()), now)
+                self._deliver(observation, _error_message(error), now)
                 continue
             if content is not None:
                 self._deliver(observation, self._notification(observation, content), now)

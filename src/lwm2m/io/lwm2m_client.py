@@ -87,7 +87,12 @@ from lwm2m.coap.errors import BodyTooLarge, CoapError, RequestTimeout
 from lwm2m.coap.message import Message
 from lwm2m.coap.numbers import Code
 from lwm2m.dtls import PskCredential, SigningKey
-from lwm2m.errors import Lwm2mError, OscoreError, SecureComponentError
+from lwm2m.errors import (
+    Lwm2mError,
+    OscoreError,
+    SecureComponentError,
+    SecureComponentUnavailable,
+)
 from lwm2m.io.coap_endpoint import CoapEndpoint, CoapRequest, Site
 from lwm2m.io.coap_transport import SecurityLayer, UdpAddress
 from lwm2m.io.coaps import DtlsLayerConfig, DtlsSecurityLayer, PeerSecurity
@@ -268,6 +273,13 @@ def _component_secret(
             "Secret was written: write the Master Secret again"
         )
     return handle
+
+
+#: The back-off after a Secure Component failure (``LwM2MClient._engine_step``), in seconds.
+COMPONENT_RETRY_FIRST = 1.0
+COMPONENT_RETRY_MAX = 60.0
+#: The diagnostic payload of the 5.03 answering a request the component was needed for.
+COMPONENT_UNAVAILABLE_DIAGNOSTIC = b"the Secure Component is unavailable"
 
 
 class UdpConnector:
@@ -558,6 +570,10 @@ class LwM2MClient:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._wakeup_scheduled = False
+        # A Secure Component that went away (see _engine_step): when the engine's due work is
+        # tried again, and the wait after the next failure.
+        self._component_retry_at: float | None = None
+        self._component_backoff = COMPONENT_RETRY_FIRST
         self._pump_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiters: list[tuple[Callable[[ClientEvent], bool], asyncio.Future[ClientEvent]]] = []
@@ -728,9 +744,41 @@ class LwM2MClient:
             request.remote,
             PeerCredential(identity.kind, identity.value) if identity is not None else None,
         )
-        response = self.engine.handle_request(request.message, peer, self._now())
+        try:
+            response = self.engine.handle_request(request.message, peer, self._now())
+        except SecureComponentUnavailable as exc:
+            self._component_lost(exc)
+            response = Message(Code.SERVICE_UNAVAILABLE, COMPONENT_UNAVAILABLE_DIAGNOSTIC)
         self._schedule_pump()  # after the endpoint sent the response, outside its dispatch
         return response
+
+    def _engine_step(self, step: Callable[[float], object]) -> None:
+        """Run an engine input that may read the instance store: a Secure Component holding
+        /0, /1 and /2 (the default with a component) that went away fails it with
+        ``SecureComponentUnavailable``. The client keeps running. The engine itself answers
+        5.03 to requests and notifications that need the component (with /2 on the card, every
+        access decision does); what fails here is the rest of its due work (a registration
+        update lists the instances), which is tried again after a back-off, 1 s doubling to
+        60 s, instead of at once, for as long as the component is gone."""
+        try:
+            step(self._now())
+        except SecureComponentUnavailable as exc:
+            self._component_lost(exc)
+            return
+        if self._component_retry_at is not None:
+            logger.info("the Secure Component is available again")
+            self._component_retry_at = None
+            self._component_backoff = COMPONENT_RETRY_FIRST
+
+    def _component_lost(self, exc: SecureComponentUnavailable) -> None:
+        now = self._now()
+        if self._component_retry_at is None:
+            # the message names the command and the failure, never data (errors carry no secret)
+            logger.warning("the Secure Component is unavailable: %s", exc)
+        elif now < self._component_retry_at:
+            return  # a request during the outage: the back-off stands
+        self._component_retry_at = now + self._component_backoff
+        self._component_backoff = min(self._component_backoff * 2, COMPONENT_RETRY_MAX)
 
     def _observer_removed(self, observation: Any, reason: str) -> None:
         if reason == "replaced":
@@ -811,7 +859,7 @@ class LwM2MClient:
         self._wakeup_scheduled = False
         if self._closed:
             return
-        self.engine.handle_timer(self._now())
+        self._engine_step(self.engine.handle_timer)
         self._pump()
 
     def _pump(self) -> None:
@@ -888,7 +936,9 @@ class LwM2MClient:
             reset = getattr(self.connector, "reset", None)
             if isinstance(exc, RequestTimeout) and remote is not None and reset is not None:
                 reset(remote)
-            engine.handle_response(request.request_id, None, self._now(), reason=str(exc))
+            self._engine_step(
+                functools.partial(engine.handle_response, request.request_id, None, reason=str(exc))
+            )
         else:
             assert remote is not None
             identity = self.endpoint.security.peer_identity(remote)
@@ -898,7 +948,9 @@ class LwM2MClient:
                 engine.bind_address(iid, remote, credential)
             elif self._identities.pop(iid, None) is not None:
                 engine.bind_address(iid, remote)
-            engine.handle_response(request.request_id, response, self._now())
+            self._engine_step(
+                functools.partial(engine.handle_response, request.request_id, response)
+            )
         self._pump()
 
     def _bound_identity(self, iid: int, remote: UdpAddress) -> PeerCredential | None:
@@ -908,6 +960,9 @@ class LwM2MClient:
 
     def _arm_timer(self) -> None:
         when = self.engine.get_timer()
+        retry_at = self._component_retry_at
+        if when is not None and retry_at is not None and when < retry_at:
+            when = retry_at  # the component failed: its due work waits for the back-off
         if when == self._timer_at:
             return
         if self._timer is not None:
@@ -922,5 +977,5 @@ class LwM2MClient:
         self._timer_at = None
         if self._closed:
             return
-        self.engine.handle_timer(self._now())
+        self._engine_step(self.engine.handle_timer)
         self._pump()

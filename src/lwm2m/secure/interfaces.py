@@ -45,7 +45,7 @@ from typing import Protocol, Self, runtime_checkable
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from lwm2m.errors import SecureComponentError
+from lwm2m.errors import SecureComponentError, SecureComponentUnavailable
 
 __all__ = [
     "AuthenticationError",
@@ -97,7 +97,7 @@ class InvalidSecureComponentUri(SecureComponentError, ValueError):
     """A Secure Component URI cannot be parsed or names an unknown backend."""
 
 
-class ComponentUnavailable(SecureComponentError):
+class ComponentUnavailable(SecureComponentUnavailable):
     """The component cannot be reached: library, module, token or file missing."""
 
 
