@@ -782,6 +782,11 @@ def main() -> None:
     results.update(bytes_per_session())
     results.update(coap_rates(seconds))
     results["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    print_results(results)
+
+
+def print_results(results: dict[str, Any]) -> None:
+    """One ``key  value`` line per figure, then the whole as one JSON line (the last line)."""
     width = max(len(k) for k in results)
     for key, value in results.items():
         print(f"{key:<{width}}  {value}")

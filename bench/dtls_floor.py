@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import platform
 import struct
@@ -331,10 +330,7 @@ def main() -> None:
         sum(results["ours_opcodes_per_flight"]) / sum(results["floor_opcodes_per_flight"]), 2
     )
     results["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-    width = max(len(k) for k in results)
-    for key, value in results.items():
-        print(f"{key:<{width}}  {value}")
-    print(json.dumps(results))
+    harness.print_results(results)
 
 
 if __name__ == "__main__":

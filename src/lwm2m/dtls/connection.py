@@ -153,6 +153,27 @@ _CLIENT_KEY_EXCHANGE = int(HandshakeType.CLIENT_KEY_EXCHANGE)
 _new_record = tuple.__new__
 
 
+def _plain_handshake_record(seq: int, msg_type: int, message_seq: int, body: bytes) -> bytes:
+    """An epoch-0 DTLS 1.2 record holding one whole handshake message: record header,
+    handshake header and body in one step."""
+    length = len(body)
+    return (
+        _PLAIN_HANDSHAKE_RECORD.pack(
+            _HANDSHAKE,
+            DTLS_1_2,
+            0,
+            seq >> 32,
+            seq & 0xFFFFFFFF,
+            length + HANDSHAKE_HEADER_LENGTH,
+            (msg_type << 24) | length,
+            message_seq,
+            0,
+            length,
+        )
+        + body
+    )
+
+
 class ConnectionState(Enum):
     HANDSHAKING = auto()
     ESTABLISHED = auto()
@@ -708,22 +729,7 @@ class DtlsConnection:
         seq = write_seq[0]
         datagram = b""
         for _, _, msg_type, message_seq, body in flight:
-            length = len(body)
-            datagram += (
-                _PLAIN_HANDSHAKE_RECORD.pack(
-                    _HANDSHAKE,
-                    DTLS_1_2,
-                    0,
-                    seq >> 32,
-                    seq & 0xFFFFFFFF,
-                    length + HANDSHAKE_HEADER_LENGTH,
-                    (msg_type << 24) | length,
-                    message_seq,
-                    0,
-                    length,
-                )
-                + body
-            )
+            datagram += _plain_handshake_record(seq, msg_type, message_seq, body)
             seq += 1
         if len(datagram) > self._configuration.max_datagram_size or seq > _MAX_SEQUENCE + 1:
             self._transmit_flight(now)  # fragments, or finds the sequence numbers exhausted
@@ -1083,21 +1089,7 @@ class DtlsConnection:
                 if seq > _MAX_SEQUENCE:
                     raise DtlsStateError("sequence numbers exhausted")
                 write_seq[0] = seq + 1
-                current += (
-                    _PLAIN_HANDSHAKE_RECORD.pack(
-                        _HANDSHAKE,
-                        DTLS_1_2,
-                        0,
-                        seq >> 32,
-                        seq & 0xFFFFFFFF,
-                        length + HANDSHAKE_HEADER_LENGTH,
-                        (msg_type << 24) | length,
-                        message_seq,
-                        0,
-                        length,
-                    )
-                    + body
-                )
+                current += _plain_handshake_record(seq, msg_type, message_seq, body)
                 continue
             overhead = RECORD_HEADER_LENGTH + len(protection.cid) + protection.overhead
             offset = 0
