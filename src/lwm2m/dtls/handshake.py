@@ -579,9 +579,11 @@ class Handshake:
             or len(verify_data) != VERIFY_DATA_LENGTH
         ):
             return None
-        self._check_finished(verify_data, CLIENT_FINISHED_LABEL)
         transcript = self._transcript_hash
         master = self._master_key()
+        expected = prf(master, CLIENT_FINISHED_LABEL, transcript.copy().digest(), 12)
+        if not hmac.compare_digest(verify_data, expected):
+            raise AlertDecryptError("Finished verify_data mismatch")
         transcript.update(_HANDSHAKE_HEADER.pack(_FINISHED_TYPE_AND_LENGTH, message_seq, 0, 12))
         transcript.update(verify_data)
         own = prf(master, SERVER_FINISHED_LABEL, transcript.copy().digest(), 12)
