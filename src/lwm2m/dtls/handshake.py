@@ -579,11 +579,9 @@ class Handshake:
             or len(verify_data) != VERIFY_DATA_LENGTH
         ):
             return None
+        self._check_finished(verify_data, CLIENT_FINISHED_LABEL)
         transcript = self._transcript_hash
         master = self._master_key()
-        expected = prf(master, CLIENT_FINISHED_LABEL, transcript.copy().digest(), 12)
-        if not hmac.compare_digest(verify_data, expected):
-            raise AlertDecryptError("Finished verify_data mismatch")
         transcript.update(_HANDSHAKE_HEADER.pack(_FINISHED_TYPE_AND_LENGTH, message_seq, 0, 12))
         transcript.update(verify_data)
         own = prf(master, SERVER_FINISHED_LABEL, transcript.copy().digest(), 12)
@@ -636,9 +634,9 @@ class Handshake:
         verify_data = prf(self._master_key(), label, self._transcript_digest(), VERIFY_DATA_LENGTH)
         self._send_body(_HT.FINISHED, verify_data, epoch=1)
 
-    def _check_finished(self, finished: m.Finished, label: bytes) -> None:
+    def _check_finished(self, verify_data: bytes, label: bytes) -> None:
         expected = prf(self._master_key(), label, self._transcript_digest(), VERIFY_DATA_LENGTH)
-        if not _constant_time_equal(finished.verify_data, expected):
+        if not _constant_time_equal(verify_data, expected):
             raise AlertDecryptError("Finished verify_data mismatch")
 
     def _client_suites(self) -> tuple[int, ...]:
@@ -911,7 +909,7 @@ class Handshake:
         self._set_state(_HS.CLIENT_EXPECT_FINISHED)
 
     def _client_handle_finished(self, finished: m.Finished, message_seq: int) -> None:
-        self._check_finished(finished, SERVER_FINISHED_LABEL)
+        self._check_finished(finished.verify_data, SERVER_FINISHED_LABEL)
         self._add_transcript(_HT.FINISHED, message_seq, finished.verify_data)
         if self._resumed:
             self._send_change_cipher_spec_and_finished(CLIENT_FINISHED_LABEL)
@@ -1153,7 +1151,7 @@ class Handshake:
     def _server_handle_finished(self, finished: m.Finished, message_seq: int) -> None:
         if self._certificate_requested and not self._signed_certificate and not self._resumed:
             raise AlertInsufficientSecurity("client was not authenticated")
-        self._check_finished(finished, CLIENT_FINISHED_LABEL)
+        self._check_finished(finished.verify_data, CLIENT_FINISHED_LABEL)
         self._add_transcript(_HT.FINISHED, message_seq, finished.verify_data)
         if not self._resumed:
             self._send_change_cipher_spec_and_finished(SERVER_FINISHED_LABEL)
