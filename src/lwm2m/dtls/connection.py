@@ -727,12 +727,15 @@ class DtlsConnection:
         self._start_flight(flight, trigger, now, final=False)
         write_seq = self._write_seq
         seq = write_seq[0]
+        if seq + len(flight) > _MAX_SEQUENCE + 1:
+            self._transmit_flight(now)  # finds the sequence numbers exhausted
+            return
         datagram = b""
         for _, _, msg_type, message_seq, body in flight:
             datagram += _plain_handshake_record(seq, msg_type, message_seq, body)
             seq += 1
-        if len(datagram) > self._configuration.max_datagram_size or seq > _MAX_SEQUENCE + 1:
-            self._transmit_flight(now)  # fragments, or finds the sequence numbers exhausted
+        if len(datagram) > self._configuration.max_datagram_size:
+            self._transmit_flight(now)  # fragments
             return
         self._flight_sent_at = now
         write_seq[0] = seq
@@ -752,7 +755,11 @@ class DtlsConnection:
         """
         end = len(data)
         # Record headers compared as bytes: type, version DTLS 1.2 and epoch (RFC 6347 §4.1).
-        if data[:5] != _EPOCH0_HANDSHAKE or self._deferred:
+        if (
+            end < 3 * RECORD_HEADER_LENGTH + HANDSHAKE_HEADER_LENGTH + 1
+            or data[:5] != _EPOCH0_HANDSHAKE
+            or self._deferred
+        ):
             return False
         length1 = (data[11] << 8) | data[12]
         ccs = RECORD_HEADER_LENGTH + length1
@@ -856,30 +863,39 @@ class DtlsConnection:
         self._start_flight(flight, trigger, now, final=True)
         write_seq = self._write_seq
         seq0, seq1 = write_seq
-        if self._write_epoch < 1:
-            self._write_epoch = 1
         _, _, msg_type, message_seq, body = flight[1]
         length = len(body)
-        datagram = _CHANGE_CIPHER_SPEC_RECORD.pack(
-            _CHANGE_CIPHER_SPEC, DTLS_1_2, 0, seq0 >> 32, seq0 & 0xFFFFFFFF, 1, 1
-        ) + protection.encrypt(
-            _HANDSHAKE,
-            DTLS_1_2,
-            1,
-            seq1,
-            _HANDSHAKE_HEADER.pack((msg_type << 24) | length, message_seq, 0, length) + body,
-        )
+        # _transmit_flight's rule: the Finished goes whole after the ChangeCipherSpec when its
+        # body fits the room left with the worst-case record overhead; checked before anything
+        # is numbered or packed, so that every other case is _transmit_flight's (it splits the
+        # flight, or finds the sequence numbers exhausted).
+        overhead = _HANDSHAKE_RECORD_OVERHEAD + len(protection.cid) + protection.overhead
         if (
-            len(datagram) > self._configuration.max_datagram_size
-            or seq0 >= _MAX_SEQUENCE
-            or seq1 >= _MAX_SEQUENCE
+            seq0 > _MAX_SEQUENCE
+            or seq1 > _MAX_SEQUENCE
+            or length
+            > self._configuration.max_datagram_size - _CHANGE_CIPHER_SPEC_RECORD.size - overhead
         ):
             self._transmit_flight(now)
         else:
+            if self._write_epoch < 1:
+                self._write_epoch = 1
             self._flight_sent_at = now
             write_seq[0] = seq0 + 1
             write_seq[1] = seq1 + 1
-            self._datagrams.append(datagram)
+            self._datagrams.append(
+                _CHANGE_CIPHER_SPEC_RECORD.pack(
+                    _CHANGE_CIPHER_SPEC, DTLS_1_2, 0, seq0 >> 32, seq0 & 0xFFFFFFFF, 1, 1
+                )
+                + protection.encrypt(
+                    _HANDSHAKE,
+                    DTLS_1_2,
+                    1,
+                    seq1,
+                    _HANDSHAKE_HEADER.pack((msg_type << 24) | length, message_seq, 0, length)
+                    + body,
+                )
+            )
         completed = handshake.completed
         assert completed is not None
         self._complete(handshake, completed, now)
