@@ -78,14 +78,20 @@ def p_sha256(secret: bytes, seed: bytes, length: int) -> bytes:
     >>> len(p_sha256(b"k", b"s", 48))
     48
     """
-    return _p_sha256(HmacSha256(secret), seed, length)
+    return prf(secret, b"", seed, length)
 
 
-def _p_sha256(mac: HmacSha256, seed: bytes, length: int) -> bytes:
+def prf(secret: bytes | HmacSha256, label: bytes, seed: bytes, length: int) -> bytes:
+    """The TLS 1.2 PRF with SHA-256: ``P_SHA256(secret, label + seed)`` (RFC 5246 §5).
+
+    ``secret`` may be a prepared :class:`HmacSha256` of the secret (one key schedule for all
+    derivations from one master secret)."""
+    mac = secret if isinstance(secret, HmacSha256) else HmacSha256(secret)
     # A(0) = seed, A(i) = HMAC(secret, A(i-1)); output HMAC(secret, A(i) + seed) ... (RFC 5246
     # §5). The HMACs are written out on the prepared inner/outer states: this runs 12 times per
-    # handshake (master secret, key block, two Finished).
+    # handshake (master secret, key block, two Finished), so in one function.
     inner, outer = mac._inner, mac._outer
+    seed = label + seed
     a = seed
     out = b""
     while len(out) < length:
@@ -100,15 +106,6 @@ def _p_sha256(mac: HmacSha256, seed: bytes, length: int) -> bytes:
         o.update(h.digest())
         out += o.digest()
     return out[:length]
-
-
-def prf(secret: bytes | HmacSha256, label: bytes, seed: bytes, length: int) -> bytes:
-    """The TLS 1.2 PRF with SHA-256: ``P_SHA256(secret, label + seed)`` (RFC 5246 §5).
-
-    ``secret`` may be a prepared :class:`HmacSha256` of the secret (one key schedule for all
-    derivations from one master secret)."""
-    mac = secret if isinstance(secret, HmacSha256) else HmacSha256(secret)
-    return _p_sha256(mac, label + seed, length)
 
 
 def psk_premaster(psk: bytes) -> bytes:
