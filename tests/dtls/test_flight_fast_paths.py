@@ -24,7 +24,7 @@ from lwm2m.dtls.constants import DTLS_1_0, DTLS_1_2, ContentType, HandshakeType
 from lwm2m.dtls.credentials import DtlsCredentials, SoftwarePskStore
 from lwm2m.dtls.events import HandshakeCompleted
 from lwm2m.dtls.messages import HANDSHAKE_HEADER_LENGTH, InitialHello, encode_handshake
-from lwm2m.dtls.record import RECORD_HEADER_LENGTH, RawRecord, parse_datagram
+from lwm2m.dtls.record import RECORD_HEADER_LENGTH, RawRecord, RecordProtection, parse_datagram
 
 from .helpers import PSK, PSK_IDENTITY, psk_client, psk_server_credentials
 
@@ -180,6 +180,24 @@ def _record_spans(datagram: bytes) -> list[tuple[int, int]]:
     return spans
 
 
+def client_finished(
+    client: DtlsConnection, flight: bytes
+) -> tuple[int, int, RecordProtection, bytes]:
+    """Where the client's Finished record starts in its last flight, its sequence number, the
+    client's write protection and the record's plaintext (the Finished message)."""
+    start = _record_spans(flight)[2][0]
+    seq = int.from_bytes(flight[start + 5 : start + 11], "big")
+    protection = client._write_protection
+    assert protection is not None
+    opened = protection.decrypt(
+        RawRecord(
+            ContentType.HANDSHAKE, DTLS_1_2, 1, seq, b"", flight[start + RECORD_HEADER_LENGTH :]
+        )
+    )
+    assert opened is not None
+    return start, seq, protection, opened[1]
+
+
 def _mutations(data: bytes) -> Iterator[bytes]:
     for position in range(len(data)):
         for mask in (0x01, 0x80, 0xFF):
@@ -287,18 +305,9 @@ def test_an_unusual_finished_record_goes_the_general_way(
 ) -> None:
     """A Finished record that authenticates but is not one whole next Finished message."""
     client, (hello, flight) = handshake_client()
-    start = _record_spans(flight)[2][0]
-    seq = int.from_bytes(flight[start + 5 : start + 11], "big")
-    protection = client._write_protection
-    assert protection is not None
-    plaintext = protection.decrypt(
-        RawRecord(
-            ContentType.HANDSHAKE, DTLS_1_2, 1, seq, b"", flight[start + RECORD_HEADER_LENGTH :]
-        )
-    )
-    assert plaintext is not None
-    verify_data = plaintext[1][HANDSHAKE_HEADER_LENGTH:]
-    message_seq = int.from_bytes(plaintext[1][4:6], "big") + seq_delta
+    start, seq, protection, plaintext = client_finished(client, flight)
+    verify_data = plaintext[HANDSHAKE_HEADER_LENGTH:]
+    message_seq = int.from_bytes(plaintext[4:6], "big") + seq_delta
     body = encode_handshake(msg_type, message_seq, verify_data, 0, fragment_length)
     record = protection.encrypt(ContentType.HANDSHAKE, DTLS_1_2, 1, seq, body)
     fast, general = both([hello, flight[:start] + record])
@@ -311,27 +320,6 @@ def hinting_credentials() -> DtlsCredentials:
     return DtlsCredentials(
         psk_store=SoftwarePskStore({PSK_IDENTITY: PSK}), psk_identity_hint=b"lwm2m"
     )
-
-
-@pytest.fixture
-def lanes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The plain-PSK lanes of the handshake that served a message (returned a result)."""
-    served: list[str] = []
-    for name, label in (
-        ("serve_psk_hello", "hello"),
-        ("serve_psk_key_exchange", "key exchange"),
-        ("serve_finished", "finished"),
-    ):
-        original = getattr(handshake_module.Handshake, name)
-
-        def spy(self: Any, *args: Any, _original: Any = original, _label: str = label) -> Any:
-            result = _original(self, *args)
-            if result:
-                served.append(_label)
-            return result
-
-        monkeypatch.setattr(handshake_module.Handshake, name, spy)
-    return served
 
 
 ALL_LANES = ["hello", "key exchange", "finished"]

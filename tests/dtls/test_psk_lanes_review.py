@@ -26,7 +26,6 @@ from lwm2m.dtls.constants import DTLS_1_2, CipherSuite, ContentType
 from lwm2m.dtls.credentials import DtlsCredentials, SoftwarePsk, SoftwarePskStore
 from lwm2m.dtls.events import ConnectionClosed, HandshakeCompleted
 from lwm2m.dtls.handshake import Handshake
-from lwm2m.dtls.record import RECORD_HEADER_LENGTH, RawRecord
 
 from .helpers import (
     CLIENT_ADDRESS,
@@ -40,8 +39,8 @@ from .test_flight_fast_paths import (
     Counting,
     GeneralOnly,
     Observed,
-    _record_spans,
     client_datagrams,
+    client_finished,
     handshake_client,
     new_server,
     observe,
@@ -61,27 +60,6 @@ def deterministic_randomness(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         record_module, "os", types.SimpleNamespace(urandom=lambda n: bytes(range(n)))
     )
-
-
-@pytest.fixture
-def lanes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The plain-PSK lanes of the handshake that served a message (returned a result)."""
-    served: list[str] = []
-    for name, label in (
-        ("serve_psk_hello", "hello"),
-        ("serve_psk_key_exchange", "key exchange"),
-        ("serve_finished", "finished"),
-    ):
-        original = getattr(handshake_module.Handshake, name)
-
-        def spy(self: Any, *args: Any, _original: Any = original, _label: str = label) -> Any:
-            result = _original(self, *args)
-            if result:
-                served.append(_label)
-            return result
-
-        monkeypatch.setattr(handshake_module.Handshake, name, spy)
-    return served
 
 
 @pytest.fixture
@@ -244,17 +222,8 @@ def test_a_wrong_finished_that_authenticates_fails_alike() -> None:
     """A Finished record under the right keys with wrong verify_data: serve_finished raises
     decrypt_error (RFC 5246 §7.4.9) as _check_finished does, after the same state changes."""
     client, (hello, flight) = handshake_client()
-    start = _record_spans(flight)[2][0]
-    seq = int.from_bytes(flight[start + 5 : start + 11], "big")
-    protection = client._write_protection
-    assert protection is not None
-    opened = protection.decrypt(
-        RawRecord(
-            ContentType.HANDSHAKE, DTLS_1_2, 1, seq, b"", flight[start + RECORD_HEADER_LENGTH :]
-        )
-    )
-    assert opened is not None
-    message = bytearray(opened[1])
+    start, seq, protection, plaintext = client_finished(client, flight)
+    message = bytearray(plaintext)
     message[-1] ^= 0x01
     record = protection.encrypt(ContentType.HANDSHAKE, DTLS_1_2, 1, seq, bytes(message))
     fast, general = feed(pair(), [hello, flight[:start] + record])
