@@ -207,27 +207,29 @@ async def start_server(port: int = 0, **kwargs: Any) -> LwM2MServer:
     return server
 
 
-@pytest.fixture
-async def stack() -> AsyncIterator[Stack]:
-    server = await start_server()
-    stack = Stack(server)
+@contextlib.asynccontextmanager
+async def running_stack(**server: Any) -> AsyncIterator[Stack]:
+    """A started server (``start_server(**server)``) and its stack, both stopped at the end."""
+    started = await start_server(**server)
+    stack = Stack(started)
     try:
         yield stack
     finally:
         await stack.close()
-        await server.stop()
+        await started.stop()
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[Stack]:
+    async with running_stack() as stack:
+        yield stack
 
 
 @pytest.fixture
 async def queue_stack() -> AsyncIterator[Stack]:
     """A server whose queue-mode clients sleep 0.3 s after their last message."""
-    server = await start_server(config=ServerConfig(awake_time=0.3))
-    stack = Stack(server)
-    try:
+    async with running_stack(config=ServerConfig(awake_time=0.3)) as stack:
         yield stack
-    finally:
-        await stack.close()
-        await server.stop()
 
 
 @contextlib.asynccontextmanager

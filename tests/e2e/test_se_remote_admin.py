@@ -32,7 +32,7 @@ from lwm2m.vse.uicc import VirtualUicc
 from pcsc.test_admin_scripts import GET_CPLC, MISSING_DATA, OTHER_AID, Card, scp03_session
 from secure.remote_agent import START, STOP, RemoteAgent, se_ram
 
-from .conftest import ENDPOINT, Stack, bounded, registry, start_server
+from .conftest import ENDPOINT, Stack, bounded, registry, running_stack
 
 OPAQUE, STRING = ResourceType.OPAQUE, ResourceType.STRING
 
@@ -45,13 +45,8 @@ def sc_registry() -> ModelRegistry:
 
 @pytest.fixture
 async def admin_stack() -> AsyncIterator[Stack]:
-    server = await start_server(registry=sc_registry())
-    stack = Stack(server)
-    try:
+    async with running_stack(registry=sc_registry()) as stack:
         yield stack
-    finally:
-        await stack.close()
-        await server.stop()
 
 
 async def start_admin_client(stack: Stack, **options: Any) -> Card:

@@ -19,8 +19,6 @@ import pytest
 
 from lwm2m.client.arguments import ExecuteArguments
 from lwm2m.errors import BadRequest, MethodNotAllowed
-from lwm2m.model.nodes import SingleResource
-from lwm2m.model.values import ResourceType
 from lwm2m.secure.admin import ISD_AID, AdminScriptRefused, AdminStatus, check_script
 from lwm2m.secure.interfaces import SecureComponentError
 from lwm2m.secure.object import SecureComponentObject
@@ -31,6 +29,8 @@ from lwm2m.secure.pcsc.scp03 import Scp03Host
 from lwm2m.secure.ram import CommandScript, ResponseScript
 from lwm2m.vse.state import VseState
 from lwm2m.vse.uicc import VirtualUicc
+
+from .test_admin_scripts import opaque, text, values
 
 GP_KEYS = StaticKeys.from_hex(*["404142434445464748494A4B4C4D4E4F"] * 3)
 GET_CPLC = bytes.fromhex("80CA9F7F00")
@@ -98,18 +98,6 @@ def pin_card() -> tuple[Card, PcscComponent]:
     component = PcscComponent(card.transmit, pin=PIN)
     assert card.uicc.pin1_verified
     return card, component
-
-
-def opaque(rid: int, value: bytes) -> SingleResource:
-    return SingleResource(rid, ResourceType.OPAQUE, value)
-
-
-def text(rid: int, value: str) -> SingleResource:
-    return SingleResource(rid, ResourceType.STRING, value)
-
-
-def values(handler: SecureComponentObject, *rids: int) -> dict[int, Any]:
-    return {r.id: r.value for r in handler.read(0, rids).resources.values()}  # type: ignore[union-attr]
 
 
 def admin_channel(card: Card, before: set[int]) -> int:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Iterable
 from enum import Enum
 from pathlib import Path
@@ -34,6 +33,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from lwm2m.api.guard import refuse
 
 __all__ = [
     "MIN_TOKEN_LENGTH",
@@ -194,20 +195,12 @@ class BearerAuth:
 
 
 async def _challenge(send: Send, challenge: bytes, message: str, status: int = 401) -> None:
-    body = json.dumps({"error": message}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", challenge),
-                (b"cache-control", b"no-store"),
-            ],
-        }
+    await refuse(
+        send,
+        status,
+        message,
+        ((b"www-authenticate", challenge), (b"cache-control", b"no-store")),
     )
-    await send({"type": "http.response.body", "body": body})
 
 
 def declare_bearer(app: FastAPI) -> None:

@@ -43,7 +43,7 @@ class RequestGuard:
         if method in _CHANGING and scope["path"].startswith("/api/"):
             media = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
             if media != b"application/json":
-                await _refuse(
+                await refuse(
                     send,
                     415,
                     f"a {method} needs Content-Type: application/json (also without a body)",
@@ -51,7 +51,7 @@ class RequestGuard:
                 return
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
-            await _refuse(send, 413, f"the request body is over {self.max_body} bytes")
+            await refuse(send, 413, f"the request body is over {self.max_body} bytes")
             return
         body = bytearray()
         more = True
@@ -63,7 +63,7 @@ class RequestGuard:
             body += message.get("body", b"")
             more = bool(message.get("more_body", False))
             if len(body) > self.max_body:
-                await _refuse(send, 413, f"the request body is over {self.max_body} bytes")
+                await refuse(send, 413, f"the request body is over {self.max_body} bytes")
                 return
         await self.app(scope, _replay(bytes(body), receive, None), send)
 
@@ -87,7 +87,11 @@ def _replay(body: bytes, receive: Receive, pending: Message | None) -> Receive:
     return replay
 
 
-async def _refuse(send: Send, status: int, message: str) -> None:
+async def refuse(
+    send: Send, status: int, message: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    """Answer an ASGI request from middleware: ``{"error": message}`` with ``status`` (and
+    ``headers``), the API's error shape, before the application sees it."""
     body = json.dumps({"error": message}).encode()
     await send(
         {
@@ -96,6 +100,7 @@ async def _refuse(send: Send, status: int, message: str) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *headers,
             ],
         }
     )

@@ -180,6 +180,12 @@ def _error_message(exc: RequestError) -> Message:
     return Message(exc.code, str(exc).encode())
 
 
+def component_unavailable_response() -> Message:
+    """The 5.03 for what needs a Secure Component that is gone (also what the I/O client
+    answers when such a failure reaches it outside the engine's request handling)."""
+    return _error_message(_COMPONENT_UNAVAILABLE)
+
+
 class ClientEngine:
     """The LwM2M client state machine (see the module docstring).
 
@@ -571,7 +577,7 @@ class ClientEngine:
         except RequestError as exc:
             return _error_message(exc)
         except SecureComponentUnavailable:
-            return _error_message(_COMPONENT_UNAVAILABLE)
+            return component_unavailable_response()
         except CodecError as exc:
             return Message(Code.INTERNAL_SERVER_ERROR, f"cannot encode: {exc}".encode())
         if isinstance(op, Observe | ObserveComposite):

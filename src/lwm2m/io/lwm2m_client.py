@@ -70,7 +70,12 @@ from lwm2m.client.accounts import (
 from lwm2m.client.bootstrap import BootstrapSource
 from lwm2m.client.config import ClientConfig, load_config
 from lwm2m.client.dtls_security import AccountSecurity, CredentialError, account_security
-from lwm2m.client.engine import ClientEngine, OutgoingNotification, OutgoingRequest
+from lwm2m.client.engine import (
+    ClientEngine,
+    OutgoingNotification,
+    OutgoingRequest,
+    component_unavailable_response,
+)
 from lwm2m.client.events import BootstrapFinished, ClientEvent, Registered, SendCompleted, Stopped
 from lwm2m.client.objects.base import InstanceStore, ObjectHandler
 from lwm2m.client.objects.firmware import DownloadSink, UpdateResult
@@ -278,8 +283,6 @@ def _component_secret(
 #: The back-off after a Secure Component failure (``LwM2MClient._engine_step``), in seconds.
 COMPONENT_RETRY_FIRST = 1.0
 COMPONENT_RETRY_MAX = 60.0
-#: The diagnostic payload of the 5.03 answering a request the component was needed for.
-COMPONENT_UNAVAILABLE_DIAGNOSTIC = b"the Secure Component is unavailable"
 
 
 class UdpConnector:
@@ -748,7 +751,7 @@ class LwM2MClient:
             response = self.engine.handle_request(request.message, peer, self._now())
         except SecureComponentUnavailable as exc:
             self._component_lost(exc)
-            response = Message(Code.SERVICE_UNAVAILABLE, COMPONENT_UNAVAILABLE_DIAGNOSTIC)
+            response = component_unavailable_response()
         self._schedule_pump()  # after the endpoint sent the response, outside its dispatch
         return response
 

@@ -281,24 +281,26 @@ def _pull_template(
     return items, indefinite_form
 
 
-def _check_command_tag(tag: int, at: int) -> None:
-    if tag in _C_APDU:
-        return
-    if tag in _UNSUPPORTED_IN_COMMAND:
-        raise ScriptFormatError(
-            f"tag {tag:02X} ({_UNSUPPORTED_IN_COMMAND[tag]}) is not supported", at
-        )
-    raise ScriptFormatError(f"unknown tag {tag:02X} in the {_COMMAND_NAME}", at)
+def _tag_checker(
+    allowed: frozenset[int], unsupported: dict[int, str], name: str
+) -> Callable[[int, int], None]:
+    """The check of one template's item tags: ``allowed`` pass, ``unsupported`` (TS 102 226
+    tags this codec does not implement) and every other tag raise, naming the tag."""
+
+    def check(tag: int, at: int) -> None:
+        if tag in allowed:
+            return
+        if tag in unsupported:
+            raise ScriptFormatError(f"tag {tag:02X} ({unsupported[tag]}) is not supported", at)
+        raise ScriptFormatError(f"unknown tag {tag:02X} in the {name}", at)
+
+    return check
 
 
-def _check_response_tag(tag: int, at: int) -> None:
-    if tag in _R_APDU or tag in (_EXECUTED, _BAD_FORMAT):
-        return
-    if tag in _UNSUPPORTED_IN_RESPONSE:
-        raise ScriptFormatError(
-            f"tag {tag:02X} ({_UNSUPPORTED_IN_RESPONSE[tag]}) is not supported", at
-        )
-    raise ScriptFormatError(f"unknown tag {tag:02X} in the {_RESPONSE_NAME}", at)
+_check_command_tag = _tag_checker(frozenset(_C_APDU), _UNSUPPORTED_IN_COMMAND, _COMMAND_NAME)
+_check_response_tag = _tag_checker(
+    frozenset((*_R_APDU, _EXECUTED, _BAD_FORMAT)), _UNSUPPORTED_IN_RESPONSE, _RESPONSE_NAME
+)
 
 
 def _one_byte(item: _Item, what: str) -> int:
