@@ -211,23 +211,24 @@ class _Partial:
 
 
 class _Reassembler:
-    """Orders handshake fragments by message_seq into complete messages, within bounds."""
+    """Handshake fragments buffered by message_seq until messages complete, within bounds.
 
-    __slots__ = ("_buffered", "_max_buffer", "_max_message", "_pending", "next_seq")
+    A connection makes one only when a message arrives fragmented or ahead of its turn, and
+    drops it once empty: whole messages in order, nearly all of them, never touch one. The
+    connection keeps the next expected message_seq itself.
+    """
 
-    def __init__(self, next_seq: int, max_message: int, max_buffer: int) -> None:
-        self.next_seq = next_seq
-        self._max_message = max_message
+    __slots__ = ("_buffered", "_max_buffer", "_pending")
+
+    def __init__(self, max_buffer: int) -> None:
         self._max_buffer = max_buffer
         self._pending: dict[int, _Partial] = {}
         self._buffered = 0
 
-    def add(self, fragment: HandshakeFragment, epoch: int) -> None:
-        if fragment.length > self._max_message:
-            # RFC 6347 §4.2.3 lets receivers bound buffering; OpenSSL uses illegal_parameter.
-            raise AlertIllegalParameter("handshake message exceeds the configured size limit")
+    def add(self, fragment: HandshakeFragment, epoch: int, next_seq: int) -> None:
+        """Buffer ``fragment`` (its size checked against the limit by the caller)."""
         seq = fragment.message_seq
-        if not self.next_seq <= seq < self.next_seq + _SEQ_WINDOW:
+        if not next_seq <= seq < next_seq + _SEQ_WINDOW:
             return
         partial = self._pending.get(seq)
         if partial is None:
@@ -247,27 +248,14 @@ class _Reassembler:
     def is_empty(self) -> bool:
         return not self._pending
 
-    def take_whole(self, length: int) -> None:
-        """Account for the next message arriving whole (it bypasses the buffers); raises like
-        :meth:`add` when it exceeds the size limit."""
-        if length > self._max_message:
-            raise AlertIllegalParameter("handshake message exceeds the configured size limit")
-        self.next_seq += 1
-
-    def pop(self) -> tuple[int, int, bytes, int] | None:
-        """The next complete message as ``(msg_type, message_seq, body, epoch)``."""
-        seq = self.next_seq
+    def pop(self, seq: int) -> tuple[int, bytes, int] | None:
+        """Message ``seq`` as ``(msg_type, body, epoch)`` once complete."""
         partial = self._pending.get(seq)
         if partial is None or not partial.complete:
             return None
         del self._pending[seq]
         self._buffered -= len(partial.data)
-        self.next_seq = seq + 1
-        return partial.msg_type, seq, bytes(partial.data), partial.epoch
-
-    def clear(self) -> None:
-        self._pending.clear()
-        self._buffered = 0
+        return partial.msg_type, bytes(partial.data), partial.epoch
 
 
 class DtlsConnection:
@@ -298,6 +286,7 @@ class DtlsConnection:
         "_read_protection",
         "_read_window",
         "_reassembler",
+        "_receive_seq",
         "_retransmissions",
         "_seal_limit",
         "_state",
@@ -335,11 +324,10 @@ class DtlsConnection:
             first_message_seq=_first_message_seq,
         )
         self._state = _CS.HANDSHAKING
-        self._reassembler = _Reassembler(
-            _first_message_seq,
-            configuration.max_handshake_message_size,
-            configuration.max_handshake_buffer,
-        )
+        # The message_seq of the next handshake message to process (RFC 6347 §4.2.2), and the
+        # fragments buffered for later ones (only while there are any).
+        self._receive_seq = _first_message_seq
+        self._reassembler: _Reassembler | None = None
         self._read_protection: RecordProtection | None = None
         self._read_window = ReplayWindow()
         self._epoch0_window: ReplayWindow | None = ReplayWindow()
@@ -430,7 +418,7 @@ class DtlsConnection:
             # back to the general path below for any other shape).
             handshake = self._handshake
             if handshake is not None:
-                state = handshake.state
+                state = handshake._state
                 if state is _EXPECT_CLIENT_HELLO and self._receive_client_hello(data, now, _hello):
                     return
                 if state is _EXPECT_KEY_EXCHANGE and self._receive_key_exchange_flight(data, now):
@@ -591,17 +579,6 @@ class DtlsConnection:
         """The next event, or None."""
         return self._events.pop(0) if self._events else None
 
-    def _take_output(self) -> tuple[list[bytes], list[DtlsEvent]]:
-        """``datagrams_to_send`` and all of ``next_event`` in one call (for
-        :class:`~.server.DtlsServer`, which services its connections after every input)."""
-        datagrams = self._datagrams
-        events = self._events
-        if datagrams:
-            self._datagrams = []
-        if events:
-            self._events = []
-        return datagrams, events
-
     def close(self, reason: str = "closed locally") -> None:
         """Send close_notify (RFC 5246 §7.2.1) and end the connection; ``reason`` goes into the
         :class:`ConnectionClosed` event."""
@@ -695,22 +672,23 @@ class DtlsConnection:
             if hello is None:
                 return False
         end = len(data)
-        reassembler = self._reassembler
         window = self._epoch0_window
         record_seq = hello.record_seq
         message_seq = hello.message_seq
+        configuration = self._configuration
         if (
             hello.body_end != end  # the hello fills the record, the record the datagram
             or ((data[11] << 8) | data[12]) != end - RECORD_HEADER_LENGTH
-            or end - RECORD_HEADER_LENGTH > self._configuration.max_record_plaintext
-            or message_seq != reassembler.next_seq
-            or not reassembler.is_empty()
+            or end - RECORD_HEADER_LENGTH > configuration.max_record_plaintext
+            or end - _HANDSHAKE_RECORD_OVERHEAD > configuration.max_handshake_message_size
+            or message_seq != self._receive_seq
+            or self._reassembler is not None
             or window is None
             or not window.is_fresh(record_seq)
         ):
             return False
         window.mark(record_seq)
-        reassembler.take_whole(end - _HANDSHAKE_RECORD_OVERHEAD)
+        self._receive_seq = message_seq + 1
         handshake = self._handshake
         assert handshake is not None
         flight = handshake.serve_psk_hello(data, hello)
@@ -778,16 +756,16 @@ class DtlsConnection:
             _HANDSHAKE_HEADER.unpack_from(data, RECORD_HEADER_LENGTH)
         )
         length = type_and_length & 0xFFFFFF
-        reassembler = self._reassembler
         if (
             finished + RECORD_HEADER_LENGTH + length3 != end
             or length3 > _MAX_FRAGMENT
             or type_and_length >> 24 != _CLIENT_KEY_EXCHANGE
-            or message_seq != reassembler.next_seq
+            or message_seq != self._receive_seq
             or offset_hi  # offset 0, the whole message
             or offset_lo_and_length != length
             or length + HANDSHAKE_HEADER_LENGTH != length1
-            or not reassembler.is_empty()
+            or length > self._configuration.max_handshake_message_size
+            or self._reassembler is not None
         ):
             return False
         window = self._epoch0_window
@@ -800,7 +778,7 @@ class DtlsConnection:
             return False
         # From here on, what the general path does with these records, in its order.
         window.mark(seq1)
-        reassembler.take_whole(length)
+        self._receive_seq = message_seq + 1
         handshake = self._handshake
         assert handshake is not None
         if handshake.serve_psk_key_exchange(data[RECORD_HEADER_LENGTH:ccs]):
@@ -837,14 +815,15 @@ class DtlsConnection:
         type_and_length, message_seq = _TYPE_LENGTH_SEQ.unpack_from(plaintext)
         if (
             type_and_length != _FINISHED_TYPE_AND_LENGTH
-            or message_seq != reassembler.next_seq
+            or message_seq != self._receive_seq
             or plaintext[6:12] != _FINISHED_FRAGMENT
+            or self._configuration.max_handshake_message_size < VERIFY_DATA_LENGTH
         ):
             self._receive_record(record, now)
             return True
         read_window.mark(seq3)
         self._highest_record = (1, seq3)  # the first record of the new epoch to authenticate
-        reassembler.take_whole(VERIFY_DATA_LENGTH)
+        self._receive_seq = message_seq + 1
         flight = handshake.serve_finished(message_seq, plaintext[12:])
         if flight is None:
             self._handle_message(_HT.FINISHED, message_seq, plaintext[12:], 1, now)
@@ -917,7 +896,6 @@ class DtlsConnection:
     def _receive_handshake(self, payload: bytes, epoch: int, now: float) -> None:
         pos = 0
         end = len(payload)
-        reassembler = self._reassembler
         while pos < end:
             # RFC 6347 §4.2.2: msg_type(1) length(3) message_seq(2) fragment_offset(3)
             # fragment_length(3) fragment
@@ -943,7 +921,7 @@ class DtlsConnection:
                 )
             ):
                 continue
-            if message_seq < reassembler.next_seq:
+            if message_seq < self._receive_seq:
                 # The peer repeats its last flight: ours got lost (RFC 6347 §4.2.4).
                 # Copies arriving right after we sent the flight crossed it on the wire: no
                 # second copy then, or duplicates would multiply (RFC 6347 §4.2.4 leaves the
@@ -959,22 +937,37 @@ class DtlsConnection:
                 continue
             if self._handshake is None:
                 continue
+            if length > self._configuration.max_handshake_message_size:
+                # RFC 6347 §4.2.3 lets receivers bound buffering; OpenSSL uses illegal_parameter.
+                raise AlertIllegalParameter("handshake message exceeds the configured size limit")
+            reassembler = self._reassembler
             if (
-                message_seq == reassembler.next_seq
+                message_seq == self._receive_seq
                 and offset == 0
                 and len(body) == length
-                and reassembler.is_empty()
+                and reassembler is None
             ):
                 # The common case, a whole message that is the next one: no reassembly buffer.
-                reassembler.take_whole(length)
+                self._receive_seq = message_seq + 1
                 self._handle_message(msg_type, message_seq, body, epoch, now)
                 continue
-            reassembler.add(HandshakeFragment(msg_type, length, message_seq, offset, body), epoch)
-            while (message := reassembler.pop()) is not None:
-                msg_type, seq, body, msg_epoch = message
+            if reassembler is None:
+                reassembler = _Reassembler(self._configuration.max_handshake_buffer)
+                self._reassembler = reassembler
+            reassembler.add(
+                HandshakeFragment(msg_type, length, message_seq, offset, body),
+                epoch,
+                self._receive_seq,
+            )
+            while (message := reassembler.pop(self._receive_seq)) is not None:
+                msg_type, body, msg_epoch = message
+                seq = self._receive_seq
+                self._receive_seq = seq + 1
                 self._handle_message(msg_type, seq, body, msg_epoch, now)
                 if self._handshake_done():
                     break
+            if self._reassembler is reassembler and reassembler.is_empty():
+                self._reassembler = None
 
     def _post_handshake_fragment(self, fragment: HandshakeFragment) -> bool:
         """Renegotiation is refused (RFC 5746 is implemented for the initial handshake only).
@@ -984,17 +977,16 @@ class DtlsConnection:
         renegotiation hello starts a new handshake numbered from 0 (RFC 6347 §4.2.2), below
         ``next_seq``.
         """
-        reassembler = self._reassembler
         refuse = (fragment.msg_type == _HT.HELLO_REQUEST and self.is_client) or (
             fragment.msg_type == _HT.CLIENT_HELLO and not self.is_client
         )
         if refuse:
-            if fragment.message_seq >= reassembler.next_seq:
-                reassembler.next_seq = fragment.message_seq + 1
+            if fragment.message_seq >= self._receive_seq:
+                self._receive_seq = fragment.message_seq + 1
             if fragment.fragment_offset == 0:
                 self._send_alert(_AL.WARNING, _AD.NO_RENEGOTIATION)
             return True
-        if fragment.message_seq >= reassembler.next_seq:
+        if fragment.message_seq >= self._receive_seq:
             raise AlertUnexpectedMessage("handshake message after the handshake")
         return False
 
@@ -1048,7 +1040,7 @@ class DtlsConnection:
         self._events.append(completed)
         self._timer = None
         self._handshake = None
-        self._reassembler.clear()
+        self._reassembler = None
         if not configuration.is_client:
             self._client_random = handshake.client_random
         if handshake.flight_final:
@@ -1061,7 +1053,7 @@ class DtlsConnection:
         """After the handshake and its linger period, keep only what records need."""
         self._flight = None
         self._epoch0_window = None
-        self._reassembler.clear()
+        self._reassembler = None
 
     # -- sending -----------------------------------------------------------------------------
 

@@ -84,6 +84,8 @@ from .events import DtlsSession, HandshakeCompleted
 from .messages import HANDSHAKE_HEADER_LENGTH
 from .prf import (
     CLIENT_FINISHED_LABEL,
+    EXTENDED_MASTER_SECRET_LABEL,
+    MASTER_SECRET_LABEL,
     MASTER_SECRET_LENGTH,
     SERVER_FINISHED_LABEL,
     VERIFY_DATA_LENGTH,
@@ -563,8 +565,40 @@ class Handshake:
             or ((message[12] << 8) | message[13]) + HANDSHAKE_HEADER_LENGTH + 2 != end
         ):
             return False
-        self._transcript_hash.update(message)
-        self._server_psk_key_exchange(message[HANDSHAKE_HEADER_LENGTH + 2 :])
+        transcript = self._transcript_hash
+        transcript.update(message)
+        identity = message[HANDSHAKE_HEADER_LENGTH + 2 :]
+        store = self._credentials.psk_store
+        assert store is not None  # PSK suites are chosen only with a store
+        credential = store.lookup(identity)
+        if credential is None or self._configuration.key_log is not None:
+            self._server_psk_key_exchange(identity, credential)
+        else:
+            # What _server_psk_key_exchange, master_secret_seed and _install_keys do for a
+            # known identity without a key log, written out.
+            client_random = self.client_random
+            server_random = self.server_random
+            if self._ems:
+                master = credential.derive_master_secret(
+                    EXTENDED_MASTER_SECRET_LABEL, transcript.copy().digest()
+                )
+            else:
+                master = credential.derive_master_secret(
+                    MASTER_SECRET_LABEL, client_random + server_random
+                )
+            self._master_secret = master
+            self._master_mac = mac = HmacSha256(master)
+            peer_cid = self._peer_connection_id
+            self.read_protection, self.write_protection = create_protections(
+                self.cipher_suite,
+                mac,
+                client_random,
+                server_random,
+                is_client=False,
+                read_cid=(self._connection_id or b"") if peer_cid is not None else b"",
+                write_cid=peer_cid or b"",
+            )
+            self._peer_identity = PskIdentity(identity)
         self._state = _HS.SERVER_EXPECT_FINISHED
         return True
 
@@ -573,24 +607,47 @@ class Handshake:
         (12 bytes of ``verify_data``, received under the new epoch): checked, then the final
         flight answering it (ChangeCipherSpec, Finished) with the handshake completed. None,
         nothing changed, for any other case."""
+        master = self._master_mac
         if (
             self._state is not _HS.SERVER_EXPECT_FINISHED
             or self._resumed
             or self._certificate_requested
             or len(verify_data) != VERIFY_DATA_LENGTH
+            or master is None
         ):
             return None
-        self._check_finished(verify_data, CLIENT_FINISHED_LABEL)
+        # What _server_handle_finished, _check_finished and _finish do in this case.
         transcript = self._transcript_hash
-        master = self._master_key()
+        if not hmac.compare_digest(
+            verify_data, prf(master, CLIENT_FINISHED_LABEL, transcript.copy().digest(), 12)
+        ):
+            raise AlertDecryptError("Finished verify_data mismatch")
         transcript.update(_HANDSHAKE_HEADER.pack(_FINISHED_TYPE_AND_LENGTH, message_seq, 0, 12))
         transcript.update(verify_data)
-        own = prf(master, SERVER_FINISHED_LABEL, transcript.copy().digest(), 12)
+        # The server's Finished ends the transcript: nothing reads it after this.
+        own = prf(master, SERVER_FINISHED_LABEL, transcript.digest(), 12)
         seq = self._send_seq
         self._send_seq = seq + 1
-        # The server's Finished ends the transcript: nothing reads it after this.
         self.flight_final = True
-        self._finish()
+        suite = self.cipher_suite
+        identity = self._peer_identity
+        ems = self._ems
+        session_id = self._session_id
+        cache = self._session_cache
+        if session_id and cache is not None:
+            cache.put(
+                DtlsSession(session_id, suite, self._master_secret, ems, identity, self._key_log_ok)
+            )
+        peer_cid = self._peer_connection_id
+        self.completed = HandshakeCompleted(
+            suite,
+            identity,
+            False,
+            ems,
+            (self._connection_id or b"") if peer_cid is not None else None,
+            peer_cid,
+        )
+        self._state = _HS.POST_HANDSHAKE
         return [
             _CHANGE_CIPHER_SPEC_MESSAGE,
             _new_message(OutgoingMessage, (_HANDSHAKE_CT, 1, _FINISHED, seq, own)),
@@ -1112,7 +1169,10 @@ class Handshake:
 
     def _server_handle_client_key_exchange(self, exchange: m.ClientKeyExchange) -> None:
         if exchange.psk_identity is not None:
-            self._server_psk_key_exchange(exchange.psk_identity)
+            identity = exchange.psk_identity
+            store = self._credentials.psk_store
+            assert store is not None  # PSK suites are chosen only with a store
+            self._server_psk_key_exchange(identity, store.lookup(identity))
         else:
             assert self._ecdh_key is not None
             assert exchange.ecdh_public is not None
@@ -1126,10 +1186,7 @@ class Handshake:
             else _HS.SERVER_EXPECT_FINISHED
         )
 
-    def _server_psk_key_exchange(self, identity: bytes) -> None:
-        store = self._credentials.psk_store
-        assert store is not None  # PSK suites are chosen only with a store
-        credential = store.lookup(identity)
+    def _server_psk_key_exchange(self, identity: bytes, credential: PskCredential | None) -> None:
         if credential is None:
             if not self._configuration.hide_unknown_psk_identity:
                 raise AlertUnknownPskIdentity("unknown PSK identity")

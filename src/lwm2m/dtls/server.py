@@ -377,17 +377,27 @@ class DtlsServer:
         self._service(connection)
 
     def _service(self, connection: DtlsConnection) -> None:
+        # The connection's output and timer (get_timer()), read in place: this runs after every
+        # datagram that is not an application-data record of an established connection.
         address = self._addresses.get(connection)
-        datagrams, events = connection._take_output()
-        for datagram in datagrams:
-            self._outgoing.append((datagram, address))
-        for event in events:
-            self._events.append(ServerEvent(address, connection, event))
-        deadline = connection.get_timer()
-        state = connection.state
+        datagrams = connection._datagrams
+        if datagrams:
+            connection._datagrams = []
+            outgoing = self._outgoing
+            for datagram in datagrams:
+                outgoing.append((datagram, address))
+        events = connection._events
+        if events:
+            connection._events = []
+            for event in events:
+                self._events.append(ServerEvent(address, connection, event))
+        state = connection._state
         if state is _CS.CLOSED:
             self._forget(connection)
             return
+        deadline, linger = connection._timer, connection._linger
+        if linger is not None:
+            deadline = linger if deadline is None else min(deadline, linger)
         if deadline is None:
             self._timers.pop(connection, None)
         else:
