@@ -702,15 +702,36 @@ class DtlsConnection:
         """A new flight of epoch-0 handshake messages, sent as :meth:`_after_handshake_step`
         and :meth:`_transmit_flight` would: in one datagram of one record per message when it
         fits (else by :meth:`_transmit_flight`, which fragments), kept for retransmission."""
-        self._start_flight(flight, trigger, now, final=False)
+        # _start_flight(final=False), written out
+        self._flight = flight
+        self._flight_trigger = trigger
+        self._timeout = timeout = self._configuration.initial_retransmit_timeout
+        self._retransmissions = 0
+        self._timer = now + timeout
         write_seq = self._write_seq
         seq = write_seq[0]
         if seq + len(flight) > _MAX_SEQUENCE + 1:
             self._transmit_flight(now)  # finds the sequence numbers exhausted
             return
         datagram = b""
+        pack = _PLAIN_HANDSHAKE_RECORD.pack
         for _, _, msg_type, message_seq, body in flight:
-            datagram += _plain_handshake_record(seq, msg_type, message_seq, body)
+            length = len(body)  # _plain_handshake_record, written out
+            datagram += (
+                pack(
+                    _HANDSHAKE,
+                    DTLS_1_2,
+                    0,
+                    seq >> 32,
+                    seq & 0xFFFFFFFF,
+                    length + HANDSHAKE_HEADER_LENGTH,
+                    (msg_type << 24) | length,
+                    message_seq,
+                    0,
+                    length,
+                )
+                + body
+            )
             seq += 1
         if len(datagram) > self._configuration.max_datagram_size:
             self._transmit_flight(now)  # fragments
@@ -799,13 +820,11 @@ class DtlsConnection:
         # The Finished: one whole message, the next one, in a record that authenticates; else
         # the general path takes the record (and decides on a record that does not decrypt).
         protection = self._read_protection
-        read_window = self._read_window
         result = (
             protection.decrypt(record)
             if protection is not None
             and not protection.cid
-            and handshake.state is _EXPECT_FINISHED
-            and read_window.is_fresh(seq3)
+            and handshake._state is _EXPECT_FINISHED
             else None
         )
         if result is None or result[0] != _HANDSHAKE or len(result[1]) != _WHOLE_FINISHED:
@@ -821,8 +840,12 @@ class DtlsConnection:
         ):
             self._receive_record(record, now)
             return True
-        read_window.mark(seq3)
-        self._highest_record = (1, seq3)  # the first record of the new epoch to authenticate
+        # The first record of the new epoch to authenticate (its keys were made by this
+        # datagram, with nothing deferred): the window's first mark, written out.
+        read_window = self._read_window
+        read_window.highest = seq3
+        read_window.bitmap = 1
+        self._highest_record = (1, seq3)
         self._receive_seq = message_seq + 1
         flight = handshake.serve_finished(message_seq, plaintext[12:])
         if flight is None:
@@ -839,7 +862,12 @@ class DtlsConnection:
         protection = self._write_protection
         assert handshake is not None
         assert protection is not None
-        self._start_flight(flight, trigger, now, final=True)
+        # _start_flight(final=True), written out
+        self._flight = flight
+        self._flight_trigger = trigger
+        self._timeout = self._configuration.initial_retransmit_timeout
+        self._retransmissions = 0
+        self._timer = None
         write_seq = self._write_seq
         seq0, seq1 = write_seq
         _, _, msg_type, message_seq, body = flight[1]

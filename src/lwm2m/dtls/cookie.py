@@ -94,7 +94,9 @@ class CookieGenerator:
         """None when ``cookie`` verifies (:meth:`verify_for`), else the cookie to send in a
         HelloVerifyRequest (:meth:`generate_for`): what a server does with every hello, in one
         call."""
-        self._rotate(now)
+        rotate_at = self._rotate_at
+        if rotate_at is None or now >= rotate_at:
+            self._rotate(now)
         current = self._current
         inner = len(client).to_bytes(2, "big") + client + parameters
         expected = current.digest(inner)

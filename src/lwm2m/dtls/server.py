@@ -249,7 +249,7 @@ class DtlsServer:
                 self._forget(earlier)
         else:
             self._forget(connection)
-        cid = self._new_connection_id()
+        cid = self._new_connection_id() if self._configuration.connection_id_length else None
         connection = DtlsConnection(
             configuration=self._configuration,
             credentials=self._credentials,
@@ -263,7 +263,7 @@ class DtlsServer:
         else:
             self._by_address[address] = connection
         self._addresses[connection] = address
-        self._queued[connection] = (now, connection.highest_authenticated_record)
+        self._queued[connection] = (now, connection._highest_record)
         if cid:
             self._by_cid[cid] = connection
         connection.receive_datagram(data, now, initial)
