@@ -6,25 +6,27 @@ from typing import Any
 
 import pytest
 
-from lwm2m.dtls import handshake as handshake_module
+from lwm2m.dtls import psk_lane
 
 
 @pytest.fixture
 def lanes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The plain-PSK lanes of the handshake that served a message (returned a result)."""
+    """The steps of the plain-PSK lanes (:mod:`lwm2m.dtls.psk_lane`) that served a message:
+    answered the hello, made the keys from the key exchange, or checked and answered the
+    Finished (a step that declines or raises is not listed)."""
     served: list[str] = []
     for name, label in (
-        ("serve_psk_hello", "hello"),
-        ("serve_psk_key_exchange", "key exchange"),
-        ("serve_finished", "finished"),
+        ("_serve_psk_hello", "hello"),
+        ("_serve_psk_key_exchange", "key exchange"),
+        ("_serve_finished", "finished"),
     ):
-        original = getattr(handshake_module.Handshake, name)
+        original = getattr(psk_lane, name)
 
-        def spy(self: Any, *args: Any, _original: Any = original, _label: str = label) -> Any:
-            result = _original(self, *args)
-            if result:
+        def spy(*args: Any, _original: Any = original, _label: str = label) -> Any:
+            result = _original(*args)
+            if result is not False:
                 served.append(_label)
             return result
 
-        monkeypatch.setattr(handshake_module.Handshake, name, spy)
+        monkeypatch.setattr(psk_lane, name, spy)
     return served

@@ -2,11 +2,11 @@
 agrees with the general record path, on the canonical datagrams and on every one-byte mutation
 of them.
 
-Randomness is made deterministic (the handshake module's ``os.urandom``), so two servers fed
-the same datagrams must send the same bytes: one server takes the fast paths, the other is
-forced through the general path (:class:`GeneralOnly`), and everything observable is compared
-after every datagram: the datagrams sent, the events, the connection and handshake states, and
-the newest authenticated record.
+Randomness is made deterministic (``os.urandom`` of the handshake and lane modules), so two
+servers fed the same datagrams must send the same bytes: one server takes the fast paths, the
+other is forced through the general path (:class:`GeneralOnly`), and everything observable is
+compared after every datagram: the datagrams sent, the events, the connection and handshake
+states, and the newest authenticated record.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from lwm2m.dtls import handshake as handshake_module
+from lwm2m.dtls import psk_lane
 from lwm2m.dtls.config import DtlsConfiguration
 from lwm2m.dtls.connection import ConnectionState, DtlsConnection
 from lwm2m.dtls.constants import DTLS_1_0, DTLS_1_2, ContentType, HandshakeType
@@ -68,9 +69,8 @@ class Counting(DtlsConnection):
 
 @pytest.fixture(autouse=True)
 def deterministic_randomness(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        handshake_module, "os", types.SimpleNamespace(urandom=lambda n: bytes(range(n)))
-    )
+    for module in (handshake_module, psk_lane):  # the general path's randoms and the lanes'
+        monkeypatch.setattr(module, "os", types.SimpleNamespace(urandom=lambda n: bytes(range(n))))
     Counting.taken = []
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from lwm2m.dtls import handshake as handshake_module
+from lwm2m.dtls import psk_lane
 from lwm2m.dtls import record as record_module
 from lwm2m.dtls.config import DtlsConfiguration
 from lwm2m.dtls.connection import ConnectionState, DtlsConnection
@@ -52,9 +53,8 @@ CBC = CipherSuite.TLS_PSK_WITH_AES_128_CBC_SHA256
 
 @pytest.fixture(autouse=True)
 def deterministic_randomness(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        handshake_module, "os", types.SimpleNamespace(urandom=lambda n: bytes(range(n)))
-    )
+    for module in (handshake_module, psk_lane):  # the general path's randoms and the lanes'
+        monkeypatch.setattr(module, "os", types.SimpleNamespace(urandom=lambda n: bytes(range(n))))
     Counting.taken = []
     # the CBC suites' explicit IVs too, so that both servers' records are the same bytes
     monkeypatch.setattr(

@@ -43,6 +43,7 @@ from enum import Enum, auto
 
 from lwm2m.errors import BufferReadError
 
+from . import psk_lane
 from .config import DtlsConfiguration
 from .constants import (
     DTLS_1_2,
@@ -76,9 +77,7 @@ from .messages import (
     HandshakeFragment,
     InitialHello,
     encode_handshake,
-    initial_client_hello,
 )
-from .prf import VERIFY_DATA_LENGTH
 from .record import (
     MAX_CIPHERTEXT_EXPANSION,
     MAX_PLAINTEXT_LENGTH,
@@ -124,33 +123,11 @@ _SEAL_LIMITS: dict[int, int] = {}
 _WINDOW_MASK = (1 << ReplayWindow.SIZE) - 1
 _EXPECT_CLIENT_HELLO = HandshakeState.SERVER_EXPECT_CLIENT_HELLO
 _EXPECT_KEY_EXCHANGE = HandshakeState.SERVER_EXPECT_CLIENT_KEY_EXCHANGE
-_EXPECT_FINISHED = HandshakeState.SERVER_EXPECT_FINISHED
-#: A whole Finished message (RFC 5246 §7.4.9, 12 bytes of verify_data) with its DTLS header.
-_WHOLE_FINISHED = HANDSHAKE_HEADER_LENGTH + VERIFY_DATA_LENGTH
-_FINISHED_TYPE_AND_LENGTH = (int(HandshakeType.FINISHED) << 24) | VERIFY_DATA_LENGTH
-_FINISHED_FRAGMENT = bytes(3) + VERIFY_DATA_LENGTH.to_bytes(3, "big")  # offset 0, length 12
 #: An epoch-0 record holding one whole handshake message: the record header (type, version,
 #: epoch, seq_hi, seq_lo, length), then the handshake header as msg_type+length, message_seq,
 #: fragment_offset's high 16 bits, its low byte + fragment_length (RFC 6347 §4.1, §4.2.2).
 _PLAIN_HANDSHAKE_RECORD = struct.Struct("!BHHHIHIHHI")
 _HANDSHAKE_RECORD_OVERHEAD = RECORD_HEADER_LENGTH + HANDSHAKE_HEADER_LENGTH
-#: An epoch-0 ChangeCipherSpec record: header (type, version, epoch, seq_hi, seq_lo, length 1)
-#: and its one byte (RFC 5246 §7.1).
-_CHANGE_CIPHER_SPEC_RECORD = struct.Struct("!BHHHIHB")
-#: The first five bytes of a record header (type, version DTLS 1.2, epoch) and, for a
-#: ChangeCipherSpec, its last two (length 1) with the body (RFC 6347 §4.1, RFC 5246 §7.1).
-_EPOCH0_HANDSHAKE = bytes([_HANDSHAKE]) + DTLS_1_2.to_bytes(2, "big") + bytes(2)
-_EPOCH1_HANDSHAKE = bytes([_HANDSHAKE]) + DTLS_1_2.to_bytes(2, "big") + b"\x00\x01"
-_EPOCH0_CHANGE_CIPHER_SPEC = bytes([_CHANGE_CIPHER_SPEC]) + DTLS_1_2.to_bytes(2, "big") + bytes(2)
-_CHANGE_CIPHER_SPEC_BODY = b"\x00\x01\x01"
-#: A record's sequence number as its high 16 and low 32 bits.
-_SEQUENCE = struct.Struct("!HI")
-#: A handshake header: msg_type+length, message_seq, fragment_offset's high 16 bits, its low
-#: byte + fragment_length (RFC 6347 §4.2.2).
-_HANDSHAKE_HEADER = struct.Struct("!IHHI")
-_CLIENT_KEY_EXCHANGE = int(HandshakeType.CLIENT_KEY_EXCHANGE)
-#: ``tuple.__new__``: a named tuple without its generated (Python) ``__new__``.
-_new_record = tuple.__new__
 
 
 def _plain_handshake_record(seq: int, msg_type: int, message_seq: int, body: bytes) -> bytes:
@@ -658,255 +635,10 @@ class DtlsConnection:
                 if epoch:
                     raise AlertUnexpectedMessage(f"unexpected content type {content_type}")
 
-    def _receive_client_hello(self, data: bytes, now: float, hello: InitialHello | None) -> bool:
-        """Server: a datagram that is one epoch-0 record holding one whole ClientHello, the next
-        message expected (how a hello nearly always arrives), handed to the handshake without
-        the record list and the per-record dispatch, and, in the plain PSK case
-        (:meth:`Handshake.serve_psk_hello`), answered without the general flight code. Like the
-        general path, any DTLS record version is accepted on it (RFC 6347 §4.1). Any other
-        shape returns False with nothing changed: :meth:`receive_datagram` parses the datagram
-        the general way.
-        """
-        if hello is None:
-            hello = initial_client_hello(data)
-            if hello is None:
-                return False
-        end = len(data)
-        window = self._epoch0_window
-        record_seq = hello.record_seq
-        message_seq = hello.message_seq
-        configuration = self._configuration
-        if (
-            hello.body_end != end  # the hello fills the record, the record the datagram
-            or ((data[11] << 8) | data[12]) != end - RECORD_HEADER_LENGTH
-            or end - RECORD_HEADER_LENGTH > configuration.max_record_plaintext
-            or end - _HANDSHAKE_RECORD_OVERHEAD > configuration.max_handshake_message_size
-            or message_seq != self._receive_seq
-            or self._reassembler is not None
-            or window is None
-            or not window.is_fresh(record_seq)
-        ):
-            return False
-        window.mark(record_seq)
-        self._receive_seq = message_seq + 1
-        handshake = self._handshake
-        assert handshake is not None
-        flight = handshake.serve_psk_hello(data, hello)
-        if flight is None:
-            self._handle_message(_HT.CLIENT_HELLO, message_seq, data[25:], 0, now)
-        else:
-            self._send_plain_flight(flight, message_seq, now)
-        return True
-
-    def _send_plain_flight(self, flight: list[OutgoingMessage], trigger: int, now: float) -> None:
-        """A new flight of epoch-0 handshake messages, sent as :meth:`_after_handshake_step`
-        and :meth:`_transmit_flight` would: in one datagram of one record per message when it
-        fits (else by :meth:`_transmit_flight`, which fragments), kept for retransmission."""
-        # _start_flight(final=False), written out
-        self._flight = flight
-        self._flight_trigger = trigger
-        self._timeout = timeout = self._configuration.initial_retransmit_timeout
-        self._retransmissions = 0
-        self._timer = now + timeout
-        write_seq = self._write_seq
-        seq = write_seq[0]
-        if seq + len(flight) > _MAX_SEQUENCE + 1:
-            self._transmit_flight(now)  # finds the sequence numbers exhausted
-            return
-        datagram = b""
-        pack = _PLAIN_HANDSHAKE_RECORD.pack
-        for _, _, msg_type, message_seq, body in flight:
-            length = len(body)  # _plain_handshake_record, written out
-            datagram += (
-                pack(
-                    _HANDSHAKE,
-                    DTLS_1_2,
-                    0,
-                    seq >> 32,
-                    seq & 0xFFFFFFFF,
-                    length + HANDSHAKE_HEADER_LENGTH,
-                    (msg_type << 24) | length,
-                    message_seq,
-                    0,
-                    length,
-                )
-                + body
-            )
-            seq += 1
-        if len(datagram) > self._configuration.max_datagram_size:
-            self._transmit_flight(now)  # fragments
-            return
-        self._flight_sent_at = now
-        write_seq[0] = seq
-        self._datagrams.append(datagram)
-
-    def _receive_key_exchange_flight(self, data: bytes, now: float) -> bool:
-        """Server: the client's last flight as it nearly always arrives (RFC 6347 §4.2.4, flight
-        5 without a client certificate): ClientKeyExchange, ChangeCipherSpec and Finished, each
-        one whole DTLS 1.2 record, in this order, filling the datagram. The first two records
-        are taken here without the record list and the per-record dispatch; the Finished record
-        goes to :meth:`_receive_record` once the keys exist.
-
-        The checks and effects are the general path's. Any other shape returns False before
-        anything changed, and :meth:`receive_datagram` parses the datagram the general way:
-        a record that is not fresh, another version or order, a fragment, a message that is not
-        the next one, a size over the limits, a connection ID.
-        """
-        end = len(data)
-        # Record headers compared as bytes: type, version DTLS 1.2 and epoch (RFC 6347 §4.1).
-        if (
-            end < 3 * RECORD_HEADER_LENGTH + HANDSHAKE_HEADER_LENGTH + 1
-            or data[:5] != _EPOCH0_HANDSHAKE
-            or self._deferred
-        ):
-            return False
-        length1 = (data[11] << 8) | data[12]
-        ccs = RECORD_HEADER_LENGTH + length1
-        finished = ccs + RECORD_HEADER_LENGTH + 1
-        if (
-            data[ccs : ccs + 5] != _EPOCH0_CHANGE_CIPHER_SPEC
-            or data[ccs + 11 : finished] != _CHANGE_CIPHER_SPEC_BODY  # length 1, the byte 1
-            or data[finished : finished + 5] != _EPOCH1_HANDSHAKE
-            or end < finished + RECORD_HEADER_LENGTH
-            or length1 > self._configuration.max_record_plaintext
-        ):
-            return False
-        length3 = (data[finished + 11] << 8) | data[finished + 12]
-        # The key exchange record holds exactly one whole message, the next one expected.
-        type_and_length, message_seq, offset_hi, offset_lo_and_length = (
-            _HANDSHAKE_HEADER.unpack_from(data, RECORD_HEADER_LENGTH)
-        )
-        length = type_and_length & 0xFFFFFF
-        if (
-            finished + RECORD_HEADER_LENGTH + length3 != end
-            or length3 > _MAX_FRAGMENT
-            or type_and_length >> 24 != _CLIENT_KEY_EXCHANGE
-            or message_seq != self._receive_seq
-            or offset_hi  # offset 0, the whole message
-            or offset_lo_and_length != length
-            or length + HANDSHAKE_HEADER_LENGTH != length1
-            or length > self._configuration.max_handshake_message_size
-            or self._reassembler is not None
-        ):
-            return False
-        window = self._epoch0_window
-        hi1, lo1 = _SEQUENCE.unpack_from(data, 5)
-        hi2, lo2 = _SEQUENCE.unpack_from(data, ccs + 5)
-        seq1 = (hi1 << 32) | lo1
-        seq2 = (hi2 << 32) | lo2
-        # The ChangeCipherSpec after the key exchange: then it is fresh once that is marked.
-        if window is None or not window.is_fresh(seq1) or seq2 <= seq1:
-            return False
-        # From here on, what the general path does with these records, in its order.
-        window.mark(seq1)
-        self._receive_seq = message_seq + 1
-        handshake = self._handshake
-        assert handshake is not None
-        if handshake.serve_psk_key_exchange(data[RECORD_HEADER_LENGTH:ccs]):
-            # The new epoch's keys exist: what _after_handshake_step does then (no flight).
-            self._read_protection = handshake.read_protection
-            self._write_protection = handshake.write_protection
-        else:
-            self._handle_message(_HT.CLIENT_KEY_EXCHANGE, message_seq, data[25:ccs], 0, now)
-            if self._state is _CS.CLOSED:  # pragma: no cover - _handle_message raises instead
-                return True
-        window.mark(seq2)
-        hi3, lo3 = _SEQUENCE.unpack_from(data, finished + 5)
-        seq3 = (hi3 << 32) | lo3
-        record = _new_record(
-            RawRecord,
-            (_HANDSHAKE, DTLS_1_2, 1, seq3, b"", data[finished + RECORD_HEADER_LENGTH :]),
-        )
-        # The Finished: one whole message, the next one, in a record that authenticates; else
-        # the general path takes the record (and decides on a record that does not decrypt).
-        protection = self._read_protection
-        result = (
-            protection.decrypt(record)
-            if protection is not None
-            and not protection.cid
-            and handshake._state is _EXPECT_FINISHED
-            else None
-        )
-        if result is None or result[0] != _HANDSHAKE or len(result[1]) != _WHOLE_FINISHED:
-            self._receive_record(record, now)
-            return True
-        plaintext = result[1]
-        type_and_length, message_seq = _TYPE_LENGTH_SEQ.unpack_from(plaintext)
-        if (
-            type_and_length != _FINISHED_TYPE_AND_LENGTH
-            or message_seq != self._receive_seq
-            or plaintext[6:12] != _FINISHED_FRAGMENT
-            or self._configuration.max_handshake_message_size < VERIFY_DATA_LENGTH
-        ):
-            self._receive_record(record, now)
-            return True
-        # The first record of the new epoch to authenticate (its keys were made by this
-        # datagram, with nothing deferred): the window's first mark, written out.
-        read_window = self._read_window
-        read_window.highest = seq3
-        read_window.bitmap = 1
-        self._highest_record = (1, seq3)
-        self._receive_seq = message_seq + 1
-        flight = handshake.serve_finished(message_seq, plaintext[12:])
-        if flight is None:
-            self._handle_message(_HT.FINISHED, message_seq, plaintext[12:], 1, now)
-        else:
-            self._send_final_flight(flight, message_seq, now)
-        return True
-
-    def _send_final_flight(self, flight: list[OutgoingMessage], trigger: int, now: float) -> None:
-        """The server's last flight (ChangeCipherSpec, Finished) with the handshake completed,
-        as :meth:`_after_handshake_step` and :meth:`_transmit_flight` would send it, in one
-        datagram of two records when it fits (else by :meth:`_transmit_flight`)."""
-        handshake = self._handshake
-        protection = self._write_protection
-        assert handshake is not None
-        assert protection is not None
-        # _start_flight(final=True), written out
-        self._flight = flight
-        self._flight_trigger = trigger
-        self._timeout = self._configuration.initial_retransmit_timeout
-        self._retransmissions = 0
-        self._timer = None
-        write_seq = self._write_seq
-        seq0, seq1 = write_seq
-        _, _, msg_type, message_seq, body = flight[1]
-        length = len(body)
-        # _transmit_flight's rule: the Finished goes whole after the ChangeCipherSpec when its
-        # body fits the room left with the worst-case record overhead; checked before anything
-        # is numbered or packed, so that every other case is _transmit_flight's (it splits the
-        # flight, or finds the sequence numbers exhausted).
-        overhead = _HANDSHAKE_RECORD_OVERHEAD + len(protection.cid) + protection.overhead
-        if (
-            seq0 > _MAX_SEQUENCE
-            or seq1 > _MAX_SEQUENCE
-            or length
-            > self._configuration.max_datagram_size - _CHANGE_CIPHER_SPEC_RECORD.size - overhead
-        ):
-            self._transmit_flight(now)
-        else:
-            if self._write_epoch < 1:
-                self._write_epoch = 1
-            self._flight_sent_at = now
-            write_seq[0] = seq0 + 1
-            write_seq[1] = seq1 + 1
-            self._datagrams.append(
-                _CHANGE_CIPHER_SPEC_RECORD.pack(
-                    _CHANGE_CIPHER_SPEC, DTLS_1_2, 0, seq0 >> 32, seq0 & 0xFFFFFFFF, 1, 1
-                )
-                + protection.encrypt(
-                    _HANDSHAKE,
-                    DTLS_1_2,
-                    1,
-                    seq1,
-                    _HANDSHAKE_HEADER.pack((msg_type << 24) | length, message_seq, 0, length)
-                    + body,
-                )
-            )
-        completed = handshake.completed
-        assert completed is not None
-        self._complete(handshake, completed, now)
-        self._deferred = []
+    # The two client flights of a plain PSK handshake, each in one pass (see .psk_lane); they
+    # return False, nothing changed, for a datagram the general path has to parse.
+    _receive_client_hello = psk_lane.receive_client_hello
+    _receive_key_exchange_flight = psk_lane.receive_key_exchange_flight
 
     def _receive_alert(self, payload: bytes, epoch: int) -> None:
         if len(payload) != 2:

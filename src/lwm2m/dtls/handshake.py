@@ -81,11 +81,8 @@ from .errors import (
     AlertUnsupportedExtension,
 )
 from .events import DtlsSession, HandshakeCompleted
-from .messages import HANDSHAKE_HEADER_LENGTH
 from .prf import (
     CLIENT_FINISHED_LABEL,
-    EXTENDED_MASTER_SECRET_LABEL,
-    MASTER_SECRET_LABEL,
     MASTER_SECRET_LENGTH,
     SERVER_FINISHED_LABEL,
     VERIFY_DATA_LENGTH,
@@ -93,7 +90,7 @@ from .prf import (
     master_secret_seed,
     prf,
 )
-from .record import RECORD_HEADER_LENGTH, RecordProtection, create_protections
+from .record import RecordProtection, create_protections
 from .trust import PeerIdentity, PskIdentity, spki_der
 
 __all__ = ["Handshake", "HandshakeState", "OutgoingMessage", "SessionCache"]
@@ -116,22 +113,9 @@ _HANDSHAKE_HEADER = struct.Struct("!IHHI")
 
 _EMPTY_RENEGOTIATION_INFO = b"\x00"
 _PSK_SUITES = frozenset(s for s in CipherSuite if s.is_psk)
-_SCSV = int(CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV)
 _EXTENSION_HEADER = struct.Struct("!HH")
 _EMS = int(ExtensionType.EXTENDED_MASTER_SECRET)
 _RENEGOTIATION_INFO = int(ExtensionType.RENEGOTIATION_INFO)
-_CONNECTION_ID = int(ExtensionType.CONNECTION_ID)
-#: The server's renegotiation_info (empty, RFC 5746 §3.6) and extended_master_secret (RFC 7627
-#: §5.1) extensions, encoded.
-_RENEGOTIATION_REPLY = _EXTENSION_HEADER.pack(_RENEGOTIATION_INFO, 1) + b"\x00"
-_EMS_REPLY = _EXTENSION_HEADER.pack(_EMS, 0)
-#: The length and data of an empty renegotiation_info extension (RFC 5746 §3.2).
-_EMPTY_RENEGOTIATION_INFO_EXTENSION = b"\x00\x01\x00"
-_HANDSHAKE_CT = int(ContentType.HANDSHAKE)
-_SERVER_HELLO = int(HandshakeType.SERVER_HELLO)
-_SERVER_HELLO_DONE = int(HandshakeType.SERVER_HELLO_DONE)
-_FINISHED = int(HandshakeType.FINISHED)
-_FINISHED_TYPE_AND_LENGTH = (_FINISHED << 24) | VERIFY_DATA_LENGTH
 #: Suites with a key exchange (every known one but the renegotiation SCSV).
 _USABLE_SUITES = frozenset(CipherSuite) - {CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV}
 _UNCOMPRESSED = bytes([1, POINT_FORMAT_UNCOMPRESSED])
@@ -168,16 +152,6 @@ class OutgoingMessage(NamedTuple):
 
 #: The ChangeCipherSpec of a flight (RFC 5246 §7.1).
 _CHANGE_CIPHER_SPEC_MESSAGE = OutgoingMessage(int(ContentType.CHANGE_CIPHER_SPEC), 0, 0, 0, b"\x01")
-
-
-def _extension(data: bytes, pos: int) -> bytes:
-    """The data of the extension whose header is at ``data[pos]``."""
-    return data[pos + 4 : pos + 4 + ((data[pos + 2] << 8) | data[pos + 3])]
-
-
-#: ``tuple.__new__``: a named tuple made from a tuple without its generated ``__new__`` (a
-#: Python function), for the few made on every handshake.
-_new_message = tuple.__new__
 
 
 class SessionCache:
@@ -447,211 +421,6 @@ class Handshake:
     # which then also raises the right alert. tests/dtls/test_flight_fast_paths.py holds them
     # to that on the canonical flights and on every one-byte change of them. They move the
     # state without _set_state's debug line; the completion is logged as on the general path.
-
-    def serve_psk_hello(self, data: bytes, hello: m.InitialHello) -> list[OutgoingMessage] | None:
-        """Server: the ClientHello that fills ``data`` (one record, one whole message; ``hello``
-        is its layout) when it starts a new session with a PSK suite and the server has no
-        identity hint to send (RFC 4279 §2): the flight answering it, ServerHello and
-        ServerHelloDone."""
-        credentials = self._credentials
-        if (
-            self._state is not _HS.SERVER_EXPECT_CLIENT_HELLO
-            or credentials.psk_store is None
-            or credentials.psk_identity_hint
-            or data[25] != 0xFE  # client_version: DTLS 1.2 (numerically lower is later)
-            or data[26] > 0xFD
-            or data[59]  # a session_id: resumption is the general path's
-        ):
-            return None
-        cookie_end = hello.cookie_end
-        compression_end = hello.compression_end
-        suites_at = cookie_end + 2
-        compression_at = suites_at + ((data[cookie_end] << 8) | data[cookie_end + 1])
-        if 0 not in data[compression_at + 1 : compression_end]:
-            return None
-        end = len(data)
-        # The extensions' positions by type: one entry per extension, so a repeated type
-        # shows as fewer entries than extensions (a decode error, the general path's).
-        found: dict[int, int] = {}
-        if compression_end < end:
-            pos = compression_end + 2
-            if pos > end or pos + ((data[pos - 2] << 8) | data[pos - 1]) != end:
-                return None
-            count = 0
-            try:
-                while pos < end:
-                    ext_type, ext_length = _EXTENSION_HEADER.unpack_from(data, pos)
-                    found[ext_type] = pos
-                    pos += 4 + ext_length
-                    count += 1
-            except struct.error:  # a header cut short
-                return None
-            if pos != end or len(found) != count:
-                return None
-        ems = _EMS in found
-        if ems:
-            if data[found[_EMS] + 2 : found[_EMS] + 4] != b"\x00\x00":
-                return None  # extended_master_secret is empty (RFC 7627 §5.1)
-        elif self._configuration.require_extended_master_secret:
-            return None
-        reneg = _RENEGOTIATION_INFO in found
-        if reneg and data[found[_RENEGOTIATION_INFO] + 2 : found[_RENEGOTIATION_INFO] + 5] != (
-            _EMPTY_RENEGOTIATION_INFO_EXTENSION
-        ):
-            return None  # renegotiation_info must be empty (RFC 5746 §3.6)
-        own_cid = self._connection_id
-        cid_data = None
-        if own_cid is not None and _CONNECTION_ID in found:
-            cid_data = _extension(data, found[_CONNECTION_ID])
-            if not cid_data or cid_data[0] != len(cid_data) - 1:
-                return None
-        offered = struct.unpack_from(f"!{(compression_at - suites_at) >> 1}H", data, suites_at)
-        for suite in self._configuration.cipher_suites:
-            if suite in offered and suite in _USABLE_SUITES:
-                if suite not in _PSK_SUITES:
-                    return None  # the ECDHE negotiation is the general path's
-                break
-        else:
-            return None
-        # What handle_message and _server_handle_client_hello do in this case.
-        message_seq = self._send_seq
-        self._send_seq = message_seq + 2
-        # The hello is the datagram after the record header: its handshake header is the one
-        # it is hashed with (RFC 6347 §4.2.6: whole, unfragmented). The byte transcript is kept
-        # for signatures only, which no PSK suite makes.
-        self._transcript_hash = transcript = hashlib.sha256(data[RECORD_HEADER_LENGTH:])
-        self.client_random = hello.random
-        randoms = os.urandom(64)
-        self.server_random = server_random = randoms[:32]
-        self._ems = ems
-        self.cipher_suite = suite = int(suite)
-        reply = _RENEGOTIATION_REPLY if reneg or _SCSV in offered else b""
-        if ems:
-            reply += _EMS_REPLY
-        if cid_data is not None:
-            assert own_cid is not None
-            self._peer_connection_id = cid_data[1:]
-            reply += _EXTENSION_HEADER.pack(_CONNECTION_ID, len(own_cid) + 1)
-            reply += bytes([len(own_cid)]) + own_cid
-        session_id = (
-            randoms[32:]
-            if self._session_cache is not None and self._configuration.session_cache_size
-            else b""
-        )
-        self._session_id = session_id
-        body = m.server_hello_bytes(server_random, session_id, suite, reply)
-        transcript.update(
-            _HANDSHAKE_HEADER.pack(_SERVER_HELLO << 24 | len(body), message_seq, 0, len(body))
-        )
-        transcript.update(body)
-        transcript.update(_HANDSHAKE_HEADER.pack(_SERVER_HELLO_DONE << 24, message_seq + 1, 0, 0))
-        self._state = _HS.SERVER_EXPECT_CLIENT_KEY_EXCHANGE
-        return [
-            _new_message(OutgoingMessage, (_HANDSHAKE_CT, 0, _SERVER_HELLO, message_seq, body)),
-            _new_message(
-                OutgoingMessage, (_HANDSHAKE_CT, 0, _SERVER_HELLO_DONE, message_seq + 1, b"")
-            ),
-        ]
-
-    def serve_psk_key_exchange(self, message: bytes) -> bool:
-        """Server: ``message``, a whole ClientKeyExchange with its handshake header, of the PSK
-        suite chosen (RFC 4279 §2): the master secret derived by the credential and the new
-        epoch's protections made. False, nothing changed, for any other case."""
-        end = len(message)
-        if (
-            self._state is not _HS.SERVER_EXPECT_CLIENT_KEY_EXCHANGE
-            or self.cipher_suite not in _PSK_SUITES
-            or end < HANDSHAKE_HEADER_LENGTH + 2
-            or ((message[12] << 8) | message[13]) + HANDSHAKE_HEADER_LENGTH + 2 != end
-        ):
-            return False
-        transcript = self._transcript_hash
-        transcript.update(message)
-        identity = message[HANDSHAKE_HEADER_LENGTH + 2 :]
-        store = self._credentials.psk_store
-        assert store is not None  # PSK suites are chosen only with a store
-        credential = store.lookup(identity)
-        if credential is None or self._configuration.key_log is not None:
-            self._server_psk_key_exchange(identity, credential)
-        else:
-            # What _server_psk_key_exchange, master_secret_seed and _install_keys do for a
-            # known identity without a key log, written out.
-            client_random = self.client_random
-            server_random = self.server_random
-            if self._ems:
-                master = credential.derive_master_secret(
-                    EXTENDED_MASTER_SECRET_LABEL, transcript.copy().digest()
-                )
-            else:
-                master = credential.derive_master_secret(
-                    MASTER_SECRET_LABEL, client_random + server_random
-                )
-            self._master_secret = master
-            self._master_mac = mac = HmacSha256(master)
-            peer_cid = self._peer_connection_id
-            self.read_protection, self.write_protection = create_protections(
-                self.cipher_suite,
-                mac,
-                client_random,
-                server_random,
-                is_client=False,
-                read_cid=(self._connection_id or b"") if peer_cid is not None else b"",
-                write_cid=peer_cid or b"",
-            )
-            self._peer_identity = PskIdentity(identity)
-        self._state = _HS.SERVER_EXPECT_FINISHED
-        return True
-
-    def serve_finished(self, message_seq: int, verify_data: bytes) -> list[OutgoingMessage] | None:
-        """Server: the client's Finished of a full handshake without client certificates
-        (12 bytes of ``verify_data``, received under the new epoch): checked, then the final
-        flight answering it (ChangeCipherSpec, Finished) with the handshake completed. None,
-        nothing changed, for any other case."""
-        master = self._master_mac
-        if (
-            self._state is not _HS.SERVER_EXPECT_FINISHED
-            or self._resumed
-            or self._certificate_requested
-            or len(verify_data) != VERIFY_DATA_LENGTH
-            or master is None
-        ):
-            return None
-        # What _server_handle_finished, _check_finished and _finish do in this case.
-        transcript = self._transcript_hash
-        if not hmac.compare_digest(
-            verify_data, prf(master, CLIENT_FINISHED_LABEL, transcript.copy().digest(), 12)
-        ):
-            raise AlertDecryptError("Finished verify_data mismatch")
-        transcript.update(_HANDSHAKE_HEADER.pack(_FINISHED_TYPE_AND_LENGTH, message_seq, 0, 12))
-        transcript.update(verify_data)
-        # The server's Finished ends the transcript: nothing reads it after this.
-        own = prf(master, SERVER_FINISHED_LABEL, transcript.digest(), 12)
-        seq = self._send_seq
-        self._send_seq = seq + 1
-        self.flight_final = True
-        suite = self.cipher_suite
-        identity = self._peer_identity
-        ems = self._ems
-        session_id = self._session_id
-        cache = self._session_cache
-        if session_id and cache is not None:
-            cache.put(
-                DtlsSession(session_id, suite, self._master_secret, ems, identity, self._key_log_ok)
-            )
-        peer_cid = self._peer_connection_id
-        self.completed = HandshakeCompleted(
-            suite,
-            identity,
-            False,
-            ems,
-            (self._connection_id or b"") if peer_cid is not None else None,
-            peer_cid,
-        )
-        self._state = _HS.POST_HANDSHAKE
-        return [
-            _CHANGE_CIPHER_SPEC_MESSAGE,
-            _new_message(OutgoingMessage, (_HANDSHAKE_CT, 1, _FINISHED, seq, own)),
-        ]
 
     # -- helpers -----------------------------------------------------------------------------
 
