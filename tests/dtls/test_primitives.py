@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from lwm2m.dtls.constants import CipherSuite, ContentType
+from lwm2m.dtls.constants import DTLS_1_2, CipherSuite, ContentType
 from lwm2m.dtls.prf import (
     EXTENDED_MASTER_SECRET_LABEL,
     MASTER_SECRET_LABEL,
+    HmacSha256,
     master_secret_seed,
     p_sha256,
     prf,
@@ -195,3 +198,50 @@ def test_replay_window_slides() -> None:
     assert not window.is_fresh(100)
     window.mark(40)
     assert not window.is_fresh(40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    suite=st.sampled_from(
+        [CipherSuite.TLS_PSK_WITH_AES_128_CCM_8, CipherSuite.TLS_PSK_WITH_AES_128_CBC_SHA256]
+    ),
+    sealed_type=st.sampled_from(
+        [ContentType.HANDSHAKE, ContentType.ALERT, ContentType.APPLICATION_DATA]
+    ),
+    asked_type=st.sampled_from([ContentType.HANDSHAKE, ContentType.APPLICATION_DATA]),
+    epoch=st.integers(1, 3),
+    seq=st.integers(0, 2**48 - 1),
+    plaintext=st.binary(max_size=80),
+    flip=st.one_of(st.none(), st.integers(0, 200)),
+    cut=st.one_of(st.just(0), st.integers(1, 40)),
+    cid=st.sampled_from([b"", b"\x01\x02"]),
+)
+def test_open_fragment_agrees_with_decrypt(
+    suite: int,
+    sealed_type: int,
+    asked_type: int,
+    epoch: int,
+    seq: int,
+    plaintext: bytes,
+    flip: int | None,
+    cut: int,
+    cid: bytes,
+) -> None:
+    """``open_fragment`` (the PSK lane's Finished) gives what ``decrypt`` of the same plain
+    record gives when its content type is the one asked for, and None otherwise: tampered and
+    cut fragments, other types, and a protection that reads CIDs included."""
+    secret = HmacSha256(bytes(range(48)))
+    _, write = create_protections(suite, secret, bytes(32), bytes(range(32)), is_client=True)
+    read, _ = create_protections(suite, secret, bytes(32), bytes(range(32)), is_client=False)
+    read.cid = cid
+    fragment = bytearray(write.encrypt(sealed_type, DTLS_1_2, epoch, seq, plaintext)[13:])
+    if flip is not None and flip < len(fragment):
+        fragment[flip] ^= 0x40
+    if cut:
+        del fragment[-cut:]
+    record = RawRecord(asked_type, DTLS_1_2, epoch, seq, b"", bytes(fragment))
+    result = read.decrypt(record)
+    expected = result[1] if result is not None and result[0] == asked_type else None
+    assert read.open_fragment(asked_type, epoch, seq, bytes(fragment)) == expected
+    if flip is None and not cut and not cid and sealed_type == asked_type:
+        assert expected == plaintext

@@ -392,29 +392,26 @@ def receive_key_exchange_flight(connection: DtlsConnection, data: bytes, now: fl
     window.mark(seq2)
     hi3, lo3 = _SEQUENCE.unpack_from(data, finished + 5)
     seq3 = (hi3 << 32) | lo3
-    record = _new(
-        RawRecord,
-        (_HANDSHAKE, DTLS_1_2, 1, seq3, b"", data[finished + RECORD_HEADER_LENGTH :]),
-    )
+    fragment = data[finished + RECORD_HEADER_LENGTH :]
     # The Finished: one whole message, the next one, in a record that authenticates, ending a
     # full handshake without client certificates; else the general record path takes the
     # record (and decides on one that does not decrypt).
     protection = connection._read_protection
     mac = handshake._master_mac
-    result = (
-        protection.decrypt(record)
+    plaintext = (
+        protection.open_fragment(_HANDSHAKE, 1, seq3, fragment)
         if protection is not None
-        and not protection.cid
         and handshake._state is _EXPECT_FINISHED
         and not handshake._resumed
         and not handshake._certificate_requested
         and mac is not None
         else None
     )
-    if result is None or result[0] != _HANDSHAKE or len(result[1]) != _WHOLE_FINISHED:
-        connection._receive_record(record, now)
+    if plaintext is None or len(plaintext) != _WHOLE_FINISHED:
+        connection._receive_record(
+            _new(RawRecord, (_HANDSHAKE, DTLS_1_2, 1, seq3, b"", fragment)), now
+        )
         return True
-    plaintext = result[1]
     type_and_length, message_seq = _TYPE_LENGTH_SEQ.unpack_from(plaintext)
     if (
         type_and_length != _FINISHED_TYPE_AND_LENGTH
@@ -422,7 +419,9 @@ def receive_key_exchange_flight(connection: DtlsConnection, data: bytes, now: fl
         or plaintext[6:12] != _FINISHED_FRAGMENT
         or configuration.max_handshake_message_size < VERIFY_DATA_LENGTH
     ):
-        connection._receive_record(record, now)
+        connection._receive_record(
+            _new(RawRecord, (_HANDSHAKE, DTLS_1_2, 1, seq3, b"", fragment)), now
+        )
         return True
     assert mac is not None
     # The first record of the new epoch to authenticate (its keys were made by this datagram,

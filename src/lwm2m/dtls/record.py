@@ -256,6 +256,20 @@ class RecordProtection:
             return None
         return result[1]
 
+    def open_fragment(
+        self, content_type: int, epoch: int, seq: int, fragment: bytes
+    ) -> bytes | None:
+        """The plaintext of the record without a CID that has these header fields (version
+        DTLS 1.2) and ``fragment``, or None when it does not authenticate, its real content
+        type is another one, or this protection writes CIDs.
+
+        Agrees with :meth:`decrypt` of the same record (subclasses skip the :class:`RawRecord`).
+        """
+        result = self.decrypt(RawRecord(content_type, DTLS_1_2, epoch, seq, b"", fragment))
+        if result is None or result[0] != content_type:
+            return None
+        return result[1]
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} cid={self.cid.hex()}>"
 
@@ -369,6 +383,21 @@ class Ccm8Protection(RecordProtection):
                 self._iv + data[13:21],
                 data[21:],
                 _CCM_AAD.pack((epoch << 48) | seq, _APPLICATION_DATA, DTLS_1_2, length),
+            )
+        except InvalidTag:
+            return None
+
+    def open_fragment(
+        self, content_type: int, epoch: int, seq: int, fragment: bytes
+    ) -> bytes | None:
+        length = len(fragment) - 16
+        if length < 0 or self.cid:
+            return None
+        try:
+            return self._aead.decrypt(
+                self._iv + fragment[:8],
+                fragment[8:],
+                _CCM_AAD.pack((epoch << 48) | seq, content_type, DTLS_1_2, length),
             )
         except InvalidTag:
             return None
