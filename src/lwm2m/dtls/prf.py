@@ -92,8 +92,17 @@ def prf(secret: bytes | HmacSha256, label: bytes, seed: bytes, length: int) -> b
     # handshake (master secret, key block, two Finished), so in one function.
     inner, outer = mac._inner, mac._outer
     seed = label + seed
-    a = seed
-    out = b""
+    # The first block, A(1) and HMAC(A(1) + seed), then the rest while more is needed.
+    h = inner.copy()
+    h.update(seed)
+    o = outer.copy()
+    o.update(h.digest())
+    a = o.digest()
+    h = inner.copy()
+    h.update(a + seed)
+    o = outer.copy()
+    o.update(h.digest())
+    out = o.digest()
     while len(out) < length:
         h = inner.copy()
         h.update(a)

@@ -117,14 +117,8 @@ _CHANGE_CIPHER_SPEC_RECORD = struct.Struct("!BHHHIHB")
 _HANDSHAKE_HEADER = struct.Struct("!IHHI")
 #: The first six bytes of a handshake header: msg_type+length as one word, message_seq.
 _TYPE_LENGTH_SEQ = struct.Struct("!IH")
-#: A record's sequence number as its high 16 and low 32 bits.
-_SEQUENCE = struct.Struct("!HI")
-#: The first five bytes of a record header (type, version DTLS 1.2, epoch) and, for a
-#: ChangeCipherSpec, its last two (length 1) with the body (RFC 6347 §4.1, RFC 5246 §7.1).
-_EPOCH0_HANDSHAKE = bytes([_HANDSHAKE]) + DTLS_1_2.to_bytes(2, "big") + bytes(2)
-_EPOCH1_HANDSHAKE = bytes([_HANDSHAKE]) + DTLS_1_2.to_bytes(2, "big") + b"\x00\x01"
-_EPOCH0_CHANGE_CIPHER_SPEC = bytes([_CHANGE_CIPHER_SPEC]) + DTLS_1_2.to_bytes(2, "big") + bytes(2)
-_CHANGE_CIPHER_SPEC_BODY = b"\x00\x01\x01"
+#: A record header: type, version, epoch, seq_hi, seq_lo, length (RFC 6347 §4.1).
+_RECORD_HEADER = struct.Struct("!BHHHIH")
 #: A whole Finished message (RFC 5246 §7.4.9, 12 bytes of verify_data) with its DTLS header.
 _WHOLE_FINISHED = HANDSHAKE_HEADER_LENGTH + VERIFY_DATA_LENGTH
 _FINISHED_TYPE_AND_LENGTH = (_FINISHED << 24) | VERIFY_DATA_LENGTH
@@ -160,10 +154,15 @@ def receive_client_hello(
         or message_seq != connection._receive_seq
         or connection._reassembler is not None
         or window is None
-        or not window.is_fresh(record_seq)
     ):
         return False
-    window.mark(record_seq)
+    if window.highest < 0:  # the window of a new connection: its first mark, written out
+        window.highest = record_seq
+        window.bitmap = 1
+    elif window.is_fresh(record_seq):
+        window.mark(record_seq)
+    else:
+        return False
     connection._receive_seq = message_seq + 1
     if not _serve_psk_hello(connection, data, hello, now):
         connection._handle_message(_CLIENT_HELLO, message_seq, data[25:], 0, now)
@@ -335,34 +334,50 @@ def receive_key_exchange_flight(connection: DtlsConnection, data: bytes, now: fl
     Finished record that does not decrypt to one whole Finished (the general record path).
     """
     end = len(data)
-    # Record headers compared as bytes: type, version DTLS 1.2 and epoch (RFC 6347 §4.1).
-    if (
-        end < 3 * RECORD_HEADER_LENGTH + HANDSHAKE_HEADER_LENGTH + 1
-        or data[:5] != _EPOCH0_HANDSHAKE
-        or connection._deferred
-    ):
+    if end < 3 * RECORD_HEADER_LENGTH + HANDSHAKE_HEADER_LENGTH + 1 or connection._deferred:
         return False
     configuration = connection._configuration
-    length1 = (data[11] << 8) | data[12]
+    # The three records' headers (RFC 6347 §4.1) and the key exchange's handshake header
+    # (§4.2.2), each read in one step.
+    (
+        type1,
+        version1,
+        epoch1,
+        hi1,
+        lo1,
+        length1,
+        type_and_length,
+        message_seq,
+        offset_hi,
+        offset_lo_and_length,
+    ) = _PLAIN_HANDSHAKE_RECORD.unpack_from(data)
     ccs = RECORD_HEADER_LENGTH + length1
-    finished = ccs + RECORD_HEADER_LENGTH + 1
+    finished = ccs + _CHANGE_CIPHER_SPEC_RECORD.size
     if (
-        data[ccs : ccs + 5] != _EPOCH0_CHANGE_CIPHER_SPEC
-        or data[ccs + 11 : finished] != _CHANGE_CIPHER_SPEC_BODY  # length 1, the byte 1
-        or data[finished : finished + 5] != _EPOCH1_HANDSHAKE
+        type1 != _HANDSHAKE
+        or version1 != DTLS_1_2
+        or epoch1
         or end < finished + RECORD_HEADER_LENGTH
         or length1 > configuration.max_record_plaintext
     ):
         return False
-    length3 = (data[finished + 11] << 8) | data[finished + 12]
-    # The key exchange record holds exactly one whole message, the next one expected.
-    type_and_length, message_seq, offset_hi, offset_lo_and_length = _HANDSHAKE_HEADER.unpack_from(
-        data, RECORD_HEADER_LENGTH
+    type2, version2, epoch2, hi2, lo2, length2, body2 = _CHANGE_CIPHER_SPEC_RECORD.unpack_from(
+        data, ccs
     )
+    type3, version3, epoch3, hi3, lo3, length3 = _RECORD_HEADER.unpack_from(data, finished)
     length = type_and_length & 0xFFFFFF
     if (
-        finished + RECORD_HEADER_LENGTH + length3 != end
+        type2 != _CHANGE_CIPHER_SPEC
+        or version2 != DTLS_1_2
+        or epoch2
+        or length2 != 1  # a ChangeCipherSpec is the one byte 1 (RFC 5246 §7.1)
+        or body2 != 1
+        or type3 != _HANDSHAKE
+        or version3 != DTLS_1_2
+        or epoch3 != 1
+        or finished + RECORD_HEADER_LENGTH + length3 != end
         or length3 > _MAX_FRAGMENT
+        # the key exchange record holds exactly one whole message, the next one expected
         or type_and_length >> 24 != _CLIENT_KEY_EXCHANGE
         or message_seq != connection._receive_seq
         or offset_hi  # offset 0, the whole message
@@ -373,8 +388,6 @@ def receive_key_exchange_flight(connection: DtlsConnection, data: bytes, now: fl
     ):
         return False
     window = connection._epoch0_window
-    hi1, lo1 = _SEQUENCE.unpack_from(data, 5)
-    hi2, lo2 = _SEQUENCE.unpack_from(data, ccs + 5)
     seq1 = (hi1 << 32) | lo1
     seq2 = (hi2 << 32) | lo2
     # The ChangeCipherSpec after the key exchange: then it is fresh once that is marked.
@@ -390,7 +403,6 @@ def receive_key_exchange_flight(connection: DtlsConnection, data: bytes, now: fl
         if connection._is_closed():  # pragma: no cover - _handle_message raises instead
             return True
     window.mark(seq2)
-    hi3, lo3 = _SEQUENCE.unpack_from(data, finished + 5)
     seq3 = (hi3 << 32) | lo3
     fragment = data[finished + RECORD_HEADER_LENGTH :]
     # The Finished: one whole message, the next one, in a record that authenticates, ending a
