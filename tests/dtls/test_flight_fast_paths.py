@@ -51,7 +51,11 @@ class Counting(DtlsConnection):
     taken: list[str] = []  # a per-test log, reset by the fixture
 
     def _receive_client_hello(self, data: bytes, now: float, hello: InitialHello | None) -> bool:
-        taken = super()._receive_client_hello(data, now, hello)
+        try:
+            taken = super()._receive_client_hello(data, now, hello)
+        except Exception:  # taken, and failed: the caller turns it into an alert
+            Counting.taken.append("hello")
+            raise
         if taken:
             Counting.taken.append("hello")
         return taken
@@ -421,3 +425,73 @@ def test_the_retransmitted_final_flight_agrees(lanes: list[str]) -> None:
     for datagram in again[0][0]:
         client.receive_datagram(datagram, timer)
     assert client.state is ConnectionState.ESTABLISHED
+
+
+def _with_extensions(hello: bytes, extra: bytes) -> bytes:
+    """``hello`` (one record holding one whole ClientHello with extensions) with ``extra``
+    appended to its extension block, every length that covers it grown to match."""
+    grown = len(extra)
+    out = bytearray(hello + extra)
+    record_length = int.from_bytes(hello[11:13], "big") + grown
+    out[11:13] = record_length.to_bytes(2, "big")
+    body_length = int.from_bytes(hello[14:17], "big") + grown
+    out[14:17] = body_length.to_bytes(3, "big")  # the message's length
+    out[22:25] = body_length.to_bytes(3, "big")  # its one fragment's length
+    # The extension block's length: where the compression methods end in the body.
+    body = hello[25:]
+    pos = 2 + 32
+    pos += 1 + body[pos]  # session_id
+    pos += 1 + body[pos]  # cookie
+    pos += 2 + int.from_bytes(body[pos : pos + 2], "big")  # cipher_suites
+    pos += 1 + body[pos]  # compression_methods
+    block = int.from_bytes(body[pos : pos + 2], "big") + grown
+    out[25 + pos : 25 + pos + 2] = block.to_bytes(2, "big")
+    return bytes(out)
+
+
+@pytest.mark.parametrize(
+    ("extra", "server_config"),
+    [
+        # an extension header cut short at the end of the block: a decode error
+        (b"\x00\x17", {}),
+        # a connection_id extension whose CID length disagrees with its data (RFC 9146 §3),
+        # to a server that uses CIDs
+        (b"\x00\x36\x00\x03\x05\x01\x02", {"connection_id": b"\x01\x02\x03"}),
+        # the same extension, well formed: the lane serves it
+        (b"\x00\x36\x00\x03\x02\x01\x02", {"connection_id": b"\x01\x02\x03"}),
+    ],
+    ids=["cut-header", "bad-cid-length", "good-cid"],
+)
+def test_unusual_hello_extensions_agree(
+    extra: bytes, server_config: dict[str, Any], lanes: list[str]
+) -> None:
+    hello, _ = client_datagrams()
+    lanes.clear()
+    fast, general = both([_with_extensions(hello, extra)], **server_config)
+    assert Counting.taken == ["hello"]  # the record is the lane's; the hello decides the rest
+    well_formed = len(extra) > 4 and extra[4] == len(extra) - 5
+    assert lanes == (["hello"] if well_formed else [])
+    assert fast == general
+    # the malformed ones end the handshake with an alert, the other is answered
+    assert fast[-1][2] is (ConnectionState.HANDSHAKING if well_formed else ConnectionState.CLOSED)
+
+
+def test_a_hello_after_another_epoch0_record_agrees() -> None:
+    """A ClientHello whose connection already took an epoch-0 record (a warning alert): the
+    hello lane checks the replay window as the record path does (a fresh number is served,
+    the alert's number again is a replay, dropped)."""
+    hello, flight = client_datagrams()
+    seq = int.from_bytes(hello[5:11], "big") + 10  # above the client's next few numbers
+    alert = bytes([ContentType.ALERT]) + DTLS_1_2.to_bytes(2, "big") + bytes(2)
+    alert += seq.to_bytes(6, "big") + b"\x00\x02\x01\x5a"  # warning, user_canceled
+    replayed = hello[:5] + seq.to_bytes(6, "big") + hello[11:]
+    fast, general = both([alert, replayed])
+    assert Counting.taken == []
+    assert fast == general
+    assert fast[-1][0] == []  # nothing answered
+    assert fast[-1][2] is ConnectionState.HANDSHAKING
+    Counting.taken = []
+    fast, general = both([alert, hello, flight])
+    assert Counting.taken == ["hello", "key exchange"]
+    assert fast == general
+    assert fast[-1][2] is ConnectionState.ESTABLISHED

@@ -577,8 +577,7 @@ def _serve_finished(
     ):
         connection._transmit_flight(now)
     else:
-        if connection._write_epoch < 1:
-            connection._write_epoch = 1
+        connection._write_epoch = 1  # the server's first record under the new keys
         connection._flight_sent_at = now
         write_seq[0] = seq0 + 1
         write_seq[1] = seq1 + 1
