@@ -389,7 +389,6 @@ class DtlsConnection:
         """
         if self._state is _CS.CLOSED:
             return
-        cid_length = len(self.connection_id) if self.connection_id else 0
         try:
             # The two flights a server gets in nearly every handshake, in one pass (each falls
             # back to the general path below for any other shape).
@@ -400,7 +399,8 @@ class DtlsConnection:
                     return
                 if state is _EXPECT_KEY_EXCHANGE and self._receive_key_exchange_flight(data, now):
                     return
-            for record in parse_datagram(data, cid_length):
+            cid = self.connection_id
+            for record in parse_datagram(data, len(cid) if cid else 0):
                 self._receive_record(record, now)
                 if self._is_closed():
                     break

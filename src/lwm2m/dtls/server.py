@@ -73,6 +73,8 @@ _APPLICATION_DATA = int(ContentType.APPLICATION_DATA)
 _TLS12_CID = int(ContentType.TLS12_CID)
 _HANDSHAKE = int(ContentType.HANDSHAKE)
 _CLIENT_HELLO = int(HandshakeType.CLIENT_HELLO)
+#: A HelloVerifyRequest's msg_type in the top byte of its type+length word.
+_HELLO_VERIFY_REQUEST_TYPE = int(HandshakeType.HELLO_VERIFY_REQUEST) << 24
 #: Most queued stateless replies; beyond it HelloVerifyRequests are not sent (drain often).
 _MAX_STATELESS_REPLIES = 4096
 #: Highest record sequence number of a ClientHello that may make a connection: the server's
@@ -483,13 +485,13 @@ class DtlsServer:
         body_length = 3 + len(cookie)
         return (
             _HVR_HEADER.pack(
-                _CT.HANDSHAKE,
+                _HANDSHAKE,
                 DTLS_1_2,
                 0,
                 record_seq >> 32,
                 record_seq & 0xFFFFFFFF,
                 HANDSHAKE_HEADER_LENGTH + body_length,
-                (_HT.HELLO_VERIFY_REQUEST << 24) | body_length,
+                _HELLO_VERIFY_REQUEST_TYPE | body_length,
                 message_seq,
                 0,
                 body_length,
