@@ -8,9 +8,11 @@ member views, the whole-message shortcut of the reassembler) is compared with th
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import struct
 from enum import Enum
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -19,16 +21,19 @@ from hypothesis import strategies as st
 from lwm2m.buffer import Buffer
 from lwm2m.dtls import AlertDescription, AlertReceived, constants
 from lwm2m.dtls import messages as m
+from lwm2m.dtls import server as server_module
 from lwm2m.dtls.connection import ConnectionState
 from lwm2m.dtls.constants import DTLS_1_0, DTLS_1_2, ContentType, HandshakeType, member_view
 from lwm2m.dtls.cookie import CookieGenerator
 from lwm2m.dtls.credentials import SoftwarePsk
 from lwm2m.dtls.errors import Alert, AlertDecodeError
+from lwm2m.dtls.events import DtlsSession, HandshakeCompleted, dtls_session, handshake_completed
 from lwm2m.dtls.handshake import HandshakeState
 from lwm2m.dtls.messages import initial_client_hello, pull_handshake_fragment
 from lwm2m.dtls.prf import HmacSha256, p_sha256, prf, psk_premaster
 from lwm2m.dtls.record import MAX_CIPHERTEXT_EXPANSION, MAX_PLAINTEXT_LENGTH, encode_record
-from lwm2m.dtls.server import DtlsServer
+from lwm2m.dtls.server import DtlsServer, ServerEvent
+from lwm2m.dtls.trust import PskIdentity
 from lwm2m.errors import BufferReadError
 
 from .helpers import PSK, PSK_IDENTITY, Link, dtls_server, psk_client
@@ -419,3 +424,39 @@ def test_whole_message_over_the_size_limit_is_refused() -> None:
 
 def test_handshake_header_layout() -> None:
     assert struct.calcsize("!IHHI") == m.HANDSHAKE_HEADER_LENGTH
+
+
+def test_the_cheaply_built_events_equal_the_dataclass_ones() -> None:
+    """``dtls_session``, ``handshake_completed`` and the server's ``_server_event`` give the
+    instances the dataclass constructors give: the same type, equality, hash and repr (the
+    master secret hidden), and as immutable."""
+    identity = PskIdentity(b"device")
+    pairs: list[tuple[Any, Any]] = [
+        (
+            dtls_session(b"i" * 32, 0xC0A8, b"m" * 48, True, identity, False),
+            DtlsSession(b"i" * 32, 0xC0A8, b"m" * 48, True, identity, False),
+        ),
+        (
+            handshake_completed(0xC0A8, identity, True, b"\x01", b"\x02"),
+            HandshakeCompleted(0xC0A8, identity, False, True, b"\x01", b"\x02", None, None),
+        ),
+        (
+            handshake_completed(0xC0A8, None, False, None, None),
+            HandshakeCompleted(0xC0A8, None, False, False),
+        ),
+    ]
+    connection = psk_client()
+    pairs.append(
+        (
+            server_module._server_event(("h", 1), connection, pairs[1][1]),
+            ServerEvent(("h", 1), connection, pairs[1][1]),
+        )
+    )
+    for fast, slow in pairs:
+        assert type(fast) is type(slow)
+        assert fast == slow
+        assert hash(fast) == hash(slow)
+        assert repr(fast) == repr(slow)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(fast, dataclasses.fields(fast)[0].name, 0)
+    assert "m" * 48 not in repr(pairs[0][0])

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 
 from .constants import DTLS_1_2, CipherSuite, ContentType, ExtensionType, HandshakeType
 from .errors import AlertDecryptError
-from .events import DtlsSession, HandshakeCompleted
+from .events import dtls_session, handshake_completed
 from .handshake import (
     _CHANGE_CIPHER_SPEC_MESSAGE,
     _EMS,
@@ -532,7 +532,7 @@ def _serve_finished(
     cache = handshake._session_cache
     if session_id and cache is not None:
         cache.put(
-            DtlsSession(
+            dtls_session(
                 session_id,
                 suite,
                 handshake._master_secret,
@@ -542,10 +542,9 @@ def _serve_finished(
             )
         )
     peer_cid = handshake._peer_connection_id
-    completed = HandshakeCompleted(
+    completed = handshake_completed(
         suite,
         identity_object,
-        False,
         ems,
         (handshake._connection_id or b"") if peer_cid is not None else None,
         peer_cid,

@@ -49,6 +49,7 @@ import os
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from struct import Struct
+from typing import Any
 
 from .config import DtlsConfiguration
 from .connection import ConnectionState, DtlsConnection
@@ -96,6 +97,27 @@ class ServerEvent:
     address: Hashable
     connection: DtlsConnection
     event: DtlsEvent | PeerAddressChanged
+
+
+class _MutableServerEvent:
+    __slots__ = ServerEvent.__slots__
+
+
+_new = object.__new__
+
+
+def _server_event(
+    address: Hashable, connection: DtlsConnection, event: DtlsEvent | PeerAddressChanged
+) -> ServerEvent:
+    """``ServerEvent(address, connection, event)``, built as :mod:`.events` builds the
+    handshake's events (a slots object of the same layout given the class), for the events of
+    every datagram."""
+    built: Any = _new(_MutableServerEvent)
+    built.address = address
+    built.connection = connection
+    built.event = event
+    built.__class__ = ServerEvent
+    return built  # type: ignore[no-any-return]
 
 
 class DtlsServer:
@@ -192,7 +214,7 @@ class DtlsServer:
             if opened is not None:  # the fast path of established connections
                 known, plaintext = opened
                 self._events.append(
-                    ServerEvent(self._addresses.get(known), known, ApplicationData(plaintext))
+                    _server_event(self._addresses.get(known), known, ApplicationData(plaintext))
                 )
                 return
             if first == _TLS12_CID:
@@ -392,7 +414,7 @@ class DtlsServer:
         if events:
             connection._events = []
             for event in events:
-                self._events.append(ServerEvent(address, connection, event))
+                self._events.append(_server_event(address, connection, event))
         state = connection._state
         if state is _CS.CLOSED:
             self._forget(connection)
