@@ -56,7 +56,6 @@ from .messages import (
     HANDSHAKE_HEADER_LENGTH,
     InitialHello,
     initial_client_hello,
-    server_hello_bytes,
 )
 from .prf import (
     CLIENT_FINISHED_LABEL,
@@ -109,6 +108,13 @@ _HANDSHAKE_RECORD_OVERHEAD = RECORD_HEADER_LENGTH + HANDSHAKE_HEADER_LENGTH
 #: epoch, seq_hi, seq_lo, length), then the handshake header as msg_type+length, message_seq,
 #: fragment_offset's high 16 bits, its low byte + fragment_length (RFC 6347 §4.1, §4.2.2).
 _PLAIN_HANDSHAKE_RECORD = struct.Struct("!BHHHIHIHHI")
+#: An epoch-0 record holding a whole ServerHello up to its extensions (RFC 5246 §7.4.1.3), by
+#: the length of the session_id (32 bytes, or none without a session cache): the record and
+#: handshake headers as in _PLAIN_HANDSHAKE_RECORD, then server_version, random, the
+#: session_id with its length, cipher_suite, compression_method and the extensions' length.
+_SERVER_HELLO_RECORD = {size: struct.Struct(f"!BHHHIHIHHIH32sB{size}sHBH") for size in (0, 32)}
+#: A ServerHello body's length without its session_id and extensions.
+_SERVER_HELLO_FIXED = 2 + 32 + 1 + 2 + 1 + 2
 #: An epoch-0 ChangeCipherSpec record: header (type, version, epoch, seq_hi, seq_lo, length 1)
 #: and its one byte (RFC 5246 §7.1).
 _CHANGE_CIPHER_SPEC_RECORD = struct.Struct("!BHHHIHB")
@@ -265,21 +271,30 @@ def _serve_psk_hello(
         else b""
     )
     handshake._session_id = session_id
-    body = server_hello_bytes(server_random, session_id, suite, reply)
-    length = len(body)
     # The flight as one datagram: the ServerHello record, then the ServerHelloDone record (an
     # empty body), numbered on from the hello's record (see .server).
-    server_hello = _PLAIN_HANDSHAKE_RECORD.pack(
-        _HANDSHAKE,
-        DTLS_1_2,
-        0,
-        seq >> 32,
-        seq & 0xFFFFFFFF,
-        HANDSHAKE_HEADER_LENGTH + length,
-        (_SERVER_HELLO << 24) | length,
-        message_seq,
-        0,
-        length,
+    length = _SERVER_HELLO_FIXED + len(session_id) + len(reply)
+    server_hello = (
+        _SERVER_HELLO_RECORD[len(session_id)].pack(
+            _HANDSHAKE,
+            DTLS_1_2,
+            0,
+            seq >> 32,
+            seq & 0xFFFFFFFF,
+            HANDSHAKE_HEADER_LENGTH + length,
+            (_SERVER_HELLO << 24) | length,
+            message_seq,
+            0,
+            length,
+            DTLS_1_2,
+            server_random,
+            len(session_id),
+            session_id,
+            suite,
+            0,  # compression_method null
+            len(reply),
+        )
+        + reply
     )
     done = seq + 1
     server_hello_done = _PLAIN_HANDSHAKE_RECORD.pack(
@@ -299,8 +314,8 @@ def _serve_psk_hello(
     # kept for signatures only, which no PSK suite makes.
     transcript = hashlib.sha256(data[RECORD_HEADER_LENGTH:])
     transcript.update(server_hello[RECORD_HEADER_LENGTH:])
-    transcript.update(body)
     transcript.update(server_hello_done[RECORD_HEADER_LENGTH:])
+    body = server_hello[_HANDSHAKE_RECORD_OVERHEAD:]
     handshake._transcript_hash = transcript
     handshake._state = _EXPECT_KEY_EXCHANGE
     # What the connection does with a new flight (_start_flight, _transmit_flight).
@@ -312,7 +327,7 @@ def _serve_psk_hello(
     connection._timeout = timeout = configuration.initial_retransmit_timeout
     connection._retransmissions = 0
     connection._timer = now + timeout
-    datagram = server_hello + body + server_hello_done
+    datagram = server_hello + server_hello_done
     if len(datagram) > configuration.max_datagram_size:
         connection._transmit_flight(now)  # fragments
     else:
