@@ -16,6 +16,7 @@ from lwm2m.dtls.prf import (
     EXTENDED_MASTER_SECRET_LABEL,
     MASTER_SECRET_LABEL,
     HmacSha256,
+    finished_verify_data,
     master_secret_seed,
     p_sha256,
     prf,
@@ -245,3 +246,14 @@ def test_open_fragment_agrees_with_decrypt(
     assert read.open_fragment(asked_type, epoch, seq, bytes(fragment)) == expected
     if flip is None and not cut and not cid and sealed_type == asked_type:
         assert expected == plaintext
+
+
+@settings(max_examples=100, deadline=None)
+@given(secret=st.binary(min_size=1, max_size=80), label=st.binary(max_size=20), digest=st.binary())
+def test_finished_verify_data_is_the_prf_truncated(
+    secret: bytes, label: bytes, digest: bytes
+) -> None:
+    """The Finished lanes' written-out first PRF block gives the PRF's first 12 bytes (RFC 5246
+    §7.4.9)."""
+    mac = HmacSha256(secret)
+    assert finished_verify_data(mac, label, digest) == prf(secret, label, digest, 12)

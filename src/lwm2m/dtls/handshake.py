@@ -85,8 +85,8 @@ from .prf import (
     CLIENT_FINISHED_LABEL,
     MASTER_SECRET_LENGTH,
     SERVER_FINISHED_LABEL,
-    VERIFY_DATA_LENGTH,
     HmacSha256,
+    finished_verify_data,
     master_secret_seed,
     prf,
 )
@@ -458,11 +458,11 @@ class Handshake:
 
     def _send_change_cipher_spec_and_finished(self, label: bytes) -> None:
         self._flight.append(_CHANGE_CIPHER_SPEC_MESSAGE)
-        verify_data = prf(self._master_key(), label, self._transcript_digest(), VERIFY_DATA_LENGTH)
+        verify_data = finished_verify_data(self._master_key(), label, self._transcript_digest())
         self._send_body(_HT.FINISHED, verify_data, epoch=1)
 
     def _check_finished(self, verify_data: bytes, label: bytes) -> None:
-        expected = prf(self._master_key(), label, self._transcript_digest(), VERIFY_DATA_LENGTH)
+        expected = finished_verify_data(self._master_key(), label, self._transcript_digest())
         if not _constant_time_equal(verify_data, expected):
             raise AlertDecryptError("Finished verify_data mismatch")
 

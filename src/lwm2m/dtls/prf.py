@@ -20,6 +20,7 @@ __all__ = [
     "EXTENDED_MASTER_SECRET_LABEL",
     "MASTER_SECRET_LABEL",
     "HmacSha256",
+    "finished_verify_data",
     "master_secret_seed",
     "p_sha256",
     "prf",
@@ -115,6 +116,28 @@ def prf(secret: bytes | HmacSha256, label: bytes, seed: bytes, length: int) -> b
         o.update(h.digest())
         out += o.digest()
     return out[:length]
+
+
+def finished_verify_data(master: HmacSha256, label: bytes, handshake_hash: bytes) -> bytes:
+    """Finished.verify_data: ``PRF(master_secret, finished_label, Hash(handshake_messages))``
+    truncated to 12 bytes (RFC 5246 §7.4.9), the PRF's first block written out (what
+    :func:`prf` gives for 12 bytes) for the two Finished of every handshake.
+
+    >>> mac, digest = HmacSha256(bytes(48)), bytes(32)
+    >>> finished_verify_data(mac, b"x", digest) == prf(mac, b"x", digest, 12)
+    True
+    """
+    inner, outer = master._inner, master._outer
+    seed = label + handshake_hash
+    h = inner.copy()
+    h.update(seed)
+    o = outer.copy()
+    o.update(h.digest())
+    h = inner.copy()
+    h.update(o.digest() + seed)
+    o = outer.copy()
+    o.update(h.digest())
+    return o.digest()[:VERIFY_DATA_LENGTH]
 
 
 def psk_premaster(psk: bytes) -> bytes:

@@ -64,7 +64,7 @@ from .prf import (
     SERVER_FINISHED_LABEL,
     VERIFY_DATA_LENGTH,
     HmacSha256,
-    prf,
+    finished_verify_data,
 )
 from .record import (
     MAX_CIPHERTEXT_EXPANSION,
@@ -532,11 +532,11 @@ def _serve_finished(
     transcript = handshake._transcript_hash
     verify_data = plaintext[12:]
     if not hmac.compare_digest(
-        verify_data, prf(mac, CLIENT_FINISHED_LABEL, transcript.copy().digest(), 12)
+        verify_data, finished_verify_data(mac, CLIENT_FINISHED_LABEL, transcript.copy().digest())
     ):
         raise AlertDecryptError("Finished verify_data mismatch")
     transcript.update(plaintext)
-    own = prf(mac, SERVER_FINISHED_LABEL, transcript.digest(), 12)
+    own = finished_verify_data(mac, SERVER_FINISHED_LABEL, transcript.digest())
     own_seq = handshake._send_seq
     handshake._send_seq = own_seq + 1
     handshake.flight_final = True
