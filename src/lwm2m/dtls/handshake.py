@@ -412,15 +412,9 @@ class Handshake:
         if not buf.eof():
             raise AlertDecodeError("trailing bytes in handshake message")
 
-    # -- the server's plain PSK handshake, straight from the datagrams -----------------------
-    #
-    # What a PSK server gets in nearly every full handshake, handled without the general
-    # dispatch (no Buffer, no message objects, no match ladder): each method either does what
-    # handle_message would do with the same input (checks, transcript, state, keys, the flight
-    # answering it) or returns None with nothing changed, and the caller goes the general way,
-    # which then also raises the right alert. tests/dtls/test_flight_fast_paths.py holds them
-    # to that on the canonical flights and on every one-byte change of them. They move the
-    # state without _set_state's debug line; the completion is logged as on the general path.
+    # The server's plain PSK handshake, straight from the datagrams, is in .psk_lane: it reads
+    # and writes this state directly, and moves the intermediate states without _set_state's
+    # debug line (the completion is logged as here).
 
     # -- helpers -----------------------------------------------------------------------------
 

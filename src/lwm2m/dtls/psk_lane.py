@@ -434,7 +434,11 @@ def receive_key_exchange_flight(connection: DtlsConnection, data: bytes, now: fl
         and mac is not None
         else None
     )
-    if plaintext is None or len(plaintext) != _WHOLE_FINISHED:
+    if (
+        plaintext is None
+        or len(plaintext) != _WHOLE_FINISHED
+        or len(plaintext) > configuration.max_record_plaintext  # record_overflow, the general way
+    ):
         connection._receive_record(
             _new(RawRecord, (_HANDSHAKE, DTLS_1_2, 1, seq3, b"", fragment)), now
         )
@@ -565,7 +569,7 @@ def _serve_finished(
         peer_cid,
     )
     handshake.completed = completed
-    handshake._state = _POST_HANDSHAKE
+    handshake._set_state(_POST_HANDSHAKE)  # the completion is logged as on the general path
     # The final flight (_start_flight with final=True, _transmit_flight): one datagram with the
     # ChangeCipherSpec and the Finished record when the Finished fits whole beside it with the
     # worst-case record overhead; every other case is _transmit_flight's (it splits the flight,
