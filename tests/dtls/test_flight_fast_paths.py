@@ -21,13 +21,13 @@ from lwm2m.dtls import handshake as handshake_module
 from lwm2m.dtls import psk_lane
 from lwm2m.dtls.config import DtlsConfiguration
 from lwm2m.dtls.connection import ConnectionState, DtlsConnection
-from lwm2m.dtls.constants import DTLS_1_0, DTLS_1_2, ContentType, HandshakeType
+from lwm2m.dtls.constants import DTLS_1_0, DTLS_1_2, CipherSuite, ContentType, HandshakeType
 from lwm2m.dtls.credentials import DtlsCredentials, SoftwarePskStore
 from lwm2m.dtls.events import HandshakeCompleted
 from lwm2m.dtls.messages import HANDSHAKE_HEADER_LENGTH, InitialHello, encode_handshake
 from lwm2m.dtls.record import RECORD_HEADER_LENGTH, RawRecord, RecordProtection, parse_datagram
 
-from .helpers import PSK, PSK_IDENTITY, psk_client, psk_server_credentials
+from .helpers import PSK, PSK_IDENTITY, Link, dtls_server, psk_client, psk_server_credentials
 
 Observed = tuple[object, ...]
 
@@ -81,11 +81,13 @@ def deterministic_randomness(monkeypatch: pytest.MonkeyPatch) -> None:
 def new_server(
     kind: type[DtlsConnection] = DtlsConnection,
     credentials: DtlsCredentials | None = None,
+    offers: dict[bytes, Any] | None = None,
     **config: Any,
 ) -> DtlsConnection:
     return kind(
         configuration=DtlsConfiguration(is_client=False, **config),
         credentials=credentials or psk_server_credentials(),
+        _offers=offers,
     )
 
 
@@ -136,9 +138,14 @@ def observe(server: DtlsConnection, data: bytes) -> Observed:
 
 
 def both(
-    datagrams: list[bytes], credentials: DtlsCredentials | None = None, **config: Any
+    datagrams: list[bytes],
+    credentials: DtlsCredentials | None = None,
+    offers: dict[bytes, Any] | None = None,
+    **config: Any,
 ) -> tuple[list[Observed], list[Observed]]:
-    fast = new_server(Counting, credentials, **config)
+    """The observations of a connection taking the lanes (keeping what hellos offer in
+    ``offers``, as a server's connections do, when given) and of one without them."""
+    fast = new_server(Counting, credentials, offers, **config)
     general = new_server(GeneralOnly, credentials, **config)
     return [observe(fast, d) for d in datagrams], [observe(general, d) for d in datagrams]
 
@@ -495,3 +502,60 @@ def test_a_hello_after_another_epoch0_record_agrees() -> None:
     assert Counting.taken == ["hello", "key exchange"]
     assert fast == general
     assert fast[-1][2] is ConnectionState.ESTABLISHED
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{}, {"require_extended_master_secret": True}, {"connection_id": b"\x01\x02\x03"}],
+    ids=["default", "ems-required", "server-cid"],
+)
+def test_offers_kept_across_hellos_agree(
+    config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the offers kept between connections (a server's ``_offers``): every one-byte change
+    of the hello, each on a new connection sharing one ``offers``, the canonical hello between
+    them, agrees with the general path, whether its offer was read then or found kept (a kept
+    refusal included)."""
+    hello, flight = client_datagrams()
+    reads: list[bytes] = []
+    original = psk_lane._read_offer
+
+    def counting_read(data: bytes, *args: Any) -> Any:
+        reads.append(data)
+        return original(data, *args)
+
+    monkeypatch.setattr(psk_lane, "_read_offer", counting_read)
+    offers: dict[bytes, Any] = {}
+    for mutated in [hello, *_mutations(hello), hello]:
+        fast, general = both([mutated, flight], None, offers, **config)
+        assert fast == general, mutated.hex()
+        assert both([mutated, flight], None, offers, **config)[0] == fast  # kept this time
+    assert offers  # read once each, then found: fewer reads than hellos served
+    assert len(reads) == len(offers) < 2 * (3 * len(hello) + 4)
+    assert any(offer is None for offer in offers.values())  # refusals are kept too
+
+
+def test_the_offers_kept_are_bounded() -> None:
+    """At ``MAX_OFFERS`` no more are kept, and a new offer is still read and served."""
+    hello, flight = client_datagrams()
+    offers: dict[bytes, Any] = {bytes([n]) * 3 + n.to_bytes(2, "big"): None for n in range(256)}
+    assert len(offers) == psk_lane.MAX_OFFERS
+    fast, general = both([hello, flight], None, offers)
+    assert fast == general
+    assert fast[-1][2] is ConnectionState.ESTABLISHED
+    assert len(offers) == psk_lane.MAX_OFFERS
+
+
+def test_a_server_reads_one_offer_for_a_fleet_of_one_model() -> None:
+    """``DtlsServer`` shares one ``_offers`` with its connections: clients configured alike send
+    the same offer, read once and found for every later hello; each handshake completes."""
+    server = dtls_server()
+    for port in range(3):
+        link = Link(psk_client(), server, address=("192.0.2.7", 5684 + port))
+        link.run()
+        assert link.client.state is ConnectionState.ESTABLISHED
+        assert any(isinstance(e, HandshakeCompleted) for e in link.server_events)
+    assert len(server._offers) == 1
+    (offer,) = server._offers.values()
+    assert offer is not None
+    assert offer[0] == CipherSuite.TLS_PSK_WITH_AES_128_CCM_8

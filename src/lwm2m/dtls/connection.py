@@ -260,6 +260,7 @@ class DtlsConnection:
         "_handshake",
         "_highest_record",
         "_linger",
+        "_offers",
         "_read_protection",
         "_read_window",
         "_reassembler",
@@ -285,6 +286,7 @@ class DtlsConnection:
         connection_id: bytes | None = None,
         _first_message_seq: int = 0,
         _first_record_seq: int = 0,
+        _offers: dict[bytes, psk_lane.Offer | None] | None = None,
     ) -> None:
         self._configuration = configuration
         self._credentials = credentials
@@ -324,6 +326,8 @@ class DtlsConnection:
         self._highest_record = (0, -1)
         self._seal_limit = 0  # max_application_data, fixed once established
         self._client_random: bytes | None = None  # server: of the hello that made the session
+        # Server: the demultiplexer's hellos read before (psk_lane), shared by its connections.
+        self._offers = _offers
         self.handshake_result: HandshakeCompleted | None = None
         """The HandshakeCompleted event once the handshake finished."""
 

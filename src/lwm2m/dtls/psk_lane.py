@@ -37,7 +37,7 @@ import hashlib
 import hmac
 import os
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .constants import DTLS_1_2, CipherSuite, ContentType, ExtensionType, HandshakeType
 from .errors import AlertDecryptError
@@ -76,6 +76,7 @@ from .record import (
 from .trust import PskIdentity
 
 if TYPE_CHECKING:
+    from .config import DtlsConfiguration
     from .connection import DtlsConnection
     from .handshake import Handshake
 
@@ -131,6 +132,13 @@ _FINISHED_TYPE_AND_LENGTH = (_FINISHED << 24) | VERIFY_DATA_LENGTH
 _FINISHED_FRAGMENT = bytes(3) + VERIFY_DATA_LENGTH.to_bytes(3, "big")  # offset 0, length 12
 #: ``tuple.__new__``: a named tuple without its generated (Python) ``__new__``.
 _new = tuple.__new__
+#: What :func:`_read_offer` reads from a hello: (PSK suite, extended master secret offered,
+#: reply extensions, connection_id extension data or None).
+Offer = tuple[int, bool, bytes, bytes | None]
+#: Most offers a server keeps (a few hundred bytes each): a fleet has a few device models; a
+#: peer sending many distinct hellos only makes the lane read each one again.
+MAX_OFFERS = 256
+_UNREAD: Any = object()
 
 
 def receive_client_hello(
@@ -193,57 +201,27 @@ def _serve_psk_hello(
         or data[59]  # a session_id: resumption is the general path's
     ):
         return False
-    cookie_end = hello.cookie_end
-    compression_end = hello.compression_end
-    suites_at = cookie_end + 2
-    compression_at = suites_at + ((data[cookie_end] << 8) | data[cookie_end + 1])
-    if 0 not in data[compression_at + 1 : compression_end]:
-        return False
-    end = len(data)
-    # The extensions' positions by type: one entry per extension, so a repeated type shows as
-    # fewer entries than extensions (a decode error, the general path's).
-    found: dict[int, int] = {}
-    if compression_end < end:
-        pos = compression_end + 2
-        if pos > end or pos + ((data[pos - 2] << 8) | data[pos - 1]) != end:
-            return False
-        count = 0
-        try:
-            while pos < end:
-                ext_type, ext_length = _EXTENSION_HEADER.unpack_from(data, pos)
-                found[ext_type] = pos
-                pos += 4 + ext_length
-                count += 1
-        except struct.error:  # a header cut short
-            return False
-        if pos != end or len(found) != count:
-            return False
     configuration = connection._configuration
-    ems = _EMS in found
-    if ems:
-        if data[found[_EMS] + 2 : found[_EMS] + 4] != b"\x00\x00":
-            return False  # extended_master_secret is empty (RFC 7627 §5.1)
-    elif configuration.require_extended_master_secret:
-        return False
-    reneg = _RENEGOTIATION_INFO in found
-    if reneg and data[found[_RENEGOTIATION_INFO] + 2 : found[_RENEGOTIATION_INFO] + 5] != (
-        _EMPTY_RENEGOTIATION_INFO_EXTENSION
-    ):
-        return False  # renegotiation_info must be empty (RFC 5746 §3.6)
-    own_cid = handshake._connection_id
-    cid_data = None
-    if own_cid is not None and _CONNECTION_ID in found:
-        at = found[_CONNECTION_ID]
-        cid_data = data[at + 4 : at + 4 + ((data[at + 2] << 8) | data[at + 3])]
-        if not cid_data or cid_data[0] != len(cid_data) - 1:
-            return False
-    offered = struct.unpack_from(f"!{(compression_at - suites_at) >> 1}H", data, suites_at)
-    for suite in configuration.cipher_suites:
-        if suite in offered and suite in _USABLE_SUITES:
-            if suite not in _PSK_SUITES:
-                return False  # the ECDHE negotiation is the general path's
-            break
+    cookie_end = hello.cookie_end
+    offers = connection._offers
+    if offers is None:
+        offer = _read_offer(data, cookie_end, hello.compression_end, configuration)
     else:
+        # The server's offers read before, by the hello's bytes after its cookie (see
+        # _read_offer): a fleet of one device model sends the same ones every time.
+        key = data[cookie_end:]
+        offer = offers.get(key, _UNREAD)
+        if offer is _UNREAD:
+            offer = _read_offer(data, cookie_end, hello.compression_end, configuration)
+            if len(offers) < MAX_OFFERS:
+                offers[key] = offer
+    if offer is None:
+        return False
+    suite, ems, reply, cid_data = offer
+    own_cid = handshake._connection_id
+    if own_cid is None:
+        cid_data = None  # nothing to negotiate
+    elif cid_data is not None and (not cid_data or cid_data[0] != len(cid_data) - 1):
         return False
     write_seq = connection._write_seq
     seq = write_seq[0]
@@ -256,10 +234,7 @@ def _serve_psk_hello(
     randoms = os.urandom(64)
     handshake.server_random = server_random = randoms[:32]
     handshake._ems = ems
-    handshake.cipher_suite = suite = int(suite)
-    reply = _RENEGOTIATION_REPLY if reneg or _SCSV in offered else b""
-    if ems:
-        reply += _EMS_REPLY
+    handshake.cipher_suite = suite
     if cid_data is not None:
         assert own_cid is not None
         handshake._peer_connection_id = cid_data[1:]
@@ -335,6 +310,73 @@ def _serve_psk_hello(
         write_seq[0] = seq + 2
         connection._datagrams.append(datagram)
     return True
+
+
+def _read_offer(
+    data: bytes, cookie_end: int, compression_end: int, configuration: DtlsConfiguration
+) -> Offer | None:
+    """What a ClientHello offers, read from ``data[cookie_end:]`` (its cipher suites,
+    compression methods and extensions: RFC 5246 §7.4.1.2, §7.4.1.4) for a server of this
+    ``configuration``: the PSK suite chosen, whether extended_master_secret was offered
+    (RFC 7627 §5.1), the renegotiation_info and extended_master_secret extensions of the reply
+    (RFC 5746 §3.6), and the connection_id extension's data if any (RFC 9146 §3, checked by
+    the caller when the server uses CIDs). None for a hello that is not the lane's: no null
+    compression, a malformed or repeated extension, a required extended master secret missing,
+    a non-empty renegotiation_info, or a server choice that is not a PSK suite.
+
+    A pure function of those bytes and the configuration, so a server may keep the results
+    (``DtlsServer``: up to :data:`MAX_OFFERS`, by the bytes).
+    """
+    suites_at = cookie_end + 2
+    compression_at = suites_at + ((data[cookie_end] << 8) | data[cookie_end + 1])
+    if 0 not in data[compression_at + 1 : compression_end]:
+        return None
+    end = len(data)
+    # The extensions' positions by type: one entry per extension, so a repeated type shows as
+    # fewer entries than extensions (a decode error, the general path's).
+    found: dict[int, int] = {}
+    if compression_end < end:
+        pos = compression_end + 2
+        if pos > end or pos + ((data[pos - 2] << 8) | data[pos - 1]) != end:
+            return None
+        count = 0
+        try:
+            while pos < end:
+                ext_type, ext_length = _EXTENSION_HEADER.unpack_from(data, pos)
+                found[ext_type] = pos
+                pos += 4 + ext_length
+                count += 1
+        except struct.error:  # a header cut short
+            return None
+        if pos != end or len(found) != count:
+            return None
+    ems = _EMS in found
+    if ems:
+        if data[found[_EMS] + 2 : found[_EMS] + 4] != b"\x00\x00":
+            return None  # extended_master_secret is empty (RFC 7627 §5.1)
+    elif configuration.require_extended_master_secret:
+        return None
+    reneg = _RENEGOTIATION_INFO in found
+    if reneg and data[found[_RENEGOTIATION_INFO] + 2 : found[_RENEGOTIATION_INFO] + 5] != (
+        _EMPTY_RENEGOTIATION_INFO_EXTENSION
+    ):
+        return None  # renegotiation_info must be empty (RFC 5746 §3.6)
+    cid_data = None
+    if _CONNECTION_ID in found:
+        at = found[_CONNECTION_ID]
+        cid_data = data[at + 4 : at + 4 + ((data[at + 2] << 8) | data[at + 3])]
+    offered = struct.unpack_from(f"!{(compression_at - suites_at) >> 1}H", data, suites_at)
+    for suite in configuration.cipher_suites:
+        if suite in offered and suite in _USABLE_SUITES:
+            if suite not in _PSK_SUITES:
+                return None  # the ECDHE negotiation is the general path's
+            break
+    else:
+        return None
+    reply = _RENEGOTIATION_REPLY if reneg or _SCSV in offered else b""
+    if ems:
+        reply += _EMS_REPLY
+    return int(suite), ems, reply, cid_data
 
 
 def receive_key_exchange_flight(connection: DtlsConnection, data: bytes, now: float) -> bool:

@@ -60,6 +60,7 @@ from .errors import DtlsStateError
 from .events import ApplicationData, DtlsEvent, PeerAddressChanged
 from .handshake import SessionCache
 from .messages import HANDSHAKE_HEADER_LENGTH, initial_client_hello
+from .psk_lane import Offer
 from .record import RECORD_HEADER_LENGTH
 
 __all__ = ["DtlsServer", "ServerEvent"]
@@ -142,6 +143,8 @@ class DtlsServer:
         self._credentials = credentials
         self._cookies = cookie_generator or CookieGenerator(configuration.cookie_lifetime)
         self._sessions = SessionCache(configuration.session_cache_size)
+        # What the hellos of this server's peers offer, read once per distinct offer (psk_lane).
+        self._offers: dict[bytes, Offer | None] = {}
         self._by_address: dict[Hashable, DtlsConnection] = {}
         # Without cookies: a new handshake beside the established association at its address,
         # replacing it once complete (RFC 6347 §4.2.8); also in _addresses.
@@ -281,6 +284,7 @@ class DtlsServer:
             connection_id=cid,
             _first_message_seq=initial.message_seq,
             _first_record_seq=initial.record_seq,
+            _offers=self._offers,
         )
         if beside:
             self._pending[address] = connection
