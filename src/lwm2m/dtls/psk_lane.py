@@ -10,7 +10,11 @@ connection and of its :class:`~.handshake.Handshake` directly (this module is th
 
 - :func:`receive_client_hello`: the record, the hello's extensions (RFC 5246 §7.4.1.4,
   RFC 7627 §5.1, RFC 5746 §3.6, RFC 9146 §3) and suite, the ServerHello and ServerHelloDone,
-  the transcript, and the flight in one datagram kept for retransmission;
+  the transcript, and the flight in one datagram kept for retransmission. What a hello offers
+  (its bytes after the cookie) is read by :func:`_read_offer`, a pure function of those bytes
+  and the configuration; a :class:`~.server.DtlsServer` keeps up to :data:`MAX_OFFERS` of
+  them for its connections, so the devices of one model, which send the same offer, have it
+  read once;
 - :func:`receive_key_exchange_flight`: the three records, the master secret derived inside the
   credential (the engine never sees the PSK), the key block and protections (RFC 5246 §6.3),
   the client's Finished checked and the server's ChangeCipherSpec and Finished sent
