@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,3 +32,15 @@ def lanes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
         monkeypatch.setattr(psk_lane, name, spy)
     return served
+
+
+@pytest.fixture
+def quiet_internal_errors() -> Iterator[None]:
+    """The connection logs an internal error with its traceback; tests that expect some."""
+    logger = logging.getLogger("lwm2m.dtls.connection")
+    disabled = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = disabled

@@ -97,11 +97,9 @@ def client_datagrams() -> list[bytes]:
     return handshake_client()[1]
 
 
-def handshake_client(
-    client_config: dict[str, Any] | None = None, server: DtlsConnection | None = None
-) -> tuple[DtlsConnection, list[bytes]]:
-    client = psk_client(**(client_config or {}))
-    server = server or new_server()
+def exchange(client: DtlsConnection, server: DtlsConnection) -> list[bytes]:
+    """Connect ``client`` and pass the datagrams both ways, four rounds (a whole handshake
+    without a cookie exchange); the client's datagrams."""
     client.connect(0.0)
     sent: list[bytes] = []
     for _ in range(4):
@@ -110,6 +108,14 @@ def handshake_client(
             server.receive_datagram(datagram, 0.0)
         for datagram in server.datagrams_to_send(0.0):
             client.receive_datagram(datagram, 0.0)
+    return sent
+
+
+def handshake_client(
+    client_config: dict[str, Any] | None = None, server: DtlsConnection | None = None
+) -> tuple[DtlsConnection, list[bytes]]:
+    client = psk_client(**(client_config or {}))
+    sent = exchange(client, server or new_server())
     assert isinstance(client.next_event(), HandshakeCompleted)
     assert len(sent) == 2
     return client, sent

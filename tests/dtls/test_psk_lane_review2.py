@@ -20,7 +20,6 @@ import io
 import logging
 import struct
 import types
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -44,7 +43,13 @@ from lwm2m.dtls.record import RECORD_HEADER_LENGTH, RecordProtection, ReplayWind
 from lwm2m.dtls.trust import RawPublicKeyVerifier
 
 from .helpers import PSK, PSK_IDENTITY, psk_client, psk_server_credentials
-from .test_flight_fast_paths import Counting, GeneralOnly, client_finished, handshake_client
+from .test_flight_fast_paths import (
+    Counting,
+    GeneralOnly,
+    client_finished,
+    exchange,
+    handshake_client,
+)
 
 CCM_8 = CipherSuite.TLS_PSK_WITH_AES_128_CCM_8
 CBC = CipherSuite.TLS_PSK_WITH_AES_128_CBC_SHA256
@@ -64,17 +69,6 @@ def deterministic_randomness(monkeypatch: pytest.MonkeyPatch) -> None:
     for module in (handshake_module, psk_lane, record_module):
         monkeypatch.setattr(module, "os", fixed)
     Counting.taken = []
-
-
-@pytest.fixture
-def quiet_internal_errors() -> Iterator[None]:
-    logger = logging.getLogger("lwm2m.dtls.connection")
-    disabled = logger.disabled
-    logger.disabled = True
-    try:
-        yield
-    finally:
-        logger.disabled = disabled
 
 
 # -- the harness: the whole state of both connections ------------------------------------------
@@ -215,15 +209,7 @@ def client_flights(
         configuration=DtlsConfiguration(is_client=False, **server_config),
         credentials=credentials,
     )
-    client.connect(0.0)
-    sent: list[bytes] = []
-    for _ in range(4):
-        for datagram in client.datagrams_to_send(0.0):
-            sent.append(datagram)
-            server.receive_datagram(datagram, 0.0)
-        for datagram in server.datagrams_to_send(0.0):
-            client.receive_datagram(datagram, 0.0)
-    return client, sent
+    return client, exchange(client, server)
 
 
 def record(

@@ -11,9 +11,7 @@ defects the review found (all fixed in the same session) and now hold the fixes.
 from __future__ import annotations
 
 import io
-import logging
 import types
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -60,18 +58,6 @@ def deterministic_randomness(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         record_module, "os", types.SimpleNamespace(urandom=lambda n: bytes(range(n)))
     )
-
-
-@pytest.fixture
-def quiet_internal_errors() -> Iterator[None]:
-    """The connection logs an internal error with its traceback; these tests expect some."""
-    logger = logging.getLogger("lwm2m.dtls.connection")
-    disabled = logger.disabled
-    logger.disabled = True
-    try:
-        yield
-    finally:
-        logger.disabled = disabled
 
 
 def pair(

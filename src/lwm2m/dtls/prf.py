@@ -93,18 +93,9 @@ def prf(secret: bytes | HmacSha256, label: bytes, seed: bytes, length: int) -> b
     # handshake (master secret, key block, two Finished), so in one function.
     inner, outer = mac._inner, mac._outer
     seed = label + seed
-    # The first block, A(1) and HMAC(A(1) + seed), then the rest while more is needed.
-    h = inner.copy()
-    h.update(seed)
-    o = outer.copy()
-    o.update(h.digest())
-    a = o.digest()
-    h = inner.copy()
-    h.update(a + seed)
-    o = outer.copy()
-    o.update(h.digest())
-    out = o.digest()
-    while len(out) < length:
+    a = seed
+    out = b""
+    while True:  # one block per pass, at least one (the check after it)
         h = inner.copy()
         h.update(a)
         o = outer.copy()
@@ -115,7 +106,8 @@ def prf(secret: bytes | HmacSha256, label: bytes, seed: bytes, length: int) -> b
         o = outer.copy()
         o.update(h.digest())
         out += o.digest()
-    return out[:length]
+        if len(out) >= length:
+            return out[:length]
 
 
 def finished_verify_data(master: HmacSha256, label: bytes, handshake_hash: bytes) -> bytes:
