@@ -1,6 +1,7 @@
-"""Review of the server's plain-PSK lanes (``Handshake.serve_psk_hello``,
-``serve_psk_key_exchange``, ``serve_finished`` and the connection's one-datagram flights)
-against the general path, in the cases tests/dtls/test_flight_fast_paths.py does not reach.
+"""Review of the server's plain-PSK lanes (then ``Handshake.serve_psk_hello``,
+``serve_psk_key_exchange``, ``serve_finished`` and the connection's one-datagram flights; since
+the tenth session :mod:`lwm2m.dtls.psk_lane`) against the general path, in the cases
+tests/dtls/test_flight_fast_paths.py does not reach.
 
 As there, randomness is deterministic and two server connections are fed the same datagrams:
 one takes the lanes (:class:`Counting`), the other is forced through the general path
@@ -139,7 +140,7 @@ def test_the_final_flight_is_split_as_the_general_path_splits_it(
     suite: int, max_datagram_size: int
 ) -> None:
     """_transmit_flight decides whether the Finished fits with the protection's worst-case
-    overhead (the CID inner type byte, the largest CBC padding); _send_final_flight applies
+    overhead (the CID inner type byte, the largest CBC padding); psk_lane._serve_finished applies
     the same rule (it once compared the exact datagram length, and just under the general
     path's threshold sent one datagram where the general path sends two)."""
     _, (hello, flight) = handshake_client({"cipher_suites": (suite,)})
@@ -205,7 +206,7 @@ def test_a_connection_id_only_the_server_writes_goes_through_all_lanes_and_agree
 
 
 def test_a_wrong_finished_that_authenticates_fails_alike() -> None:
-    """A Finished record under the right keys with wrong verify_data: serve_finished raises
+    """A Finished record under the right keys with wrong verify_data: the lane raises
     decrypt_error (RFC 5246 §7.4.9) as _check_finished does, after the same state changes."""
     client, (hello, flight) = handshake_client()
     start, seq, protection, plaintext = client_finished(client, flight)
