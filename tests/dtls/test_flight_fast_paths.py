@@ -541,6 +541,20 @@ def test_offers_kept_across_hellos_agree(
     assert any(offer is None for offer in offers.values())  # refusals are kept too
 
 
+def test_a_long_offer_is_read_and_not_kept() -> None:
+    """An offer longer than ``MAX_OFFER_BYTES`` (a long unknown extension) is read and served,
+    and not kept: the offers kept stay small whatever the peers send."""
+    hello, _ = client_datagrams()
+    long_hello = _with_extensions(hello, b"\xfe\x00\x02\x58" + bytes(600))
+    offers: dict[bytes, Any] = {}
+    fast, general = both([long_hello], None, offers)
+    assert fast == general
+    assert fast[-1][0]  # answered: ServerHello, ServerHelloDone
+    assert offers == {}
+    both([hello], None, offers)
+    assert len(offers) == 1
+
+
 def test_the_offers_kept_are_bounded() -> None:
     """At ``MAX_OFFERS`` no more are kept, and a new offer is still read and served."""
     hello, flight = client_datagrams()

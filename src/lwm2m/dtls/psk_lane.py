@@ -32,7 +32,8 @@ hands the message to the general message handler (``_handle_message``) at the po
 two paths part. ``tests/dtls/test_flight_fast_paths.py`` runs a connection with these
 functions and one without on every one-byte change of both client flights and in the
 configurations they meet, and requires the same observable results;
-``tests/dtls/test_psk_lanes_review.py`` keeps an independent review's cases.
+``tests/dtls/test_psk_lanes_review.py`` and ``tests/dtls/test_psk_lane_review2.py`` keep two
+independent reviews' cases (the second compares every slot of both connections).
 """
 
 from __future__ import annotations
@@ -139,9 +140,11 @@ _new = tuple.__new__
 #: What :func:`_read_offer` reads from a hello: (PSK suite, extended master secret offered,
 #: reply extensions, connection_id extension data or None).
 Offer = tuple[int, bool, bytes, bytes | None]
-#: Most offers a server keeps (a few hundred bytes each): a fleet has a few device models; a
-#: peer sending many distinct hellos only makes the lane read each one again.
+#: Most offers a server keeps, and the longest one it keeps (real ones are 20 to 100 bytes): a
+#: fleet has a few device models; a peer sending many distinct or long hellos only makes the
+#: lane read each one again. So the offers kept take at most about 150 KiB.
 MAX_OFFERS = 256
+MAX_OFFER_BYTES = 512
 _UNREAD: Any = object()
 
 
@@ -217,7 +220,7 @@ def _serve_psk_hello(
         offer = offers.get(key, _UNREAD)
         if offer is _UNREAD:
             offer = _read_offer(data, cookie_end, hello.compression_end, configuration)
-            if len(offers) < MAX_OFFERS:
+            if len(offers) < MAX_OFFERS and len(key) <= MAX_OFFER_BYTES:
                 offers[key] = offer
     if offer is None:
         return False
