@@ -78,9 +78,22 @@ from .messages import (
     InitialHello,
     encode_handshake,
 )
+from .messages import (
+    HANDSHAKE_RECORD_OVERHEAD as _HANDSHAKE_RECORD_OVERHEAD,
+)
+from .messages import (
+    PLAIN_HANDSHAKE_RECORD as _PLAIN_HANDSHAKE_RECORD,
+)
 from .record import (
-    MAX_CIPHERTEXT_EXPANSION,
-    MAX_PLAINTEXT_LENGTH,
+    MAX_FRAGMENT_LENGTH as _MAX_FRAGMENT,
+)
+from .record import (
+    MAX_SEQUENCE_NUMBER as _MAX_SEQUENCE,
+)
+from .record import (
+    RECORD_HEADER as _RECORD_HEADER,
+)
+from .record import (
     RECORD_HEADER_LENGTH,
     NullProtection,
     RawRecord,
@@ -100,7 +113,6 @@ _AL = member_view(AlertLevel)
 logger = logging.getLogger(__name__)
 
 _NULL = NullProtection()
-_MAX_SEQUENCE = 2**48 - 1
 #: How far ahead of the next expected message_seq fragments are buffered (RFC 6347 §4.2.2).
 _SEQ_WINDOW = 8
 #: Sequence numbers of epoch 1 that can only be the peer's Finished (or its retransmissions).
@@ -112,22 +124,13 @@ _HANDSHAKE = int(ContentType.HANDSHAKE)
 _CHANGE_CIPHER_SPEC = int(ContentType.CHANGE_CIPHER_SPEC)
 _APPLICATION_DATA = int(ContentType.APPLICATION_DATA)
 _TLS12_CID = int(ContentType.TLS12_CID)
-#: A record header: type, version, epoch, seq_hi, seq_lo, length (a CID record: up to seq_lo).
-_RECORD_HEADER = struct.Struct("!BHHHIH")
 _CID_RECORD_HEADER = struct.Struct("!BHHHI")
-#: Longest record fragment ``parse_datagram`` accepts.
-_MAX_FRAGMENT = MAX_PLAINTEXT_LENGTH + MAX_CIPHERTEXT_EXPANSION
 _WINDOW_SIZE = ReplayWindow.SIZE
 #: The few distinct ``max_application_data`` values, shared by the connections (memory).
 _SEAL_LIMITS: dict[int, int] = {}
 _WINDOW_MASK = (1 << ReplayWindow.SIZE) - 1
 _EXPECT_CLIENT_HELLO = HandshakeState.SERVER_EXPECT_CLIENT_HELLO
 _EXPECT_KEY_EXCHANGE = HandshakeState.SERVER_EXPECT_CLIENT_KEY_EXCHANGE
-#: An epoch-0 record holding one whole handshake message: the record header (type, version,
-#: epoch, seq_hi, seq_lo, length), then the handshake header as msg_type+length, message_seq,
-#: fragment_offset's high 16 bits, its low byte + fragment_length (RFC 6347 §4.1, §4.2.2).
-_PLAIN_HANDSHAKE_RECORD = struct.Struct("!BHHHIHIHHI")
-_HANDSHAKE_RECORD_OVERHEAD = RECORD_HEADER_LENGTH + HANDSHAKE_HEADER_LENGTH
 
 
 def _plain_handshake_record(seq: int, msg_type: int, message_seq: int, body: bytes) -> bytes:

@@ -36,10 +36,12 @@ from .constants import (
     member_view,
 )
 from .errors import AlertDecodeError
-from .record import MAX_CIPHERTEXT_EXPANSION, MAX_PLAINTEXT_LENGTH, RECORD_HEADER_LENGTH
+from .record import MAX_FRAGMENT_LENGTH, RECORD_HEADER_LENGTH
 
 __all__ = [
     "HANDSHAKE_HEADER_LENGTH",
+    "HANDSHAKE_RECORD_OVERHEAD",
+    "PLAIN_HANDSHAKE_RECORD",
     "Certificate",
     "CertificateRequest",
     "CertificateVerify",
@@ -66,6 +68,12 @@ _NG = member_view(NamedGroup)
 
 #: msg_type(1) length(3) message_seq(2) fragment_offset(3) fragment_length(3), RFC 6347 §4.2.2.
 HANDSHAKE_HEADER_LENGTH = 12
+#: An epoch-0 record holding one whole handshake message: the record header (type, version,
+#: epoch, seq_hi, seq_lo, length), then the handshake header as msg_type+length, message_seq,
+#: fragment_offset's high 16 bits, its low byte + fragment_length (RFC 6347 §4.1, §4.2.2).
+PLAIN_HANDSHAKE_RECORD = struct.Struct("!BHHHIHIHHI")
+#: The record and handshake headers before a whole handshake message's body.
+HANDSHAKE_RECORD_OVERHEAD = RECORD_HEADER_LENGTH + HANDSHAKE_HEADER_LENGTH
 _HANDSHAKE = int(ContentType.HANDSHAKE)
 _CLIENT_HELLO = int(HandshakeType.CLIENT_HELLO)
 #: That header as msg_type+length (4), message_seq (2), then fragment_offset's high 16 bits (2)
@@ -312,7 +320,7 @@ class InitialHello(NamedTuple):
 #: record length, msg_type+length, message_seq, fragment_offset's high 16 bits, its low byte +
 #: fragment_length (RFC 6347 §4.1, §4.2.2).
 _HELLO_HEADERS = struct.Struct("!BBxHHIHIHHI")
-_MAX_RECORD = MAX_PLAINTEXT_LENGTH + MAX_CIPHERTEXT_EXPANSION
+_MAX_RECORD = MAX_FRAGMENT_LENGTH
 #: The record and handshake headers, the hello's version and random, its session_id length.
 _HELLO_MINIMUM = RECORD_HEADER_LENGTH + HANDSHAKE_HEADER_LENGTH + 35
 

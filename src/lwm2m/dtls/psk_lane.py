@@ -62,6 +62,12 @@ from .messages import (
     InitialHello,
     initial_client_hello,
 )
+from .messages import (
+    HANDSHAKE_RECORD_OVERHEAD as _HANDSHAKE_RECORD_OVERHEAD,
+)
+from .messages import (
+    PLAIN_HANDSHAKE_RECORD as _PLAIN_HANDSHAKE_RECORD,
+)
 from .prf import (
     CLIENT_FINISHED_LABEL,
     EXTENDED_MASTER_SECRET_LABEL,
@@ -72,8 +78,15 @@ from .prf import (
     finished_verify_data,
 )
 from .record import (
-    MAX_CIPHERTEXT_EXPANSION,
-    MAX_PLAINTEXT_LENGTH,
+    MAX_FRAGMENT_LENGTH as _MAX_FRAGMENT,
+)
+from .record import (
+    MAX_SEQUENCE_NUMBER as _MAX_SEQUENCE,
+)
+from .record import (
+    RECORD_HEADER as _RECORD_HEADER,
+)
+from .record import (
     RECORD_HEADER_LENGTH,
     RawRecord,
     create_protections,
@@ -105,15 +118,6 @@ _EMPTY_RENEGOTIATION_INFO_EXTENSION = b"\x00\x01\x00"
 _EXPECT_KEY_EXCHANGE = HandshakeState.SERVER_EXPECT_CLIENT_KEY_EXCHANGE
 _EXPECT_FINISHED = HandshakeState.SERVER_EXPECT_FINISHED
 _POST_HANDSHAKE = HandshakeState.POST_HANDSHAKE
-#: The last record sequence number (RFC 6347 §4.1: 48 bits).
-_MAX_SEQUENCE = 2**48 - 1
-#: Longest record fragment the record layer accepts.
-_MAX_FRAGMENT = MAX_PLAINTEXT_LENGTH + MAX_CIPHERTEXT_EXPANSION
-_HANDSHAKE_RECORD_OVERHEAD = RECORD_HEADER_LENGTH + HANDSHAKE_HEADER_LENGTH
-#: An epoch-0 record holding one whole handshake message: the record header (type, version,
-#: epoch, seq_hi, seq_lo, length), then the handshake header as msg_type+length, message_seq,
-#: fragment_offset's high 16 bits, its low byte + fragment_length (RFC 6347 §4.1, §4.2.2).
-_PLAIN_HANDSHAKE_RECORD = struct.Struct("!BHHHIHIHHI")
 #: An epoch-0 record holding a whole ServerHello up to its extensions (RFC 5246 §7.4.1.3), by
 #: the length of the session_id (32 bytes, or none without a session cache): the record and
 #: handshake headers as in _PLAIN_HANDSHAKE_RECORD, then server_version, random, the
@@ -129,8 +133,6 @@ _CHANGE_CIPHER_SPEC_RECORD = struct.Struct("!BHHHIHB")
 _HANDSHAKE_HEADER = struct.Struct("!IHHI")
 #: The first six bytes of a handshake header: msg_type+length as one word, message_seq.
 _TYPE_LENGTH_SEQ = struct.Struct("!IH")
-#: A record header: type, version, epoch, seq_hi, seq_lo, length (RFC 6347 §4.1).
-_RECORD_HEADER = struct.Struct("!BHHHIH")
 #: A whole Finished message (RFC 5246 §7.4.9, 12 bytes of verify_data) with its DTLS header.
 _WHOLE_FINISHED = HANDSHAKE_HEADER_LENGTH + VERIFY_DATA_LENGTH
 _FINISHED_TYPE_AND_LENGTH = (_FINISHED << 24) | VERIFY_DATA_LENGTH

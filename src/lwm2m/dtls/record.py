@@ -31,7 +31,10 @@ from .prf import KEY_EXPANSION_LABEL, HmacSha256, prf
 
 __all__ = [
     "MAX_CIPHERTEXT_EXPANSION",
+    "MAX_FRAGMENT_LENGTH",
     "MAX_PLAINTEXT_LENGTH",
+    "MAX_SEQUENCE_NUMBER",
+    "RECORD_HEADER",
     "RECORD_HEADER_LENGTH",
     "CbcSha256Protection",
     "Ccm8Protection",
@@ -52,11 +55,17 @@ RECORD_HEADER_LENGTH = 13
 MAX_PLAINTEXT_LENGTH = 2**14
 #: Largest expansion a cipher may add (RFC 5246 §6.2.3).
 MAX_CIPHERTEXT_EXPANSION = 2048
+#: Longest record fragment accepted: plaintext plus the largest expansion.
+MAX_FRAGMENT_LENGTH = MAX_PLAINTEXT_LENGTH + MAX_CIPHERTEXT_EXPANSION
+#: The last sequence number of an epoch (RFC 6347 §4.1: 48 bits).
+MAX_SEQUENCE_NUMBER = 2**48 - 1
+#: A record header without CID: type, version, epoch, seq_hi, seq_lo, length (RFC 6347 §4.1).
+RECORD_HEADER = struct.Struct("!BHHHIH")
 #: The 8-byte placeholder of the CID AAD and MAC input (RFC 9146 §5).
 _SEQ_NUM_PLACEHOLDER = b"\xff" * 8
 _CID_TYPE = bytes([_CT.TLS12_CID])
 
-_HEADER = struct.Struct("!BHHHIH")
+_HEADER = RECORD_HEADER
 _AAD = struct.Struct("!HHIBHH")  # epoch, seq_hi, seq_lo, type, version, length
 _U16 = struct.Struct("!H")
 # The CCM_8 fast paths pack epoch||sequence_number as one 64-bit field: it is the record's
@@ -98,7 +107,7 @@ def parse_datagram(data: bytes, cid_length: int = 0) -> list[RawRecord]:
     records: list[RawRecord] = []
     pos = 0
     end = len(data)
-    limit = MAX_PLAINTEXT_LENGTH + MAX_CIPHERTEXT_EXPANSION
+    limit = MAX_FRAGMENT_LENGTH
     while end - pos >= RECORD_HEADER_LENGTH:
         content_type = data[pos]
         if content_type == _CT.TLS12_CID:

@@ -61,7 +61,7 @@ from .events import ApplicationData, DtlsEvent, PeerAddressChanged
 from .handshake import SessionCache
 from .messages import HANDSHAKE_HEADER_LENGTH, initial_client_hello
 from .psk_lane import Offer
-from .record import RECORD_HEADER_LENGTH
+from .record import MAX_SEQUENCE_NUMBER, RECORD_HEADER_LENGTH
 
 __all__ = ["DtlsServer", "ServerEvent"]
 
@@ -82,7 +82,7 @@ _MAX_STATELESS_REPLIES = 4096
 #: Highest record sequence number of a ClientHello that may make a connection: the server's
 #: epoch-0 records continue from it and need room (2**32 numbers, far more than any flight
 #: and its retransmissions take; RFC 6347 §4.1 ends the sequence space at 2**48 - 1).
-_LAST_HELLO_RECORD_SEQ = 2**48 - 1 - 2**32
+_LAST_HELLO_RECORD_SEQ = MAX_SEQUENCE_NUMBER - 2**32
 #: The first 6 bytes of a handshake header: msg_type+length as one word, message_seq.
 _TYPE_LENGTH_SEQ = Struct("!IH")
 #: A HelloVerifyRequest up to its cookie: record header (type, version, epoch, seq_hi, seq_lo,
