@@ -419,3 +419,34 @@ def test_waiter_takes_failures_and_a_done_waiter_is_left_alone() -> None:
     client.shutdown(net.now)
     assert net.take(CLIENT) == []
     assert isinstance(pending.error, RequestCancelled)
+
+
+def test_fail_requests_ends_the_waiting_requests_to_one_peer() -> None:
+    """A driver whose transport lost a peer (a secure session that failed) fails the requests
+    to it that wait on a waiter, queued ones (NSTART) included; an event-driven request and the
+    requests to other peers go on."""
+    other = ("10.9.9.9", 5683)
+    net = Net()
+    net.drop = lambda w: True  # nothing is answered
+    client = net.add(CLIENT, seed=1)
+    error = RequestCancelled("session failed")
+    assert client.fail_requests(SERVER, error, net.now) == 0  # an unknown peer
+    sent, queued, elsewhere = _Waiter(), _Waiter(), _Waiter()
+    client.send_request(Message(Code.GET, uri_path="/a"), SERVER, net.now, sent)
+    client.send_request(Message(Code.GET, uri_path="/b"), SERVER, net.now, queued)  # NSTART 1
+    evented = client.send_request(Message(Code.GET, uri_path="/c"), SERVER, net.now)
+    client.send_request(Message(Code.GET, uri_path="/d"), other, net.now, elsewhere)
+    assert client.pending_requests == 4
+    assert client.fail_requests(SERVER, error, net.now) == 2
+    assert sent.error is error
+    assert queued.error is error
+    assert elsewhere.error is None
+    assert client.pending_requests == 2
+    # The event-driven request took the freed NSTART slot; it and the other peer's request time out.
+    net.run_until(net.now + 300)
+    failures = {ev.request_id: ev.error for ev in net.take(CLIENT)}
+    assert list(failures) == [evented]
+    assert isinstance(failures[evented], RequestTimeout)
+    assert isinstance(elsewhere.error, RequestTimeout)
+    assert client.pending_requests == 0
+    assert client.fail_requests(SERVER, error, net.now) == 0  # nothing pending any more

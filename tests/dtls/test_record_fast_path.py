@@ -12,6 +12,7 @@ suites and both roles. Each example runs on two copies of one established connec
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 from collections.abc import Hashable
 from typing import Any
@@ -86,12 +87,21 @@ def drain(connection: DtlsConnection) -> list[DtlsEvent]:
     return events
 
 
-def pair(suite: int, cid_mode: str, receiver: str) -> tuple[DtlsConnection, DtlsConnection]:
-    """(sender, receiver) copies; ``receiver`` is "client" or "server"."""
+def pair(
+    suite: int, cid_mode: str, receiver: str, max_record_plaintext: int = 2**14
+) -> tuple[DtlsConnection, DtlsConnection]:
+    """(sender, receiver) copies; ``receiver`` is "client" or "server". A receiver's
+    ``max_record_plaintext`` below the default is set after the handshake (whose records would
+    not fit it)."""
     client, connection, _ = established(suite, cid_mode)
-    if receiver == "client":
-        return clone(connection), clone(client)
-    return clone(client), clone(connection)
+    sender, reader = (connection, client) if receiver == "client" else (client, connection)
+    sender, reader = clone(sender), clone(reader)
+    if max_record_plaintext != reader._configuration.max_record_plaintext:
+        reader._configuration = dataclasses.replace(
+            reader._configuration, max_record_plaintext=max_record_plaintext
+        )
+        reader._set_fast_paths()
+    return sender, reader
 
 
 def writer(connection: DtlsConnection) -> RecordProtection:
@@ -190,8 +200,14 @@ def build(op: tuple[Any, ...], sender: DtlsConnection, sent: list[bytes]) -> tup
     return payload, False  # noise
 
 
-def check_open_record(suite: int, cid_mode: str, receiver: str, ops: list[tuple[Any, ...]]) -> None:
-    sender, fast = pair(suite, cid_mode, receiver)
+def check_open_record(
+    suite: int,
+    cid_mode: str,
+    receiver: str,
+    ops: list[tuple[Any, ...]],
+    max_record_plaintext: int = 2**14,
+) -> None:
+    sender, fast = pair(suite, cid_mode, receiver, max_record_plaintext)
     general = clone(fast)
     sent: list[bytes] = []
     for op in ops:
@@ -199,6 +215,7 @@ def check_open_record(suite: int, cid_mode: str, receiver: str, ops: list[tuple[
         sent.append(datagram)
         window = fast._read_window
         fresh = fresh and window.is_fresh(op[1]) and fast.state is ConnectionState.ESTABLISHED
+        fresh = fresh and len(op[2]) <= max_record_plaintext
         before = snapshot(fast)
         plaintext = fast.open_record(datagram)
         if plaintext is None:
@@ -225,6 +242,19 @@ def test_open_record_agrees_with_receive_datagram(
     suite: int, cid_mode: str, receiver: str, ops: list[tuple[Any, ...]]
 ) -> None:
     check_open_record(suite, cid_mode, receiver, ops)
+
+
+@pytest.mark.parametrize("receiver", ["client", "server"])
+@pytest.mark.parametrize("cid_mode", list(CID_MODES))
+@pytest.mark.parametrize("suite", [CCM8, CBC], ids=["ccm8", "cbc"])
+@settings(max_examples=25, deadline=None)
+@given(ops=operations())
+def test_open_record_agrees_over_a_small_plaintext_limit(
+    suite: int, cid_mode: str, receiver: str, ops: list[tuple[Any, ...]]
+) -> None:
+    """Payloads up to 80 bytes against an 8-byte ``max_record_plaintext``: a record over it is
+    left to the general path, which ends the connection with record_overflow."""
+    check_open_record(suite, cid_mode, receiver, ops, max_record_plaintext=8)
 
 
 @pytest.mark.parametrize("receiver", ["client", "server"])
@@ -283,6 +313,68 @@ def test_open_record_leaves_lingering_flight_to_the_general_path() -> None:
     assert event.event == ApplicationData(b"first")
     assert connection.get_timer() is None
     assert connection.open_record(link.client.seal(b"second")) == b"second"
+
+
+@pytest.mark.parametrize("cid_mode", list(CID_MODES))
+@pytest.mark.parametrize("suite", [CCM8, CBC], ids=["ccm8", "cbc"])
+def test_the_direct_ccm8_paths_are_taken_where_they_apply(suite: int, cid_mode: str) -> None:
+    """``open_record`` and ``seal`` use AES-128-CCM_8 directly exactly where a direction has
+    that suite and no CID, and stop at close; records sealed either way read alike."""
+    client, connection, _ = established(suite, cid_mode)
+    for receiver, sender in (
+        (clone(client), clone(connection)),
+        (clone(connection), clone(client)),
+    ):
+        read = receiver._read_protection
+        write = receiver._write_protection
+        assert read is not None
+        assert write is not None
+        assert (receiver._open_ccm8 is read) is (suite == CCM8 and not read.cid)
+        assert (receiver._seal_ccm8 is write) is (suite == CCM8 and not write.cid)
+        general = clone(receiver)
+        general._seal_ccm8 = None  # the suite's own sealing
+        direct = receiver.seal(b"direct")
+        assert same_datagrams(suite, [general.seal(b"direct")], [direct])
+        assert snapshot(general) == snapshot(receiver)
+        assert sender.open_record(direct) == b"direct"
+        receiver.close()
+        assert receiver._open_ccm8 is None
+        assert receiver._seal_ccm8 is None
+
+
+def test_the_direct_ccm8_read_waits_for_the_end_of_the_linger() -> None:
+    """The server keeps its last flight: its reads go the general way until the client's first
+    record ends the linger, or until the linger runs out."""
+    for ending in ("record", "timer"):
+        server = dtls_server(cipher_suites=(CCM8,))
+        link = Link(psk_client(cipher_suites=(CCM8,)), server)
+        link.run()
+        connection = server.connection_for(CLIENT_ADDRESS)
+        assert connection is not None
+        assert connection._open_ccm8 is None
+        assert connection._seal_ccm8 is connection._write_protection  # writing is not held up
+        if ending == "record":
+            server.receive_datagram(link.client.seal(b"first"), CLIENT_ADDRESS, 0.0)
+        else:
+            deadline = connection.get_timer()
+            assert deadline is not None
+            connection.handle_timer(deadline)
+        assert connection.get_timer() is None
+        assert connection._open_ccm8 is connection._read_protection
+        assert connection.open_record(link.client.seal(b"second")) == b"second"
+
+
+def test_a_direct_ccm8_record_of_the_wrong_length_goes_the_general_way() -> None:
+    """Shorter than header, nonce and tag; a length field that does not match the datagram."""
+    sender, fast = pair(CCM8, "no-cid", "server")
+    record = writer(sender).encrypt(23, DTLS_1_2, 1, 10**6, b"payload")
+    for datagram in (record[:28], record[:13], record[:5], record + b"x", record[:-1]):
+        before = snapshot(fast)
+        assert fast.open_record(datagram) is None
+        assert snapshot(fast) == before
+    short = record[:11] + (8).to_bytes(2, "big") + record[13:21]  # a fragment of 8 bytes
+    assert fast.open_record(short) is None
+    assert fast.open_record(record) == b"payload"
 
 
 # -- seal -----------------------------------------------------------------------------------------

@@ -376,7 +376,10 @@ async def test_a_failed_session_fails_pending_requests_and_observations() -> Non
         )
         async with asyncio.timeout(5):
             await started.wait()
-        assert len(client._peer_of) == 2  # both requests are tracked by peer
+        # The observation is tracked by peer; the request's future is the engine's waiter,
+        # which CoapEngine.fail_requests fails.
+        assert len(client._peer_of) == 1
+        assert client.engine.pending_requests == 2
         error = ConnectionAbortedError("handshake failed")
         layer.failures.append((("s", tuple(server.local_address)), error))
         assert layer.wakeup is not None

@@ -845,6 +845,22 @@ class CoapEngine:
         if req is not None:
             self._finish(req, now)
 
+    def fail_requests(self, remote: Any, error: BaseException, now: float) -> int:
+        """End every request to ``remote`` that has a waiter (:meth:`send_request`), handing
+        it ``error``: for a driver whose transport lost the peer (a secure session that failed
+        or closed). Requests without a waiter are left to the driver, which keeps track of them
+        itself. Returns how many ended."""
+        peer = self._peers.get(remote)
+        if peer is None or not peer.refs:
+            return 0
+        ended = [r for r in self._requests.values() if r.peer is peer and r.waiter is not None]
+        for req in ended:
+            self._finish(req, now)
+            waiter = req.waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(error)
+        return len(ended)
+
     def cancel_observation(self, request_id: int, now: float) -> None:
         """Proactively cancel an observation with GET/FETCH Observe=1 and the same token
         (RFC 7641 §3.6). :class:`ObservationEnded` follows when the server answered."""

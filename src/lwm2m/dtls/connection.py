@@ -28,7 +28,9 @@ Record fast paths for established connections (the CoAP adapter's per-request pa
 the datagram (the same checks: framing, CID, epoch, version, replay window, authentication, size)
 and returns its plaintext, or None with nothing changed, for ``receive_datagram`` to handle;
 ``seal(data)`` returns the protected record that ``send`` would have queued (the same size and
-sequence-number limits).
+sequence-number limits). With AES-128-CCM_8 and no CID in a direction, both take the AEAD in one
+function (``_set_fast_paths`` says when); other suites and CID records use the protection's own
+methods.
 
 Errors in peer input never escape ``receive_datagram``: they become a fatal alert and a
 :class:`~.events.ConnectionClosed` event, or a silent drop.
@@ -40,6 +42,8 @@ import logging
 import os
 import struct
 from enum import Enum, auto
+
+from cryptography.exceptions import InvalidTag
 
 from lwm2m.errors import BufferReadError
 
@@ -95,6 +99,7 @@ from .record import (
 )
 from .record import (
     RECORD_HEADER_LENGTH,
+    Ccm8Protection,
     NullProtection,
     RawRecord,
     RecordProtection,
@@ -125,6 +130,17 @@ _CHANGE_CIPHER_SPEC = int(ContentType.CHANGE_CIPHER_SPEC)
 _APPLICATION_DATA = int(ContentType.APPLICATION_DATA)
 _TLS12_CID = int(ContentType.TLS12_CID)
 _CID_RECORD_HEADER = struct.Struct("!BHHHI")
+# The CCM_8 record fast paths (no CID, epoch 1) read and write epoch||sequence_number as one 64-bit
+# field: the record's sequence field, the explicit nonce (RFC 6655 §3) and the AAD's seq_num
+# (RFC 5246 §6.2.3.3).
+_CCM8_NUMBER_LENGTH = struct.Struct("!QH")  # epoch+seq, length: from offset 3 of the header
+_CCM8_RECORD_START = bytes([_APPLICATION_DATA]) + struct.pack("!HH", DTLS_1_2, 1)
+_CCM8_HEADER = struct.Struct("!BHQHQ")  # ... and the explicit nonce
+_CCM8_NONCE = struct.Struct("!4sQ")  # implicit IV, explicit nonce
+_CCM8_AAD = struct.Struct("!QBHH")  # epoch+seq, type, version, length
+_CCM8_EXPANSION = 16  # explicit nonce and tag (RFC 6655 §3)
+_CCM8_RECORD_MIN = RECORD_HEADER_LENGTH + _CCM8_EXPANSION
+_EPOCH_1 = 1 << 48
 _WINDOW_SIZE = ReplayWindow.SIZE
 #: The few distinct ``max_application_data`` values, shared by the connections (memory).
 _SEAL_LIMITS: dict[int, int] = {}
@@ -261,14 +277,16 @@ class DtlsConnection:
         "_flight_sent_at",
         "_flight_trigger",
         "_handshake",
-        "_highest_record",
         "_linger",
         "_offers",
+        "_open_ccm8",
+        "_open_limit",
         "_read_protection",
         "_read_window",
         "_reassembler",
         "_receive_seq",
         "_retransmissions",
+        "_seal_ccm8",
         "_seal_limit",
         "_state",
         "_timeout",
@@ -326,8 +344,12 @@ class DtlsConnection:
         self._deferred: list[RawRecord] = []
         self._events: list[DtlsEvent] = []
         self._datagrams: list[bytes] = []
-        self._highest_record = (0, -1)
         self._seal_limit = 0  # max_application_data, fixed once established
+        # The CCM_8 protections (without CID) the record fast paths use directly: set while
+        # they may (see _set_fast_paths), None otherwise.
+        self._open_ccm8: Ccm8Protection | None = None
+        self._seal_ccm8: Ccm8Protection | None = None
+        self._open_limit = 0
         self._client_random: bytes | None = None  # server: of the hello that made the session
         # Server: the demultiplexer's hellos read before (psk_lane), shared by its connections.
         self._offers = _offers
@@ -355,9 +377,11 @@ class DtlsConnection:
     @property
     def highest_authenticated_record(self) -> tuple[int, int]:
         """``(epoch, sequence_number)`` of the newest record that authenticated under
-        negotiated keys; a demultiplexer accepts a peer address change only when this grew
-        (RFC 9146 §6)."""
-        return self._highest_record
+        negotiated keys, ``(0, -1)`` before any; a demultiplexer accepts a peer address change
+        only when this grew (RFC 9146 §6). Epoch 1 is the only negotiated epoch (renegotiation
+        is refused), so this is the top of its replay window."""
+        highest = self._read_window.highest
+        return (1, highest) if highest >= 0 else (0, -1)
 
     def _is_closed(self) -> bool:
         return self._state is _CS.CLOSED
@@ -450,6 +474,47 @@ class DtlsConnection:
         general path drops them, after a second decryption attempt), oversize plaintext, a
         connection still handshaking, closed or keeping its last flight (``linger``).
         """
+        protection = self._open_ccm8
+        if protection is None:
+            return self._open_record(data)
+        # AES-128-CCM_8 without CID, written out (the most common suite of LwM2M): the checks
+        # of _open_record and Ccm8Protection.open_application_data in one pass, in the same
+        # order. The fragment-length bound and the plaintext bound come first: a record over
+        # either goes the general way (which decrypts it and drops it or ends the connection).
+        end = len(data)
+        # content type, version and epoch in one comparison: application_data, DTLS 1.2, 1
+        if end < _CCM8_RECORD_MIN or data[:5] != _CCM8_RECORD_START:
+            return None
+        number, length = _CCM8_NUMBER_LENGTH.unpack_from(data, 3)
+        if length + RECORD_HEADER_LENGTH != end or length > self._open_limit:
+            return None
+        seq = number - _EPOCH_1
+        window = self._read_window
+        highest = window.highest
+        if seq <= highest:  # ReplayWindow.is_fresh
+            offset = highest - seq
+            if offset >= _WINDOW_SIZE or (window.bitmap >> offset) & 1:
+                return None
+        try:
+            plaintext: bytes = protection._aead.decrypt(
+                protection._iv + data[13:21],
+                data[21:],
+                _CCM8_AAD.pack(number, _APPLICATION_DATA, DTLS_1_2, length - _CCM8_EXPANSION),
+            )
+        except InvalidTag:
+            return None
+        if seq > highest:  # ReplayWindow.mark
+            shift = seq - highest
+            window.bitmap = (
+                1 if shift >= _WINDOW_SIZE else ((window.bitmap << shift) | 1) & _WINDOW_MASK
+            )
+            window.highest = seq
+        else:
+            window.bitmap |= 1 << (highest - seq)
+        return plaintext
+
+    def _open_record(self, data: bytes) -> bytes | None:
+        """:meth:`open_record` for the other suites and for CID records."""
         if self._state is not _CS.ESTABLISHED or self._linger is not None:
             return None
         protection = self._read_protection
@@ -481,15 +546,13 @@ class DtlsConnection:
         plaintext = protection.open_application_data(data, 1, seq)
         if plaintext is None or len(plaintext) > self._configuration.max_record_plaintext:
             return None
-        # Authenticated: ReplayWindow.mark, and the newest authenticated record (epoch 1 is the
-        # only negotiated epoch, so it is (1, window.highest) once a record of it authenticated).
+        # Authenticated: ReplayWindow.mark.
         if seq > highest:
             shift = seq - highest
             window.bitmap = (
                 1 if shift >= _WINDOW_SIZE else ((window.bitmap << shift) | 1) & _WINDOW_MASK
             )
             window.highest = seq
-            self._highest_record = (1, seq)
         else:
             window.bitmap |= 1 << (highest - seq)
         return plaintext
@@ -504,6 +567,29 @@ class DtlsConnection:
         close, when ``data`` exceeds :attr:`max_application_data`, when the sequence numbers
         of the epoch are exhausted (2**48 records, RFC 6347 §4.1).
         """
+        protection = self._seal_ccm8
+        if protection is None:
+            return self._seal(data)
+        # AES-128-CCM_8 without CID: Ccm8Protection.seal_application_data written out.
+        length = len(data)
+        if length > self._seal_limit:
+            raise DtlsStateError(f"{length} bytes exceed the {self._seal_limit}-byte record limit")
+        write_seq = self._write_seq
+        seq = write_seq[1]
+        if seq > _MAX_SEQUENCE:
+            raise DtlsStateError("sequence numbers exhausted")
+        write_seq[1] = seq + 1
+        number = _EPOCH_1 | seq
+        return _CCM8_HEADER.pack(
+            _APPLICATION_DATA, DTLS_1_2, number, length + _CCM8_EXPANSION, number
+        ) + protection._aead.encrypt(
+            _CCM8_NONCE.pack(protection._iv, number),
+            data,
+            _CCM8_AAD.pack(number, _APPLICATION_DATA, DTLS_1_2, length),
+        )
+
+    def _seal(self, data: bytes) -> bytes:
+        """:meth:`seal` for the other suites and for CID records."""
         if self._state is not _CS.ESTABLISHED:
             raise DtlsStateError("application data can be sent only on an established connection")
         if len(data) > self._seal_limit:
@@ -545,6 +631,7 @@ class DtlsConnection:
         if self._linger is not None and now >= self._linger:
             self._linger = None
             self._release_handshake_state()
+            self._set_fast_paths()
         if self._timer is None or now < self._timer:
             return
         config = self._configuration
@@ -617,8 +704,6 @@ class DtlsConnection:
                 raise AlertDecryptError("records of the new epoch do not authenticate")
             return  # bad MAC: silently discarded (RFC 6347 §4.1.2.7)
         window.mark(seq)
-        if epoch and (epoch, seq) > self._highest_record:
-            self._highest_record = (epoch, seq)
         content_type, payload = result
         if len(payload) > self._configuration.max_record_plaintext:
             raise AlertRecordOverflow("record plaintext exceeds the limit")
@@ -637,6 +722,7 @@ class DtlsConnection:
                         # The peer sends data: it has our last flight (RFC 6347 §4.2.4).
                         self._linger = None
                         self._release_handshake_state()
+                        self._set_fast_paths()
                     self._events.append(ApplicationData(payload))
             case _:
                 if epoch:
@@ -815,6 +901,22 @@ class DtlsConnection:
             self._linger = now + configuration.final_flight_linger
         else:
             self._release_handshake_state()
+        self._set_fast_paths()
+
+    def _set_fast_paths(self) -> None:
+        """Let :meth:`seal` and :meth:`open_record` use AES-128-CCM_8 directly where the
+        connection is established with that suite and no CID in that direction; ``open_record``
+        only once no last flight is kept (``linger``: a record then goes the general way, which
+        ends the linger)."""
+        seal = self._write_protection
+        self._seal_ccm8 = seal if type(seal) is Ccm8Protection and not seal.cid else None
+        opener = self._read_protection
+        if type(opener) is Ccm8Protection and not opener.cid and self._linger is None:
+            self._open_ccm8 = opener
+            limit = self._configuration.max_record_plaintext + _CCM8_EXPANSION
+            self._open_limit = min(limit, _MAX_FRAGMENT)
+        else:
+            self._open_ccm8 = None
 
     def _release_handshake_state(self) -> None:
         """After the handshake and its linger period, keep only what records need."""
@@ -899,6 +1001,7 @@ class DtlsConnection:
 
     def _close(self, alert: int | None, *, by_peer: bool, reason: str) -> None:
         self._state = _CS.CLOSED
+        self._open_ccm8 = self._seal_ccm8 = None
         self._events.append(ConnectionClosed(alert, by_peer, reason))
         self._handshake = None
         self._timer = None

@@ -511,7 +511,6 @@ def receive_key_exchange_flight(connection: DtlsConnection, data: bytes, now: fl
     read_window = connection._read_window
     read_window.highest = seq3
     read_window.bitmap = 1
-    connection._highest_record = (1, seq3)
     connection._receive_seq = message_seq + 1
     _serve_finished(connection, handshake, mac, plaintext, message_seq, now)
     return True

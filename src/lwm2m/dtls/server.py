@@ -153,7 +153,7 @@ class DtlsServer:
         self._by_cid: dict[bytes, DtlsConnection] = {}
         self._timers: dict[DtlsConnection, float] = {}
         # Connections by when they were queued, oldest first, with the newest authenticated
-        # record they had then (the same object, compared by identity): see _evict_stale.
+        # record they had then (compared by value): see _evict_stale.
         self._queued: dict[DtlsConnection, tuple[float, tuple[int, int]]] = {}
         self._outgoing: list[tuple[bytes, Hashable]] = []
         self._events: list[ServerEvent] = []
@@ -291,7 +291,7 @@ class DtlsServer:
         else:
             self._by_address[address] = connection
         self._addresses[connection] = address
-        self._queued[connection] = (now, connection._highest_record)
+        self._queued[connection] = (now, connection.highest_authenticated_record)
         if cid:
             self._by_cid[cid] = connection
         connection.receive_datagram(data, now, initial)
@@ -478,7 +478,7 @@ class DtlsServer:
             connection = next(iter(queued))
             since, seen = queued[connection]
             newest = connection.highest_authenticated_record
-            if newest is not seen:
+            if newest != seen:
                 del queued[connection]
                 queued[connection] = (now, newest)
                 continue

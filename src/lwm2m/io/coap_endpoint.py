@@ -584,32 +584,29 @@ class CoapEndpoint:
                 raise
             finally:
                 self._waiting -= 1
-        # Through a security layer: the engine resolves the future too (its waiter); the entries
-        # in _pending and _peer_of let a failed session fail the request (_fail_peer) until it
-        # completes. Both go when it ends (no _track: its bulk pruning is for observations).
+        # Through a security layer: the engine resolves the future too (its waiter), and fails
+        # it when the peer's session fails (_fail_peer: CoapEngine.fail_requests).
         peer = self.security.connect(remote, now)
         request_id = engine.send_request(message, peer, now, future)
-        pending = self._pending
-        pending[request_id] = future
-        peers = self._peer_of if self._sessions is not None else None
-        if peers is not None:
-            peers[request_id] = peer
         # A flagged layer with nothing to add (an established session) is not asked for more
-        # datagrams or its deadline (_send_protected, _timer_moved).
+        # datagrams or its deadline (_send_protected; _timer_moved, inlined).
         self._send_protected(engine.datagrams_to_send(now), now)
         at = self._timer_at
-        if self._timer_moved(at):
+        flag = self._flag
+        if (
+            at is None
+            or engine.deadline_added_before(at)
+            or ((flag is None or flag.output_pending) and self._security_earlier(at))
+        ):
             self._rearm_timer(at)
+        self._waiting += 1
         try:
             return await future
         except asyncio.CancelledError:
-            if pending.pop(request_id, None) is not None:
-                engine.cancel_request(request_id, self._time())
+            engine.cancel_request(request_id, self._time())  # a no-op once it completed
             raise
         finally:
-            pending.pop(request_id, None)
-            if peers is not None:
-                peers.pop(request_id, None)
+            self._waiting -= 1
 
     async def _oscore_request(
         self, context: SecurityContext, message: Message, remote: UdpAddress
@@ -817,7 +814,10 @@ class CoapEndpoint:
         self._flush(now)
 
     def _fail_peer(self, peer: Any, error: Exception, now: float) -> None:
-        """Fail every request and observation pending towards ``peer`` with ``error``."""
+        """Fail every request and observation pending towards ``peer`` with ``error``: the
+        engine fails the requests whose future it resolves itself (:meth:`request`), the
+        tracked ones (observations) are failed here."""
+        self.engine.fail_requests(peer, error, now)
         failed = [rid for rid, p in self._peer_of.items() if p == peer]
         for request_id in failed:
             del self._peer_of[request_id]
@@ -1009,7 +1009,12 @@ class CoapEndpoint:
             flag = self._flag
             if out or flag is None or flag.output_pending:
                 self._send_protected(out, now)
-            if self._timer_moved(at):
+            # _timer_moved, inlined
+            if (
+                at is None
+                or engine.deadline_added_before(at)
+                or ((flag is None or flag.output_pending) and self._security_earlier(at))
+            ):
                 self._rearm_timer(at)
 
     def _datagram_received(self, data: bytes, addr: UdpAddress) -> None:

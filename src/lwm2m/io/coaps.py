@@ -123,6 +123,8 @@ logger = logging.getLogger(__name__)
 _HANDSHAKE = 22
 _APPLICATION_DATA = 23
 _TLS12_CID = 25
+_APPLICATION_DATA_BYTE = bytes([_APPLICATION_DATA])
+_TLS12_CID_BYTE = bytes([_TLS12_CID])
 _CLIENT_HELLO = 1
 _CLIENT_KEY_EXCHANGE = 16
 _ESTABLISHED = ConnectionState.ESTABLISHED
@@ -571,26 +573,30 @@ class DtlsSecurityLayer:
         return key
 
     def unprotect(self, data: bytes, addr: UdpAddress, now: float) -> list[tuple[bytes, Any]]:
-        key = addr if len(addr) == 2 else (addr[0], addr[1])
-        first = data[0] if data else -1
-        if first in (_APPLICATION_DATA, _TLS12_CID):
+        # The hot path first: a record of an established session. An IPv4 address arrives as
+        # its (host, port) key; an IPv6 one carries flowinfo and scope_id as well.
+        session = self._live.get(addr)
+        key = addr
+        if session is None and len(addr) != 2:
+            key = (addr[0], addr[1])
             session = self._live.get(key)
-            if session is not None:  # the hot path: a record of an established session
-                if first == _APPLICATION_DATA or session.client:
-                    plaintext = session.connection.open_record(data)
-                    if plaintext is not None:
-                        return [(plaintext, session.key)]
-                    if first == _APPLICATION_DATA:
-                        return self._record(session, data, now)
-                else:
-                    # A CID record to a server session: the demultiplexer routes it by CID
-                    # and takes it only from the connection's current address.
-                    server = self._server
-                    assert server is not None
-                    opened = server.open_record(data, key)
-                    if opened is not None:
-                        owner = self._by_connection.get(opened[0])
-                        return [(opened[1], owner.key)] if owner is not None else []
+        if session is not None:
+            if session.client or data[:1] == _APPLICATION_DATA_BYTE:
+                # Any record of a client session, a plain one of a server session.
+                plaintext = session.connection.open_record(data)
+                if plaintext is not None:
+                    return [(plaintext, session.key)]
+                if data[:1] == _APPLICATION_DATA_BYTE:
+                    return self._record(session, data, now)
+            elif data[:1] == _TLS12_CID_BYTE:
+                # A CID record to a server session: the demultiplexer routes it by CID and
+                # takes it only from the connection's current address.
+                server = self._server
+                assert server is not None
+                opened = server.open_record(data, key)
+                if opened is not None:
+                    owner = self._by_connection.get(opened[0])
+                    return [(opened[1], owner.key)] if owner is not None else []
         if key in self._plain:
             return [(data, key)]
         if not data:
