@@ -599,14 +599,11 @@ class CoapEndpoint:
             or ((flag is None or flag.output_pending) and self._security_earlier(at))
         ):
             self._rearm_timer(at)
-        self._waiting += 1
         try:
             return await future
         except asyncio.CancelledError:
             engine.cancel_request(request_id, self._time())  # a no-op once it completed
             raise
-        finally:
-            self._waiting -= 1
 
     async def _oscore_request(
         self, context: SecurityContext, message: Message, remote: UdpAddress
