@@ -437,11 +437,16 @@ def test_fail_requests_ends_the_waiting_requests_to_one_peer() -> None:
     evented = client.send_request(Message(Code.GET, uri_path="/c"), SERVER, net.now)
     client.send_request(Message(Code.GET, uri_path="/d"), other, net.now, elsewhere)
     assert client.pending_requests == 4
+    client.datagrams_to_send(net.now)  # the three requests' first transmissions
     assert client.fail_requests(SERVER, error, net.now) == 2
     assert sent.error is error
     assert queued.error is error
     assert elsewhere.error is None
     assert client.pending_requests == 2
+    # Only the event-driven request goes out: the queued one ended before the slot came free.
+    (started,) = client.datagrams_to_send(net.now)
+    assert started[1] == SERVER
+    assert decode(started[0]).uri_path == ("c",)
     # The event-driven request took the freed NSTART slot; it and the other peer's request time out.
     net.run_until(net.now + 300)
     failures = {ev.request_id: ev.error for ev in net.take(CLIENT)}

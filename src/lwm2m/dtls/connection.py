@@ -491,7 +491,7 @@ class DtlsConnection:
         seq = number - _EPOCH_1
         window = self._read_window
         highest = window.highest
-        if seq <= highest:  # ReplayWindow.is_fresh
+        if seq <= highest:  # ReplayWindow.is_fresh, written out
             offset = highest - seq
             if offset >= _WINDOW_SIZE or (window.bitmap >> offset) & 1:
                 return None
@@ -503,7 +503,7 @@ class DtlsConnection:
             )
         except InvalidTag:
             return None
-        if seq > highest:  # ReplayWindow.mark
+        if seq > highest:  # ReplayWindow.mark, written out
             shift = seq - highest
             window.bitmap = (
                 1 if shift >= _WINDOW_SIZE else ((window.bitmap << shift) | 1) & _WINDOW_MASK
@@ -538,23 +538,12 @@ class DtlsConnection:
             return None
         seq = (seq_hi << 32) | seq_lo
         window = self._read_window
-        highest = window.highest
-        if seq <= highest:  # ReplayWindow.is_fresh
-            offset = highest - seq
-            if offset >= _WINDOW_SIZE or (window.bitmap >> offset) & 1:
-                return None
+        if not window.is_fresh(seq):
+            return None
         plaintext = protection.open_application_data(data, 1, seq)
         if plaintext is None or len(plaintext) > self._configuration.max_record_plaintext:
             return None
-        # Authenticated: ReplayWindow.mark.
-        if seq > highest:
-            shift = seq - highest
-            window.bitmap = (
-                1 if shift >= _WINDOW_SIZE else ((window.bitmap << shift) | 1) & _WINDOW_MASK
-            )
-            window.highest = seq
-        else:
-            window.bitmap |= 1 << (highest - seq)
+        window.mark(seq)  # authenticated
         return plaintext
 
     def seal(self, data: bytes) -> bytes:
