@@ -854,9 +854,10 @@ class CoapEngine:
         if peer is None or not peer.refs:
             return 0
         ended = [r for r in self._requests.values() if r.peer is peer and r.waiter is not None]
-        # Newest first: a request waiting for an NSTART slot ends before the one that holds
-        # it gives the slot back, so no ended request is started (and sent) on the way.
-        for req in reversed(ended):
+        # Those holding no NSTART slot first (queued, or back in the queue for their next
+        # block): the slots given back then start none of them (nothing of theirs is sent).
+        ended.sort(key=lambda r: r.counted)
+        for req in ended:
             self._finish(req, now)
             waiter = req.waiter
             if waiter is not None and not waiter.done():
