@@ -64,7 +64,9 @@ test: lint typecheck imports unit
 fuzz: $(VENV)/.dev
 	LWM2M_FUZZ_ITERATIONS=1000000 $(BIN)/python -m pytest -m fuzz -q -p no:cacheprovider
 
+# bench/coaps_cost.py counts instructions under valgrind.
 bench: $(VENV)/.dev
+	@scripts/ensure-system-deps.sh valgrind
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
