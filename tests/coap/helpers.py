@@ -153,3 +153,25 @@ class Net:
 
     def sent_by(self, addr: Addr) -> list[Wire]:
         return [w for w in self.wire if w.src == addr]
+
+
+class RecordingWaiter:
+    """A minimal Waiter (what asyncio.Future offers) that records what it was given."""
+
+    def __init__(self, done: bool = False) -> None:
+        self.result: Message | None = None
+        self.error: BaseException | None = None
+        self._done = done
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, result: Message, /) -> None:
+        assert not self._done
+        self._done = True
+        self.result = result
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        assert not self._done
+        self._done = True
+        self.error = exception

@@ -26,7 +26,7 @@ from lwm2m.coap import (
 from lwm2m.coap.dedup import DuplicateCache
 from lwm2m.coap.events import notification_received, request_received, response_received
 
-from .helpers import CLIENT, SERVER, Net, exact_config
+from .helpers import CLIENT, SERVER, Net, RecordingWaiter, exact_config
 from .test_observe import observe_setup
 
 
@@ -323,28 +323,6 @@ def test_duplicate_cache_is_one_dict_across_generations() -> None:
     assert cache.get(3) is None
 
 
-class _Waiter:
-    """A minimal Waiter (what asyncio.Future offers) that records what it was given."""
-
-    def __init__(self, done: bool = False) -> None:
-        self.result: Message | None = None
-        self.error: BaseException | None = None
-        self._done = done
-
-    def done(self) -> bool:
-        return self._done
-
-    def set_result(self, result: Message, /) -> None:
-        assert not self._done
-        self._done = True
-        self.result = result
-
-    def set_exception(self, exception: BaseException, /) -> None:
-        assert not self._done
-        self._done = True
-        self.error = exception
-
-
 def _answer(net: Net, server: CoapEngine, response: Message) -> None:
     net.flush()
     for ev in net.take(SERVER):
@@ -357,7 +335,7 @@ def test_waiter_takes_the_piggybacked_response_instead_of_an_event() -> None:
     net = Net()
     client = net.add(CLIENT, seed=1)
     server = net.add(SERVER, seed=2)
-    waiter = _Waiter()
+    waiter = RecordingWaiter()
     client.send_request(Message(Code.GET, uri_path="/a"), SERVER, net.now, waiter)
     _answer(net, server, Message(Code.CONTENT, b"r", content_format=0))
     assert net.take(CLIENT) == []
@@ -373,14 +351,14 @@ def test_waiter_takes_a_block_wise_response_and_a_separate_one() -> None:
     client = net.add(CLIENT, seed=1)
     server = net.add(SERVER, exact_config(block_szx=0), seed=2)
     body = bytes(range(100))
-    waiter = _Waiter()
+    waiter = RecordingWaiter()
     client.send_request(Message(Code.GET, uri_path="/big"), SERVER, net.now, waiter)
     _answer(net, server, Message(Code.CONTENT, body))
     assert net.take(CLIENT) == []
     assert waiter.result is not None
     assert waiter.result.payload == body
     # A separate response (empty ACK first, RFC 7252 §5.2.2).
-    separate = _Waiter()
+    separate = RecordingWaiter()
     client.send_request(Message(Code.GET, uri_path="/slow"), SERVER, net.now, separate)
     net.flush()
     (ev,) = net.take(SERVER)
@@ -400,7 +378,7 @@ def test_waiter_takes_failures_and_a_done_waiter_is_left_alone() -> None:
     net = Net()
     net.drop = lambda w: True  # a black hole: every request times out
     client = net.add(CLIENT, seed=1)
-    timed_out = _Waiter()
+    timed_out = RecordingWaiter()
     client.send_request(Message(Code.GET, uri_path="/a"), SERVER, net.now, timed_out)
     net.run_until(net.now + 300)
     assert net.take(CLIENT) == []
@@ -408,13 +386,13 @@ def test_waiter_takes_failures_and_a_done_waiter_is_left_alone() -> None:
     # Already done (a cancelled future): neither set_result nor set_exception is called.
     net.drop = None
     server = net.add(SERVER, seed=2)
-    cancelled = _Waiter(done=True)
+    cancelled = RecordingWaiter(done=True)
     client.send_request(Message(Code.GET, uri_path="/a"), SERVER, net.now, cancelled)
     _answer(net, server, Message(Code.CONTENT))
     assert net.take(CLIENT) == []
     assert client.pending_requests == 0
     # Shutdown fails a pending request through its waiter.
-    pending = _Waiter()
+    pending = RecordingWaiter()
     client.send_request(Message(Code.GET, uri_path="/a"), SERVER, net.now, pending)
     client.shutdown(net.now)
     assert net.take(CLIENT) == []
@@ -431,7 +409,7 @@ def test_fail_requests_ends_the_waiting_requests_to_one_peer() -> None:
     client = net.add(CLIENT, seed=1)
     error = RequestCancelled("session failed")
     assert client.fail_requests(SERVER, error, net.now) == 0  # an unknown peer
-    sent, queued, elsewhere = _Waiter(), _Waiter(), _Waiter()
+    sent, queued, elsewhere = RecordingWaiter(), RecordingWaiter(), RecordingWaiter()
     client.send_request(Message(Code.GET, uri_path="/a"), SERVER, net.now, sent)
     client.send_request(Message(Code.GET, uri_path="/b"), SERVER, net.now, queued)  # NSTART 1
     evented = client.send_request(Message(Code.GET, uri_path="/c"), SERVER, net.now)

@@ -19,6 +19,7 @@ import struct
 from typing import Any
 
 import pytest
+from tests.coap.helpers import RecordingWaiter
 
 from lwm2m.coap import (
     Block,
@@ -46,7 +47,15 @@ from lwm2m.dtls.record import MAX_FRAGMENT_LENGTH, Ccm8Protection, ReplayWindow
 from lwm2m.io.coaps import DtlsLayerConfig, DtlsSecurityLayer, SessionKey
 
 from .helpers import CLIENT_ADDRESS, Link, dtls_server, psk_client
-from .test_record_fast_path import CCM8, MAX_SEQUENCE, clone, drain, pair, snapshot, writer
+from .test_record_fast_path import (
+    CCM8,
+    MAX_SEQUENCE,
+    clone,
+    drain,
+    open_both,
+    pair,
+    writer,
+)
 
 # -- helpers --------------------------------------------------------------------------------------
 
@@ -73,24 +82,8 @@ def ccm8_record(
 
 def agree(fast: DtlsConnection, datagram: bytes) -> bytes | None:
     """``fast.open_record(datagram)`` (then ``receive_datagram`` when it declines) against
-    ``receive_datagram`` on a clone: the same plaintext/events, datagrams and state; a
-    declined record changed nothing. Returns what ``open_record`` returned."""
-    general = clone(fast)
-    before = snapshot(fast)
-    plaintext = fast.open_record(datagram)
-    if plaintext is None:
-        assert snapshot(fast) == before, "open_record changed state and returned None"
-        fast.receive_datagram(datagram, 0.0)
-        fast_events = drain(fast)
-        fast_out = fast.datagrams_to_send(0.0)
-    else:
-        fast_events = [ApplicationData(plaintext)]
-        fast_out = []
-    general.receive_datagram(datagram, 0.0)
-    assert fast_events == drain(general)
-    assert fast_out == general.datagrams_to_send(0.0)
-    assert snapshot(fast) == snapshot(general)
-    return plaintext
+    ``receive_datagram`` on a clone (see ``open_both``). Returns what ``open_record`` returned."""
+    return open_both(fast, clone(fast), datagram)
 
 
 def direct_pair(receiver: str, max_record_plaintext: int = 2**14) -> tuple[Any, DtlsConnection]:
@@ -412,29 +405,9 @@ def exact_engine() -> CoapEngine:
 OTHER = ("10.9.9.9", 5683)
 
 
-class _Waiter:
-    def __init__(self, done: bool = False) -> None:
-        self.error: BaseException | None = None
-        self.result: Message | None = None
-        self._done = done
-
-    def done(self) -> bool:
-        return self._done
-
-    def set_result(self, result: Message, /) -> None:
-        assert not self._done
-        self._done = True
-        self.result = result
-
-    def set_exception(self, exception: BaseException, /) -> None:
-        assert not self._done
-        self._done = True
-        self.error = exception
-
-
 def test_fail_requests_counts_a_cancelled_waiter_and_spares_the_rest() -> None:
     engine = exact_engine()
-    cancelled, live, elsewhere = _Waiter(done=True), _Waiter(), _Waiter()
+    cancelled, live, elsewhere = RecordingWaiter(done=True), RecordingWaiter(), RecordingWaiter()
     engine.send_request(Message(Code.GET, uri_path="/a"), PEER, 0.0, cancelled)
     engine.send_request(Message(Code.GET, uri_path="/b"), PEER, 0.0, live)
     observation = engine.send_request(Message(Code.GET, uri_path="/o", observe=0), PEER, 0.0)
@@ -455,7 +428,7 @@ def test_fail_requests_sends_nothing_for_a_request_requeued_for_its_next_block()
     block is older than the slot's holder: ending the holder first would start it (the review
     found this; requests holding no slot now end first)."""
     engine = exact_engine()
-    first, second = _Waiter(), _Waiter()
+    first, second = RecordingWaiter(), RecordingWaiter()
     engine.send_request(Message(Code.GET, uri_path="/a"), PEER, 0.0, first)
     engine.send_request(Message(Code.GET, uri_path="/b"), PEER, 0.0, second)  # NSTART 1: queued
     ((data, _),) = engine.datagrams_to_send(0.0)
