@@ -89,15 +89,10 @@ from .messages import (
     PLAIN_HANDSHAKE_RECORD as _PLAIN_HANDSHAKE_RECORD,
 )
 from .record import (
-    MAX_FRAGMENT_LENGTH as _MAX_FRAGMENT,
-)
-from .record import (
-    MAX_SEQUENCE_NUMBER as _MAX_SEQUENCE,
-)
-from .record import (
-    RECORD_HEADER as _RECORD_HEADER,
-)
-from .record import (
+    CCM8_AAD,
+    CCM8_EXPANSION,
+    CCM8_HEADER,
+    CCM8_NONCE,
     RECORD_HEADER_LENGTH,
     Ccm8Protection,
     NullProtection,
@@ -105,6 +100,15 @@ from .record import (
     RecordProtection,
     ReplayWindow,
     parse_datagram,
+)
+from .record import (
+    MAX_FRAGMENT_LENGTH as _MAX_FRAGMENT,
+)
+from .record import (
+    MAX_SEQUENCE_NUMBER as _MAX_SEQUENCE,
+)
+from .record import (
+    RECORD_HEADER as _RECORD_HEADER,
 )
 from .trust import PeerIdentity
 
@@ -135,11 +139,7 @@ _CID_RECORD_HEADER = struct.Struct("!BHHHI")
 # (RFC 5246 §6.2.3.3).
 _CCM8_NUMBER_LENGTH = struct.Struct("!QH")  # epoch+seq, length: from offset 3 of the header
 _CCM8_RECORD_START = bytes([_APPLICATION_DATA]) + struct.pack("!HH", DTLS_1_2, 1)
-_CCM8_HEADER = struct.Struct("!BHQHQ")  # ... and the explicit nonce
-_CCM8_NONCE = struct.Struct("!4sQ")  # implicit IV, explicit nonce
-_CCM8_AAD = struct.Struct("!QBHH")  # epoch+seq, type, version, length
-_CCM8_EXPANSION = 16  # explicit nonce and tag (RFC 6655 §3)
-_CCM8_RECORD_MIN = RECORD_HEADER_LENGTH + _CCM8_EXPANSION
+_CCM8_RECORD_MIN = RECORD_HEADER_LENGTH + CCM8_EXPANSION
 _EPOCH_1 = 1 << 48
 _WINDOW_SIZE = ReplayWindow.SIZE
 #: The few distinct ``max_application_data`` values, shared by the connections (memory).
@@ -499,7 +499,7 @@ class DtlsConnection:
             plaintext: bytes = protection._aead.decrypt(
                 protection._iv + data[13:21],
                 data[21:],
-                _CCM8_AAD.pack(number, _APPLICATION_DATA, DTLS_1_2, length - _CCM8_EXPANSION),
+                CCM8_AAD.pack(number, _APPLICATION_DATA, DTLS_1_2, length - CCM8_EXPANSION),
             )
         except InvalidTag:
             return None
@@ -569,12 +569,12 @@ class DtlsConnection:
             raise DtlsStateError("sequence numbers exhausted")
         write_seq[1] = seq + 1
         number = _EPOCH_1 | seq
-        return _CCM8_HEADER.pack(
-            _APPLICATION_DATA, DTLS_1_2, number, length + _CCM8_EXPANSION, number
+        return CCM8_HEADER.pack(
+            _APPLICATION_DATA, DTLS_1_2, number, length + CCM8_EXPANSION, number
         ) + protection._aead.encrypt(
-            _CCM8_NONCE.pack(protection._iv, number),
+            CCM8_NONCE.pack(protection._iv, number),
             data,
-            _CCM8_AAD.pack(number, _APPLICATION_DATA, DTLS_1_2, length),
+            CCM8_AAD.pack(number, _APPLICATION_DATA, DTLS_1_2, length),
         )
 
     def _seal(self, data: bytes) -> bytes:
@@ -902,7 +902,7 @@ class DtlsConnection:
         opener = self._read_protection
         if type(opener) is Ccm8Protection and not opener.cid and self._linger is None:
             self._open_ccm8 = opener
-            limit = self._configuration.max_record_plaintext + _CCM8_EXPANSION
+            limit = self._configuration.max_record_plaintext + CCM8_EXPANSION
             self._open_limit = min(limit, _MAX_FRAGMENT)
         else:
             self._open_ccm8 = None

@@ -30,6 +30,10 @@ from .constants import DTLS_1_2, CipherSuite, ContentType, member_view
 from .prf import KEY_EXPANSION_LABEL, HmacSha256, prf
 
 __all__ = [
+    "CCM8_AAD",
+    "CCM8_EXPANSION",
+    "CCM8_HEADER",
+    "CCM8_NONCE",
     "MAX_CIPHERTEXT_EXPANSION",
     "MAX_FRAGMENT_LENGTH",
     "MAX_PLAINTEXT_LENGTH",
@@ -70,10 +74,15 @@ _AAD = struct.Struct("!HHIBHH")  # epoch, seq_hi, seq_lo, type, version, length
 _U16 = struct.Struct("!H")
 # The CCM_8 fast paths pack epoch||sequence_number as one 64-bit field: it is the record's
 # sequence field, the explicit nonce (RFC 6655 §3) and the AAD's seq_num (RFC 5246 §6.2.3.3).
-_CCM_HEADER = struct.Struct("!BHQHQ")  # type, version, epoch+seq, length, explicit nonce
+#: A CCM_8 record header and its explicit nonce: type, version, epoch+seq, length, epoch+seq.
+CCM8_HEADER = struct.Struct("!BHQHQ")
 _CCM_CID_PREFIX = struct.Struct("!BHQ")  # tls12_cid, version, epoch+seq (the CID follows)
-_CCM_NONCE = struct.Struct("!4sQ")  # implicit IV, explicit nonce
-_CCM_AAD = struct.Struct("!QBHH")  # epoch+seq, type, version, length
+#: The CCM_8 nonce: implicit IV, explicit nonce (RFC 6655 §3).
+CCM8_NONCE = struct.Struct("!4sQ")
+#: The CCM_8 AAD without CID: epoch+seq, type, version, length (RFC 5246 §6.2.3.3).
+CCM8_AAD = struct.Struct("!QBHH")
+#: What CCM_8 adds to a record's plaintext: the explicit nonce and the tag (RFC 6655 §3).
+CCM8_EXPANSION = 16
 _CCM_LENGTH_NONCE = struct.Struct("!HQ")  # a CID record's length, explicit nonce
 _APPLICATION_DATA = int(ContentType.APPLICATION_DATA)
 _APPLICATION_DATA_TYPE = bytes([_APPLICATION_DATA])  # the inner type byte of a CID record
@@ -314,17 +323,17 @@ class Ccm8Protection(RecordProtection):
         # Header, nonce and AAD each one struct pack, as in seal_application_data.
         number = (epoch << 48) | seq
         length = len(plaintext)
-        return _CCM_HEADER.pack(content_type, version, number, length + 16, number) + (
+        return CCM8_HEADER.pack(content_type, version, number, length + CCM8_EXPANSION, number) + (
             self._aead.encrypt(
-                _CCM_NONCE.pack(self._iv, number),
+                CCM8_NONCE.pack(self._iv, number),
                 plaintext,
-                _CCM_AAD.pack(number, content_type, version, length),
+                CCM8_AAD.pack(number, content_type, version, length),
             )
         )
 
     def decrypt(self, record: RawRecord) -> tuple[int, bytes] | None:
         fragment = record.fragment
-        if len(fragment) < 16:
+        if len(fragment) < CCM8_EXPANSION:
             return None
         explicit = fragment[:8]
         nonce = self._iv + explicit
@@ -333,7 +342,9 @@ class Ccm8Protection(RecordProtection):
             if record.content_type == _CT.TLS12_CID:
                 if record.connection_id != self.cid:
                     return None
-                aad = _cid_header(record.version, record.epoch, seq, self.cid, len(fragment) - 16)
+                aad = _cid_header(
+                    record.version, record.epoch, seq, self.cid, len(fragment) - CCM8_EXPANSION
+                )
                 content_type, plaintext = _inner_type(self._aead.decrypt(nonce, fragment[8:], aad))
                 return (content_type, plaintext) if content_type else None
             if self.cid:
@@ -344,7 +355,7 @@ class Ccm8Protection(RecordProtection):
                 seq & 0xFFFFFFFF,
                 record.content_type,
                 record.version,
-                len(fragment) - 16,
+                len(fragment) - CCM8_EXPANSION,
             )
             return record.content_type, self._aead.decrypt(nonce, fragment[8:], aad)
         except InvalidTag:
@@ -360,15 +371,15 @@ class Ccm8Protection(RecordProtection):
             prefix = _CCM_CID_PREFIX.pack(_CT.TLS12_CID, DTLS_1_2, number) + cid
             aad = _CID_AAD_START[len(cid)] + prefix + _U16.pack(length + 1)
             ciphertext = self._aead.encrypt(
-                _CCM_NONCE.pack(self._iv, number), plaintext + _APPLICATION_DATA_TYPE, aad
+                CCM8_NONCE.pack(self._iv, number), plaintext + _APPLICATION_DATA_TYPE, aad
             )
             return prefix + _CCM_LENGTH_NONCE.pack(length + 17, number) + ciphertext
-        return _CCM_HEADER.pack(
-            _APPLICATION_DATA, DTLS_1_2, number, length + 16, number
+        return CCM8_HEADER.pack(
+            _APPLICATION_DATA, DTLS_1_2, number, length + CCM8_EXPANSION, number
         ) + self._aead.encrypt(
-            _CCM_NONCE.pack(self._iv, number),
+            CCM8_NONCE.pack(self._iv, number),
             plaintext,
-            _CCM_AAD.pack(number, _APPLICATION_DATA, DTLS_1_2, length),
+            CCM8_AAD.pack(number, _APPLICATION_DATA, DTLS_1_2, length),
         )
 
     def open_application_data(self, data: bytes, epoch: int, seq: int) -> bytes | None:
@@ -377,7 +388,7 @@ class Ccm8Protection(RecordProtection):
         # from the wire header.
         cid = self.cid
         start = RECORD_HEADER_LENGTH + len(cid)
-        length = len(data) - start - 16  # plaintext (CID: DTLSInnerPlaintext) length
+        length = len(data) - start - CCM8_EXPANSION  # plaintext (CID: DTLSInnerPlaintext) length
         if length < 0:
             return None
         try:
@@ -391,7 +402,7 @@ class Ccm8Protection(RecordProtection):
             return self._aead.decrypt(
                 self._iv + data[13:21],
                 data[21:],
-                _CCM_AAD.pack((epoch << 48) | seq, _APPLICATION_DATA, DTLS_1_2, length),
+                CCM8_AAD.pack((epoch << 48) | seq, _APPLICATION_DATA, DTLS_1_2, length),
             )
         except InvalidTag:
             return None
@@ -399,14 +410,14 @@ class Ccm8Protection(RecordProtection):
     def open_fragment(
         self, content_type: int, epoch: int, seq: int, fragment: bytes
     ) -> bytes | None:
-        length = len(fragment) - 16
+        length = len(fragment) - CCM8_EXPANSION
         if length < 0 or self.cid:
             return None
         try:
             return self._aead.decrypt(
                 self._iv + fragment[:8],
                 fragment[8:],
-                _CCM_AAD.pack((epoch << 48) | seq, content_type, DTLS_1_2, length),
+                CCM8_AAD.pack((epoch << 48) | seq, content_type, DTLS_1_2, length),
             )
         except InvalidTag:
             return None

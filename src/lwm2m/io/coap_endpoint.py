@@ -414,7 +414,8 @@ class CoapEndpoint:
             self.security if isinstance(self.security, SessionLayer) else None
         )
         self._peer_of: dict[int, Any] = {}
-        """Session layers: the peer key of each pending request (to fail it with its session)."""
+        """Session layers: the peer key of each observation (to fail it with its session;
+        requests are failed by the engine, ``CoapEngine.fail_requests``)."""
         self._security_ready = False
         self.stats = EndpointStats()
         self._sock: socket.socket | None = None
@@ -423,7 +424,7 @@ class CoapEndpoint:
         self._sendto: Callable[[bytes, Any], object] = self._not_bound
         self._local_address: UdpAddress = ()
         self._pending: dict[int, asyncio.Future[Message]] = {}
-        """Futures of requests completed through events (observe registrations, sessions)."""
+        """Futures of requests completed through events (observe registrations)."""
         self._waiting = 0
         """Plain requests in flight whose future the engine resolves itself (its waiter)."""
         self._observations: dict[int, ClientObservation] = {}
