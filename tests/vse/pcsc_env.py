@@ -92,6 +92,11 @@ class RunningVse:
         self.server.stop()
         self.thread.join(10.0)
 
+    def wait_present(self, timeout: float = 15.0) -> None:
+        """Until pcscd reports the card present in its reader (bounded): ``ready`` says pcscd
+        read the card, its reader state may follow a poll later."""
+        open_transport(self.reader, timeout).close()
+
     def wait_absent(self, timeout: float = 10.0) -> None:
         """Until pcscd notices the card is gone (bounded)."""
         from lwm2m.secure.pcsc.errors import TransportError
