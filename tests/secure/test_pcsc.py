@@ -172,7 +172,6 @@ def card_0(pcscd: None, tmp_path: Path) -> Iterator[RunningVse]:
     path = tmp_path / "card0.json"
     save_state(blank_card(), path)
     card = start_vse(path, 35963)
-    card.wait_present()
     yield card
     card.stop()
 

@@ -83,6 +83,11 @@ class RunningVse:
         if not self.server.ready.wait(15.0):
             self.stop()
             pytest.fail(f"pcscd did not read the VSE card on port {port} within 15 s")
+        try:
+            self.wait_present()
+        except Exception:
+            self.stop()
+            raise
 
     @property
     def reader(self) -> str:
